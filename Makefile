@@ -1,0 +1,72 @@
+# Parley: two commands on a fresh machine.
+#   make run    build the wasm client and the server, serve on $(ADDR)
+#   make test   vet, native tests, wasm tests under Node, browser tests
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+GO      ?= go
+ADDR    ?= 127.0.0.1:8080
+DATA    ?= data
+# Go 1.24+ keeps the js/wasm support files in lib/wasm.
+WASMDIR := $(shell $(GO) env GOROOT)/lib/wasm
+DIST    := web/dist
+SERVER  := bin/parley-server
+# Packages that must also pass compiled to wasm (pure Go, no syscall/js).
+WASM_TEST_PKGS ?= ./crypto/... ./client/...
+FUZZTIME ?= 3s
+
+.PHONY: run build wasm server test vet test-native test-wasm test-fuzz fuzz \
+        chromium bench bench-relay clean
+
+run: build
+	$(SERVER) -addr '$(ADDR)' -data '$(DATA)'
+
+build: wasm server
+
+# The client: Go compiled to wasm, Go's loader, and brotli/gzip copies made
+# once at build time so the server never compresses on the request path.
+wasm:
+	@mkdir -p $(DIST)
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o $(DIST)/parley.wasm ./wasm
+	cp $(WASMDIR)/wasm_exec.js $(DIST)/wasm_exec.js
+	$(GO) run ./server/cmd/precompress $(DIST)
+
+# The server embeds index.html and web/ (including web/dist), so it is built
+# after the wasm.
+server: wasm
+	@mkdir -p bin
+	$(GO) build -trimpath -o $(SERVER) ./server/cmd/parley-server
+
+test: vet build chromium test-native test-wasm test-fuzz
+	@echo "make test: all passed"
+
+vet:
+	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... $(WASM_TEST_PKGS)
+
+# Native tests include e2e/, which drives Debian's chromium against the
+# embedded assets built above.
+test-native:
+	$(GO) test -count=1 -timeout 10m ./...
+
+test-wasm:
+	PATH="$(WASMDIR):$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 10m $(WASM_TEST_PKGS)
+
+# Every fuzz target runs briefly in make test and for longer in make fuzz.
+test-fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+fuzz:
+	./scripts/fuzz.sh 60s
+
+chromium:
+	@./scripts/ensure-chromium.sh
+
+bench:
+	./bench/crypto.sh
+
+bench-relay:
+	./bench/relay.sh
+
+clean:
+	rm -rf $(DIST) bin
