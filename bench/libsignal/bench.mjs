@@ -3,7 +3,8 @@
 // side by side with libsignal's, measured in the same invocation on the same
 // (shared, noisy) machine. See ../README.md for what each workload is.
 //
-// Output: one JSON object on stdout, µs/op medians over several runs:
+// Output: one JSON object on one line of stdout, µs/op medians over several
+// runs (several invocations append cleanly as JSON lines):
 //   {"tool":"libsignal","version":"0.103.0","node":"v20…","runs":5,
 //    "workloads":{"Stream1KiB":{"us_per_op":…,"runs_us":[…],"ops":…},…}}
 // A workload that has no libsignal equivalent is reported with "na" and a
@@ -326,7 +327,7 @@ async function main() {
       ...(w.note ? { note: w.note } : {}),
     };
   }
-  process.stdout.write(JSON.stringify(out, null, 1) + '\n');
+  process.stdout.write(JSON.stringify(out) + '\n');
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
