@@ -1,0 +1,137 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"syscall/js"
+
+	"github.com/hack-pad/safejs"
+)
+
+// apiError is what every window.parley call rejects with: a JS Error with a
+// stable machine-readable code and a sentence for people.
+type apiError struct {
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func newAPIError(code, format string, args ...any) *apiError {
+	return &apiError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// toJSError turns any Go error into the {code, message} shape; errors that
+// are not apiErrors become code "internal" so nothing unexplained leaks as a
+// bare string.
+func toJSError(err error) js.Value {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = &apiError{Code: "internal", Message: err.Error()}
+	}
+	e := js.Global().Get("Error").New(ae.Message)
+	e.Set("code", ae.Code)
+	return e
+}
+
+// Await blocks the calling goroutine until the JS promise p settles. It must
+// never run on the goroutine of a js.FuncOf callback (that deadlocks the Go
+// runtime); API entry points run their work in a fresh goroutine, see
+// promise.
+func Await(p safejs.Value) (safejs.Value, error) {
+	type result struct {
+		v   safejs.Value
+		err error
+	}
+	ch := make(chan result, 1)
+	then, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		v := safejs.Undefined()
+		if len(args) > 0 {
+			v = args[0]
+		}
+		ch <- result{v: v}
+		return nil
+	})
+	if err != nil {
+		return safejs.Undefined(), err
+	}
+	defer then.Release()
+	catch, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		var reason safejs.Value = safejs.Undefined()
+		if len(args) > 0 {
+			reason = args[0]
+		}
+		ch <- result{err: jsReason(reason)}
+		return nil
+	})
+	if err != nil {
+		return safejs.Undefined(), err
+	}
+	defer catch.Release()
+	if _, err := p.Call("then", then.Value(), catch.Value()); err != nil {
+		return safejs.Undefined(), err
+	}
+	r := <-ch
+	return r.v, r.err
+}
+
+// jsReason describes a rejection reason (usually a DOMException) as an error.
+func jsReason(v safejs.Value) error {
+	name, _ := v.Get("name")
+	msg, _ := v.Get("message")
+	n, _ := name.String()
+	m, _ := msg.String()
+	if n == "" && m == "" {
+		s, _ := v.String()
+		return errors.New("javascript: " + s)
+	}
+	return fmt.Errorf("javascript %s: %s", n, m)
+}
+
+// promise runs fn in its own goroutine and returns a JS Promise settled
+// with its result, so JS callers never block and fn may Await freely.
+func promise(fn func() (any, error)) js.Value {
+	executor := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		resolve, reject := args[0], args[1]
+		go func() {
+			v, err := fn()
+			if err != nil {
+				reject.Invoke(toJSError(err))
+				return
+			}
+			resolve.Invoke(v)
+		}()
+		return nil
+	})
+	// The executor runs synchronously inside the Promise constructor, so it
+	// can be released as soon as New returns.
+	p := js.Global().Get("Promise").New(executor)
+	executor.Release()
+	return p
+}
+
+// bytesToJS copies b into a new Uint8Array.
+func bytesToJS(b []byte) safejs.Value {
+	u8 := js.Global().Get("Uint8Array").New(len(b))
+	js.CopyBytesToJS(u8, b)
+	return safejs.Safe(u8)
+}
+
+// bytesFromJS copies a Uint8Array (or ArrayBuffer) into Go.
+func bytesFromJS(v safejs.Value) ([]byte, error) {
+	raw := safejs.Unsafe(v)
+	if raw.InstanceOf(js.Global().Get("ArrayBuffer")) {
+		raw = js.Global().Get("Uint8Array").New(raw)
+	}
+	if !raw.InstanceOf(js.Global().Get("Uint8Array")) {
+		return nil, errors.New("expected a Uint8Array")
+	}
+	b := make([]byte, raw.Get("byteLength").Int())
+	js.CopyBytesToGo(b, raw)
+	return b, nil
+}
+
+// safeValue wraps a raw js.Value for the safejs helpers.
+func safeValue(v js.Value) safejs.Value { return safejs.Safe(v) }
