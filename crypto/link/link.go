@@ -63,9 +63,10 @@ const (
 	LinkIDSize = 16
 	// MaxOriginLen bounds the relay origin in a payload.
 	MaxOriginLen = 256
-	// MaxPayloadTextLen bounds the text form; longer input is refused
-	// before decoding.
-	MaxPayloadTextLen = len(Prefix) + (1+LinkIDSize+32+SecretSize+8+4+MaxOriginLen+2)/3*4 + 4
+	// MaxPayloadTextLen is the longest valid text form (480 characters);
+	// longer input is refused before decoding.
+	MaxPayloadTextLen = len(Prefix) + (maxPayloadSize*4+2)/3
+	maxPayloadSize    = 1 + LinkIDSize + 32 + SecretSize + 8 + 4 + MaxOriginLen
 	// MaxMessageSize bounds the plaintext of one sealed message, the link
 	// bundle included: it carries keys, a signed device list and a pointer
 	// to history, not the history itself.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -192,6 +193,26 @@ func TestTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := ps.Seal(make([]byte, MaxMessageSize)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func TestMaxPayloadTextLen(t *testing.T) {
+	if MaxPayloadTextLen != 480 {
+		t.Fatalf("MaxPayloadTextLen = %d; PROTOCOL.md says 480", MaxPayloadTextLen)
+	}
+	o := "https://" + strings.Repeat("a", MaxOriginLen-len("https://"))
+	c, err := NewCompanion(nil, o, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := c.Payload().String()
+	if len(text) != MaxPayloadTextLen {
+		t.Fatalf("longest payload is %d characters", len(text))
+	}
+	if _, err := ParsePayload(text); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,0 +1,96 @@
+package link
+
+import (
+	"bytes"
+	"encoding/hex"
+	"path/filepath"
+	"testing"
+)
+
+func fuzzSeeds(f *testing.F, key string, prefix ...byte) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, file := range files {
+		v := readVector(f, file)
+		var vals []string
+		switch x := v.Input[key].(type) {
+		case string:
+			vals = []string{x}
+		case []any:
+			for _, e := range x {
+				vals = append(vals, e.(string))
+			}
+		}
+		for _, s := range vals {
+			b, err := hex.DecodeString(s)
+			if key == "text" || err != nil {
+				b = []byte(s)
+			}
+			f.Add(append(append([]byte(nil), prefix...), b...))
+		}
+	}
+}
+
+// FuzzParsePayload: the link-code parser never panics, and a code that
+// parses prints back to the same canonical text.
+func FuzzParsePayload(f *testing.F) {
+	fuzzSeeds(f, "text")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePayload(string(data))
+		if err != nil {
+			return
+		}
+		q, err := ParsePayload(p.String())
+		if err != nil || q.String() != p.String() {
+			t.Fatalf("payload does not round-trip: %v", err)
+		}
+		if !bytes.Equal(bytes.TrimSpace(data), []byte(p.String())) {
+			t.Fatalf("non-canonical link code accepted: %q", data)
+		}
+	})
+}
+
+// FuzzCompanion covers the companion's decoders: the first byte picks the
+// stored companion state (0), the hello (1) or a sealed message opened on
+// the good_handshake session (2). None may panic; a failed Open must leave
+// the session able to open the genuine message.
+func FuzzCompanion(f *testing.F) {
+	fuzzSeeds(f, "companion_state", 0)
+	fuzzSeeds(f, "hello", 1)
+	fuzzSeeds(f, "p2c_messages", 2)
+	good := readVector(f, "testdata/good_companion.json")
+	state, _ := hex.DecodeString(good.Input["companion_state"].(string))
+	hello, _ := hex.DecodeString(good.Input["hello"].(string))
+	msgs := good.Input["p2c_messages"].([]any)
+	genuine, _ := hex.DecodeString(msgs[0].(string))
+	c, err := UnmarshalCompanion(state)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		sel, data := data[0]%3, data[1:]
+		switch sel {
+		case 0:
+			if c2, err := UnmarshalCompanion(data); err == nil {
+				enc, _ := c2.MarshalBinary()
+				if !bytes.Equal(enc, data) {
+					t.Fatal("non-canonical companion state accepted")
+				}
+			}
+		case 1:
+			_, _ = c.Accept(data, t0)
+		case 2:
+			s, err := c.Accept(hello, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Open(data); err != nil {
+				if _, err := s.Open(genuine); err != nil {
+					t.Fatalf("failed Open broke the session: %v", err)
+				}
+			}
+		}
+	})
+}

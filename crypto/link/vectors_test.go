@@ -1,0 +1,344 @@
+package link
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/crypto/wire"
+)
+
+// The vectors in testdata are written by `go test ./crypto/link -run
+// TestVectors -update` and replayed by TestVectors. The JSON layout is
+// described in docs/PROTOCOL.md section 9.
+var update = flag.Bool("update", false, "rewrite testdata vectors")
+
+type vector struct {
+	Comment string         `json:"comment"`
+	Type    string         `json:"type"`
+	Input   map[string]any `json:"input"`
+	Output  map[string]any `json:"output,omitempty"`
+	Error   string         `json:"error,omitempty"`
+}
+
+var vectorErrors = map[string]error{
+	"malformed":        ErrMalformed,
+	"trailing":         wire.ErrTrailing,
+	"version":          wire.ErrVersion,
+	"expired":          ErrExpired,
+	"wrong_link":       ErrWrongLink,
+	"bad_confirmation": ErrBadConfirmation,
+	"decrypt":          ErrDecrypt,
+	"replay":           ErrReplay,
+	"too_large":        ErrTooLarge,
+}
+
+func hx(b []byte) string { return hex.EncodeToString(b) }
+
+func hexList(bs [][]byte) []string {
+	out := []string{}
+	for _, b := range bs {
+		out = append(out, hx(b))
+	}
+	return out
+}
+
+func generateVectors(t *testing.T) map[string]vector {
+	v := map[string]vector{}
+	r := newDetRand("parley link vectors")
+	c, err := NewCompanion(r, origin, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cstate, _ := c.MarshalBinary()
+	text := c.Payload().String()
+	pb, _ := c.Payload().MarshalBinary()
+	now := t0.Add(90 * time.Second)
+	acct := accountKey("parley link vectors account")
+
+	v["good_payload"] = vector{Comment: "the companion's link code", Type: "link/payload",
+		Input:  map[string]any{"text": text},
+		Output: map[string]any{"payload": hx(pb), "link_id": hx(c.payload.LinkID[:]), "relay_origin": origin, "expires": c.payload.Expires}}
+	v["fail_payload_unknown_version"] = vector{Comment: "a link code of a future format", Type: "link/payload",
+		Input: map[string]any{"text": "parley-link:2:" + text[len(Prefix):]}, Error: "version"}
+	pv := append([]byte(nil), pb...)
+	pv[0] = 2
+	v["fail_payload_unknown_binary_version"] = vector{Comment: "current prefix, binary format version 2", Type: "link/payload",
+		Input: map[string]any{"text": Prefix + b64(pv)}, Error: "version"}
+	v["fail_payload_trailing_data"] = vector{Comment: "payload with an extra byte", Type: "link/payload",
+		Input: map[string]any{"text": Prefix + b64(append(append([]byte(nil), pb...), 0))}, Error: "trailing"}
+	bo := *c.Payload()
+	bo.RelayOrigin = "https://relay.parley.example/path"
+	w := wire.NewWriter(200)
+	w.U8(1)
+	w.Fixed(bo.LinkID[:])
+	w.Fixed(bo.LinkPub[:])
+	w.Fixed(bo.Secret[:])
+	w.U64(bo.Expires)
+	w.String(bo.RelayOrigin)
+	v["fail_payload_bad_origin"] = vector{Comment: "relay origin with a path", Type: "link/payload",
+		Input: map[string]any{"text": Prefix + b64(w.Bytes())}, Error: "malformed"}
+
+	eph := make([]byte, 32)
+	r.Read(eph)
+	p2c := [][]byte{[]byte("link bundle: account key, signed list, device id, state-sync key, history pointer")}
+	c2p := [][]byte{[]byte("join request: device public keys, device-signs-account signature, name")}
+	ps, hello, err := StartPrimary(bytes.NewReader(eph), c.Payload(), acct, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := c.Accept(hello, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c2pMsgs, p2cMsgs [][]byte
+	for _, m := range c2p {
+		s, _ := cs.Seal(m)
+		c2pMsgs = append(c2pMsgs, s)
+	}
+	for _, m := range p2c {
+		s, _ := ps.Seal(m)
+		p2cMsgs = append(p2cMsgs, s)
+	}
+	v["good_handshake"] = vector{Comment: "full link: hello, check code, join request (companion to primary), link bundle (primary to companion)", Type: "link/handshake",
+		Input: map[string]any{"companion_state": hx(cstate), "account_public": hx(acct), "primary_ephemeral": hx(eph),
+			"now": now.Unix(), "c2p_plaintexts": hexList(c2p), "p2c_plaintexts": hexList(p2c)},
+		Output: map[string]any{"payload_text": text, "hello": hx(hello), "check_code": ps.CheckCode(),
+			"c2p_messages": hexList(c2pMsgs), "p2c_messages": hexList(p2cMsgs)}}
+
+	comp := func(comment string, hello []byte, msgs [][]byte, at time.Time, errName string) vector {
+		return vector{Comment: comment, Type: "link/companion",
+			Input: map[string]any{"companion_state": hx(cstate), "hello": hx(hello), "now": at.Unix(), "p2c_messages": hexList(msgs)},
+			Error: errName}
+	}
+	good := comp("the companion side of good_handshake", hello, p2cMsgs, now, "")
+	good.Output = map[string]any{"check_code": cs.CheckCode(), "account_public": hx(acct), "p2c_plaintexts": hexList(p2c)}
+	v["good_companion"] = good
+
+	wrong := c.Payload()
+	wrong.Secret[0] ^= 1
+	_, h2, _ := StartPrimary(bytes.NewReader(eph), wrong, acct, now)
+	v["fail_wrong_link_secret"] = comp("hello made by a primary holding a different one-time secret", h2, nil, now, "bad_confirmation")
+	wrong = c.Payload()
+	other, _ := NewCompanion(newDetRand("parley link vectors, other"), origin, t0)
+	wrong.LinkPub = other.payload.LinkPub
+	_, h2, _ = StartPrimary(bytes.NewReader(eph), wrong, acct, now)
+	v["fail_wrong_link_key"] = comp("hello made for a different link public key", h2, nil, now, "bad_confirmation")
+	h2 = append([]byte(nil), hello...)
+	copy(h2[49:81], accountKey("mallory"))
+	v["fail_tampered_hello"] = comp("the relay replaced the account key in the hello", h2, nil, now, "bad_confirmation")
+	h2 = append([]byte(nil), hello...)
+	h2[1] ^= 1
+	v["fail_wrong_link"] = comp("hello addressed to another link id", h2, nil, now, "wrong_link")
+	v["fail_hello_trailing_data"] = comp("hello with an extra byte", append(append([]byte(nil), hello...), 0), nil, now, "trailing")
+	v["fail_expired"] = comp("hello arrives 1 second after the payload expired", hello, nil, time.Unix(int64(c.payload.Expires)+1, 0), "expired")
+	tb := append([]byte(nil), p2cMsgs[0]...)
+	tb[len(tb)/2] ^= 0x20
+	v["fail_tampered_bundle"] = comp("one bit of the sealed link bundle flipped", hello, [][]byte{tb}, now, "decrypt")
+	v["fail_replayed_message"] = comp("the sealed link bundle delivered twice", hello, [][]byte{p2cMsgs[0], p2cMsgs[0]}, now, "replay")
+	v["fail_reflected_message"] = comp("the companion's own join request sent back to it", hello, c2pMsgs, now, "decrypt")
+	return v
+}
+
+func in(t *testing.T, m map[string]any, k string) []byte {
+	t.Helper()
+	s, ok := m[k].(string)
+	if !ok {
+		t.Fatalf("field %q missing", k)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatalf("field %q: %v", k, err)
+	}
+	return b
+}
+
+func inList(t *testing.T, m map[string]any, k string) [][]byte {
+	t.Helper()
+	l, _ := m[k].([]any)
+	var out [][]byte
+	for _, x := range l {
+		b, err := hex.DecodeString(x.(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func num(t *testing.T, m map[string]any, k string) int64 {
+	n, ok := m[k].(json.Number)
+	if !ok {
+		t.Fatalf("number %q missing", k)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+func replay(t *testing.T, v vector) error {
+	switch v.Type {
+	case "link/payload":
+		p, err := ParsePayload(v.Input["text"].(string))
+		if err != nil {
+			return err
+		}
+		pb, _ := p.MarshalBinary()
+		if hx(pb) != v.Output["payload"] || hx(p.LinkID[:]) != v.Output["link_id"] || p.RelayOrigin != v.Output["relay_origin"] ||
+			int64(p.Expires) != num(t, v.Output, "expires") {
+			t.Error("payload outputs differ")
+		}
+	case "link/handshake":
+		c, err := UnmarshalCompanion(in(t, v.Input, "companion_state"))
+		if err != nil {
+			return err
+		}
+		now := time.Unix(num(t, v.Input, "now"), 0)
+		text := c.Payload().String()
+		if text != v.Output["payload_text"] {
+			t.Error("payload text differs")
+		}
+		p, err := ParsePayload(text)
+		if err != nil {
+			return err
+		}
+		ps, hello, err := StartPrimary(bytes.NewReader(in(t, v.Input, "primary_ephemeral")), p, in(t, v.Input, "account_public"), now)
+		if err != nil {
+			return err
+		}
+		if hx(hello) != v.Output["hello"] {
+			t.Error("hello differs")
+		}
+		cs, err := c.Accept(hello, now)
+		if err != nil {
+			return err
+		}
+		if ps.CheckCode() != v.Output["check_code"] || cs.CheckCode() != ps.CheckCode() {
+			t.Error("check code differs")
+		}
+		run := func(from, to *Session, pts, want [][]byte) error {
+			for i, pt := range pts {
+				m, err := from.Seal(pt)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(m, want[i]) {
+					t.Errorf("sealed message %d differs", i)
+				}
+				got, err := to.Open(m)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(got, pt) {
+					t.Errorf("plaintext %d differs", i)
+				}
+			}
+			return nil
+		}
+		if err := run(cs, ps, inList(t, v.Input, "c2p_plaintexts"), inList(t, v.Output, "c2p_messages")); err != nil {
+			return err
+		}
+		return run(ps, cs, inList(t, v.Input, "p2c_plaintexts"), inList(t, v.Output, "p2c_messages"))
+	case "link/companion":
+		c, err := UnmarshalCompanion(in(t, v.Input, "companion_state"))
+		if err != nil {
+			return err
+		}
+		cs, err := c.Accept(in(t, v.Input, "hello"), time.Unix(num(t, v.Input, "now"), 0))
+		if err != nil {
+			return err
+		}
+		var pts [][]byte
+		for _, m := range inList(t, v.Input, "p2c_messages") {
+			pt, err := cs.Open(m)
+			if err != nil {
+				return err
+			}
+			pts = append(pts, pt)
+		}
+		if v.Output != nil {
+			if cs.CheckCode() != v.Output["check_code"] || hx(cs.Account()) != v.Output["account_public"] {
+				t.Error("companion outputs differ")
+			}
+			want := inList(t, v.Output, "p2c_plaintexts")
+			if len(want) != len(pts) {
+				t.Fatal("plaintext count differs")
+			}
+			for i := range pts {
+				if !bytes.Equal(pts[i], want[i]) {
+					t.Errorf("plaintext %d differs", i)
+				}
+			}
+		}
+	default:
+		t.Fatalf("unknown vector type %q", v.Type)
+	}
+	return nil
+}
+
+func readVector(t testing.TB, f string) vector {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v vector
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestVectors(t *testing.T) {
+	if *update {
+		for name, v := range generateVectors(t) {
+			b, err := json.MarshalIndent(v, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("testdata", name+".json"), append(b, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	files, _ := filepath.Glob("testdata/*.json")
+	if len(files) == 0 {
+		t.Fatal("no vectors; run with -update")
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		t.Run(name, func(t *testing.T) {
+			v := readVector(t, f)
+			err := replay(t, v)
+			switch {
+			case strings.HasPrefix(name, "good_"):
+				if v.Error != "" || err != nil {
+					t.Fatalf("good vector failed: %v", err)
+				}
+			case strings.HasPrefix(name, "fail_"):
+				want, ok := vectorErrors[v.Error]
+				if !ok {
+					t.Fatalf("unknown error name %q", v.Error)
+				}
+				if !errors.Is(err, want) {
+					t.Fatalf("got %v, want %s", err, v.Error)
+				}
+			default:
+				t.Fatal("vector name must start with good_ or fail_")
+			}
+		})
+	}
+}
