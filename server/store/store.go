@@ -103,6 +103,7 @@ var (
 
 // Errors callers test with errors.Is.
 var (
+	ErrGone        = errors.New("store: already used")
 	ErrLocked      = errors.New("store: database is in use by another process")
 	ErrClosed      = errors.New("store: closed")
 	ErrNotFound    = errors.New("store: not found")
@@ -614,29 +615,42 @@ func (s *Store) MailboxLen(to Addr) (int, error) {
 	return n, err
 }
 
-// Delete removes acknowledged envelopes; seqs already gone are ignored.
-func (s *Store) Delete(to Addr, seqs []uint64) error {
+// Acked names envelopes of one mailbox that its device acknowledged.
+type Acked struct {
+	To   Addr
+	Seqs []uint64
+}
+
+// Delete removes acknowledged envelopes of any number of mailboxes in one
+// commit; seqs already gone are ignored.
+func (s *Store) Delete(acks []Acked) error {
 	var deleted int
-	k := to.key()
 	err := s.update(func(tx *bolt.Tx) error {
 		deleted = 0
-		b := tx.Bucket(bucketMbox).Bucket(k)
-		if b == nil {
-			return nil
-		}
-		for _, seq := range seqs {
-			key := u64(seq)
-			if b.Get(key) == nil {
+		mbox := tx.Bucket(bucketMbox)
+		for _, a := range acks {
+			k := a.To.key()
+			b := mbox.Bucket(k)
+			if b == nil {
 				continue
 			}
-			if err := b.Delete(key); err != nil {
-				return err
+			n := 0
+			for _, seq := range a.Seqs {
+				key := u64(seq)
+				if b.Get(key) == nil {
+					continue
+				}
+				if err := b.Delete(key); err != nil {
+					return err
+				}
+				n++
 			}
-			deleted++
-		}
-		if deleted > 0 {
-			_, err := addCount(tx, k, -int64(deleted))
-			return err
+			if n > 0 {
+				if _, err := addCount(tx, k, -int64(n)); err != nil {
+					return err
+				}
+			}
+			deleted += n
 		}
 		return nil
 	})
@@ -797,7 +811,7 @@ func (s *Store) PutLink(key []byte, data []byte, expires, now time.Time) error {
 }
 
 // TakeLink returns the message under key and marks it consumed; a second
-// take, or a take after expiry, is ErrNotFound.
+// take is ErrGone, a take of a missing or expired key ErrNotFound.
 func (s *Store) TakeLink(key []byte, now time.Time) ([]byte, error) {
 	var out []byte
 	err := s.update(func(tx *bolt.Tx) error {
@@ -811,8 +825,11 @@ func (s *Store) TakeLink(key []byte, now time.Time) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		if !filled || exp <= now.UnixMilli() {
+		if exp <= now.UnixMilli() {
 			return ErrNotFound
+		}
+		if !filled {
+			return ErrGone
 		}
 		out = data
 		// Keep a consumed tombstone until expiry so the key cannot be

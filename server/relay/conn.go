@@ -1,0 +1,663 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/parley-im/parley/crypto/devicelist"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/store"
+	"golang.org/x/time/rate"
+)
+
+// conn is one authenticated device socket. The HTTP handler's goroutine
+// reads frames; one writer goroutine owns delivery, replies and pings.
+type conn struct {
+	r      *Relay
+	ws     *websocket.Conn
+	addr   store.Addr
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	out  chan []byte   // replies, encoded; bounded (outQueue)
+	wake chan struct{} // mailbox may have new envelopes, or window space
+
+	mu       sync.Mutex
+	inflight map[uint64]int64 // seq → server time (ms) of envelopes sent, not acked
+	lastSent uint64
+
+	frames *rate.Limiter
+	fetch  *rate.Limiter
+	blobs  *rate.Limiter
+	once   sync.Once
+}
+
+func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
+	if !r.ips.allow(clientIP(req)) {
+		r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many requests from this address")
+		return
+	}
+	if r.nconns.Add(1) > int64(r.cfg.MaxConnections) {
+		r.nconns.Add(-1)
+		r.httpError(w, http.StatusServiceUnavailable, frame.CodeBusy, "the relay is at its connection limit; retry later")
+		return
+	}
+	defer r.nconns.Add(-1)
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		r.httpError(w, http.StatusServiceUnavailable, frame.CodeBusy, "the relay is shutting down")
+		return
+	}
+	r.sockets.Add(1)
+	r.mu.Unlock()
+	defer r.sockets.Done()
+
+	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{frame.Subprotocol}})
+	if err != nil {
+		return // Accept has answered the request
+	}
+	defer ws.CloseNow()
+	if ws.Subprotocol() != frame.Subprotocol {
+		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+frame.Subprotocol+" required")
+		return
+	}
+	ws.SetReadLimit(frame.MaxFrame)
+	ctx, cancel := context.WithCancel(r.base)
+	defer cancel()
+	c := &conn{
+		r: r, ws: ws, ctx: ctx, cancel: cancel,
+		out:      make(chan []byte, outQueue),
+		wake:     make(chan struct{}, 1),
+		inflight: make(map[uint64]int64),
+		frames:   rate.NewLimiter(frameRate, frameBurst),
+		fetch:    rate.NewLimiter(fetchRate, fetchBurst),
+		blobs:    rate.NewLimiter(blobRate, blobBurst),
+	}
+	c.run()
+}
+
+// closeReason trims a reason to what a WebSocket close frame can carry.
+func closeReason(s string) string {
+	if len(s) > 120 {
+		return s[:120]
+	}
+	return s
+}
+
+// fail sends an Error frame (best effort) and closes the socket with the
+// code. It may be called from any goroutine and more than once.
+func (c *conn) fail(req uint32, code frame.Code, msg string) {
+	c.r.metrics.refused(code)
+	c.once.Do(func() {
+		go func() {
+			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = c.ws.Write(wctx, websocket.MessageBinary, frame.Encode(&frame.Error{Req: req, Code: code, Message: msg}))
+			cancel()
+			_ = c.ws.Close(websocket.StatusCode(frame.CloseBase+int(code)), closeReason(code.String()+": "+msg))
+			c.cancel()
+		}()
+	})
+}
+
+// shut closes the socket with a plain WebSocket status (shutdown).
+func (c *conn) shut(code websocket.StatusCode, reason string) {
+	c.once.Do(func() {
+		go func() {
+			_ = c.ws.Close(code, reason)
+			c.cancel()
+		}()
+	})
+}
+
+func (c *conn) run() {
+	var nonce [32]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		c.r.log.Error("reading randomness", "err", err)
+		return
+	}
+	actx, acancel := context.WithTimeout(c.ctx, authTimeout)
+	defer acancel()
+	if err := c.ws.Write(actx, websocket.MessageBinary, frame.Encode(&frame.Challenge{Nonce: nonce, ServerTime: uint64(c.r.cfg.Now().UnixMilli())})); err != nil {
+		return
+	}
+	typ, b, err := c.ws.Read(actx)
+	if err != nil {
+		if actx.Err() != nil {
+			c.failWait(0, frame.CodeAuthFailed, "no Auth frame within the time limit")
+		}
+		return
+	}
+	if typ != websocket.MessageBinary {
+		c.failWait(0, frame.CodeBadRequest, "frames are binary messages")
+		return
+	}
+	f, err := frame.Decode(b)
+	if err != nil {
+		c.failWait(0, frame.CodeBadRequest, err.Error())
+		return
+	}
+	auth, ok := f.(*frame.Auth)
+	if !ok {
+		c.failWait(0, frame.CodeUnexpected, fmt.Sprintf("first frame must be Auth, got type 0x%02x", uint8(f.Type())))
+		return
+	}
+	if code, msg := c.r.authenticate(nonce, auth); code != frame.CodeOK {
+		c.r.log.Info("auth refused", "handle", auth.Handle, "device", fmt.Sprintf("%x", auth.Device[:4]), "code", code.String())
+		c.failWait(0, code, msg)
+		return
+	}
+	acancel()
+	c.addr = store.Addr{Handle: auth.Handle, Device: store.DeviceID(auth.Device)}
+	if code := c.r.register(c); code != frame.CodeOK {
+		c.failWait(0, code, "too many sockets for this device, or the relay is shutting down")
+		return
+	}
+	defer c.r.unregister(c)
+	// A list published between our check and register would have kicked
+	// nobody: check again now that a publish will find us.
+	if a, err := c.r.lists.get(c.addr.Handle); err != nil || a.device(auth.Device) == nil {
+		c.failWait(0, frame.CodeRevoked, "device was removed from its account's list")
+		return
+	}
+	c.r.metrics.connected.Inc()
+	defer c.r.metrics.connected.Dec()
+
+	queued, _ := c.r.st.MailboxLen(c.addr)
+	stock, _ := c.r.st.PrekeyStock(c.addr)
+	// Ready goes out before the writer starts, so it precedes every
+	// Envelope.
+	if !c.write(frame.Encode(&frame.Ready{Queued: uint32(queued), Stock: frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}})) {
+		return
+	}
+	if stock.OneTime < lowStockThreshold || stock.KEM < lowStockThreshold {
+		c.out <- frame.Encode(&frame.LowStock{Stock: frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}})
+	}
+	done := make(chan struct{})
+	go func() { c.writer(); close(done) }()
+	c.reader()
+	c.cancel()
+	<-done
+}
+
+// failWait is fail from the socket's own reading goroutine: it waits for
+// the close handshake so the handler does not return (and cut the TCP
+// connection) before the peer has the Error frame and the close code.
+func (c *conn) failWait(req uint32, code frame.Code, msg string) {
+	c.r.metrics.refused(code)
+	c.once.Do(func() {
+		wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = c.ws.Write(wctx, websocket.MessageBinary, frame.Encode(&frame.Error{Req: req, Code: code, Message: msg}))
+		cancel()
+		_ = c.ws.Close(websocket.StatusCode(frame.CloseBase+int(code)), closeReason(code.String()+": "+msg))
+	})
+}
+
+// authenticate checks a challenge answer against the current list.
+func (r *Relay) authenticate(nonce [32]byte, a *frame.Auth) (frame.Code, string) {
+	if !frame.ValidHandle(a.Handle) {
+		return frame.CodeAuthFailed, "invalid handle"
+	}
+	now := r.cfg.Now()
+	skew := now.Sub(time.UnixMilli(int64(a.Timestamp)))
+	if skew > maxClockSkew || skew < -maxClockSkew {
+		return frame.CodeAuthFailed, fmt.Sprintf("timestamp is %s away from the relay's clock (limit %s)", skew.Round(time.Second), maxClockSkew)
+	}
+	acct, err := r.lists.get(a.Handle)
+	if errors.Is(err, errUnknownAccount) {
+		return frame.CodeAuthFailed, "unknown account"
+	}
+	if err != nil {
+		r.log.Error("loading device list", "err", err)
+		return frame.CodeInternal, "could not load the device list"
+	}
+	e := acct.device(a.Device)
+	if e == nil {
+		return frame.CodeRevoked, "device is not in its account's current list"
+	}
+	msg := frame.AuthMessage(nonce, r.cfg.Origin, a.Timestamp, a.Handle, a.Device)
+	if identity.VerifySignature(e.Device.SignPub, identity.PurposeRelayChallenge, msg, a.Sig[:]) != nil {
+		return frame.CodeAuthFailed, "challenge signature does not verify"
+	}
+	if !e.Primary {
+		if err := devicelist.CheckAttestation(e, now, r.cfg.AttestationAge); err != nil {
+			return frame.CodeRevoked, "companion attestation expired; the primary must re-attest it"
+		}
+	}
+	return frame.CodeOK, ""
+}
+
+// send queues a reply; it blocks while the writer is behind, which stops
+// this socket's reader (backpressure).
+func (c *conn) send(f frame.Frame) {
+	select {
+	case c.out <- frame.Encode(f):
+	case <-c.ctx.Done():
+	}
+}
+
+func (c *conn) refuse(req uint32, code frame.Code, msg string) {
+	c.r.metrics.refused(code)
+	c.send(&frame.Error{Req: req, Code: code, Message: msg})
+}
+
+func (c *conn) reader() {
+	for {
+		typ, b, err := c.ws.Read(c.ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) || c.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				// The library has already closed with StatusMessageTooBig.
+				c.r.metrics.refused(frame.CodeTooLarge)
+			}
+			return
+		}
+		if typ != websocket.MessageBinary {
+			c.failWait(0, frame.CodeBadRequest, "frames are binary messages")
+			return
+		}
+		f, err := frame.Decode(b)
+		if err != nil {
+			c.failWait(0, frame.CodeBadRequest, err.Error())
+			return
+		}
+		if ack, ok := f.(*frame.Ack); ok {
+			if !c.handleAck(ack) {
+				return
+			}
+			continue
+		}
+		if !c.throttle() {
+			c.refuse(reqOf(f), frame.CodeRateLimited, "too many frames on this socket; slow down")
+			continue
+		}
+		switch f := f.(type) {
+		case *frame.Send:
+			c.handleSend(f.Req, f.MessageID, f.TTL, f.To, nil, nil)
+		case *frame.GroupSend:
+			c.handleSend(f.Req, f.MessageID, f.TTL, nil, f.Payload, f.To)
+		case *frame.Prekeys:
+			c.handlePrekeys(f)
+		case *frame.Fetch:
+			c.handleFetch(f)
+		case *frame.BlobReserve:
+			c.handleBlob(f)
+		default:
+			c.failWait(0, frame.CodeUnexpected, fmt.Sprintf("frame type 0x%02x is not allowed here", uint8(f.Type())))
+			return
+		}
+	}
+}
+
+func reqOf(f frame.Frame) uint32 {
+	switch f := f.(type) {
+	case *frame.Send:
+		return f.Req
+	case *frame.GroupSend:
+		return f.Req
+	case *frame.Prekeys:
+		return f.Req
+	case *frame.Fetch:
+		return f.Req
+	case *frame.BlobReserve:
+		return f.Req
+	}
+	return 0
+}
+
+// throttle waits for the socket's frame budget, up to maxThrottle.
+func (c *conn) throttle() bool {
+	res := c.frames.Reserve()
+	d := res.Delay()
+	if d == 0 {
+		return true
+	}
+	if d > maxThrottle {
+		res.Cancel()
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func (c *conn) handleAck(a *frame.Ack) bool {
+	if len(a.Seqs) == 0 {
+		return true
+	}
+	now := c.r.cfg.Now().UnixMilli()
+	c.mu.Lock()
+	wasFull := len(c.inflight) >= deliveryWindow
+	for _, s := range a.Seqs {
+		t, ok := c.inflight[s]
+		if !ok {
+			c.mu.Unlock()
+			c.failWait(0, frame.CodeUnexpected, fmt.Sprintf("ack for envelope %d, which is not in flight on this socket", s))
+			return false
+		}
+		delete(c.inflight, s)
+		c.r.metrics.delivery.Observe(float64(now-t) / 1000)
+	}
+	c.mu.Unlock()
+	c.r.metrics.delivered.Add(float64(len(a.Seqs)))
+	select {
+	case c.r.deletes <- store.Acked{To: c.addr, Seqs: a.Seqs}:
+	case <-c.ctx.Done():
+		return false
+	}
+	if wasFull {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// handleSend validates coverage and stores the envelopes durably. Exactly
+// one of sealed (Send) and payload+to (GroupSend) is set.
+func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []frame.Sealed, payload []byte, to []frame.Addr) {
+	start := time.Now()
+	if sealed != nil || payload == nil {
+		to = make([]frame.Addr, len(sealed))
+		for i, s := range sealed {
+			to[i] = s.To
+			if len(s.Payload) == 0 {
+				c.refuse(req, frame.CodeBadRequest, fmt.Sprintf("empty ciphertext for recipient %d", i))
+				return
+			}
+		}
+	} else if len(payload) == 0 {
+		c.refuse(req, frame.CodeBadRequest, "empty ciphertext")
+		return
+	}
+	if len(to) == 0 {
+		c.refuse(req, frame.CodeBadRequest, "a send needs at least one recipient device")
+		return
+	}
+	stale, rerr := c.r.coverage(c.addr, to)
+	if rerr != nil {
+		c.refuse(req, rerr.Code, rerr.Message)
+		return
+	}
+	if len(stale) > 0 {
+		c.r.metrics.refused(frame.CodeStaleDevices)
+		c.send(&frame.Stale{Req: req, Accounts: stale})
+		return
+	}
+	ttl := c.r.cfg.DefaultTTL
+	if ttlSec > 0 && time.Duration(ttlSec)*time.Second < ttl {
+		ttl = time.Duration(ttlSec) * time.Second
+	}
+	now := c.r.cfg.Now()
+	envs := make([]store.Envelope, len(to))
+	for i, a := range to {
+		p := payload
+		if sealed != nil {
+			p = sealed[i].Payload
+		}
+		envs[i] = store.Envelope{
+			To:         store.Addr{Handle: a.Handle, Device: store.DeviceID(a.Device)},
+			From:       c.addr,
+			MessageID:  msgID,
+			ServerTime: now.UnixMilli(),
+			Expires:    now.Add(ttl).UnixMilli(),
+			Payload:    p,
+		}
+	}
+	err := c.r.st.Enqueue(envs, c.r.cfg.MailboxLimit)
+	var full *store.MailboxFullError
+	switch {
+	case errors.As(err, &full):
+		c.refuse(req, frame.CodeMailboxFull, fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4]))
+		return
+	case err != nil:
+		c.r.log.Error("storing envelopes", "err", err)
+		c.refuse(req, frame.CodeInternal, "could not store the message; nothing was stored")
+		return
+	}
+	c.r.metrics.messages.Inc()
+	c.r.metrics.envelopes.Add(float64(len(envs)))
+	c.r.metrics.durable.Observe(time.Since(start).Seconds())
+	c.send(&frame.OK{Req: req, ServerTime: uint64(now.UnixMilli())})
+	for _, e := range envs {
+		c.r.wake(e.To)
+	}
+}
+
+// coverage compares a send's device set with the current lists: every
+// device of every addressed account and every other device of the
+// sender's account must be there, and nothing else. Companions whose
+// attestation expired are optional (clients may already have dropped them).
+func (r *Relay) coverage(from store.Addr, to []frame.Addr) ([]frame.StaleAccount, *frame.RelayError) {
+	given := map[string]map[frame.DeviceID]bool{from.Handle: {}}
+	for _, a := range to {
+		set := given[a.Handle]
+		if set == nil {
+			set = make(map[frame.DeviceID]bool)
+			given[a.Handle] = set
+		}
+		if set[a.Device] {
+			return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: fmt.Sprintf("device %x of %s listed twice", a.Device[:4], a.Handle)}
+		}
+		set[a.Device] = true
+	}
+	handles := make([]string, 0, len(given))
+	for h := range given {
+		handles = append(handles, h)
+	}
+	sort.Strings(handles)
+	now := r.cfg.Now()
+	var stale []frame.StaleAccount
+	for _, h := range handles {
+		acct, err := r.lists.get(h)
+		if errors.Is(err, errUnknownAccount) {
+			return nil, &frame.RelayError{Code: frame.CodeUnknownAccount, Message: fmt.Sprintf("no account %q", h)}
+		}
+		if err != nil {
+			r.log.Error("loading device list", "err", err)
+			return nil, &frame.RelayError{Code: frame.CodeInternal, Message: "could not load a device list; nothing was stored"}
+		}
+		set := given[h]
+		var sa frame.StaleAccount
+		for i := range acct.list.Entries {
+			e := &acct.list.Entries[i]
+			id := frame.DeviceID(e.Device.ID)
+			if h == from.Handle && id == frame.DeviceID(from.Device) {
+				continue // the sender itself is checked below as extra
+			}
+			if set[id] {
+				continue
+			}
+			if !e.Primary && devicelist.CheckAttestation(e, now, r.cfg.AttestationAge) != nil {
+				continue
+			}
+			sa.Missing = append(sa.Missing, id)
+		}
+		for id := range set {
+			if acct.device(id) == nil || (h == from.Handle && id == frame.DeviceID(from.Device)) {
+				sa.Extra = append(sa.Extra, id)
+			}
+		}
+		if len(sa.Missing)+len(sa.Extra) > 0 {
+			sortIDs(sa.Missing)
+			sortIDs(sa.Extra)
+			sa.Handle = h
+			stale = append(stale, sa)
+		}
+	}
+	return stale, nil
+}
+
+func sortIDs(ids []frame.DeviceID) {
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+}
+
+func (c *conn) handlePrekeys(f *frame.Prekeys) {
+	st, err := c.r.st.PutPrekeys(c.addr, store.PrekeyUpload{
+		SignedPrekey: f.SignedPrekey, LastResortKEM: f.LastResortKEM, OneTime: f.OneTime, KEM: f.KEM,
+	}, maxPrekeyStock)
+	switch {
+	case errors.Is(err, store.ErrTooMany):
+		c.refuse(f.Req, frame.CodePrekeyLimit, fmt.Sprintf("at most %d one-time prekeys of each kind may be stored", maxPrekeyStock))
+	case err != nil:
+		c.r.log.Error("storing prekeys", "err", err)
+		c.refuse(f.Req, frame.CodeInternal, "could not store prekeys")
+	default:
+		_ = st
+		c.send(&frame.OK{Req: f.Req, ServerTime: uint64(c.r.cfg.Now().UnixMilli())})
+	}
+}
+
+func (c *conn) handleFetch(f *frame.Fetch) {
+	if !c.fetch.Allow() {
+		c.refuse(f.Req, frame.CodeRateLimited, "too many prekey fetches; slow down")
+		return
+	}
+	acct, err := c.r.lists.get(f.Of.Handle)
+	if errors.Is(err, errUnknownAccount) {
+		c.refuse(f.Req, frame.CodeUnknownAccount, fmt.Sprintf("no account %q", f.Of.Handle))
+		return
+	}
+	if err != nil {
+		c.refuse(f.Req, frame.CodeInternal, "could not load the device list")
+		return
+	}
+	if acct.device(f.Of.Device) == nil {
+		c.refuse(f.Req, frame.CodeUnknownDevice, fmt.Sprintf("device %x is not in the list of %s", f.Of.Device[:4], f.Of.Handle))
+		return
+	}
+	of := store.Addr{Handle: f.Of.Handle, Device: store.DeviceID(f.Of.Device)}
+	b, err := c.r.st.TakeBundle(of)
+	if errors.Is(err, store.ErrNotFound) {
+		c.refuse(f.Req, frame.CodeNoPrekeys, "the device has not published prekeys")
+		return
+	}
+	if err != nil {
+		c.r.log.Error("taking prekey bundle", "err", err)
+		c.refuse(f.Req, frame.CodeInternal, "could not fetch the bundle")
+		return
+	}
+	c.send(&frame.Bundle{Req: f.Req, SignedPrekey: b.SignedPrekey, OneTime: b.OneTime, KEM: b.KEM, LastResort: b.LastResort})
+	if b.Left.OneTime < lowStockThreshold || b.Left.KEM < lowStockThreshold {
+		low := frame.Encode(&frame.LowStock{Stock: frame.Stock{OneTime: uint32(b.Left.OneTime), KEM: uint32(b.Left.KEM)}})
+		for _, oc := range c.r.connsOf(of) {
+			select {
+			case oc.out <- low:
+			default: // it learns its stock again from Ready
+			}
+		}
+	}
+}
+
+func (c *conn) handleBlob(f *frame.BlobReserve) {
+	if !c.blobs.Allow() {
+		c.refuse(f.Req, frame.CodeRateLimited, "too many blob reservations; slow down")
+		return
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		c.refuse(f.Req, frame.CodeInternal, "no randomness")
+		return
+	}
+	exp := c.r.cfg.Now().Add(blobTTL)
+	if err := c.r.st.ReserveBlob(id[:], exp); err != nil {
+		c.r.log.Error("reserving blob", "err", err)
+		c.refuse(f.Req, frame.CodeInternal, "could not reserve a blob")
+		return
+	}
+	c.send(&frame.BlobID{Req: f.Req, ID: id, Expires: uint64(exp.UnixMilli())})
+}
+
+// writer owns every write after Ready: replies, deliveries and pings.
+func (c *conn) writer() {
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	pending := true // the mailbox may hold envelopes we have not sent
+	for {
+		if pending {
+			c.mu.Lock()
+			room := deliveryWindow - len(c.inflight)
+			after := c.lastSent
+			c.mu.Unlock()
+			if room > 0 {
+				n := min(room, mailboxPage)
+				envs, err := c.r.st.Mailbox(c.addr, after, n, c.r.cfg.Now())
+				if err != nil {
+					c.r.log.Error("reading mailbox", "err", err)
+					c.fail(0, frame.CodeInternal, "could not read the mailbox")
+					return
+				}
+				for i := range envs {
+					e := &envs[i]
+					c.mu.Lock()
+					c.inflight[e.Seq] = e.ServerTime
+					c.lastSent = e.Seq
+					c.mu.Unlock()
+					if !c.write(frame.Encode(&frame.Envelope{
+						Seq: e.Seq, From: frame.Addr{Handle: e.From.Handle, Device: frame.DeviceID(e.From.Device)},
+						MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
+					})) {
+						return
+					}
+				}
+				if len(envs) < n {
+					pending = false
+				}
+				// Let replies through between pages.
+				select {
+				case b := <-c.out:
+					if !c.write(b) {
+						return
+					}
+				default:
+				}
+				continue
+			}
+		}
+		select {
+		case b := <-c.out:
+			if !c.write(b) {
+				return
+			}
+		case <-c.wake:
+			pending = true
+		case <-ping.C:
+			go func() {
+				pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
+				defer cancel()
+				if err := c.ws.Ping(pctx); err != nil && c.ctx.Err() == nil {
+					c.shut(websocket.StatusPolicyViolation, "ping timeout")
+				}
+			}()
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) write(b []byte) bool {
+	wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	defer cancel()
+	if err := c.ws.Write(wctx, websocket.MessageBinary, b); err != nil {
+		c.cancel()
+		return false
+	}
+	return true
+}

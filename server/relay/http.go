@@ -1,0 +1,473 @@
+package relay
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/crypto/devicelist"
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/store"
+	"golang.org/x/time/rate"
+)
+
+// HTTP bodies are JSON; []byte fields are standard base64 (encoding/json).
+
+// RegisterRequest is the body of POST /v1/accounts.
+type RegisterRequest struct {
+	Handle     string `json:"handle"`
+	DeviceList []byte `json:"device_list"`
+}
+
+// PublishRequest is the body of PUT /v1/accounts/{handle}/devices.
+type PublishRequest struct {
+	DeviceList []byte `json:"device_list"`
+}
+
+// AccountResponse answers registration, publication and GET
+// /v1/accounts/{handle}. Clients verify DeviceList themselves.
+type AccountResponse struct {
+	Handle     string `json:"handle"`
+	AccountKey []byte `json:"account_key"`
+	Version    uint64 `json:"version"`
+	DeviceList []byte `json:"device_list"`
+}
+
+// ErrorResponse is the body of every refused HTTP request.
+type ErrorResponse struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (r *Relay) routes() {
+	m := r.mux
+	m.HandleFunc("GET /v1/ws", r.limited(r.serveWS))
+	m.HandleFunc("POST /v1/accounts", r.limited(r.register_))
+	m.HandleFunc("GET /v1/accounts/{handle}", r.limited(r.getAccount))
+	m.HandleFunc("PUT /v1/accounts/{handle}/devices", r.limited(r.publish))
+	m.HandleFunc("PUT /v1/link/{id}/{slot}", r.limited(r.putLink))
+	m.HandleFunc("GET /v1/link/{id}/{slot}", r.limited(r.getLink))
+	m.HandleFunc("PUT /v1/blobs/{id}", r.limited(r.putBlob))
+	m.HandleFunc("GET /v1/blobs/{id}", r.limited(r.getBlob))
+	m.HandleFunc("/v1/", func(w http.ResponseWriter, req *http.Request) {
+		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no such endpoint: "+req.Method+" "+req.URL.Path)
+	})
+}
+
+// limited applies the per-IP budget (the WebSocket handler applies it
+// itself, before counting the connection).
+func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if req.URL.Path != "/v1/ws" && !r.ips.allow(clientIP(req)) {
+			r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many requests from this address")
+			return
+		}
+		h(w, req)
+	}
+}
+
+func (r *Relay) httpError(w http.ResponseWriter, status int, code frame.Code, msg string) {
+	r.metrics.refused(code)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(ErrorResponse{Code: code.String(), Message: msg})
+}
+
+func (r *Relay) relayError(w http.ResponseWriter, err error) {
+	var re *frame.RelayError
+	if !errors.As(err, &re) {
+		if errors.Is(err, errUnknownAccount) {
+			r.httpError(w, http.StatusNotFound, frame.CodeUnknownAccount, "no such account")
+			return
+		}
+		r.log.Error("relay request failed", "err", err)
+		r.httpError(w, http.StatusInternalServerError, frame.CodeInternal, "internal error; nothing was changed")
+		return
+	}
+	status := http.StatusBadRequest
+	switch re.Code {
+	case frame.CodeHandleTaken, frame.CodeStaleVersion, frame.CodeConflict, frame.CodeAlreadyUsed:
+		status = http.StatusConflict
+	case frame.CodeNotFound, frame.CodeUnknownAccount:
+		status = http.StatusNotFound
+	case frame.CodeRateLimited:
+		status = http.StatusTooManyRequests
+	case frame.CodeTooLarge:
+		status = http.StatusRequestEntityTooLarge
+	}
+	r.httpError(w, status, re.Code, re.Message)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads a size-limited JSON body with no unknown fields.
+func decodeJSON(w http.ResponseWriter, req *http.Request, v any) *frame.RelayError {
+	body := http.MaxBytesReader(w, req.Body, maxJSONBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return &frame.RelayError{Code: frame.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", maxJSONBody)}
+		}
+		return &frame.RelayError{Code: frame.CodeBadRequest, Message: "invalid JSON body: " + err.Error()}
+	}
+	if dec.More() {
+		return &frame.RelayError{Code: frame.CodeBadRequest, Message: "trailing data after the JSON body"}
+	}
+	return nil
+}
+
+func accountResponse(a *account) AccountResponse {
+	return AccountResponse{Handle: a.handle, AccountKey: a.key, Version: a.list.Version, DeviceList: a.raw}
+}
+
+func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
+	if !r.regs.allow(clientIP(req)) {
+		r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many registrations from this address")
+		return
+	}
+	var body RegisterRequest
+	if e := decodeJSON(w, req, &body); e != nil {
+		r.relayError(w, e)
+		return
+	}
+	if !frame.ValidHandle(body.Handle) {
+		r.httpError(w, http.StatusBadRequest, frame.CodeBadHandle, "a handle is 3–32 characters from a–z, 0–9, '.', '_' and '-'")
+		return
+	}
+	if len(body.DeviceList) == 0 || len(body.DeviceList) > devicelist.MaxEncodedSize {
+		r.httpError(w, http.StatusBadRequest, frame.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
+		return
+	}
+	a, err := r.lists.create(body.Handle, body.DeviceList)
+	if err != nil {
+		r.relayError(w, err)
+		return
+	}
+	r.log.Info("account registered", "handle", a.handle, "version", a.list.Version, "devices", len(a.list.Entries))
+	writeJSON(w, http.StatusCreated, accountResponse(a))
+}
+
+func (r *Relay) getAccount(w http.ResponseWriter, req *http.Request) {
+	h := req.PathValue("handle")
+	if !frame.ValidHandle(h) {
+		r.httpError(w, http.StatusBadRequest, frame.CodeBadHandle, "invalid handle")
+		return
+	}
+	a, err := r.lists.get(h)
+	if err != nil {
+		r.relayError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, accountResponse(a))
+}
+
+func (r *Relay) publish(w http.ResponseWriter, req *http.Request) {
+	h := req.PathValue("handle")
+	if !frame.ValidHandle(h) {
+		r.httpError(w, http.StatusBadRequest, frame.CodeBadHandle, "invalid handle")
+		return
+	}
+	var body PublishRequest
+	if e := decodeJSON(w, req, &body); e != nil {
+		r.relayError(w, e)
+		return
+	}
+	if len(body.DeviceList) == 0 || len(body.DeviceList) > devicelist.MaxEncodedSize {
+		r.httpError(w, http.StatusBadRequest, frame.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
+		return
+	}
+	a, removed, err := r.lists.replace(h, body.DeviceList)
+	if err != nil {
+		r.relayError(w, err)
+		return
+	}
+	for _, id := range removed {
+		r.kick(store.Addr{Handle: h, Device: store.DeviceID(id)}, "device removed from the account's list")
+	}
+	r.log.Info("device list published", "handle", h, "version", a.list.Version, "devices", len(a.list.Entries), "removed", len(removed))
+	writeJSON(w, http.StatusOK, accountResponse(a))
+}
+
+// ---- link channel ----
+
+// linkKey parses /v1/link/{id}/{slot}: id is 16–32 random bytes in hex.
+func linkKey(req *http.Request) ([]byte, *frame.RelayError) {
+	id, err := hex.DecodeString(req.PathValue("id"))
+	if err != nil || len(id) < 16 || len(id) > 32 {
+		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "link id must be 16–32 bytes in lowercase hex"}
+	}
+	slot, err := strconv.Atoi(req.PathValue("slot"))
+	if err != nil || slot < 0 || slot >= maxLinkSlots || req.PathValue("slot") != strconv.Itoa(slot) {
+		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: fmt.Sprintf("link slot must be 0–%d", maxLinkSlots-1)}
+	}
+	return append(id, byte(slot)), nil
+}
+
+func (r *Relay) putLink(w http.ResponseWriter, req *http.Request) {
+	key, e := linkKey(req)
+	if e != nil {
+		r.relayError(w, e)
+		return
+	}
+	data, e := readBody(w, req, maxLinkMessage)
+	if e != nil {
+		r.relayError(w, e)
+		return
+	}
+	now := r.cfg.Now()
+	err := r.st.PutLink(key, data, now.Add(linkTTL), now)
+	if errors.Is(err, store.ErrExists) {
+		r.httpError(w, http.StatusConflict, frame.CodeAlreadyUsed, "this link slot was already written; links are single-use")
+		return
+	}
+	if err != nil {
+		r.relayError(w, err)
+		return
+	}
+	r.links.notify(string(key))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
+	key, e := linkKey(req)
+	if e != nil {
+		r.relayError(w, e)
+		return
+	}
+	wait := time.Duration(0)
+	if s := req.URL.Query().Get("wait"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			r.httpError(w, http.StatusBadRequest, frame.CodeBadRequest, "wait is a number of seconds")
+			return
+		}
+		wait = min(time.Duration(n)*time.Second, maxLinkWait)
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		ch, ok := r.links.watch(string(key))
+		if !ok {
+			r.httpError(w, http.StatusServiceUnavailable, frame.CodeBusy, "too many link waiters; retry")
+			return
+		}
+		data, err := r.st.TakeLink(key, r.cfg.Now())
+		switch {
+		case err == nil:
+			r.links.unwatch(string(key), ch)
+			w.Header().Set("Content-Type", "application/octet-stream")
+			_, _ = w.Write(data)
+			return
+		case errors.Is(err, store.ErrGone):
+			r.links.unwatch(string(key), ch)
+			r.httpError(w, http.StatusGone, frame.CodeAlreadyUsed, "this link message was already taken; links are single-use")
+			return
+		case !errors.Is(err, store.ErrNotFound):
+			r.links.unwatch(string(key), ch)
+			r.relayError(w, err)
+			return
+		}
+		select {
+		case <-ch:
+			continue
+		case <-deadline.C:
+		case <-req.Context().Done():
+		}
+		r.links.unwatch(string(key), ch)
+		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no message in this link slot yet (or it expired); poll again")
+		return
+	}
+}
+
+// linkWaiters wakes long-polls when their slot is written.
+type linkWaiters struct {
+	mu sync.Mutex
+	m  map[string][]chan struct{}
+	n  int
+}
+
+func newLinkWaiters() *linkWaiters { return &linkWaiters{m: make(map[string][]chan struct{})} }
+
+func (l *linkWaiters) watch(key string) (chan struct{}, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n >= maxLinkWaiters {
+		return nil, false
+	}
+	ch := make(chan struct{})
+	l.m[key] = append(l.m[key], ch)
+	l.n++
+	return ch, true
+}
+
+func (l *linkWaiters) unwatch(key string, ch chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	list := l.m[key]
+	for i, c := range list {
+		if c == ch {
+			l.m[key] = append(list[:i], list[i+1:]...)
+			l.n--
+			break
+		}
+	}
+	if len(l.m[key]) == 0 {
+		delete(l.m, key)
+	}
+}
+
+func (l *linkWaiters) notify(key string) {
+	l.mu.Lock()
+	list := l.m[key]
+	delete(l.m, key)
+	l.n -= len(list)
+	l.mu.Unlock()
+	for _, ch := range list {
+		close(ch)
+	}
+}
+
+// ---- blobs ----
+
+func blobID(req *http.Request) ([]byte, *frame.RelayError) {
+	id, err := hex.DecodeString(req.PathValue("id"))
+	if err != nil || len(id) != 16 {
+		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "blob id must be 16 bytes in hex"}
+	}
+	return id, nil
+}
+
+func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, *frame.RelayError) {
+	if req.ContentLength > max {
+		return nil, &frame.RelayError{Code: frame.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, req.Body, max))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, &frame.RelayError{Code: frame.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
+		}
+		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "could not read the body"}
+	}
+	if len(data) == 0 {
+		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "empty body"}
+	}
+	return data, nil
+}
+
+func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request) {
+	id, e := blobID(req)
+	if e != nil {
+		r.relayError(w, e)
+		return
+	}
+	data, e := readBody(w, req, MaxBlob)
+	if e != nil {
+		r.relayError(w, e)
+		return
+	}
+	err := r.st.PutBlob(id, data, r.cfg.Now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no reservation for this blob id (reserve one over the socket first) or it expired")
+	case errors.Is(err, store.ErrExists):
+		r.httpError(w, http.StatusConflict, frame.CodeAlreadyUsed, "this blob was already uploaded")
+	case err != nil:
+		r.relayError(w, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (r *Relay) getBlob(w http.ResponseWriter, req *http.Request) {
+	id, e := blobID(req)
+	if e != nil {
+		r.relayError(w, e)
+		return
+	}
+	data, err := r.st.Blob(id, r.cfg.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no such blob, or it expired")
+		return
+	}
+	if err != nil {
+		r.relayError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	_, _ = w.Write(data)
+}
+
+// ---- per-IP limits ----
+
+// clientIP is the peer address. The relay does not trust forwarding
+// headers: behind a proxy, run one relay per proxy or add a trusted-proxy
+// setting first.
+func clientIP(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
+}
+
+// maxTrackedIPs bounds the limiter table; past it, idle entries are
+// dropped early.
+const maxTrackedIPs = 100_000
+
+// ipIdle is how long an address's bucket is kept after its last request.
+const ipIdle = 10 * time.Minute
+
+type ipLimiter struct {
+	mu    sync.Mutex
+	r     rate.Limit
+	burst int
+	m     map[string]*ipEntry
+	swept time.Time
+}
+
+type ipEntry struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newIPLimiter(r rate.Limit, burst int) *ipLimiter {
+	return &ipLimiter{r: r, burst: burst, m: make(map[string]*ipEntry), swept: time.Now()}
+}
+
+func (l *ipLimiter) allow(ip string) bool {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > ipIdle || len(l.m) >= maxTrackedIPs {
+		for k, e := range l.m {
+			if now.Sub(e.seen) > ipIdle || len(l.m) >= maxTrackedIPs {
+				delete(l.m, k)
+			}
+		}
+		l.swept = now
+	}
+	e := l.m[ip]
+	if e == nil {
+		e = &ipEntry{lim: rate.NewLimiter(l.r, l.burst)}
+		l.m[ip] = e
+	}
+	e.seen = now
+	return e.lim.AllowN(now, 1)
+}

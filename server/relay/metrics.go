@@ -1,0 +1,70 @@
+package relay
+
+import (
+	"net/http"
+
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the relay's Prometheus series, on a registry of its own so
+// several relays (tests) can run in one process.
+type metrics struct {
+	reg       *prometheus.Registry
+	connected prometheus.Gauge
+	messages  prometheus.Counter
+	envelopes prometheus.Counter
+	delivered prometheus.Counter
+	delivery  prometheus.Histogram
+	durable   prometheus.Histogram
+	refusals  *prometheus.CounterVec
+}
+
+func newMetrics(r *Relay) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_relay_connected_devices", Help: "Authenticated device sockets open now.",
+		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_relay_messages_accepted_total", Help: "Sends and group sends stored durably.",
+		}),
+		envelopes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_relay_envelopes_accepted_total", Help: "Per-device envelopes stored durably.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_relay_envelopes_acked_total", Help: "Envelopes delivered and acknowledged by their device.",
+		}),
+		delivery: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_relay_delivery_latency_seconds",
+			Help:    "Time from durable acceptance of an envelope to its device's ack.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 24),
+		}),
+		durable: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_relay_durable_ack_seconds",
+			Help:    "Time from a send frame's arrival to its OK (after fsync).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
+		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_relay_refusals_total", Help: "Refused requests and closed sockets, by reason.",
+		}, []string{"reason"}),
+	}
+	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_relay_queued_envelopes", Help: "Envelopes waiting in all mailboxes.",
+	}, func() float64 { return float64(r.st.Queued()) })
+	m.reg.MustRegister(m.connected, m.messages, m.envelopes, m.delivered, m.delivery, m.durable, m.refusals, queued,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	for _, c := range frame.Codes() {
+		if c != frame.CodeOK {
+			m.refusals.WithLabelValues(c.String())
+		}
+	}
+	return m
+}
+
+func (m *metrics) refused(c frame.Code) { m.refusals.WithLabelValues(c.String()).Inc() }
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

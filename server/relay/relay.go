@@ -1,0 +1,459 @@
+// Package relay is Parley's message relay: it stores and forwards opaque
+// ciphertext between devices, so that every device (a browser companion
+// with the phone off included) can send and receive on its own. It sees
+// only public keys and ciphertext, and it verifies only what it must:
+// device list signatures (through crypto/devicelist), challenge answers
+// (through the device keys in those lists) and sizes.
+//
+// # Protocol flow
+//
+// Everything is under /v1/. Control operations that need no device login
+// are HTTP with JSON bodies; a device's traffic is one WebSocket carrying
+// binary frames (package frame). docs/PROTOCOL.md §10 is the specification.
+//
+// Registration and device lists (HTTP):
+//
+//	POST /v1/accounts                    {handle, device_list}: first come, first served;
+//	                                     the account key is the one the list is signed by
+//	GET  /v1/accounts/{handle}           the account key and current signed list
+//	PUT  /v1/accounts/{handle}/devices   {device_list}: a newer list signed by the same
+//	                                     account key; devices it drops are disconnected,
+//	                                     refused from then on, and their mailboxes purged
+//
+// A device session (WebSocket GET /v1/ws, subprotocol "parley.relay.v1"):
+//
+//  1. The relay sends Challenge: 32 random bytes, used once, for this socket only.
+//  2. The device answers Auth: handle, device id, its clock, and its Ed25519
+//     device-key signature over frame.AuthMessage (label, challenge, the
+//     relay's origin, timestamp, handle, device id), under the identity
+//     purpose "parley/v1/relay-challenge". The relay checks it against the
+//     key in the account's current list, the clock within maxClockSkew, and
+//     the device's attestation age. Any failure closes the socket with
+//     auth_failed or device_revoked. No tokens or shared secrets exist.
+//  3. The relay sends Ready (queue size, prekey stock), then the queued
+//     envelopes in order as Envelope frames, then new ones as they arrive.
+//     At most deliveryWindow envelopes are unacknowledged at a time; the
+//     rest wait in the store, so a slow device costs disk, not memory.
+//  4. The device sends Ack with the sequence numbers it has stored; the
+//     relay deletes those envelopes (batched with other deletes).
+//  5. Send: one message as per-device ciphertexts. The set must name every
+//     current device of each account it addresses and every other device
+//     of the sender's own account, and nothing else; otherwise the relay
+//     answers Stale with the exact missing and extra devices per account
+//     and stores nothing. Accepted envelopes are fsynced before OK.
+//     GroupSend is the same with one sender-key ciphertext copied by the
+//     relay to each listed device.
+//  6. Prekeys uploads prekeys; Fetch takes a bundle of another device,
+//     consuming one one-time prekey of each kind atomically; the owner gets
+//     LowStock when its stock falls under lowStockThreshold.
+//  7. BlobReserve returns a random blob id; the device then PUTs the
+//     encrypted bytes to /v1/blobs/{id} and anyone holding the id can GET
+//     them until it expires.
+//  8. The relay pings every pingInterval; a socket that does not answer
+//     within pingTimeout is closed.
+//
+// Any malformed, oversize or out-of-order frame closes only that socket,
+// with an Error frame (request 0) and the close code CloseBase+code.
+//
+// Link channel (HTTP, for the QR handshake before the companion is in the
+// list): PUT /v1/link/{id}/{slot} stores one message (write once), GET
+// long-polls for it and consumes it (read once); everything expires
+// linkTTL after it was written. The id is the companion's random link id.
+//
+// Operations: Metrics serves Prometheus text; Close stops accepting,
+// flushes pending deletes, and closes every socket with StatusGoingAway.
+package relay
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/store"
+	"golang.org/x/time/rate"
+)
+
+// Limits and timings. Each is a constant with its reason; Config can lower
+// some of them for tests and small deployments.
+const (
+	// DefaultMaxConnections caps sockets per process: at ~30 KiB each this
+	// is about 1.5 GiB, the most a small server should commit to idle
+	// sockets.
+	DefaultMaxConnections = 50_000
+	// maxConnsPerDevice stops one device from holding many sockets (a
+	// reconnect loop, or a stolen key used in parallel).
+	maxConnsPerDevice = 4
+	// DefaultMailboxLimit caps the envelopes queued for one device. Past
+	// it sends are refused (mailbox_full) rather than old messages
+	// dropped: losing history silently is worse than a visible error.
+	DefaultMailboxLimit = 10_000
+	// DefaultTTL is how long an undelivered envelope is kept.
+	DefaultTTL = 30 * 24 * time.Hour
+	// maxTTL bounds a sender's requested TTL.
+	maxTTL = DefaultTTL
+	// deliveryWindow is the number of envelopes in flight (sent, not
+	// acked) per socket: enough to keep a fast link busy, small enough
+	// that a stalled client pins little memory.
+	deliveryWindow = frame.MaxAcks
+	// mailboxPage is how many envelopes one store read fetches.
+	mailboxPage = 128
+	// outQueue is the depth of a socket's reply queue. When it is full the
+	// reader stops reading, so a client that sends faster than it reads
+	// is throttled by TCP instead of growing our memory.
+	outQueue = 32
+	// writeTimeout closes a socket whose peer stopped reading.
+	writeTimeout = 10 * time.Second
+	// authTimeout bounds the time from connect to a valid Auth frame.
+	authTimeout = 10 * time.Second
+	// maxClockSkew bounds the difference between the device's timestamp in
+	// Auth and ours. The challenge already prevents replay; this limits
+	// how long a signed answer stays meaningful in logs.
+	maxClockSkew = 2 * time.Minute
+	// pingInterval keeps NATs open and finds dead peers; pingTimeout is
+	// how long a pong may take.
+	pingInterval = 30 * time.Second
+	pingTimeout  = 15 * time.Second
+	// DefaultAttestationAge retires companions the primary has not
+	// re-attested for this long (DESIGN: configurable, default 30 days).
+	DefaultAttestationAge = 30 * 24 * time.Hour
+	// maxPrekeyStock caps stored one-time prekeys of each kind per device.
+	maxPrekeyStock = 1000
+	// lowStockThreshold: under it the device is told to upload more.
+	lowStockThreshold = 20
+	// MaxBlob bounds one blob. Attachments larger than this are split by
+	// the client into several blobs (chunks).
+	MaxBlob = 8 << 20
+	// blobTTL is how long a blob (and its upload slot) lives.
+	blobTTL = 30 * 24 * time.Hour
+	// linkTTL is the life of a link-channel message (the QR handshake).
+	linkTTL = 10 * time.Minute
+	// maxLinkMessage bounds one link-channel message; history travels as a
+	// blob referenced by the link bundle.
+	maxLinkMessage = 64 << 10
+	// maxLinkSlots is the number of one-shot slots per link id.
+	maxLinkSlots = 8
+	// maxLinkWait bounds one long-poll on the link channel; clients poll
+	// again, so no request outlives typical proxy idle timeouts.
+	maxLinkWait = 25 * time.Second
+	// maxLinkWaiters bounds concurrent long-polls per process.
+	maxLinkWaiters = 10_000
+	// maxJSONBody bounds a control-plane request body: a device list is at
+	// most devicelist.MaxEncodedSize, base64 adds a third.
+	maxJSONBody = 16 << 10
+	// sweepInterval is how often expired envelopes, links and blobs go.
+	sweepInterval = 10 * time.Minute
+	// deleteQueue is the depth of the batched-delete channel; when full,
+	// ack processing waits, which throttles the acking socket.
+	deleteQueue = 4096
+	// maxThrottle is the longest a socket's reader waits on its rate limit
+	// before the frame is refused with rate_limited instead.
+	maxThrottle = time.Second
+)
+
+// Rate limits (token buckets, golang.org/x/time/rate).
+const (
+	// frameRate/frameBurst per socket: well above a human, above a busy
+	// bot, far below what would let one socket saturate the store.
+	frameRate  = 2000
+	frameBurst = 4000
+	// ipRate/ipBurst per client IP for HTTP requests and socket opens:
+	// a NAT full of users fits, a scanner does not.
+	ipRate  = 50
+	ipBurst = 200
+	// registerRate/registerBurst per IP for account creation.
+	registerRate  = 1.0 / 60
+	registerBurst = 10
+	// fetchRate/fetchBurst per socket for prekey bundle fetches, which
+	// consume another device's one-time prekeys.
+	fetchRate  = 20
+	fetchBurst = 200
+	// blobRate/blobBurst per socket for blob reservations.
+	blobRate  = 5
+	blobBurst = 50
+)
+
+// Store is everything the relay needs from storage. *store.Store (bbolt)
+// implements it; a Workers build provides another. Implementations must
+// make Enqueue durable before returning and TakeBundle atomic.
+type Store interface {
+	CreateAccount(store.Account) error
+	Account(handle string) (store.Account, error)
+	ReplaceDeviceList(handle string, prev, version uint64, list []byte, removed []store.DeviceID) (purged int, err error)
+	Enqueue(envs []store.Envelope, limit int) error
+	Mailbox(to store.Addr, after uint64, limit int, now time.Time) ([]store.Envelope, error)
+	MailboxLen(to store.Addr) (int, error)
+	Delete(acks []store.Acked) error
+	PutPrekeys(of store.Addr, up store.PrekeyUpload, max int) (store.Stock, error)
+	TakeBundle(of store.Addr) (store.Bundle, error)
+	PrekeyStock(of store.Addr) (store.Stock, error)
+	PutLink(key, data []byte, expires, now time.Time) error
+	TakeLink(key []byte, now time.Time) ([]byte, error)
+	ReserveBlob(id []byte, expires time.Time) error
+	PutBlob(id, data []byte, now time.Time) error
+	Blob(id []byte, now time.Time) ([]byte, error)
+	Sweep(now time.Time) (int, error)
+	Queued() int64
+}
+
+// Config configures a Relay. Origin is required; zero values elsewhere
+// mean the defaults above.
+type Config struct {
+	// Origin is the relay's public origin ("https://parley.example"), as
+	// the device signs it in its challenge answer.
+	Origin string
+	// Logger receives structured events (never payloads or keys).
+	Logger *slog.Logger
+	// MaxConnections caps concurrent sockets.
+	MaxConnections int
+	// MailboxLimit caps envelopes queued per device.
+	MailboxLimit int
+	// DefaultTTL is the TTL of envelopes whose sender asked for none.
+	DefaultTTL time.Duration
+	// AttestationAge retires companions not re-attested for this long.
+	AttestationAge time.Duration
+	// IPRate and IPBurst override the per-IP budget for HTTP requests and
+	// socket opens (load tests open thousands of sockets from one address).
+	IPRate  rate.Limit
+	IPBurst int
+	// Now replaces time.Now in tests.
+	Now func() time.Time
+}
+
+// Relay is the running relay.
+type Relay struct {
+	cfg     Config
+	st      Store
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics
+	lists   *lists
+	ips     *ipLimiter
+	regs    *ipLimiter
+
+	base       context.Context // parent of every socket's context
+	cancelBase context.CancelFunc
+
+	mu      sync.Mutex
+	conns   map[store.Addr]map[*conn]struct{}
+	closing bool
+	nconns  atomic.Int64
+
+	links *linkWaiters
+
+	deletes  chan store.Acked
+	delDone  chan struct{}
+	stop     chan struct{}
+	bg       sync.WaitGroup
+	sockets  sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// New starts a relay on st. It starts background work (batched deletes,
+// expiry sweeps) that Close stops.
+func New(st Store, cfg Config) (*Relay, error) {
+	if st == nil {
+		return nil, errors.New("relay: nil store")
+	}
+	if cfg.Origin == "" || !(strings.HasPrefix(cfg.Origin, "http://") || strings.HasPrefix(cfg.Origin, "https://")) || strings.HasSuffix(cfg.Origin, "/") {
+		return nil, fmt.Errorf("relay: Config.Origin must be scheme://host[:port] without a trailing slash, got %q", cfg.Origin)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MailboxLimit <= 0 {
+		cfg.MailboxLimit = DefaultMailboxLimit
+	}
+	if cfg.DefaultTTL <= 0 || cfg.DefaultTTL > maxTTL {
+		cfg.DefaultTTL = DefaultTTL
+	}
+	if cfg.AttestationAge <= 0 {
+		cfg.AttestationAge = DefaultAttestationAge
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Relay{
+		cfg:     cfg,
+		st:      st,
+		log:     cfg.Logger.With("component", "relay"),
+		lists:   newLists(st),
+		ips:     newIPLimiter(cmp.Or(cfg.IPRate, ipRate), cmp.Or(cfg.IPBurst, ipBurst)),
+		regs:    newIPLimiter(registerRate, registerBurst),
+		conns:   make(map[store.Addr]map[*conn]struct{}),
+		links:   newLinkWaiters(),
+		deletes: make(chan store.Acked, deleteQueue),
+		delDone: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	r.base, r.cancelBase = context.WithCancel(context.Background())
+	r.metrics = newMetrics(r)
+	r.mux = http.NewServeMux()
+	r.routes()
+	go r.deleter()
+	r.bg.Add(1)
+	go r.sweeper()
+	return r, nil
+}
+
+// Handler serves everything under /v1/.
+func (r *Relay) Handler() http.Handler { return r.mux }
+
+// Metrics serves the relay's Prometheus metrics in text format.
+func (r *Relay) Metrics() http.Handler { return r.metrics.handler() }
+
+// Close stops accepting sockets, closes every open one with
+// StatusGoingAway, and flushes pending deletes. It returns when they are
+// done or ctx ends. It does not close the store.
+func (r *Relay) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closing = true
+	var all []*conn
+	for _, set := range r.conns {
+		for c := range set {
+			all = append(all, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range all {
+		c.shut(websocket.StatusGoingAway, "relay shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		r.sockets.Wait()
+		r.stopOnce.Do(func() { close(r.stop); close(r.deletes) })
+		r.bg.Wait()
+		<-r.delDone
+		close(done)
+	}()
+	select {
+	case <-done:
+		r.cancelBase()
+		return nil
+	case <-ctx.Done():
+		// Sockets still in their handshake or close: cut them.
+		r.cancelBase()
+		return ctx.Err()
+	}
+}
+
+// deleter turns acks from every socket into few store commits: it takes
+// everything queued, merges it per mailbox and deletes it in one call.
+func (r *Relay) deleter() {
+	defer close(r.delDone)
+	for a := range r.deletes {
+		batch := map[store.Addr][]uint64{a.To: a.Seqs}
+	more:
+		for len(batch) < 4096 {
+			select {
+			case b, ok := <-r.deletes:
+				if !ok {
+					break more
+				}
+				batch[b.To] = append(batch[b.To], b.Seqs...)
+			default:
+				break more
+			}
+		}
+		acks := make([]store.Acked, 0, len(batch))
+		for to, seqs := range batch {
+			acks = append(acks, store.Acked{To: to, Seqs: seqs})
+		}
+		if err := r.st.Delete(acks); err != nil {
+			// The envelopes stay and are delivered again: at least once.
+			r.log.Error("deleting acked envelopes", "err", err)
+		}
+	}
+}
+
+func (r *Relay) sweeper() {
+	defer r.bg.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			n, err := r.st.Sweep(r.cfg.Now())
+			if err != nil {
+				r.log.Error("sweeping expired records", "err", err)
+			} else if n > 0 {
+				r.log.Info("swept expired records", "count", n)
+			}
+		}
+	}
+}
+
+// register adds c to the hub; false if the relay is closing or the device
+// already has maxConnsPerDevice sockets.
+func (r *Relay) register(c *conn) frame.Code {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return frame.CodeBusy
+	}
+	set := r.conns[c.addr]
+	if len(set) >= maxConnsPerDevice {
+		return frame.CodeBusy
+	}
+	if set == nil {
+		set = make(map[*conn]struct{})
+		r.conns[c.addr] = set
+	}
+	set[c] = struct{}{}
+	return frame.CodeOK
+}
+
+func (r *Relay) unregister(c *conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if set := r.conns[c.addr]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(r.conns, c.addr)
+		}
+	}
+}
+
+// connsOf returns the sockets of one device.
+func (r *Relay) connsOf(a store.Addr) []*conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set := r.conns[a]
+	out := make([]*conn, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	return out
+}
+
+// wake tells a device's sockets that their mailbox has new envelopes.
+func (r *Relay) wake(a store.Addr) {
+	r.mu.Lock()
+	for c := range r.conns[a] {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	r.mu.Unlock()
+}
+
+// kick closes every socket of a device that left its account's list.
+func (r *Relay) kick(a store.Addr, reason string) {
+	for _, c := range r.connsOf(a) {
+		c.fail(0, frame.CodeRevoked, reason)
+	}
+}

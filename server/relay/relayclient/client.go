@@ -1,0 +1,433 @@
+// Package relayclient is a small native Go client of the relay: one
+// authenticated device socket plus the HTTP calls (registration, device
+// lists, link channel, blobs). Tests, the load tool and the engine's native
+// transport use it. It speaks docs/PROTOCOL.md §10 and nothing more: it
+// does not verify device lists or bundles, which is the engine's job.
+package relayclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/server/relay/frame"
+)
+
+// envelopeBuffer is how many delivered envelopes the client buffers before
+// it stops reading; the relay never has more than frame.MaxAcks in flight.
+const envelopeBuffer = frame.MaxAcks
+
+// StaleError is a send refused because its device set differs from the
+// current lists; Accounts is the exact difference.
+type StaleError struct{ Accounts []frame.StaleAccount }
+
+func (e *StaleError) Error() string {
+	var b strings.Builder
+	b.WriteString("relay: stale device set:")
+	for _, a := range e.Accounts {
+		fmt.Fprintf(&b, " %s (missing %d, extra %d)", a.Handle, len(a.Missing), len(a.Extra))
+	}
+	return b.String()
+}
+
+// Client is one authenticated device socket.
+type Client struct {
+	ws     *websocket.Conn
+	Ready  frame.Ready
+	envs   chan *frame.Envelope
+	low    chan frame.Stock
+	done   chan struct{}
+	mu     sync.Mutex
+	next   uint32
+	waits  map[uint32]chan frame.Frame
+	err    error // why the socket ended
+	closed bool
+}
+
+// WSURL turns an origin ("https://host") into the socket URL.
+func WSURL(origin string) string {
+	switch {
+	case strings.HasPrefix(origin, "https://"):
+		return "wss://" + strings.TrimPrefix(origin, "https://") + "/v1/ws"
+	default:
+		return "ws://" + strings.TrimPrefix(origin, "http://") + "/v1/ws"
+	}
+}
+
+// Dial connects to the relay at origin and authenticates as dev of handle.
+func Dial(ctx context.Context, origin, handle string, dev *identity.Device) (*Client, error) {
+	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{Subprotocols: []string{frame.Subprotocol}})
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(frame.MaxFrame)
+	f, err := readFrame(ctx, ws)
+	if err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	ch, ok := f.(*frame.Challenge)
+	if !ok {
+		ws.CloseNow()
+		return nil, fmt.Errorf("relayclient: expected Challenge, got type 0x%02x", uint8(f.Type()))
+	}
+	auth := &frame.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(time.Now().UnixMilli())}
+	sig := dev.Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, origin, auth.Timestamp, handle, dev.ID))
+	copy(auth.Sig[:], sig)
+	return Finish(ctx, ws, auth)
+}
+
+// Finish sends a prepared Auth frame and waits for Ready; tests use it to
+// send forged or replayed answers.
+func Finish(ctx context.Context, ws *websocket.Conn, auth *frame.Auth) (*Client, error) {
+	if err := ws.Write(ctx, websocket.MessageBinary, frame.Encode(auth)); err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	f, err := readFrame(ctx, ws)
+	if err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	switch f := f.(type) {
+	case *frame.Ready:
+		c := &Client{
+			ws: ws, Ready: *f,
+			envs:  make(chan *frame.Envelope, envelopeBuffer),
+			low:   make(chan frame.Stock, 4),
+			done:  make(chan struct{}),
+			waits: make(map[uint32]chan frame.Frame),
+		}
+		go c.readLoop()
+		return c, nil
+	case *frame.Error:
+		ws.CloseNow()
+		return nil, &frame.RelayError{Code: f.Code, Message: f.Message}
+	default:
+		ws.CloseNow()
+		return nil, fmt.Errorf("relayclient: expected Ready, got type 0x%02x", uint8(f.Type()))
+	}
+}
+
+// DialRaw opens a socket and returns it with the relay's challenge,
+// without authenticating.
+func DialRaw(ctx context.Context, origin string) (*websocket.Conn, *frame.Challenge, error) {
+	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{Subprotocols: []string{frame.Subprotocol}})
+	if err != nil {
+		return nil, nil, err
+	}
+	ws.SetReadLimit(frame.MaxFrame)
+	f, err := readFrame(ctx, ws)
+	if err != nil {
+		ws.CloseNow()
+		return nil, nil, err
+	}
+	ch, ok := f.(*frame.Challenge)
+	if !ok {
+		ws.CloseNow()
+		return nil, nil, errors.New("relayclient: expected Challenge")
+	}
+	return ws, ch, nil
+}
+
+func readFrame(ctx context.Context, ws *websocket.Conn) (frame.Frame, error) {
+	typ, b, err := ws.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if typ != websocket.MessageBinary {
+		return nil, errors.New("relayclient: text message from relay")
+	}
+	return frame.Decode(b)
+}
+
+func (c *Client) readLoop() {
+	defer close(c.done)
+	defer close(c.envs)
+	for {
+		f, err := readFrame(context.Background(), c.ws)
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		switch f := f.(type) {
+		case *frame.Envelope:
+			c.envs <- f
+		case *frame.LowStock:
+			select {
+			case c.low <- f.Stock:
+			default:
+			}
+		case *frame.Error:
+			if f.Req == 0 {
+				c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
+				continue
+			}
+			c.deliver(f.Req, f)
+		case *frame.OK:
+			c.deliver(f.Req, f)
+		case *frame.Stale:
+			c.deliver(f.Req, f)
+		case *frame.Bundle:
+			c.deliver(f.Req, f)
+		case *frame.BlobID:
+			c.deliver(f.Req, f)
+		}
+	}
+}
+
+func (c *Client) finish(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+	for id, ch := range c.waits {
+		close(ch)
+		delete(c.waits, id)
+	}
+	c.closed = true
+}
+
+func (c *Client) deliver(req uint32, f frame.Frame) {
+	c.mu.Lock()
+	ch := c.waits[req]
+	delete(c.waits, req)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- f
+	}
+}
+
+// Err is why the socket ended (a *frame.RelayError when the relay said),
+// or nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Done is closed when the socket has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Envelopes delivers envelopes in mailbox order; it is closed with the
+// socket. Ack each once it is stored.
+func (c *Client) Envelopes() <-chan *frame.Envelope { return c.envs }
+
+// LowStock reports the relay's requests to upload more prekeys.
+func (c *Client) LowStock() <-chan frame.Stock { return c.low }
+
+// Close closes the socket normally.
+func (c *Client) Close() error {
+	err := c.ws.Close(websocket.StatusNormalClosure, "")
+	<-c.done
+	return err
+}
+
+// Conn exposes the socket for tests that write raw frames.
+func (c *Client) Conn() *websocket.Conn { return c.ws }
+
+// request sends a frame built with a fresh request id and waits for its
+// answer.
+func (c *Client) request(ctx context.Context, build func(req uint32) frame.Frame) (frame.Frame, error) {
+	c.mu.Lock()
+	if c.closed {
+		err := c.err
+		c.mu.Unlock()
+		return nil, fmt.Errorf("relayclient: socket closed: %w", err)
+	}
+	c.next++
+	if c.next == 0 {
+		c.next = 1
+	}
+	req := c.next
+	ch := make(chan frame.Frame, 1)
+	c.waits[req] = ch
+	c.mu.Unlock()
+	if err := c.ws.Write(ctx, websocket.MessageBinary, frame.Encode(build(req))); err != nil {
+		return nil, err
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("relayclient: socket closed: %w", c.Err())
+		}
+		switch f := f.(type) {
+		case *frame.Error:
+			return nil, &frame.RelayError{Code: f.Code, Message: f.Message}
+		case *frame.Stale:
+			return nil, &StaleError{Accounts: f.Accounts}
+		}
+		return f, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.waits, req)
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// Send submits one message as per-device ciphertexts and returns once the
+// relay has stored it durably.
+func (c *Client) Send(ctx context.Context, msgID [16]byte, to []frame.Sealed) (*frame.OK, error) {
+	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Send{Req: req, MessageID: msgID, To: to} })
+	if err != nil {
+		return nil, err
+	}
+	return f.(*frame.OK), nil
+}
+
+// GroupSend submits one ciphertext for the relay to copy to every listed
+// device.
+func (c *Client) GroupSend(ctx context.Context, msgID [16]byte, payload []byte, to []frame.Addr) (*frame.OK, error) {
+	f, err := c.request(ctx, func(req uint32) frame.Frame {
+		return &frame.GroupSend{Req: req, MessageID: msgID, Payload: payload, To: to}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f.(*frame.OK), nil
+}
+
+// Ack tells the relay these envelopes are stored and may be deleted.
+func (c *Client) Ack(ctx context.Context, seqs ...uint64) error {
+	for len(seqs) > 0 {
+		n := min(len(seqs), frame.MaxAcks)
+		if err := c.ws.Write(ctx, websocket.MessageBinary, frame.Encode(&frame.Ack{Seqs: seqs[:n]})); err != nil {
+			return err
+		}
+		seqs = seqs[n:]
+	}
+	return nil
+}
+
+// UploadPrekeys publishes prekeys (Req is filled in).
+func (c *Client) UploadPrekeys(ctx context.Context, p frame.Prekeys) error {
+	_, err := c.request(ctx, func(req uint32) frame.Frame { p.Req = req; return &p })
+	return err
+}
+
+// Fetch takes another device's prekey bundle.
+func (c *Client) Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error) {
+	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Fetch{Req: req, Of: of} })
+	if err != nil {
+		return nil, err
+	}
+	return f.(*frame.Bundle), nil
+}
+
+// ReserveBlob gets a fresh blob id to PutBlob to.
+func (c *Client) ReserveBlob(ctx context.Context) (*frame.BlobID, error) {
+	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.BlobReserve{Req: req} })
+	if err != nil {
+		return nil, err
+	}
+	return f.(*frame.BlobID), nil
+}
+
+// ---- HTTP ----
+
+// Account is the relay's answer about an account (see relay.AccountResponse).
+type Account struct {
+	Handle     string `json:"handle"`
+	AccountKey []byte `json:"account_key"`
+	Version    uint64 `json:"version"`
+	DeviceList []byte `json:"device_list"`
+}
+
+// HTTPError is a refused HTTP request.
+type HTTPError struct {
+	Status  int
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("relay: HTTP %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+func do(ctx context.Context, method, url string, body io.Reader, out any) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		he := &HTTPError{Status: resp.StatusCode}
+		_ = json.Unmarshal(b, he)
+		return nil, he
+	}
+	if out != nil {
+		return b, json.Unmarshal(b, out)
+	}
+	return b, nil
+}
+
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+// Register creates an account with its first signed device list.
+func Register(ctx context.Context, origin, handle string, list []byte) (*Account, error) {
+	var a Account
+	_, err := do(ctx, "POST", origin+"/v1/accounts", jsonBody(map[string]any{"handle": handle, "device_list": list}), &a)
+	return &a, err
+}
+
+// Publish replaces an account's device list with a newer signed one.
+func Publish(ctx context.Context, origin, handle string, list []byte) (*Account, error) {
+	var a Account
+	_, err := do(ctx, "PUT", origin+"/v1/accounts/"+handle+"/devices", jsonBody(map[string]any{"device_list": list}), &a)
+	return &a, err
+}
+
+// GetAccount fetches an account's key and signed list.
+func GetAccount(ctx context.Context, origin, handle string) (*Account, error) {
+	var a Account
+	_, err := do(ctx, "GET", origin+"/v1/accounts/"+handle, nil, &a)
+	return &a, err
+}
+
+// PutLink writes one link-channel message into slot.
+func PutLink(ctx context.Context, origin string, id []byte, slot int, data []byte) error {
+	_, err := do(ctx, "PUT", fmt.Sprintf("%s/v1/link/%s/%d", origin, hex.EncodeToString(id), slot), bytes.NewReader(data), nil)
+	return err
+}
+
+// GetLink waits up to wait for the message in slot and consumes it.
+func GetLink(ctx context.Context, origin string, id []byte, slot int, wait time.Duration) ([]byte, error) {
+	return do(ctx, "GET", fmt.Sprintf("%s/v1/link/%s/%d?wait=%d", origin, hex.EncodeToString(id), slot, int(wait/time.Second)), nil, nil)
+}
+
+// PutBlob uploads the encrypted bytes of a reserved blob.
+func PutBlob(ctx context.Context, origin string, id [16]byte, data []byte) error {
+	_, err := do(ctx, "PUT", origin+"/v1/blobs/"+hex.EncodeToString(id[:]), bytes.NewReader(data), nil)
+	return err
+}
+
+// GetBlob downloads a blob.
+func GetBlob(ctx context.Context, origin string, id [16]byte) ([]byte, error) {
+	return do(ctx, "GET", origin+"/v1/blobs/"+hex.EncodeToString(id[:]), nil, nil)
+}
