@@ -47,7 +47,7 @@ func TestBootShowsFingerprint(t *testing.T) {
 	if !strings.HasPrefix(v, "0.") {
 		t.Errorf("parley.version = %q", v)
 	}
-	if err := b.Screenshot(filepath.Join(t.TempDir(), "boot.png")); err != nil {
+	if err := b.Screenshot(filepath.Join(ScreenshotDir(t), "boot.png")); err != nil {
 		t.Errorf("screenshot: %v", err)
 	}
 	b.CheckConsole()

@@ -264,3 +264,15 @@ func abbreviate(s string) string {
 	}
 	return s
 }
+
+// ScreenshotDir is where tests save screenshots: $PARLEY_SCREENSHOTS if set
+// (to look at a run), else a temporary directory.
+func ScreenshotDir(t testing.TB) string {
+	if d := os.Getenv("PARLEY_SCREENSHOTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
