@@ -291,3 +291,13 @@ func TestDeviceSignatureBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkVerify5 verifies a 5-device list: 11 Ed25519 verifications.
+func BenchmarkVerify5(b *testing.B) {
+	f := newFixture(b, "bench", 5)
+	for b.Loop() {
+		if _, err := Verify(f.account.Public(), f.enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -71,7 +71,8 @@ func safetyHalf(d []byte) string {
 
 // ComputeSafetyNumber derives the safety number between our account and
 // theirs. Both sides get the same Digits, because the two 30-digit halves
-// are sorted before they are joined.
+// are sorted before they are joined. Handles are hashed byte for byte, so
+// callers pass them in the relay's canonical form.
 func ComputeSafetyNumber(ourHandle string, ourKey ed25519.PublicKey, theirHandle string, theirKey ed25519.PublicKey) (SafetyNumber, error) {
 	if err := checkEd25519Public(ourKey); err != nil {
 		return SafetyNumber{}, err

@@ -284,7 +284,8 @@ func UnmarshalCompanion(b []byte) (*Companion, error) {
 	return &Companion{payload: *p, priv: k}, nil
 }
 
-// Session is one side of an established link channel.
+// Session is one side of an established link channel. It is not safe for
+// concurrent use; the link runs on one goroutine.
 type Session struct {
 	account ed25519.PublicKey
 	th      [32]byte
