@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/parley-im/parley"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -72,23 +74,37 @@ func run(args []string, log *slog.Logger) error {
 	}
 	defer st.Close()
 
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	// The relay's origin is what devices sign in their login answers;
+	// behind a proxy or TLS terminator set PARLEY_ORIGIN to the public one.
+	origin := os.Getenv("PARLEY_ORIGIN")
+	if origin == "" {
+		origin = "http://" + ln.Addr().String()
+	}
+	rl, err := relay.New(st, relay.Config{Origin: origin, Logger: log})
+	if err != nil {
+		return err
+	}
+	if m := os.Getenv("PARLEY_METRICS_ADDR"); m != "" { // Prometheus, on a private address
+		go func() { log.Error("metrics listener stopped", "err", http.ListenAndServe(m, rl.Metrics())) }()
+	}
 	srv, err := server.New(server.Config{
 		Assets:         parley.Assets,
 		FrameAncestors: cfg.frameAncestors,
+		Relay:          rl.Handler(),
 		Health:         st.Ping,
 		Logger:         log,
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log.Info("parley-server listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "data", cfg.data)
-	err = server.Serve(ctx, ln, srv, nil)
+	err = server.Serve(ctx, ln, srv, func(ctx context.Context) { _ = rl.Close(ctx) })
 	log.Info("parley-server stopped gracefully")
 	return err
 }
