@@ -61,9 +61,12 @@ const (
 // Errors, for errors.Is. Failures of the first ratchet message also wrap
 // the ratchet error (ratchet.ErrAuth, ...).
 var (
-	ErrIdentityMismatch  = errors.New("pqxdh: bundle is not for the pinned device")
-	ErrBadSignature      = errors.New("pqxdh: bad prekey signature")
-	ErrUnknownPrekey     = errors.New("pqxdh: unknown signed or KEM prekey")
+	ErrIdentityMismatch = errors.New("pqxdh: bundle is not for the pinned device")
+	ErrBadSignature     = errors.New("pqxdh: bad prekey signature")
+	// ErrUnknownPrekey: the signed prekey named is not (or no longer) held.
+	ErrUnknownPrekey = errors.New("pqxdh: unknown signed prekey")
+	// ErrOneTimePrekeyUsed: a one-time prekey named (X25519, or a KEM prekey
+	// that is not last-resort) is missing or was already used.
 	ErrOneTimePrekeyUsed = errors.New("pqxdh: one-time prekey missing or already used")
 	ErrMalformed         = errors.New("pqxdh: malformed initial message")
 	ErrKeyAgreement      = errors.New("pqxdh: key agreement failed")
@@ -313,19 +316,21 @@ type Prekeys interface {
 // ratchet message. self is the responding device. On success the one-time
 // prekeys have been consumed through keys.
 func Respond(self *identity.Device, keys Prekeys, m *InitialMessage) (*ratchet.State, []byte, error) {
-	spk := keys.SignedPrekey(m.SignedPrekeyID)
-	if spk == nil {
-		return nil, nil, fmt.Errorf("%w: signed prekey %d", ErrUnknownPrekey, m.SignedPrekeyID)
-	}
-	kem := keys.KEMPrekey(m.KEMPrekeyID)
-	if kem == nil {
-		return nil, nil, fmt.Errorf("%w: KEM prekey %d", ErrUnknownPrekey, m.KEMPrekeyID)
-	}
 	var otp *identity.OneTimePrekey
 	if m.HasOneTime {
 		if otp = keys.OneTimePrekey(m.OneTimePrekeyID); otp == nil {
-			return nil, nil, fmt.Errorf("%w: id %d", ErrOneTimePrekeyUsed, m.OneTimePrekeyID)
+			return nil, nil, fmt.Errorf("%w: one-time prekey %d", ErrOneTimePrekeyUsed, m.OneTimePrekeyID)
 		}
+	}
+	kem := keys.KEMPrekey(m.KEMPrekeyID)
+	if kem == nil {
+		// Unknown, or a one-time KEM prekey already consumed: the store
+		// cannot tell the two apart, and neither may be used.
+		return nil, nil, fmt.Errorf("%w: KEM prekey %d", ErrOneTimePrekeyUsed, m.KEMPrekeyID)
+	}
+	spk := keys.SignedPrekey(m.SignedPrekeyID)
+	if spk == nil {
+		return nil, nil, fmt.Errorf("%w: signed prekey %d", ErrUnknownPrekey, m.SignedPrekeyID)
 	}
 	ss, err := kem.DecapsulationKey().Decapsulate(m.KEMCiphertext[:])
 	if err != nil {

@@ -64,8 +64,8 @@ type store struct {
 	fail error
 }
 
-func (s *store) SignedPrekey(id uint32) *identity.SignedPrekey    { return s.spk[id] }
-func (s *store) KEMPrekey(id uint32) *identity.KEMPrekey          { return s.kem[id] }
+func (s *store) SignedPrekey(id uint32) *identity.SignedPrekey   { return s.spk[id] }
+func (s *store) KEMPrekey(id uint32) *identity.KEMPrekey         { return s.kem[id] }
 func (s *store) OneTimePrekey(id uint32) *identity.OneTimePrekey { return s.otp[id] }
 func (s *store) Consume(otpID uint32, hasOTP bool, kemID uint32, lastResort bool) error {
 	if s.fail != nil {
@@ -313,7 +313,7 @@ func TestUnknownPrekeysAndConsumeFailure(t *testing.T) {
 	}
 	m2 = *m
 	m2.KEMPrekeyID = 9
-	if _, _, err := Respond(bob.dev, bob.store, &m2); !errors.Is(err, ErrUnknownPrekey) {
+	if _, _, err := Respond(bob.dev, bob.store, &m2); !errors.Is(err, ErrOneTimePrekeyUsed) {
 		t.Fatalf("got %v", err)
 	}
 	bob.store.fail = errors.New("disk full")

@@ -187,7 +187,7 @@ func scenarios(t *testing.T) map[string]*vector {
 	b.dec("bob", b.enc("alice", "a0"), "a0")
 	b.dec("alice", b.enc("bob", "b0"), "b0")
 	m := b.enc("alice", "a1")
-	b.fail("bob", flip(m, 1), ErrAuth)          // ratchet key
+	b.fail("bob", flip(m, 1), ErrAuth)           // ratchet key
 	b.fail("bob", flip(m, 1+KeySize+3), ErrAuth) // PN
 	b.fail("bob", flip(m, HeaderSize-1), ErrAuth)
 	b.dec("bob", m, "a1")
