@@ -49,14 +49,17 @@ func FuzzParsePayload(f *testing.F) {
 	})
 }
 
-// FuzzCompanion covers the companion's decoders: the first byte picks the
-// stored companion state (0), the hello (1) or a sealed message opened on
-// the good_handshake session (2). None may panic; a failed Open must leave
-// the session able to open the genuine message.
+// FuzzCompanion covers the link's other decoders: the first byte picks the
+// stored companion state (0), the hello (1), a sealed message opened on the
+// good_handshake session (2), a join request (3) or a link bundle (4).
+// None may panic; a failed Open must leave the session able to open the
+// genuine message; what decodes must re-encode to the same bytes.
 func FuzzCompanion(f *testing.F) {
 	fuzzSeeds(f, "companion_state", 0)
 	fuzzSeeds(f, "hello", 1)
 	fuzzSeeds(f, "p2c_messages", 2)
+	fuzzSeeds(f, "join_request", 3)
+	fuzzSeeds(f, "bundle", 4)
 	good := readVector(f, "testdata/good_companion.json")
 	state, _ := hex.DecodeString(good.Input["companion_state"].(string))
 	hello, _ := hex.DecodeString(good.Input["hello"].(string))
@@ -70,7 +73,7 @@ func FuzzCompanion(f *testing.F) {
 		if len(data) == 0 {
 			return
 		}
-		sel, data := data[0]%3, data[1:]
+		sel, data := data[0]%5, data[1:]
 		switch sel {
 		case 0:
 			if c2, err := UnmarshalCompanion(data); err == nil {
@@ -89,6 +92,18 @@ func FuzzCompanion(f *testing.F) {
 			if _, err := s.Open(data); err != nil {
 				if _, err := s.Open(genuine); err != nil {
 					t.Fatalf("failed Open broke the session: %v", err)
+				}
+			}
+		case 3:
+			if j, err := UnmarshalJoinRequest(data); err == nil {
+				if enc, err := j.MarshalBinary(); err != nil || !bytes.Equal(enc, data) {
+					t.Fatalf("non-canonical join request accepted: %v", err)
+				}
+			}
+		case 4:
+			if b, err := UnmarshalBundle(data); err == nil {
+				if enc, err := b.MarshalBinary(); err != nil || !bytes.Equal(enc, data) {
+					t.Fatalf("non-canonical bundle accepted: %v", err)
 				}
 			}
 		}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/crypto/devicelist"
+	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
@@ -39,6 +41,11 @@ var vectorErrors = map[string]error{
 	"decrypt":          ErrDecrypt,
 	"replay":           ErrReplay,
 	"too_large":        ErrTooLarge,
+	"not_in_list":      ErrNotInList,
+	"wrong_account":    devicelist.ErrWrongAccount,
+	"bad_signature":    devicelist.ErrBadSignature,
+
+	"device_signed_other_account": devicelist.ErrDeviceSignature,
 }
 
 func hx(b []byte) string { return hex.EncodeToString(b) }
@@ -145,7 +152,72 @@ func generateVectors(t *testing.T) map[string]vector {
 	v["fail_tampered_bundle"] = comp("one bit of the sealed link bundle flipped", hello, [][]byte{tb}, now, "decrypt")
 	v["fail_replayed_message"] = comp("the sealed link bundle delivered twice", hello, [][]byte{p2cMsgs[0], p2cMsgs[0]}, now, "replay")
 	v["fail_reflected_message"] = comp("the companion's own join request sent back to it", hello, c2pMsgs, now, "decrypt")
+	messageVectors(t, v)
 	return v
+}
+
+// messageVectors adds the join request and link bundle vectors (7.5).
+func messageVectors(t *testing.T, v map[string]vector) {
+	r := newDetRand("parley link vectors, messages")
+	acct, _ := identity.NewAccount(r)
+	other, _ := identity.NewAccount(r)
+	primary, _ := identity.NewDevice(r)
+	comp, _ := identity.NewDevice(r)
+	jr := NewJoinRequest(comp, acct.Public(), "laptop browser")
+	jb, _ := jr.MarshalBinary()
+	v["good_join_request"] = vector{Comment: "the companion's join request for the account named in the hello", Type: "link/join_request",
+		Input:  map[string]any{"account_public": hx(acct.Public()), "join_request": hx(jb)},
+		Output: map[string]any{"device_public": hx(mustMarshal(t, comp.Public())), "name": jr.Name}}
+	ob, _ := NewJoinRequest(comp, other.Public(), "laptop browser").MarshalBinary()
+	v["fail_join_request_other_account"] = vector{Comment: "a join request whose device signature names another account", Type: "link/join_request",
+		Input: map[string]any{"account_public": hx(acct.Public()), "join_request": hx(ob)}, Error: "device_signed_other_account"}
+
+	ts := uint64(t0.Unix())
+	entry := func(d *identity.Device, name string, primary bool) devicelist.Entry {
+		return devicelist.Entry{Device: d.Public(), Name: name, Added: ts, Attested: ts, Primary: primary,
+			DeviceSig: devicelist.DeviceSignature(d, acct.Public())}
+	}
+	l := &devicelist.List{Account: acct.Public(), Version: 7, Timestamp: ts,
+		Entries: []devicelist.Entry{entry(primary, "phone", true), entry(comp, jr.Name, false)}}
+	listEnc, err := devicelist.Sign(acct, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Bundle{Account: acct.Public(), DeviceID: comp.ID, DeviceList: listEnc, History: []byte("history blob id and key")}
+	r.Read(b.SyncKey[:])
+	bundle := func(comment string, b *Bundle, errName string) vector {
+		enc, err := b.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vector{Comment: comment, Type: "link/bundle", Error: errName,
+			Input: map[string]any{"account_public": hx(acct.Public()), "device_public": hx(mustMarshal(t, comp.Public())), "bundle": hx(enc)}}
+	}
+	good := bundle("a link bundle whose device list (version 7) holds the companion", b, "")
+	good.Output = map[string]any{"device_list_version": 7, "sync_key": hx(b.SyncKey[:]), "history": hx(b.History)}
+	v["good_bundle"] = good
+
+	l2 := &devicelist.List{Account: acct.Public(), Version: 7, Timestamp: ts, Entries: []devicelist.Entry{entry(primary, "phone", true)}}
+	enc2, _ := devicelist.Sign(acct, l2)
+	nb := *b
+	nb.DeviceList = enc2
+	v["fail_bundle_not_in_list"] = bundle("the bundle's device list does not contain the companion", &nb, "not_in_list")
+	nb = *b
+	nb.Account = other.Public()
+	v["fail_bundle_wrong_account"] = bundle("the bundle names another account than the hello did", &nb, "wrong_account")
+	nb = *b
+	nb.DeviceList = append([]byte(nil), listEnc...)
+	nb.DeviceList[len(listEnc)-1] ^= 1
+	v["fail_bundle_bad_list_signature"] = bundle("the device list in the bundle has a bad signature", &nb, "bad_signature")
+}
+
+func mustMarshal(t testing.TB, m interface{ MarshalBinary() ([]byte, error) }) []byte {
+	t.Helper()
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func in(t *testing.T, m map[string]any, k string) []byte {
@@ -280,6 +352,34 @@ func replay(t *testing.T, v vector) error {
 					t.Errorf("plaintext %d differs", i)
 				}
 			}
+		}
+	case "link/join_request":
+		j, err := UnmarshalJoinRequest(in(t, v.Input, "join_request"))
+		if err != nil {
+			return err
+		}
+		if err := j.Verify(in(t, v.Input, "account_public")); err != nil {
+			return err
+		}
+		if hx(mustMarshal(t, j.Device)) != v.Output["device_public"] || j.Name != v.Output["name"] {
+			t.Error("join request outputs differ")
+		}
+	case "link/bundle":
+		b, err := UnmarshalBundle(in(t, v.Input, "bundle"))
+		if err != nil {
+			return err
+		}
+		self, err := identity.UnmarshalDevicePublic(in(t, v.Input, "device_public"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := b.Check(in(t, v.Input, "account_public"), self)
+		if err != nil {
+			return err
+		}
+		if int64(l.Version) != num(t, v.Output, "device_list_version") || hx(b.SyncKey[:]) != v.Output["sync_key"] ||
+			hx(b.History) != v.Output["history"] {
+			t.Error("bundle outputs differ")
 		}
 	default:
 		t.Fatalf("unknown vector type %q", v.Type)
