@@ -17,10 +17,13 @@
 //     ErrBadConfirmation if the hello was not made from this payload (wrong
 //     secret, wrong link key, tampered).
 //  4. Both show Session.CheckCode; the user confirms they match. Only then
-//     does the companion Seal its join request (device public keys and its
-//     device-signs-account signature) and the primary, after checking it,
-//     Seal the link bundle (account key, signed device list, state-sync key,
-//     history pointer — opaque to this package).
+//     does the companion Seal its JoinRequest (device public keys and its
+//     device-signs-account signature); the primary opens it, checks it
+//     with JoinRequest.Verify, signs a device list with the new device and
+//     Seals the link Bundle (account key, signed list, device id,
+//     state-sync key, history pointer).
+//  5. Companion: Open the bundle and call Bundle.Check before using
+//     anything in it.
 //
 // The session keys come from an X25519 exchange between the primary's
 // ephemeral key and the companion's link key, with the one-time secret
