@@ -119,7 +119,8 @@ func SigningInput(purpose string, msg []byte) []byte {
 // returns ErrBadSignature if it does not verify (including a public key or
 // signature of the wrong length, which ed25519.Verify would panic on).
 func VerifySignature(pub ed25519.PublicKey, purpose string, msg, sig []byte) error {
-	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize ||
+		purpose == "" || len(purpose) > MaxPurposeLen {
 		return ErrBadSignature
 	}
 	if !ed25519.Verify(pub, SigningInput(purpose, msg), sig) {

@@ -120,6 +120,9 @@ func TestAccountRoundTrip(t *testing.T) {
 	if err := VerifySignature(a.Public()[:31], PurposeDeviceList, []byte("msg"), sig); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("short key: %v", err)
 	}
+	if err := VerifySignature(a.Public(), "", []byte("msg"), sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("empty purpose: %v", err)
+	}
 	if _, err := UnmarshalAccount(append(b, 0)); !errors.Is(err, wire.ErrTrailing) {
 		t.Fatalf("trailing: %v", err)
 	}
