@@ -10,8 +10,8 @@
 //     precomputed tables (filippo.io/edwards25519, the code behind
 //     crypto/ed25519) and maps the result to Montgomery u = (1+y)/(1-y), about
 //     twice as fast as the ladder;
-//   - X25519 is the constant-time Montgomery ladder of Go's crypto/ecdh, over
-//     the same field arithmetic, on a raw scalar.
+//   - X25519 is the constant-time Montgomery ladder of RFC 7748, over the
+//     same field arithmetic (filippo.io/edwards25519/field), on a raw scalar.
 //
 // Both agree with crypto/ecdh bit for bit; the tests check it on random keys
 // and on the RFC 7748 vectors. The package is the seam where a faster backend
@@ -77,57 +77,58 @@ func X25519(priv, pub *[Size]byte) ([Size]byte, error) {
 	return out, nil
 }
 
-// scalarMult is crypto/ecdh's x25519ScalarMult (Go 1.26), unchanged but for
-// the array types.
+// scalarMult is the Montgomery ladder of RFC 7748 section 5, written from
+// its pseudocode: constant time (a fixed 255 steps, conditional swaps by
+// masking), on the clamped scalar, with a24 = 121665.
 func scalarMult(dst, scalar, point *[Size]byte) {
-	var e [32]byte
-	copy(e[:], scalar[:])
-	e[0] &= 248
-	e[31] &= 127
-	e[31] |= 64
+	var k [32]byte
+	copy(k[:], scalar[:])
+	k[0] &= 248
+	k[31] &= 127
+	k[31] |= 64
 
-	var x1, x2, z2, x3, z3, tmp0, tmp1 field.Element
-	if _, err := x1.SetBytes(point[:]); err != nil {
+	var x1, x2, z2, x3, z3 field.Element
+	var a, aa, b, bb, e, c, d, da, cb, t field.Element
+	if _, err := x1.SetBytes(point[:]); err != nil { // ignores the top bit, as RFC 7748 says
 		panic("x25519: SetBytes on 32 bytes failed: " + err.Error())
 	}
 	x2.One()
+	z2.Zero()
 	x3.Set(&x1)
 	z3.One()
 
 	swap := 0
 	for pos := 254; pos >= 0; pos-- {
-		b := e[pos/8] >> uint(pos&7)
-		b &= 1
-		swap ^= int(b)
+		bit := int(k[pos/8]>>uint(pos%8)) & 1
+		swap ^= bit
 		x2.Swap(&x3, swap)
 		z2.Swap(&z3, swap)
-		swap = int(b)
+		swap = bit
 
-		tmp0.Subtract(&x3, &z3)
-		tmp1.Subtract(&x2, &z2)
-		x2.Add(&x2, &z2)
-		z2.Add(&x3, &z3)
-		z3.Multiply(&tmp0, &x2)
-		z2.Multiply(&z2, &tmp1)
-		tmp0.Square(&tmp1)
-		tmp1.Square(&x2)
-		x3.Add(&z3, &z2)
-		z2.Subtract(&z3, &z2)
-		x2.Multiply(&tmp1, &tmp0)
-		tmp1.Subtract(&tmp1, &tmp0)
-		z2.Square(&z2)
-
-		z3.Mult32(&tmp1, 121666)
+		a.Add(&x2, &z2)
+		aa.Square(&a)
+		b.Subtract(&x2, &z2)
+		bb.Square(&b)
+		e.Subtract(&aa, &bb)
+		c.Add(&x3, &z3)
+		d.Subtract(&x3, &z3)
+		da.Multiply(&d, &a)
+		cb.Multiply(&c, &b)
+		x3.Add(&da, &cb)
 		x3.Square(&x3)
-		tmp0.Add(&tmp0, &z3)
-		z3.Multiply(&x1, &z2)
-		z2.Multiply(&tmp1, &tmp0)
+		z3.Subtract(&da, &cb)
+		z3.Square(&z3)
+		z3.Multiply(&z3, &x1)
+		x2.Multiply(&aa, &bb)
+		t.Mult32(&e, 121665)
+		t.Add(&aa, &t)
+		z2.Multiply(&e, &t)
 	}
-
 	x2.Swap(&x3, swap)
 	z2.Swap(&z3, swap)
 
-	z2.Invert(&z2)
+	z2.Invert(&z2) // z^(p-2); 0 for z = 0, giving the all-zero output
 	x2.Multiply(&x2, &z2)
 	copy(dst[:], x2.Bytes())
+	clear(k[:])
 }

@@ -64,3 +64,21 @@ func BenchmarkX25519(b *testing.B) {
 		X25519(&a, &p)
 	}
 }
+
+func TestRFC7748Iterated(t *testing.T) {
+	// RFC 7748 §5.2: k = u = 9, then repeatedly k, u = X25519(k, u), k.
+	k := [32]byte{9}
+	u := [32]byte{9}
+	want := map[int]string{
+		1:    "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079",
+		1000: "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51",
+	}
+	for i := 1; i <= 1000; i++ {
+		var out [32]byte
+		scalarMult(&out, &k, &u)
+		u, k = k, out
+		if w, ok := want[i]; ok && hex.EncodeToString(k[:]) != w {
+			t.Fatalf("after %d iterations: %x", i, k)
+		}
+	}
+}
