@@ -55,7 +55,7 @@ func Example() {
 		{Device: req.Device, Name: req.Name, Added: ts, Attested: ts, DeviceSig: req.DeviceSig},
 	}}
 	signed, _ := devicelist.Sign(account, list)
-	bundle, _ := (&link.Bundle{Account: account.Public(), DeviceID: req.Device.ID, DeviceList: signed}).MarshalBinary()
+	bundle, _ := (&link.Bundle{Account: account.Public(), Handle: "alice", DeviceID: req.Device.ID, DeviceList: signed}).MarshalBinary()
 	sealedBundle, _ := primary.Seal(bundle)
 
 	// Companion: open and check the bundle before using anything in it.

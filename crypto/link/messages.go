@@ -16,6 +16,9 @@ const (
 	// MaxHistoryPointer bounds the opaque history pointer in a Bundle (a
 	// blob id and key, not the history itself).
 	MaxHistoryPointer = 4096
+	// MaxHandleLen bounds the account handle in a Bundle: the relay's
+	// handle rule allows 3–32 characters.
+	MaxHandleLen = 32
 	// SyncKeySize is the size of the account's state-sync key.
 	SyncKeySize = 32
 
@@ -84,6 +87,7 @@ func UnmarshalJoinRequest(b []byte) (*JoinRequest, error) {
 // device of the account.
 type Bundle struct {
 	Account    ed25519.PublicKey
+	Handle     string            // the account's handle on the relay, ≤ MaxHandleLen
 	DeviceID   identity.DeviceID // the companion's id, as the primary listed it
 	DeviceList []byte            // signed device list (3.2) containing the companion
 	SyncKey    [SyncKeySize]byte // key shared by the account's devices for state sync
@@ -96,12 +100,13 @@ func (b *Bundle) MarshalBinary() ([]byte, error) {
 	if len(b.Account) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%w: account key of %d bytes", ErrMalformed, len(b.Account))
 	}
-	if len(b.DeviceList) > devicelist.MaxEncodedSize || len(b.History) > MaxHistoryPointer {
+	if len(b.DeviceList) > devicelist.MaxEncodedSize || len(b.History) > MaxHistoryPointer || len(b.Handle) > MaxHandleLen {
 		return nil, fmt.Errorf("%w: bundle field over its limit", ErrTooLarge)
 	}
-	w := wire.NewWriter(1 + 32 + 16 + 4 + len(b.DeviceList) + 32 + 4 + len(b.History))
+	w := wire.NewWriter(1 + 32 + 4 + len(b.Handle) + 16 + 4 + len(b.DeviceList) + 32 + 4 + len(b.History))
 	w.U8(bundleVersion)
 	w.Fixed(b.Account)
+	w.String(b.Handle)
 	w.Fixed(b.DeviceID[:])
 	w.Var(b.DeviceList)
 	w.Fixed(b.SyncKey[:])
@@ -116,6 +121,7 @@ func UnmarshalBundle(data []byte) (*Bundle, error) {
 	r.Version(bundleVersion)
 	b := &Bundle{}
 	b.Account = ed25519.PublicKey(r.Fixed(ed25519.PublicKeySize))
+	b.Handle = r.String(MaxHandleLen)
 	r.FixedInto(b.DeviceID[:])
 	b.DeviceList = r.Var(devicelist.MaxEncodedSize)
 	r.FixedInto(b.SyncKey[:])

@@ -183,7 +183,7 @@ func messageVectors(t *testing.T, v map[string]vector) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Bundle{Account: acct.Public(), DeviceID: comp.ID, DeviceList: listEnc, History: []byte("history blob id and key")}
+	b := &Bundle{Account: acct.Public(), Handle: "alice", DeviceID: comp.ID, DeviceList: listEnc, History: []byte("history blob id and key")}
 	r.Read(b.SyncKey[:])
 	bundle := func(comment string, b *Bundle, errName string) vector {
 		enc, err := b.MarshalBinary()
