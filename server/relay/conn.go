@@ -150,7 +150,17 @@ func (c *conn) run() {
 		c.failWait(0, frame.CodeUnexpected, fmt.Sprintf("first frame must be Auth, got type 0x%02x", uint8(f.Type())))
 		return
 	}
-	if code, msg := c.r.authenticate(nonce, auth); code != frame.CodeOK {
+	// Verification runs on a short-lived goroutine: the signature check
+	// grows a stack that would otherwise stay with this long-lived one
+	// for the life of the socket (memory per idle socket).
+	type verdict struct {
+		code frame.Code
+		msg  string
+	}
+	vc := make(chan verdict, 1)
+	go func() { code, msg := c.r.authenticate(nonce, auth); vc <- verdict{code, msg} }()
+	v := <-vc
+	if code, msg := v.code, v.msg; code != frame.CodeOK {
 		c.r.log.Info("auth refused", "handle", auth.Handle, "device", fmt.Sprintf("%x", auth.Device[:4]), "code", code.String())
 		c.failWait(0, code, msg)
 		return

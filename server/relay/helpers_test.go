@@ -57,7 +57,7 @@ func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
 		t.Fatal(err)
 	}
 	tr := &testRelay{origin: "http://" + ln.Addr().String(), st: st, clock: &clock{}}
-	cfg := relay.Config{Origin: tr.origin, Now: tr.clock.Now, IPRate: 1e6, IPBurst: 1e6, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := relay.Config{Origin: tr.origin, Now: tr.clock.Now, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if tweak != nil {
 		tweak(&cfg)
 	}

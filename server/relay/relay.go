@@ -224,6 +224,10 @@ type Config struct {
 	// socket opens (load tests open thousands of sockets from one address).
 	IPRate  rate.Limit
 	IPBurst int
+	// RegisterRate and RegisterBurst override the per-IP budget for
+	// account creation.
+	RegisterRate  rate.Limit
+	RegisterBurst int
 	// Now replaces time.Now in tests.
 	Now func() time.Time
 }
@@ -290,7 +294,7 @@ func New(st Store, cfg Config) (*Relay, error) {
 		log:     cfg.Logger.With("component", "relay"),
 		lists:   newLists(st),
 		ips:     newIPLimiter(cmp.Or(cfg.IPRate, ipRate), cmp.Or(cfg.IPBurst, ipBurst)),
-		regs:    newIPLimiter(registerRate, registerBurst),
+		regs:    newIPLimiter(cmp.Or(cfg.RegisterRate, registerRate), cmp.Or(cfg.RegisterBurst, registerBurst)),
 		conns:   make(map[store.Addr]map[*conn]struct{}),
 		links:   newLinkWaiters(),
 		deletes: make(chan store.Acked, deleteQueue),

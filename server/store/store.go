@@ -26,16 +26,23 @@
 //
 //	meta                      schema version
 //	accounts/<handle>         account key, device list version, signed list
-//	mbox/<mailbox>/<seq>      envelopes of one device, seq from the bucket's sequence
+//	env/<seq>                 every queued envelope, by one global sequence
+//	mbox/<mailbox><seq>       empty index entries: which envelopes a device has
 //	mcount/<mailbox>          number of envelopes in that mailbox
 //	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>
 //	links/<id><slot>          link channel messages with their expiry
 //	blobs/<id>                blob reservation or contents with expiry
 //
-// where <mailbox> is handle || 0x00 || device id.
+// where <mailbox> is handle || 0x00 || device id and <seq> a big-endian
+// u64. Envelopes are appended in one global order rather than kept in a
+// bucket per device: a commit carrying envelopes for a hundred devices then
+// rewrites a few pages at the right edge of one B+tree (plus small index
+// entries that share pages), not a hundred mailbox pages, which is what
+// makes group commit pay off.
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,7 +61,7 @@ const FileName = "parley.db"
 
 // schemaVersion is written on first open and checked on every later open,
 // so an older binary refuses a database a newer one has upgraded.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // openTimeout bounds the wait for bbolt's file lock: a second server on the
 // same data directory fails with a clear error instead of hanging.
@@ -70,6 +77,9 @@ const maxBatch = 512
 // to hold one batch being formed while the previous one commits; callers
 // beyond it block, which is the backpressure we want.
 const writeQueue = 2 * maxBatch
+
+// initialMmap is the address space reserved for the database file.
+const initialMmap = 1 << 30
 
 // recordVersion prefixes every stored record.
 const recordVersion = 1
@@ -87,13 +97,14 @@ const (
 var (
 	bucketMeta     = []byte("meta")
 	bucketAccounts = []byte("accounts")
+	bucketEnv      = []byte("env")
 	bucketMbox     = []byte("mbox")
 	bucketMcount   = []byte("mcount")
 	bucketPrekeys  = []byte("prekeys")
 	bucketLinks    = []byte("links")
 	bucketBlobs    = []byte("blobs")
 
-	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs}
+	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs}
 
 	keySPK = []byte("spk")
 	keyLRK = []byte("lrk")
@@ -227,6 +238,10 @@ func OpenWith(dir string, o Options) (*Store, error) {
 		// commit: fewer pages per fsync on the hot path.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// Remapping a growing file waits for every read transaction
+		// (socket deliveries) to end; reserving address space up front
+		// makes it rare. It costs virtual memory only.
+		InitialMmapSize: initialMmap,
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -465,11 +480,12 @@ func (s *Store) ReplaceDeviceList(handle string, prev, version uint64, list []by
 			if c := tx.Bucket(bucketMcount).Get(k); len(c) == 8 {
 				purged += int(binary.BigEndian.Uint64(c))
 			}
-			for _, del := range []struct{ parent, key []byte }{{bucketMbox, k}, {bucketPrekeys, k}} {
-				err := tx.Bucket(del.parent).DeleteBucket(del.key)
-				if err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
-					return err
-				}
+			if err := purgeMailbox(tx, k); err != nil {
+				return err
+			}
+			err := tx.Bucket(bucketPrekeys).DeleteBucket(k)
+			if err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+				return err
 			}
 			if err := tx.Bucket(bucketMcount).Delete(k); err != nil {
 				return err
@@ -486,8 +502,10 @@ func (s *Store) ReplaceDeviceList(handle string, prev, version uint64, list []by
 // ---- mailboxes ----
 
 func encodeEnvelope(e *Envelope) []byte {
-	w := wire.NewWriter(64 + len(e.From.Handle) + len(e.Payload))
+	w := wire.NewWriter(96 + len(e.To.Handle) + len(e.From.Handle) + len(e.Payload))
 	w.U8(recordVersion)
+	w.String(e.To.Handle)
+	w.Fixed(e.To.Device[:])
 	w.String(e.From.Handle)
 	w.Fixed(e.From.Device[:])
 	w.Fixed(e.MessageID[:])
@@ -497,10 +515,12 @@ func encodeEnvelope(e *Envelope) []byte {
 	return w.Bytes()
 }
 
-func decodeEnvelope(to Addr, seq uint64, b []byte) (Envelope, error) {
+func decodeEnvelope(seq uint64, b []byte) (Envelope, error) {
 	r := wire.NewReader(b)
 	r.Version(recordVersion)
-	e := Envelope{Seq: seq, To: to}
+	e := Envelope{Seq: seq}
+	e.To.Handle = r.String(maxStoredHandle)
+	r.FixedInto(e.To.Device[:])
 	e.From.Handle = r.String(maxStoredHandle)
 	r.FixedInto(e.From.Device[:])
 	r.FixedInto(e.MessageID[:])
@@ -511,6 +531,43 @@ func decodeEnvelope(to Addr, seq uint64, b []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("store: envelope %d: %w", seq, err)
 	}
 	return e, nil
+}
+
+// envExpires reads only the expiry of an encoded envelope (for the sweep).
+func envExpires(b []byte) (int64, error) {
+	r := wire.NewReader(b)
+	r.Version(recordVersion)
+	r.String(maxStoredHandle)
+	r.Fixed(16)
+	r.String(maxStoredHandle)
+	r.Fixed(16 + 16 + 8)
+	exp := int64(r.U64())
+	return exp, r.Err()
+}
+
+func idxKey(mailbox []byte, seq uint64) []byte {
+	k := make([]byte, 0, len(mailbox)+8)
+	k = append(k, mailbox...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// purgeMailbox deletes every envelope of one mailbox and its count.
+func purgeMailbox(tx *bolt.Tx, mailbox []byte) error {
+	idx, env := tx.Bucket(bucketMbox), tx.Bucket(bucketEnv)
+	var keys [][]byte
+	c := idx.Cursor()
+	for k, _ := c.Seek(mailbox); k != nil && len(k) == len(mailbox)+8 && bytes.HasPrefix(k, mailbox); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := idx.Delete(k); err != nil {
+			return err
+		}
+		if err := env.Delete(k[len(mailbox):]); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMcount).Delete(mailbox)
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
@@ -550,19 +607,21 @@ func (s *Store) Enqueue(envs []Envelope, limit int) error {
 				return &MailboxFullError{To: envs[i].To}
 			}
 		}
-		mbox := tx.Bucket(bucketMbox)
+		env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
+		// Sequential appends: fill pages completely instead of splitting
+		// them in half.
+		env.FillPercent = 1.0
 		for i := range envs {
-			k := envs[i].To.key()
-			b, err := mbox.CreateBucketIfNotExists(k)
-			if err != nil {
-				return err
-			}
-			seq, err := b.NextSequence()
+			seq, err := env.NextSequence()
 			if err != nil {
 				return err
 			}
 			envs[i].Seq = seq
-			if err := b.Put(u64(seq), recs[i]); err != nil {
+			if err := env.Put(u64(seq), recs[i]); err != nil {
+				return err
+			}
+			k := envs[i].To.key()
+			if err := idx.Put(idxKey(k, seq), nil); err != nil {
 				return err
 			}
 			if _, err := addCount(tx, k, 1); err != nil {
@@ -582,14 +641,20 @@ func (s *Store) Enqueue(envs []Envelope, limit int) error {
 func (s *Store) Mailbox(to Addr, after uint64, limit int, now time.Time) ([]Envelope, error) {
 	var out []Envelope
 	nowMs := now.UnixMilli()
+	k := to.key()
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMbox).Bucket(to.key())
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			e, err := decodeEnvelope(to, binary.BigEndian.Uint64(k), v)
+		env := tx.Bucket(bucketEnv)
+		c := tx.Bucket(bucketMbox).Cursor()
+		for ik, _ := c.Seek(idxKey(k, after+1)); ik != nil && len(out) < limit; ik, _ = c.Next() {
+			if len(ik) != len(k)+8 || !bytes.HasPrefix(ik, k) {
+				break
+			}
+			seq := binary.BigEndian.Uint64(ik[len(k):])
+			v := env.Get(ik[len(k):])
+			if v == nil {
+				continue
+			}
+			e, err := decodeEnvelope(seq, v)
 			if err != nil {
 				return err
 			}
@@ -627,20 +692,19 @@ func (s *Store) Delete(acks []Acked) error {
 	var deleted int
 	err := s.update(func(tx *bolt.Tx) error {
 		deleted = 0
-		mbox := tx.Bucket(bucketMbox)
+		env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
 		for _, a := range acks {
 			k := a.To.key()
-			b := mbox.Bucket(k)
-			if b == nil {
-				continue
-			}
 			n := 0
 			for _, seq := range a.Seqs {
-				key := u64(seq)
-				if b.Get(key) == nil {
-					continue
+				ik := idxKey(k, seq)
+				if idx.Get(ik) == nil {
+					continue // not this mailbox's, or already gone
 				}
-				if err := b.Delete(key); err != nil {
+				if err := idx.Delete(ik); err != nil {
+					return err
+				}
+				if err := env.Delete(ik[len(k):]); err != nil {
 					return err
 				}
 				n++
@@ -924,32 +988,42 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 				}
 				n += len(dead)
 			}
-			mbox := tx.Bucket(bucketMbox)
-			return mbox.ForEachBucket(func(mk []byte) error {
-				b := mbox.Bucket(mk)
-				c := b.Cursor()
-				dropped := 0
-				// Envelopes are in arrival order and mostly share one
-				// TTL, so expired ones form a prefix; anything expired
-				// behind a live one is skipped by Mailbox and goes later.
-				for k, v := c.First(); k != nil && n < sweepChunk; k, v = c.First() {
-					e, err := decodeEnvelope(Addr{}, 0, v)
-					if err == nil && e.Expires > nowMs {
-						break
-					}
-					if err := c.Delete(); err != nil {
-						return err
-					}
-					n++
-					dropped++
+			// Envelopes are in arrival order and mostly share one TTL, so
+			// expired ones form a prefix; one expired behind a live one is
+			// skipped by Mailbox and goes in a later sweep.
+			env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
+			type dead struct {
+				seq []byte
+				to  Addr
+			}
+			var gone []dead
+			c := env.Cursor()
+			for k, v := c.First(); k != nil && n+len(gone) < sweepChunk; k, v = c.Next() {
+				exp, err := envExpires(v)
+				if err == nil && exp > nowMs {
+					break
 				}
-				envs += dropped
-				if dropped > 0 {
-					_, err := addCount(tx, mk, -int64(dropped))
+				e, _ := decodeEnvelope(0, v)
+				gone = append(gone, dead{append([]byte(nil), k...), e.To})
+			}
+			for _, d := range gone {
+				if err := env.Delete(d.seq); err != nil {
 					return err
 				}
-				return nil
-			})
+				mk := d.to.key()
+				ik := append(mk, d.seq...)
+				if idx.Get(ik) != nil {
+					if err := idx.Delete(ik); err != nil {
+						return err
+					}
+					if _, err := addCount(tx, mk, -1); err != nil {
+						return err
+					}
+					envs++
+				}
+			}
+			n += len(gone)
+			return nil
 		})
 		if err != nil {
 			return total, err
