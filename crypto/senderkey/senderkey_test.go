@@ -358,3 +358,34 @@ func TestLimits(t *testing.T) {
 }
 
 func ed25519Sign(s *Sender, msg []byte) []byte { return ed25519.Sign(s.sign, msg) }
+
+// countingEd25519 stands in for a WebCrypto backend.
+type countingEd25519 struct{ signs, verifies *int }
+
+func (c countingEd25519) Sign(priv ed25519.PrivateKey, m []byte) ([]byte, error) {
+	*c.signs++
+	return ed25519.Sign(priv, m), nil
+}
+
+func (c countingEd25519) Verify(pub ed25519.PublicKey, m, sig []byte) bool {
+	*c.verifies++
+	return ed25519.Verify(pub, m, sig)
+}
+
+func TestEd25519Backend(t *testing.T) {
+	var signs, verifies int
+	SetEd25519(countingEd25519{&signs, &verifies})
+	defer SetEd25519(nil)
+	s := mustSender(t, newDetRand("backend"))
+	rc := mustReceiver(t, s)
+	m := mustEncrypt(t, s, "via backend")
+	mustDecrypt(t, rc, m, "via backend")
+	if signs != 1 || verifies != 1 {
+		t.Fatalf("backend used %d/%d times", signs, verifies)
+	}
+	SetEd25519(nil)
+	s2 := mustSender(t, newDetRand("backend"))
+	if m2 := mustEncrypt(t, s2, "via backend"); !bytes.Equal(m, m2) {
+		t.Fatalf("backend and crypto/ed25519 disagree")
+	}
+}

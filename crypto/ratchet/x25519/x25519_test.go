@@ -82,3 +82,44 @@ func TestRFC7748Iterated(t *testing.T) {
 		}
 	}
 }
+
+// ecdhBackend is a Backend over crypto/ecdh, standing in for WebCrypto.
+type ecdhBackend struct{ calls *int }
+
+func (e ecdhBackend) PublicKey(priv *[32]byte) [32]byte {
+	*e.calls++
+	k, _ := ecdh.X25519().NewPrivateKey(priv[:])
+	return [32]byte(k.PublicKey().Bytes())
+}
+
+func (e ecdhBackend) X25519(priv, pub *[32]byte) ([32]byte, error) {
+	*e.calls++
+	var out [32]byte
+	scalarMult(&out, priv, pub) // ecdh itself refuses low-order points
+	return out, nil
+}
+
+func TestBackend(t *testing.T) {
+	calls := 0
+	SetBackend(ecdhBackend{&calls})
+	defer SetBackend(nil)
+	a, apub, _ := GenerateKey(nil)
+	_, bpub, _ := GenerateKey(nil)
+	s1, err := X25519(&a, &bpub)
+	if err != nil || calls != 3 {
+		t.Fatalf("backend not used: %d calls, %v", calls, err)
+	}
+	SetBackend(nil)
+	if publicKey(&a) != apub {
+		t.Fatalf("backend public key differs")
+	}
+	s2, _ := X25519(&a, &bpub)
+	if s1 != s2 || calls != 3 {
+		t.Fatalf("backend result differs or still used")
+	}
+	SetBackend(ecdhBackend{&calls})
+	var zero [32]byte
+	if _, err := X25519(&a, &zero); !errors.Is(err, ErrLowOrder) {
+		t.Fatalf("low-order output from a backend accepted: %v", err)
+	}
+}
