@@ -767,3 +767,70 @@ func TestCloseGoingAway(t *testing.T) {
 		t.Fatal("dial after Close succeeded")
 	}
 }
+
+func TestLimits(t *testing.T) {
+	// Per-IP budget for HTTP requests and socket opens.
+	tr := startRelay(t, func(c *relay.Config) { c.IPRate, c.IPBurst = 0.001, 3 })
+	for i := 0; i < 3; i++ {
+		resp, err := http.Get(tr.origin + "/v1/accounts/nobody")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get(tr.origin + "/v1/accounts/nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHTTP(t, resp, http.StatusTooManyRequests, "rate_limited")
+	if _, _, err := relayclient.DialRaw(ctx(t), tr.origin); err == nil {
+		t.Fatal("socket opened past the per-IP budget")
+	}
+
+	// Account creation has its own, stricter budget.
+	tr = startRelay(t, func(c *relay.Config) { c.RegisterRate, c.RegisterBurst = 0.001, 1 })
+	tr.register(t, "alice", 1)
+	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", newUser(t, "bob", 1).signed(t)); httpCode(err) != "rate_limited" {
+		t.Fatalf("second registration: %v", err)
+	}
+
+	// Connection cap.
+	tr = startRelay(t, func(c *relay.Config) { c.MaxConnections = 1 })
+	alice := tr.register(t, "alice", 1)
+	tr.dial(t, alice, 0)
+	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0]); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("second socket past the cap: %v", err)
+	}
+
+	// Sockets per device.
+	tr = startRelay(t, nil)
+	alice = tr.register(t, "alice", 1)
+	for i := 0; i < 4; i++ {
+		tr.dial(t, alice, 0)
+	}
+	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0]); relayCode(err) != frame.CodeBusy {
+		t.Fatalf("fifth socket of one device: %v", err)
+	}
+
+	// Per-socket budget for blob reservations.
+	bob := tr.register(t, "bob", 1)
+	b := tr.dial(t, bob, 0)
+	var refused bool
+	for i := 0; i < 60 && !refused; i++ {
+		_, err := b.ReserveBlob(ctx(t))
+		switch relayCode(err) {
+		case 0:
+		case frame.CodeRateLimited:
+			refused = true
+		default:
+			t.Fatal(err)
+		}
+	}
+	if !refused {
+		t.Fatal("blob reservations never rate limited")
+	}
+	// The socket survives a rate-limit refusal.
+	if _, err := b.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
+		t.Fatalf("send after refusal: %v", err)
+	}
+}
