@@ -207,7 +207,7 @@ func us(v float64, ok bool) string {
 		return "—"
 	}
 	switch {
-	case v >= 100:
+	case v >= 1000:
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	case v >= 10:
 		return strconv.FormatFloat(v, 'f', 1, 64)
