@@ -19,7 +19,9 @@ import (
 )
 
 // conn is one authenticated device socket. The HTTP handler's goroutine
-// reads frames; one writer goroutine owns delivery, replies and pings.
+// reads frames. Writes (replies and deliveries) are done by a writer
+// goroutine that exists only while there is something to write, so an idle
+// socket costs one goroutine; pings come from the relay's pinger.
 type conn struct {
 	r      *Relay
 	ws     *websocket.Conn
@@ -27,12 +29,15 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	out  chan []byte   // replies, encoded; bounded (outQueue)
-	wake chan struct{} // mailbox may have new envelopes, or window space
+	out chan []byte // replies, encoded; bounded (outQueue)
 
 	mu       sync.Mutex
 	inflight map[uint64]int64 // seq → server time (ms) of envelopes sent, not acked
 	lastSent uint64
+	mail     bool // the mailbox may hold envelopes not yet sent
+	writing  bool // a writer goroutine is running
+	dead     bool // the socket is finished: start no writer
+	writers  sync.WaitGroup
 
 	frames *rate.Limiter
 	fetch  *rate.Limiter
@@ -76,7 +81,6 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 	c := &conn{
 		r: r, ws: ws, ctx: ctx, cancel: cancel,
 		out:      make(chan []byte, outQueue),
-		wake:     make(chan struct{}, 1),
 		inflight: make(map[uint64]int64),
 		frames:   rate.NewLimiter(frameRate, frameBurst),
 		fetch:    rate.NewLimiter(fetchRate, fetchBurst),
@@ -191,11 +195,29 @@ func (c *conn) run() {
 	if stock.OneTime < lowStockThreshold || stock.KEM < lowStockThreshold {
 		c.out <- frame.Encode(&frame.LowStock{Stock: frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}})
 	}
-	done := make(chan struct{})
-	go func() { c.writer(); close(done) }()
+	c.kick(true)
 	c.reader()
 	c.cancel()
-	<-done
+	c.mu.Lock()
+	c.dead = true
+	c.mu.Unlock()
+	c.writers.Wait()
+}
+
+// kick makes sure a writer runs; mail says the mailbox may have news.
+func (c *conn) kick(mail bool) {
+	c.mu.Lock()
+	if mail {
+		c.mail = true
+	}
+	if c.writing || c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	c.mu.Unlock()
+	go c.writer()
 }
 
 // failWait is fail from the socket's own reading goroutine: it waits for
@@ -250,6 +272,7 @@ func (r *Relay) authenticate(nonce [32]byte, a *frame.Auth) (frame.Code, string)
 func (c *conn) send(f frame.Frame) {
 	select {
 	case c.out <- frame.Encode(f):
+		c.kick(false)
 	case <-c.ctx.Done():
 	}
 }
@@ -372,10 +395,7 @@ func (c *conn) handleAck(a *frame.Ack) bool {
 		return false
 	}
 	if wasFull {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.kick(true)
 	}
 	return true
 }
@@ -570,6 +590,7 @@ func (c *conn) handleFetch(f *frame.Fetch) {
 		for _, oc := range c.r.connsOf(of) {
 			select {
 			case oc.out <- low:
+				oc.kick(false)
 			default: // it learns its stock again from Ready
 			}
 		}
@@ -595,70 +616,80 @@ func (c *conn) handleBlob(f *frame.BlobReserve) {
 	c.send(&frame.BlobID{Req: f.Req, ID: id, Expires: uint64(exp.UnixMilli())})
 }
 
-// writer owns every write after Ready: replies, deliveries and pings.
+// writer sends queued replies and mailbox envelopes until there is
+// nothing left it may send, then exits. At most one runs per socket.
 func (c *conn) writer() {
-	ping := time.NewTicker(pingInterval)
-	defer ping.Stop()
-	pending := true // the mailbox may hold envelopes we have not sent
+	defer c.writers.Done()
 	for {
-		if pending {
-			c.mu.Lock()
-			room := deliveryWindow - len(c.inflight)
-			after := c.lastSent
-			c.mu.Unlock()
-			if room > 0 {
-				n := min(room, mailboxPage)
-				envs, err := c.r.st.Mailbox(c.addr, after, n, c.r.cfg.Now())
-				if err != nil {
-					c.r.log.Error("reading mailbox", "err", err)
-					c.fail(0, frame.CodeInternal, "could not read the mailbox")
-					return
-				}
-				for i := range envs {
-					e := &envs[i]
-					c.mu.Lock()
-					c.inflight[e.Seq] = e.ServerTime
-					c.lastSent = e.Seq
-					c.mu.Unlock()
-					if !c.write(frame.Encode(&frame.Envelope{
-						Seq: e.Seq, From: frame.Addr{Handle: e.From.Handle, Device: frame.DeviceID(e.From.Device)},
-						MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
-					})) {
-						return
-					}
-				}
-				if len(envs) < n {
-					pending = false
-				}
-				// Let replies through between pages.
-				select {
-				case b := <-c.out:
-					if !c.write(b) {
-						return
-					}
-				default:
-				}
-				continue
-			}
-		}
-		select {
-		case b := <-c.out:
-			if !c.write(b) {
+		// Replies first: they answer requests the device is waiting on.
+		for len(c.out) > 0 {
+			if !c.write(<-c.out) {
+				c.stopWriting()
 				return
 			}
-		case <-c.wake:
-			pending = true
-		case <-ping.C:
-			go func() {
-				pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
-				defer cancel()
-				if err := c.ws.Ping(pctx); err != nil && c.ctx.Err() == nil {
-					c.shut(websocket.StatusPolicyViolation, "ping timeout")
-				}
-			}()
-		case <-c.ctx.Done():
+		}
+		c.mu.Lock()
+		room := deliveryWindow - len(c.inflight)
+		mail := c.mail && room > 0
+		if !mail && len(c.out) == 0 {
+			// Checked and cleared under mu, so a kick that follows a push
+			// or a mailbox change either sees writing=true before this
+			// check (and we see its work here) or starts a new writer.
+			c.writing = false
+			c.mu.Unlock()
 			return
 		}
+		if mail {
+			c.mail = false
+		}
+		after := c.lastSent
+		c.mu.Unlock()
+		if !mail {
+			continue
+		}
+		n := min(room, mailboxPage)
+		envs, err := c.r.st.Mailbox(c.addr, after, n, c.r.cfg.Now())
+		if err != nil {
+			c.r.log.Error("reading mailbox", "err", err)
+			c.stopWriting()
+			c.fail(0, frame.CodeInternal, "could not read the mailbox")
+			return
+		}
+		if len(envs) == n {
+			c.mu.Lock()
+			c.mail = true // a full page: there may be more
+			c.mu.Unlock()
+		}
+		for i := range envs {
+			e := &envs[i]
+			c.mu.Lock()
+			c.inflight[e.Seq] = e.ServerTime
+			c.lastSent = e.Seq
+			c.mu.Unlock()
+			if !c.write(frame.Encode(&frame.Envelope{
+				Seq: e.Seq, From: frame.Addr{Handle: e.From.Handle, Device: frame.DeviceID(e.From.Device)},
+				MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
+			})) {
+				c.stopWriting()
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) stopWriting() {
+	c.mu.Lock()
+	c.writing = false
+	c.dead = true // a failed write ended the socket
+	c.mu.Unlock()
+}
+
+// ping checks the peer answers; called by the relay's pinger.
+func (c *conn) ping() {
+	pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
+	defer cancel()
+	if err := c.ws.Ping(pctx); err != nil && c.ctx.Err() == nil {
+		c.shut(websocket.StatusPolicyViolation, "ping timeout")
 	}
 }
 

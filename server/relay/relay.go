@@ -306,8 +306,9 @@ func New(st Store, cfg Config) (*Relay, error) {
 	r.mux = http.NewServeMux()
 	r.routes()
 	go r.deleter()
-	r.bg.Add(1)
+	r.bg.Add(2)
 	go r.sweeper()
+	go r.pinger()
 	return r, nil
 }
 
@@ -400,6 +401,42 @@ func (r *Relay) sweeper() {
 	}
 }
 
+// maxPings bounds pings in flight, so a ping round over many sockets does
+// not become a burst of goroutines.
+const maxPings = 256
+
+// pinger pings every socket every pingInterval (keepalive for NATs, and
+// dead peers are found within pingInterval+pingTimeout).
+func (r *Relay) pinger() {
+	defer r.bg.Done()
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	sem := make(chan struct{}, maxPings)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		var all []*conn
+		for _, set := range r.conns {
+			for c := range set {
+				all = append(all, c)
+			}
+		}
+		r.mu.Unlock()
+		for _, c := range all {
+			select {
+			case sem <- struct{}{}:
+			case <-r.stop:
+				return
+			}
+			go func() { defer func() { <-sem }(); c.ping() }()
+		}
+	}
+}
+
 // register adds c to the hub; false if the relay is closing or the device
 // already has maxConnsPerDevice sockets.
 func (r *Relay) register(c *conn) frame.Code {
@@ -445,14 +482,9 @@ func (r *Relay) connsOf(a store.Addr) []*conn {
 
 // wake tells a device's sockets that their mailbox has new envelopes.
 func (r *Relay) wake(a store.Addr) {
-	r.mu.Lock()
-	for c := range r.conns[a] {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	for _, c := range r.connsOf(a) {
+		c.kick(true)
 	}
-	r.mu.Unlock()
 }
 
 // kick closes every socket of a device that left its account's list.
