@@ -1,0 +1,395 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/devicelist"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/link"
+)
+
+// Defaults for Config's zero values.
+const (
+	// DefaultAttestationAge is how long a companion stays valid without the
+	// primary re-attesting it (DESIGN.md: configurable, visible, warned).
+	DefaultAttestationAge = 30 * 24 * time.Hour
+	// reconnectMin and reconnectMax bound the jittered backoff between
+	// connection attempts.
+	reconnectMin = 250 * time.Millisecond
+	reconnectMax = 30 * time.Second
+	// opTimeout bounds one relay round trip made on behalf of a call.
+	opTimeout = 30 * time.Second
+)
+
+// handleRule is the relay's handle rule, checked locally for a clear error.
+var handleRule = regexp.MustCompile(`^[a-z0-9._-]{3,32}$`)
+
+// Config configures an Engine.
+type Config struct {
+	Store storage.Store
+	Relay Relay
+	// Rand is the randomness source (nil: crypto/rand).
+	Rand io.Reader
+	// Now is the clock (nil: time.Now); tests use a fake one for expiry.
+	Now func() time.Time
+	// OnEvent receives events (new messages, receipts, link progress,
+	// state changes). It is called without engine locks held, from the
+	// engine's goroutines, and must not block for long.
+	OnEvent func(Event)
+	// Logger gets operational logs; never keys, plaintext or ciphertext.
+	Logger *slog.Logger
+	// AttestationAge retires companions not re-attested for this long.
+	AttestationAge time.Duration
+}
+
+// Event is something the UI may want to show.
+type Event struct {
+	Type    string   `json:"type"` // message, receipt, chats, devices, state, link-check, error
+	Message *Message `json:"message,omitempty"`
+	Chat    string   `json:"chatId,omitempty"`
+	// CheckCode is set for link-check.
+	CheckCode string `json:"checkCode,omitempty"`
+	Code      string `json:"code,omitempty"`
+	Text      string `json:"text,omitempty"`
+}
+
+// Engine is one device's messenger.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu serializes every state change: one writer per device, so two
+	// goroutines never advance the same ratchet.
+	mu      sync.Mutex
+	dev     *identity.Device
+	acct    *accountRecord
+	account *identity.Account // primary only
+	lists   map[string]*devicelist.List
+	conn    Conn
+	links   map[string]*pendingLink // primary: links awaiting confirmation
+
+	companion     *link.Companion // companion: a link in progress
+	companionName string
+
+	online chan struct{} // closed and replaced on every connect
+	kick   chan struct{} // wakes the session loop to flush the outbox
+}
+
+// Open loads this device from the store, creating its identity on first
+// use. It does not touch the network.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Relay == nil {
+		return nil, errors.New("client: Config.Store and Config.Relay are required")
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AttestationAge == 0 {
+		cfg.AttestationAge = DefaultAttestationAge
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{cfg: cfg, log: log, lists: map[string]*devicelist.List{}, links: map[string]*pendingLink{}, online: make(chan struct{}), kick: make(chan struct{}, 1)}
+
+	b, err := cfg.Store.Get(ctx, bSelf, keyDevice)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		dev, err := identity.NewDevice(cfg.Rand)
+		if err != nil {
+			return nil, err
+		}
+		enc, err := dev.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		var batch storage.Batch
+		batch.Put(bSelf, keyDevice, enc)
+		if err := cfg.Store.Commit(ctx, &batch); err != nil {
+			return nil, storageErr(err)
+		}
+		e.dev = dev
+	case err != nil:
+		return nil, storageErr(err)
+	default:
+		dev, err := identity.UnmarshalDevice(b)
+		if err != nil {
+			return nil, newError(ErrStorage.Code, err, "the device identity record is corrupt")
+		}
+		e.dev = dev
+	}
+
+	if b, err := cfg.Store.Get(ctx, bSelf, keyAccount); err == nil {
+		a, err := unmarshalAccount(b)
+		if err != nil {
+			return nil, newError(ErrStorage.Code, err, "the account record is corrupt")
+		}
+		e.acct = a
+		if a.Primary {
+			acc, err := identity.UnmarshalAccount(a.AccountKey)
+			if err != nil {
+				return nil, newError(ErrStorage.Code, err, "the account key record is corrupt")
+			}
+			e.account = acc
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, storageErr(err)
+	}
+	return e, nil
+}
+
+func storageErr(err error) error {
+	return newError(ErrStorage.Code, err, "storage failed: %v", err)
+}
+
+func (e *Engine) emit(ev Event) {
+	if e.cfg.OnEvent != nil {
+		e.cfg.OnEvent(ev)
+	}
+}
+
+// Device returns this device's public keys.
+func (e *Engine) Device() identity.DevicePublic { return e.dev.Public() }
+
+// Status describes the engine for the UI.
+type Status struct {
+	Status   string `json:"status"` // new, ready, revoked
+	Handle   string `json:"handle,omitempty"`
+	DeviceID string `json:"deviceId"`
+	Primary  bool   `json:"primary"`
+	Online   bool   `json:"online"`
+}
+
+// Status reports whether the device has an account, is online, revoked.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Status{Status: "new", DeviceID: e.dev.ID.String(), Online: e.conn != nil}
+	if e.acct != nil {
+		st.Status, st.Handle, st.Primary = "ready", e.acct.Handle, e.acct.Primary
+		if e.acct.Revoked {
+			st.Status = "revoked"
+		}
+	}
+	return st
+}
+
+// CreateAccount makes this device the primary of a new account: it creates
+// the account key, signs a device list holding only this device, registers
+// the handle on the relay and prepares prekeys (uploaded on connect).
+func (e *Engine) CreateAccount(ctx context.Context, handle, deviceName string) error {
+	if !handleRule.MatchString(handle) {
+		return ErrBadHandle
+	}
+	if len(deviceName) == 0 || len(deviceName) > devicelist.MaxNameLen {
+		return newError("bad_name", nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct != nil {
+		return ErrHasAccount
+	}
+	account, err := identity.NewAccount(e.cfg.Rand)
+	if err != nil {
+		return err
+	}
+	now := uint64(e.cfg.Now().Unix())
+	list := &devicelist.List{
+		Account: account.Public(), Version: 1, Timestamp: now,
+		Entries: []devicelist.Entry{{
+			Device: e.dev.Public(), Name: deviceName, Added: now, Attested: now, Primary: true,
+			DeviceSig: devicelist.DeviceSignature(e.dev, account.Public()),
+		}},
+	}
+	signed, err := devicelist.Sign(account, list)
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.Relay.Register(ctx, handle, signed); err != nil {
+		return err
+	}
+	accKey, err := account.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	rec := &accountRecord{Handle: handle, AccountPub: account.Public(), Primary: true, AccountKey: accKey, DeviceName: deviceName}
+	if _, err := io.ReadFull(e.cfg.Rand, rec.SyncKey[:]); err != nil {
+		return err
+	}
+	var batch storage.Batch
+	batch.Put(bSelf, keyAccount, rec.marshal())
+	batch.Put(bLists, handle, (&pinnedList{AccountPub: account.Public(), Encoded: signed}).marshal())
+	if err := e.addPrekeys(ctx, &batch, true); err != nil {
+		return err
+	}
+	if err := e.cfg.Store.Commit(ctx, &batch); err != nil {
+		return storageErr(err)
+	}
+	e.acct, e.account = rec, account
+	e.lists[handle] = list
+	e.log.Info("account created", "handle", handle, "device", e.dev.ID.String())
+	e.emit(Event{Type: "state"})
+	return nil
+}
+
+// Run keeps the device connected until ctx ends or the device is revoked:
+// it connects (signing the relay's challenge), uploads prekeys, flushes
+// the outbox, and processes envelopes; on any disconnect it retries with
+// jittered exponential backoff.
+func (e *Engine) Run(ctx context.Context) error {
+	backoff := reconnectMin
+	for {
+		err := e.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrRevoked) {
+			e.markRevoked(context.WithoutCancel(ctx))
+			return err
+		}
+		if errors.Is(err, ErrNoAccount) {
+			return err
+		}
+		if err != nil {
+			e.log.Warn("relay session ended", "err", err)
+		}
+		// Full jitter: a fleet of clients does not reconnect in lockstep
+		// after a relay restart.
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(backoff)))
+		select {
+		case <-time.After(time.Duration(n.Int64()) + reconnectMin/2):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if backoff *= 2; backoff > reconnectMax {
+			backoff = reconnectMax
+		}
+	}
+}
+
+// session runs one connection until it ends.
+func (e *Engine) session(ctx context.Context) error {
+	e.mu.Lock()
+	acct := e.acct
+	e.mu.Unlock()
+	if acct == nil {
+		return ErrNoAccount
+	}
+	if acct.Revoked {
+		return ErrRevoked
+	}
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	conn, err := e.cfg.Relay.Connect(cctx, acct.Handle, e.dev)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	e.mu.Lock()
+	e.conn = conn
+	close(e.online)
+	e.online = make(chan struct{})
+	e.mu.Unlock()
+	e.emit(Event{Type: "state"})
+	defer func() {
+		e.mu.Lock()
+		e.conn = nil
+		e.mu.Unlock()
+		e.emit(Event{Type: "state"})
+	}()
+
+	if err := e.publishPrekeys(ctx, conn); err != nil {
+		return err
+	}
+	e.flushOutbox(ctx)
+
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case env, ok := <-conn.Envelopes():
+			if !ok {
+				return connErr(conn)
+			}
+			e.receive(ctx, conn, env)
+		case <-e.kick:
+			e.flushOutbox(ctx)
+		case <-conn.LowStock():
+			if err := e.refillPrekeys(ctx, conn); err != nil {
+				e.log.Warn("prekey refill failed", "err", err)
+			}
+		case <-conn.Done():
+			return connErr(conn)
+		}
+	}
+}
+
+func connErr(conn Conn) error {
+	err := mapRelayErr(conn.Err())
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	return err
+}
+
+func (e *Engine) markRevoked(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil || e.acct.Revoked {
+		return
+	}
+	a := *e.acct
+	a.Revoked = true
+	var b storage.Batch
+	b.Put(bSelf, keyAccount, a.marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		e.log.Error("could not record revocation", "err", err)
+		return
+	}
+	e.acct = &a
+	e.log.Warn("this device was revoked from its account")
+	go e.emit(Event{Type: "state", Code: ErrRevoked.Code})
+}
+
+// WaitOnline blocks until the engine is connected or ctx ends.
+func (e *Engine) WaitOnline(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		if e.conn != nil {
+			e.mu.Unlock()
+			return nil
+		}
+		ch := e.online
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ownList returns this account's verified list (cached).
+func (e *Engine) ownList(ctx context.Context) (*devicelist.List, error) {
+	return e.listLocked(ctx, e.acct.Handle, false)
+}
+
+// accountPub is a helper for the primary.
+func (e *Engine) accountPub() ed25519.PublicKey { return e.acct.AccountPub }
+
+var errStop = fmt.Errorf("stop")

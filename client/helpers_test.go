@@ -1,0 +1,249 @@
+package client
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/boltstore"
+	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/store"
+)
+
+// testRelay is the real relay on a loopback port, with its own store.
+type testRelay struct {
+	origin string
+	clock  *fakeClock
+}
+
+// fakeClock is shared by the relay and the engines so expiry can be tested.
+type fakeClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &testRelay{origin: "http://" + ln.Addr().String(), clock: &fakeClock{}}
+	cfg := relay.Config{
+		Origin: tr.origin, Now: tr.clock.Now,
+		IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	r, err := relay.New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", r.Handler())
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		r.Close(ctx)
+		st.Close()
+	})
+	return tr
+}
+
+// device is one engine with a file store that outlives the engine, so a
+// test can stop a device entirely and start it again from disk.
+type device struct {
+	t      testing.TB
+	name   string
+	path   string
+	relay  Relay
+	clock  *fakeClock
+	store  *boltstore.Store
+	eng    *Engine
+	cancel context.CancelFunc
+	done   chan error
+
+	mu     sync.Mutex
+	events []Event
+	notify chan struct{}
+}
+
+func newDevice(t testing.TB, tr *testRelay, name string) *device {
+	d := &device{t: t, name: name, path: filepath.Join(t.TempDir(), name+".db"), relay: NewRelay(tr.origin), clock: tr.clock}
+	d.start()
+	t.Cleanup(d.stop)
+	return d
+}
+
+// start opens the engine from its file and runs it.
+func (d *device) start() {
+	d.t.Helper()
+	st, err := boltstore.Open(d.path)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.store = st
+	d.notify = make(chan struct{}, 1)
+	eng, err := Open(context.Background(), Config{
+		Store: st, Relay: d.relay, Now: d.clock.Now,
+		OnEvent: func(ev Event) {
+			d.mu.Lock()
+			d.events = append(d.events, ev)
+			d.mu.Unlock()
+			select {
+			case d.notify <- struct{}{}:
+			default:
+			}
+		},
+		Logger: testLogger(d.t, d.name),
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.eng = eng
+}
+
+func testLogger(t testing.TB, name string) *slog.Logger {
+	if os.Getenv("PARLEY_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("dev", name)
+}
+
+// run connects the engine in the background and waits until it is online.
+func (d *device) run() {
+	d.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.done = make(chan error, 1)
+	go func() { d.done <- d.eng.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := d.eng.WaitOnline(wctx); err != nil {
+		d.t.Fatalf("%s did not come online: %v", d.name, err)
+	}
+}
+
+// stop ends the engine and closes its store, like quitting the process.
+func (d *device) stop() {
+	if d.cancel != nil {
+		d.cancel()
+		<-d.done
+		d.cancel = nil
+	}
+	if d.store != nil {
+		d.store.Close()
+		d.store = nil
+	}
+}
+
+// restart is stop then start+run from the same file.
+func (d *device) restart() {
+	d.stop()
+	d.start()
+	d.run()
+}
+
+// waitMessage waits until the engine has stored a message with text in chat.
+func (d *device) waitMessage(chat, text string) Message {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msgs, err := d.eng.Messages(context.Background(), chat, "", 0)
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Text == text {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s: message %q never arrived in chat %q (have %d messages)", d.name, text, chat, len(msgs))
+		}
+		select {
+		case <-d.notify:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// linkCompanion links comp to the account of primary and returns the check
+// codes both sides showed.
+func linkCompanion(t testing.TB, primary, comp *device, name string) (string, string) {
+	t.Helper()
+	ctx := ctxT(t)
+	start, err := comp.eng.StartLink(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		handle string
+		err    error
+	}
+	linked := make(chan res, 1)
+	go func() {
+		h, err := comp.eng.WaitLinked(ctx)
+		linked <- res{h, err}
+	}()
+	pending, err := primary.eng.ApproveLink(ctx, start.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending.DeviceName != name {
+		t.Fatalf("primary sees device name %q, want %q", pending.DeviceName, name)
+	}
+	if err := primary.eng.ConfirmLink(ctx, pending.LinkID); err != nil {
+		t.Fatal(err)
+	}
+	r := <-linked
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var compCode string
+	comp.mu.Lock()
+	for _, ev := range comp.events {
+		if ev.Type == "link-check" {
+			compCode = ev.CheckCode
+		}
+	}
+	comp.mu.Unlock()
+	return pending.CheckCode, compCode
+}
+
+var _ storage.Store = (*boltstore.Store)(nil)

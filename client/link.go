@@ -1,0 +1,456 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/devicelist"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/link"
+)
+
+// Link channel slots (PROTOCOL.md §14.3): the relay's rendezvous for one
+// link id holds one message per slot, written once and read once.
+const (
+	slotHello  = 0 // primary → companion: hello
+	slotJoin   = 1 // companion → primary: sealed join request
+	slotBundle = 2 // primary → companion: sealed link bundle
+
+	// linkPoll is one long-poll of the link channel; the wait repeats until
+	// the link expires.
+	linkPoll = 25 * time.Second
+)
+
+// LinkStart is what a companion shows: the payload text (also the QR
+// content) and the QR code as SVG.
+type LinkStart struct {
+	Payload string `json:"payload"`
+	QRSVG   string `json:"qrSvg"`
+	Expires int64  `json:"expires"` // unix seconds
+}
+
+// StartLink begins linking this new device to an existing account. It
+// returns the payload to show; WaitLinked then completes the handshake.
+func (e *Engine) StartLink(ctx context.Context, deviceName string) (*LinkStart, error) {
+	if len(deviceName) == 0 || len(deviceName) > devicelist.MaxNameLen {
+		return nil, newError("bad_name", nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct != nil {
+		return nil, ErrHasAccount
+	}
+	comp, err := link.NewCompanion(e.cfg.Rand, e.cfg.Relay.Origin(), e.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	e.companion, e.companionName = comp, deviceName
+	p := comp.Payload()
+	text := p.String()
+	svg, err := qrSVG(text)
+	if err != nil {
+		return nil, err
+	}
+	return &LinkStart{Payload: text, QRSVG: svg, Expires: int64(p.Expires)}, nil
+}
+
+// WaitLinked completes a link started by StartLink: it waits for the
+// primary's hello, reports the check code (event link-check), sends the
+// join request, waits for the primary's confirmation bundle, verifies it
+// and stores the account. It returns the account handle.
+func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
+	e.mu.Lock()
+	comp, name := e.companion, e.companionName
+	e.mu.Unlock()
+	if comp == nil {
+		return "", ErrLinkUnknown
+	}
+	p := comp.Payload()
+	id := p.LinkID[:]
+	deadline := time.Unix(int64(p.Expires), 0)
+	hello, err := e.waitLink(ctx, id, slotHello, deadline)
+	if err != nil {
+		return "", err
+	}
+	sess, err := comp.Accept(hello, e.cfg.Now())
+	if err != nil {
+		return "", linkErr(err)
+	}
+	e.emit(Event{Type: "link-check", CheckCode: sess.CheckCode()})
+	join, err := link.NewJoinRequest(e.dev, sess.Account(), name).MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	sealed, err := sess.Seal(join)
+	if err != nil {
+		return "", err
+	}
+	if err := e.cfg.Relay.PutLink(ctx, id, slotJoin, sealed); err != nil {
+		return "", err
+	}
+	msg, err := e.waitLink(ctx, id, slotBundle, deadline)
+	if err != nil {
+		return "", err
+	}
+	plain, err := sess.Open(msg)
+	if err != nil {
+		return "", linkErr(err)
+	}
+	bundle, err := link.UnmarshalBundle(plain)
+	if err != nil {
+		return "", linkErr(err)
+	}
+	list, err := bundle.Check(sess.Account(), e.dev.Public())
+	if err != nil {
+		return "", linkErr(err)
+	}
+	if bundle.Handle == "" && len(bundle.DeviceList) == 0 {
+		return "", ErrLinkCancelled
+	}
+	if !handleRule.MatchString(bundle.Handle) {
+		return "", newError(ErrLinkMismatch.Code, nil, "the link bundle names an invalid handle")
+	}
+	// The relay must serve the same account under that handle, or this
+	// device would talk to the wrong account.
+	key, _, err := e.cfg.Relay.Account(ctx, bundle.Handle)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(sess.Account(), key) {
+		return "", newError(ErrLinkMismatch.Code, nil, "the relay's account %s has a different key than the primary's", bundle.Handle)
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rec := &accountRecord{Handle: bundle.Handle, AccountPub: sess.Account(), SyncKey: bundle.SyncKey, DeviceName: name}
+	var b storage.Batch
+	b.Put(bSelf, keyAccount, rec.marshal())
+	b.Put(bLists, bundle.Handle, (&pinnedList{AccountPub: sess.Account(), Encoded: bundle.DeviceList}).marshal())
+	if err := e.addPrekeys(ctx, &b, true); err != nil {
+		return "", err
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return "", storageErr(err)
+	}
+	e.acct, e.companion = rec, nil
+	e.lists[bundle.Handle] = list
+	e.log.Info("linked", "handle", bundle.Handle, "device", e.dev.ID.String())
+	go e.emit(Event{Type: "state"})
+	return bundle.Handle, nil
+}
+
+// waitLink long-polls a link slot until a message arrives or the link
+// expires.
+func (e *Engine) waitLink(ctx context.Context, id []byte, slot int, deadline time.Time) ([]byte, error) {
+	for {
+		left := deadline.Sub(e.cfg.Now())
+		if left <= 0 {
+			return nil, ErrLinkExpired
+		}
+		msg, err := e.cfg.Relay.GetLink(ctx, id, slot, min(left, linkPoll))
+		if err == nil {
+			return msg, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ee *Error
+		if errors.As(err, &ee) && ee.Code == "not_found" {
+			continue // nothing yet: poll again
+		}
+		if errors.As(err, &ee) && ee.Code == ErrLinkUsed.Code {
+			return nil, ErrLinkUsed
+		}
+		return nil, err
+	}
+}
+
+func linkErr(err error) error {
+	switch {
+	case errors.Is(err, link.ErrExpired):
+		return newError(ErrLinkExpired.Code, err, "%s", ErrLinkExpired.Message)
+	case errors.Is(err, link.ErrReplay):
+		return newError(ErrLinkUsed.Code, err, "%s", ErrLinkUsed.Message)
+	case errors.Is(err, link.ErrBadConfirmation), errors.Is(err, link.ErrDecrypt), errors.Is(err, link.ErrWrongLink):
+		return newError(ErrLinkMismatch.Code, err, "%s", ErrLinkMismatch.Message)
+	}
+	return newError(ErrLinkMismatch.Code, err, "the link handshake failed: %v", err)
+}
+
+// pendingLink is a link the primary has started and not yet confirmed.
+type pendingLink struct {
+	payload *link.Payload
+	sess    *link.Session
+	join    *link.JoinRequest
+}
+
+// PendingLink is what the primary shows before the user confirms.
+type PendingLink struct {
+	LinkID     string `json:"linkId"`
+	CheckCode  string `json:"checkCode"`
+	DeviceName string `json:"deviceName"`
+}
+
+// ApproveLink starts linking a companion from its payload (pasted or
+// scanned). It sends the hello, waits for the companion's join request and
+// returns the check code and the companion's name for the user to compare
+// on both screens. Nothing changes on the account until ConfirmLink.
+func (e *Engine) ApproveLink(ctx context.Context, payloadText string) (*PendingLink, error) {
+	p, err := link.ParsePayload(payloadText)
+	if err != nil {
+		return nil, newError("bad_link_code", err, "that is not a Parley link code")
+	}
+	if err := p.CheckExpiry(e.cfg.Now()); err != nil {
+		return nil, linkErr(err)
+	}
+	e.mu.Lock()
+	if e.acct == nil {
+		e.mu.Unlock()
+		return nil, ErrNoAccount
+	}
+	if !e.acct.Primary {
+		e.mu.Unlock()
+		return nil, ErrNotPrimary
+	}
+	accountPub := e.acct.AccountPub
+	e.mu.Unlock()
+	if p.RelayOrigin != e.cfg.Relay.Origin() {
+		return nil, newError(ErrLinkMismatch.Code, nil, "the link code is for relay %s, this device uses %s", p.RelayOrigin, e.cfg.Relay.Origin())
+	}
+	sess, hello, err := link.StartPrimary(e.cfg.Rand, p, accountPub, e.cfg.Now())
+	if err != nil {
+		return nil, linkErr(err)
+	}
+	if err := e.cfg.Relay.PutLink(ctx, p.LinkID[:], slotHello, hello); err != nil {
+		var ee *Error
+		if errors.As(err, &ee) && ee.Code == ErrLinkUsed.Code {
+			return nil, ErrLinkUsed
+		}
+		return nil, err
+	}
+	msg, err := e.waitLink(ctx, p.LinkID[:], slotJoin, time.Unix(int64(p.Expires), 0))
+	if err != nil {
+		return nil, err
+	}
+	plain, err := sess.Open(msg)
+	if err != nil {
+		return nil, linkErr(err)
+	}
+	join, err := link.UnmarshalJoinRequest(plain)
+	if err != nil {
+		return nil, linkErr(err)
+	}
+	if err := join.Verify(accountPub); err != nil {
+		return nil, linkErr(err)
+	}
+	lid := hex.EncodeToString(p.LinkID[:])
+	e.mu.Lock()
+	e.links[lid] = &pendingLink{payload: p, sess: sess, join: join}
+	e.mu.Unlock()
+	return &PendingLink{LinkID: lid, CheckCode: sess.CheckCode(), DeviceName: join.Name}, nil
+}
+
+// ConfirmLink adds the companion to the account after the user confirmed
+// the check codes match: a new signed device list is published, then the
+// companion gets its sealed bundle.
+func (e *Engine) ConfirmLink(ctx context.Context, linkID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pl, ok := e.links[linkID]
+	if !ok {
+		return ErrLinkUnknown
+	}
+	delete(e.links, linkID)
+	if err := pl.payload.CheckExpiry(e.cfg.Now()); err != nil {
+		return linkErr(err)
+	}
+	cur, err := e.listLocked(ctx, e.acct.Handle, true)
+	if err != nil {
+		return err
+	}
+	if cur.Find(pl.join.Device.ID) != nil {
+		return newError(ErrLinkUsed.Code, nil, "that device is already linked")
+	}
+	if len(cur.Entries) >= devicelist.MaxDevices {
+		return ErrTooManyDevices
+	}
+	now := uint64(e.cfg.Now().Unix())
+	next := cur.Clone()
+	next.Version++
+	next.Timestamp = now
+	next.Entries = append(next.Entries, devicelist.Entry{
+		Device: pl.join.Device, Name: pl.join.Name, Added: now, Attested: now, DeviceSig: pl.join.DeviceSig,
+	})
+	if err := e.publishListLocked(ctx, next); err != nil {
+		return err
+	}
+	signed := e.pinnedEncoded(ctx)
+	bundle := &link.Bundle{Account: e.acct.AccountPub, Handle: e.acct.Handle, DeviceID: pl.join.Device.ID, DeviceList: signed, SyncKey: e.acct.SyncKey}
+	plain, err := bundle.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	sealed, err := pl.sess.Seal(plain)
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.Relay.PutLink(ctx, pl.payload.LinkID[:], slotBundle, sealed); err != nil {
+		return err
+	}
+	go e.emit(Event{Type: "devices"})
+	return nil
+}
+
+// CancelLink abandons a pending link; the companion's wait ends when the
+// link expires.
+func (e *Engine) CancelLink(linkID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.links[linkID]; !ok {
+		return ErrLinkUnknown
+	}
+	delete(e.links, linkID)
+	return nil
+}
+
+// publishListLocked signs next with the account key, publishes it and pins
+// it. Primary only.
+func (e *Engine) publishListLocked(ctx context.Context, next *devicelist.List) error {
+	if e.account == nil {
+		return ErrNotPrimary
+	}
+	signed, err := devicelist.Sign(e.account, next)
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.Relay.Publish(ctx, e.acct.Handle, signed); err != nil {
+		return err
+	}
+	var b storage.Batch
+	b.Put(bLists, e.acct.Handle, (&pinnedList{AccountPub: e.acct.AccountPub, Encoded: signed}).marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.lists[e.acct.Handle] = next
+	return nil
+}
+
+func (e *Engine) pinnedEncoded(ctx context.Context) []byte {
+	pin, err := e.loadPin(ctx, e.acct.Handle)
+	if err != nil || pin == nil {
+		return nil
+	}
+	return pin.Encoded
+}
+
+// Device is one device of the account as the UI lists it.
+type Device struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Primary  bool   `json:"primary"`
+	Added    int64  `json:"added"`    // unix seconds
+	Attested int64  `json:"attested"` // unix seconds
+	Expires  int64  `json:"expires"`  // unix seconds; 0 for the primary
+	This     bool   `json:"thisDevice"`
+}
+
+// Devices lists the account's devices from the verified list.
+func (e *Engine) Devices(ctx context.Context, refresh bool) ([]Device, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil {
+		return nil, ErrNoAccount
+	}
+	l, err := e.listLocked(ctx, e.acct.Handle, refresh)
+	if err != nil {
+		return nil, err
+	}
+	var out []Device
+	for _, en := range l.Entries {
+		d := Device{ID: en.Device.ID.String(), Name: en.Name, Primary: en.Primary, Added: int64(en.Added), Attested: int64(en.Attested), This: en.Device.ID == e.dev.ID}
+		if !en.Primary {
+			d.Expires = int64(en.Attested) + int64(e.cfg.AttestationAge/time.Second)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// RevokeDevice removes a companion from the account (primary only): a new
+// signed list without it is published; the relay disconnects and refuses
+// it, and peers stop encrypting to it.
+func (e *Engine) RevokeDevice(ctx context.Context, deviceID string) error {
+	id, err := identity.ParseDeviceID(deviceID)
+	if err != nil {
+		return newError(ErrUnknownDevice.Code, err, "not a device id: %q", deviceID)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil {
+		return ErrNoAccount
+	}
+	if e.account == nil {
+		return ErrNotPrimary
+	}
+	if id == e.dev.ID {
+		return ErrCannotRevokeSelf
+	}
+	cur, err := e.listLocked(ctx, e.acct.Handle, true)
+	if err != nil {
+		return err
+	}
+	if cur.Find(id) == nil {
+		return ErrUnknownDevice
+	}
+	next := cur.Clone()
+	next.Version++
+	next.Timestamp = uint64(e.cfg.Now().Unix())
+	next.Entries = next.Entries[:0]
+	for _, en := range cur.Entries {
+		if en.Device.ID != id {
+			next.Entries = append(next.Entries, en)
+		}
+	}
+	if err := e.publishListLocked(ctx, next); err != nil {
+		return err
+	}
+	var b storage.Batch
+	b.Delete(bSessions, sessionKey(e.acct.Handle, id))
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	go e.emit(Event{Type: "devices"})
+	return nil
+}
+
+// Reattest re-signs the account's companions with a fresh attestation
+// time (primary only), so they do not expire while the primary is in use.
+func (e *Engine) Reattest(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.account == nil {
+		return ErrNotPrimary
+	}
+	cur, err := e.listLocked(ctx, e.acct.Handle, true)
+	if err != nil {
+		return err
+	}
+	next, signed, err := devicelist.Reattest(e.account, cur, e.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.Relay.Publish(ctx, e.acct.Handle, signed); err != nil {
+		return err
+	}
+	var b storage.Batch
+	b.Put(bLists, e.acct.Handle, (&pinnedList{AccountPub: e.acct.AccountPub, Encoded: signed}).marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.lists[e.acct.Handle] = next
+	return nil
+}

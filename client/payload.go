@@ -1,0 +1,123 @@
+package client
+
+import (
+	"fmt"
+
+	"github.com/parley-im/parley/crypto/wire"
+)
+
+// Application messages (PROTOCOL.md §14): what a ratchet message carries.
+// The relay never sees them; the envelope type byte in front of the
+// ratchet or initial message is all it could parse, and it does not.
+
+// Envelope payload types: the first byte of every per-device ciphertext.
+const (
+	envInitial = 0x01 // pqxdh.InitialMessage carrying the first ratchet messages
+	envRatchet = 0x02 // a ratchet message of an established session
+)
+
+// Payload kinds.
+const (
+	kindText    = 1 // body: UTF-8 text
+	kindReceipt = 2 // body: u8 status, count, message ids
+)
+
+// Limits.
+const (
+	payloadVersion = 1
+	// MaxTextLen bounds a text message in bytes (about 16 pages of text);
+	// files go through attachments.
+	MaxTextLen = 64 << 10
+	// maxPayloadBody bounds any payload body.
+	maxPayloadBody = MaxTextLen + 1024
+	// maxHandleLen is the relay's handle limit.
+	maxHandleLen = 32
+	// maxReceiptIDs bounds the ids one receipt covers.
+	maxReceiptIDs = 256
+)
+
+// MessageID identifies a message across all devices; random, 16 bytes.
+type MessageID = [16]byte
+
+// payload is one application message.
+type payload struct {
+	Kind   uint8
+	ID     MessageID
+	SentAt uint64 // unix milliseconds, sender's clock
+	// To is the conversation peer from the sender's point of view (the
+	// recipient handle). A device of the sender's own account uses it to
+	// file a synced outgoing message under the right chat.
+	To   string
+	Body []byte
+}
+
+func (p *payload) marshal() []byte {
+	w := wire.NewWriter(1 + 1 + 16 + 8 + 4 + len(p.To) + 4 + len(p.Body))
+	w.U8(payloadVersion)
+	w.U8(p.Kind)
+	w.Fixed(p.ID[:])
+	w.U64(p.SentAt)
+	w.String(p.To)
+	w.Var(p.Body)
+	return w.Bytes()
+}
+
+func unmarshalPayload(b []byte) (*payload, error) {
+	r := wire.NewReader(b)
+	r.Version(payloadVersion)
+	p := &payload{}
+	p.Kind = r.U8()
+	r.FixedInto(p.ID[:])
+	p.SentAt = r.U64()
+	p.To = r.String(maxHandleLen)
+	p.Body = r.Var(maxPayloadBody)
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	switch p.Kind {
+	case kindText, kindReceipt:
+	default:
+		return nil, fmt.Errorf("payload: unknown kind %d", p.Kind)
+	}
+	return p, nil
+}
+
+// Receipt statuses.
+const (
+	StatusPending   = "pending"   // written, not yet accepted by the relay
+	StatusSent      = "sent"      // stored durably by the relay
+	StatusDelivered = "delivered" // a device of the recipient stored it
+	StatusRead      = "read"      // the recipient marked it read
+)
+
+const (
+	receiptDelivered = 1
+	receiptRead      = 2
+)
+
+func receiptBody(status uint8, ids []MessageID) []byte {
+	w := wire.NewWriter(1 + 4 + 16*len(ids))
+	w.U8(status)
+	w.U32(uint32(len(ids)))
+	for _, id := range ids {
+		w.Fixed(id[:])
+	}
+	return w.Bytes()
+}
+
+func parseReceipt(b []byte) (uint8, []MessageID, error) {
+	r := wire.NewReader(b)
+	st := r.U8()
+	n := r.Count(maxReceiptIDs)
+	ids := make([]MessageID, n)
+	for i := range ids {
+		r.FixedInto(ids[i][:])
+	}
+	if err := r.Finish(); err != nil {
+		return 0, nil, fmt.Errorf("receipt: %w", err)
+	}
+	if st != receiptDelivered && st != receiptRead {
+		return 0, nil, fmt.Errorf("receipt: unknown status %d", st)
+	}
+	return st, ids, nil
+}

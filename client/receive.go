@@ -1,0 +1,360 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/pqxdh"
+	"github.com/parley-im/parley/crypto/ratchet"
+	"github.com/parley-im/parley/server/relay/frame"
+)
+
+// errDuplicate marks an envelope already processed (the relay delivers at
+// least once): it is acknowledged and otherwise ignored.
+var errDuplicate = errors.New("duplicate envelope")
+
+// receive processes one envelope: decrypt, store message and ratchet in
+// one batch, then acknowledge. It acknowledges envelopes that can never
+// be processed (and reports them), but not ones that failed for a local
+// reason (storage), so the relay delivers those again.
+func (e *Engine) receive(ctx context.Context, conn Conn, env *frame.Envelope) {
+	e.mu.Lock()
+	events, err := e.receiveLocked(ctx, env)
+	e.mu.Unlock()
+	var ee *Error
+	if err != nil && errors.As(err, &ee) && ee.Code == ErrStorage.Code {
+		e.log.Error("envelope not stored; it stays in the mailbox", "err", err)
+		return
+	}
+	if err != nil && !errors.Is(err, errDuplicate) {
+		// Never silent: the UI shows that a message from this device
+		// could not be read (DESIGN.md: "Bad MAC storms" are surfaced).
+		e.log.Warn("envelope refused", "from", env.From.Handle, "code", code(err))
+		events = append(events, Event{Type: "error", Chat: env.From.Handle, Code: "undecryptable", Text: err.Error()})
+	}
+	if aerr := conn.Ack(ctx, env.Seq); aerr != nil {
+		e.log.Warn("ack failed; the envelope will be delivered again", "err", aerr)
+	}
+	for _, ev := range events {
+		e.emit(ev)
+	}
+	e.kickLocked() // a receipt may have been queued
+}
+
+func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Event, error) {
+	if e.acct == nil {
+		return nil, ErrNoAccount
+	}
+	if len(env.Payload) < 2 {
+		return nil, newError("malformed", nil, "empty envelope")
+	}
+	from := env.From.Handle
+	devID := identity.DeviceID(env.From.Device)
+	entry, err := e.senderEntryLocked(ctx, from, devID)
+	if err != nil {
+		return nil, err
+	}
+	skey := sessionKey(from, devID)
+	rec, err := e.loadSessions(ctx, skey)
+	if err != nil {
+		return nil, err
+	}
+	var b storage.Batch
+	var pt []byte
+	switch env.Payload[0] {
+	case envInitial:
+		im, err := pqxdh.UnmarshalInitialMessage(env.Payload[1:])
+		if err != nil {
+			return nil, newError("malformed", err, "malformed initial message")
+		}
+		if !im.Initiator.Equal(entry) {
+			return nil, newError("identity_mismatch", pqxdh.ErrIdentityMismatch,
+				"an initial message claims %s's device %s with keys not in its device list", from, devID)
+		}
+		if pt, err = decryptExisting(rec, im.Message, &im.Ephemeral); err != nil && !errors.Is(err, errNoSession) {
+			return nil, err
+		}
+		if pt == nil {
+			state, plain, err := pqxdh.Respond(e.dev, &prekeyView{ctx: ctx, e: e, batch: &b}, im)
+			if err != nil {
+				return nil, newError("session_setup_failed", err, "could not start a session with %s's device %s: %v", from, devID, err)
+			}
+			s := &session{State: state, PeerEphemeral: im.Ephemeral, HasPeerEph: true}
+			rec.Sessions = append([]*session{s}, rec.Sessions...)
+			if len(rec.Sessions) > maxSessionsPerDevice {
+				rec.Sessions = rec.Sessions[:maxSessionsPerDevice]
+			}
+			pt = plain
+		}
+	case envRatchet:
+		if pt, err = decryptExisting(rec, env.Payload[1:], nil); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, newError("malformed", nil, "unknown envelope type %d", env.Payload[0])
+	}
+	enc, err := rec.marshal()
+	if err != nil {
+		return nil, err
+	}
+	b.Put(bSessions, skey, enc)
+
+	p, err := unmarshalPayload(pt)
+	if err != nil {
+		// The ratchet advanced; keep that, report the garbage.
+		if cerr := e.cfg.Store.Commit(ctx, &b); cerr != nil {
+			return nil, storageErr(cerr)
+		}
+		return nil, newError("malformed", err, "undecodable message from %s", from)
+	}
+	if m, _, err := e.lookupMessage(ctx, p.ID); err != nil {
+		return nil, err
+	} else if m != nil {
+		// Same message again (a resend after a lost ack): keep the
+		// ratchet step, show nothing new.
+		if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+			return nil, storageErr(err)
+		}
+		return nil, errDuplicate
+	}
+	var events []Event
+	switch p.Kind {
+	case kindText:
+		events, err = e.receiveTextLocked(ctx, &b, p, from, devID)
+	case kindReceipt:
+		events, err = e.receiveReceiptLocked(ctx, &b, p, from)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return nil, storageErr(err)
+	}
+	return events, nil
+}
+
+// senderEntryLocked finds the sending device in its account's verified
+// list, refreshing the list once if the device is unknown (it may have
+// just been linked).
+func (e *Engine) senderEntryLocked(ctx context.Context, handle string, id identity.DeviceID) (identity.DevicePublic, error) {
+	for refresh := false; ; refresh = true {
+		l, err := e.listLocked(ctx, handle, refresh)
+		if err != nil {
+			if refresh {
+				return identity.DevicePublic{}, err
+			}
+			continue
+		}
+		if en := l.Find(id); en != nil {
+			return en.Device, nil
+		}
+		if refresh {
+			return identity.DevicePublic{}, newError(ErrUnknownDevice.Code, nil,
+				"a message came from device %s, which is not in %s's device list", id, handle)
+		}
+	}
+}
+
+var errNoSession = errors.New("no session")
+
+// decryptExisting tries the stored sessions (active first; with eph, only
+// the one that initial message started). On success the session becomes
+// active and, having heard from the peer, stops sending initial messages.
+func decryptExisting(rec *sessionRecord, msg []byte, eph *[32]byte) ([]byte, error) {
+	var firstErr error
+	for i, s := range rec.Sessions {
+		if eph != nil && (!s.HasPeerEph || s.PeerEphemeral != *eph) {
+			continue
+		}
+		pt, err := s.State.Decrypt(msg)
+		if err != nil {
+			if errors.Is(err, ratchet.ErrDuplicate) {
+				return nil, errDuplicate
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if eph == nil {
+			s.Initial = nil
+		}
+		copy(rec.Sessions[1:i+1], rec.Sessions[:i])
+		rec.Sessions[0] = s
+		return pt, nil
+	}
+	if firstErr == nil {
+		return nil, errNoSession
+	}
+	return nil, newError("decrypt_failed", firstErr, "message failed to decrypt: %v", firstErr)
+}
+
+func (e *Engine) receiveTextLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
+	if len(p.Body) > MaxTextLen {
+		return nil, newError(ErrTooLong.Code, nil, "text over the limit")
+	}
+	own := from == e.acct.Handle
+	chat := from
+	if own {
+		// Sent by another device of ours: file it under its recipient.
+		if p.To == "" || !handleRule.MatchString(p.To) {
+			return nil, newError("malformed", nil, "a synced message names no chat")
+		}
+		chat = p.To
+	}
+	msg := &Message{
+		ID: hex.EncodeToString(p.ID[:]), Chat: chat, From: from, FromDevice: dev.String(),
+		Text: string(p.Body), SentAt: int64(p.SentAt), Outgoing: own,
+	}
+	if own {
+		msg.Status = StatusSent
+	}
+	if err := e.putMessage(ctx, b, msg, !own); err != nil {
+		return nil, err
+	}
+	if !own {
+		// Tell the sender (and our other devices) it arrived; queued in
+		// the same batch, so it is sent exactly when the message is kept.
+		if err := e.queueReceiptLocked(ctx, b, from, receiptDelivered, []MessageID{p.ID}); err != nil {
+			return nil, err
+		}
+	}
+	return []Event{{Type: "message", Message: msg, Chat: chat}, {Type: "chats"}}, nil
+}
+
+func (e *Engine) receiveReceiptLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
+	st, ids, err := parseReceipt(p.Body)
+	if err != nil {
+		return nil, newError("malformed", err, "malformed receipt")
+	}
+	status := StatusDelivered
+	if st == receiptRead {
+		status = StatusRead
+	}
+	var events []Event
+	if from == e.acct.Handle {
+		// Our other device received or read messages of chat p.To:
+		// mirror the read marker so all our devices agree.
+		if st == receiptRead && p.To != "" {
+			chat, err := e.loadChat(ctx, p.To)
+			if err != nil {
+				return nil, err
+			}
+			if chat.Unread != 0 {
+				chat.Unread = 0
+				b.Put(bChats, chat.ID, chat.marshal())
+				events = append(events, Event{Type: "chats"})
+			}
+		}
+		return events, nil
+	}
+	for _, id := range ids {
+		if m := e.setStatus(ctx, b, id, status); m != nil {
+			// Only the sender of a message can mark it delivered/read for
+			// us: a receipt for a message to someone else is ignored.
+			if m.Chat != from {
+				continue
+			}
+			events = append(events, Event{Type: "receipt", Message: m, Chat: m.Chat})
+		}
+	}
+	return events, nil
+}
+
+// queueReceiptLocked adds a receipt to the outbox inside batch b.
+func (e *Engine) queueReceiptLocked(ctx context.Context, b *storage.Batch, to string, status uint8, ids []MessageID) error {
+	var id MessageID
+	if _, err := e.cfg.Rand.Read(id[:]); err != nil {
+		return err
+	}
+	p := &payload{Kind: kindReceipt, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), To: to, Body: receiptBody(status, ids)}
+	seq, err := e.nextOutboxSeqInBatch(ctx, b)
+	if err != nil {
+		return err
+	}
+	b.Put(bOutbox, seq, (&outboxRecord{Payload: p.marshal(), To: to}).marshal())
+	return nil
+}
+
+// nextOutboxSeqInBatch is nextOutboxSeq aware of a counter already bumped
+// in b (one batch may queue several entries).
+func (e *Engine) nextOutboxSeqInBatch(ctx context.Context, b *storage.Batch) (string, error) {
+	for i := len(b.Ops) - 1; i >= 0; i-- {
+		op := b.Ops[i]
+		if op.Bucket == bSelf && op.Key == keyOutSeq && op.Value != nil {
+			var n uint64
+			for _, c := range op.Value {
+				n = n<<8 | uint64(c)
+			}
+			n++
+			v := make([]byte, 8)
+			for j := 7; j >= 0; j-- {
+				v[j] = byte(n)
+				n >>= 8
+			}
+			b.Put(bSelf, keyOutSeq, v)
+			return fmt.Sprintf("%016x", bytesToU64(v)), nil
+		}
+	}
+	return e.nextOutboxSeq(ctx, b)
+}
+
+func bytesToU64(v []byte) uint64 {
+	var n uint64
+	for _, c := range v {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
+
+// MarkRead marks a chat read: its unread count drops to zero on every own
+// device, and the senders get read receipts.
+func (e *Engine) MarkRead(ctx context.Context, chat string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil {
+		return ErrNoAccount
+	}
+	c, err := e.loadChat(ctx, chat)
+	if err != nil {
+		return err
+	}
+	if c.Unread == 0 {
+		return nil
+	}
+	var ids []MessageID
+	err = e.cfg.Store.Scan(ctx, bMessages, chat+sep, storage.ScanOptions{Reverse: true, Limit: min(c.Unread, maxReceiptIDs)}, func(_ string, v []byte) error {
+		m, err := unmarshalMessage(v)
+		if err != nil || m.Outgoing {
+			return nil
+		}
+		raw, err := hex.DecodeString(m.ID)
+		if err == nil && len(raw) == 16 {
+			var id MessageID
+			copy(id[:], raw)
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return storageErr(err)
+	}
+	c.Unread = 0
+	var b storage.Batch
+	b.Put(bChats, chat, c.marshal())
+	if len(ids) > 0 && handleRule.MatchString(chat) {
+		if err := e.queueReceiptLocked(ctx, &b, chat, receiptRead, ids); err != nil {
+			return err
+		}
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.kickLocked()
+	go e.emit(Event{Type: "chats"})
+	return nil
+}

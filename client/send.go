@@ -1,0 +1,379 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/pqxdh"
+	"github.com/parley-im/parley/crypto/wire"
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/relay/relayclient"
+)
+
+// maxStaleRetries bounds how often one send refreshes the device lists
+// after the relay reports a stale device set; more means the lists change
+// faster than we can follow, and the message waits for the next flush.
+const maxStaleRetries = 3
+
+// SendText queues a text message to handle and returns its id. The message
+// is stored (status pending) before anything is sent, so it survives a
+// crash or going offline; the outbox sends it, in order, when connected.
+func (e *Engine) SendText(ctx context.Context, to, text string) (string, error) {
+	if len(text) == 0 || len(text) > MaxTextLen || !utf8.ValidString(text) {
+		return "", newError(ErrTooLong.Code, nil, "a text message is 1 to %d bytes of UTF-8", MaxTextLen)
+	}
+	if !handleRule.MatchString(to) {
+		return "", ErrBadHandle
+	}
+	return e.queue(ctx, kindText, to, []byte(text), text)
+}
+
+// queue stores an outgoing payload (and, for texts, the message the UI
+// shows) with its outbox entry in one batch, then wakes the sender.
+func (e *Engine) queue(ctx context.Context, kind uint8, to string, body []byte, text string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil {
+		return "", ErrNoAccount
+	}
+	if e.acct.Revoked {
+		return "", ErrRevoked
+	}
+	if to != "" && to != e.acct.Handle {
+		pin, err := e.loadPin(ctx, to)
+		if err != nil {
+			return "", err
+		}
+		if pin != nil && pin.KeyChanged {
+			return "", ErrSafetyChanged
+		}
+		if pin == nil && e.conn != nil {
+			// First message to this handle: find out now whether it
+			// exists, instead of queueing something undeliverable.
+			if _, err := e.listLocked(ctx, to, true); err != nil && !isTransient(err) {
+				return "", err
+			}
+		}
+	}
+	var id MessageID
+	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
+		return "", err
+	}
+	p := &payload{Kind: kind, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), To: to, Body: body}
+	var b storage.Batch
+	var msg *Message
+	if kind == kindText {
+		msg = &Message{
+			ID: hex.EncodeToString(id[:]), Chat: to, From: e.acct.Handle, FromDevice: e.dev.ID.String(),
+			Text: text, SentAt: int64(p.SentAt), Outgoing: true, Status: StatusPending,
+		}
+		if err := e.putMessage(ctx, &b, msg, false); err != nil {
+			return "", err
+		}
+	}
+	seq, err := e.nextOutboxSeq(ctx, &b)
+	if err != nil {
+		return "", err
+	}
+	b.Put(bOutbox, seq, (&outboxRecord{Payload: p.marshal(), To: to}).marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return "", storageErr(err)
+	}
+	if msg != nil {
+		go e.emit(Event{Type: "message", Message: msg, Chat: to})
+	}
+	e.kickLocked()
+	return hex.EncodeToString(id[:]), nil
+}
+
+func (e *Engine) nextOutboxSeq(ctx context.Context, b *storage.Batch) (string, error) {
+	var n uint64
+	v, err := e.cfg.Store.Get(ctx, bSelf, keyOutSeq)
+	if err == nil {
+		r := wire.NewReader(v)
+		n = r.U64()
+		if err := r.Finish(); err != nil {
+			return "", newError(ErrStorage.Code, err, "outbox counter corrupt")
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return "", storageErr(err)
+	}
+	n++
+	w := wire.NewWriter(8)
+	w.U64(n)
+	b.Put(bSelf, keyOutSeq, w.Bytes())
+	return fmt.Sprintf("%016x", n), nil
+}
+
+// kickLocked wakes the session loop to flush the outbox.
+func (e *Engine) kickLocked() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// isTransient reports errors that mean "try again later" (network), as
+// opposed to refusals that will never succeed.
+func isTransient(err error) bool {
+	var ee *Error
+	if errors.As(err, &ee) {
+		return ee.Code == ErrOffline.Code || ee.Code == ErrRelayRefused.Code
+	}
+	return true
+}
+
+// flushOutbox sends queued messages in order until the outbox is empty or
+// the connection fails.
+func (e *Engine) flushOutbox(ctx context.Context) {
+	for ctx.Err() == nil {
+		e.mu.Lock()
+		conn := e.conn
+		if conn == nil {
+			e.mu.Unlock()
+			return
+		}
+		var key string
+		var val []byte
+		err := e.cfg.Store.Scan(ctx, bOutbox, "", storage.ScanOptions{Limit: 1}, func(k string, v []byte) error {
+			key, val = k, v
+			return nil
+		})
+		if err != nil || key == "" {
+			e.mu.Unlock()
+			return
+		}
+		rec, err := unmarshalOutbox(val)
+		if err == nil {
+			err = e.sendOutboxLocked(ctx, conn, key, rec)
+		}
+		if err != nil && isTransient(err) {
+			e.mu.Unlock()
+			e.log.Warn("outbox flush paused", "err", err)
+			return
+		}
+		if err != nil {
+			// A permanent refusal (unknown account, revoked contact…):
+			// the message can never be delivered. Keep it, marked failed,
+			// and move on so one bad message does not block the rest.
+			e.failOutboxLocked(ctx, key, rec, err)
+		}
+		e.mu.Unlock()
+	}
+}
+
+func (e *Engine) failOutboxLocked(ctx context.Context, key string, rec *outboxRecord, cause error) {
+	var b storage.Batch
+	b.Delete(bOutbox, key)
+	if rec != nil {
+		if p, err := unmarshalPayload(rec.Payload); err == nil && p.Kind == kindText {
+			e.setStatus(ctx, &b, p.ID, "failed")
+		}
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		e.log.Error("could not record failed message", "err", err)
+		return
+	}
+	e.log.Warn("message could not be delivered", "code", code(cause))
+	go e.emit(Event{Type: "error", Code: code(cause), Text: cause.Error()})
+}
+
+type target struct {
+	handle string
+	dev    identity.DevicePublic
+}
+
+// targetsLocked lists the devices a message to `to` goes to: every active
+// device of the recipient and every other active device of our account.
+func (e *Engine) targetsLocked(ctx context.Context, to string, refresh bool) ([]target, error) {
+	var out []target
+	own, err := e.listLocked(ctx, e.acct.Handle, refresh)
+	if err != nil {
+		return nil, err
+	}
+	if own.Find(e.dev.ID) == nil {
+		return nil, ErrRevoked
+	}
+	for _, d := range e.activeDevices(own) {
+		if d.ID != e.dev.ID {
+			out = append(out, target{e.acct.Handle, d})
+		}
+	}
+	if to != "" && to != e.acct.Handle {
+		l, err := e.listLocked(ctx, to, refresh)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range e.activeDevices(l) {
+			out = append(out, target{to, d})
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, rec *outboxRecord) error {
+	p, err := unmarshalPayload(rec.Payload)
+	if err != nil {
+		return newError(ErrStorage.Code, err, "outbox entry corrupt")
+	}
+	for attempt := 0; ; attempt++ {
+		targets, err := e.targetsLocked(ctx, rec.To, attempt > 0)
+		if err != nil {
+			return err
+		}
+		// Keep the ciphertexts already made for devices still listed (a
+		// retry resends exactly those bytes), encrypt for new devices,
+		// drop devices no longer listed.
+		have := map[string]sealedOut{}
+		for _, s := range rec.Sealed {
+			have[sessionKey(s.Handle, s.Device)] = s
+		}
+		var sealed []sealedOut
+		var b storage.Batch
+		for _, t := range targets {
+			if s, ok := have[sessionKey(t.handle, t.dev.ID)]; ok {
+				sealed = append(sealed, s)
+				continue
+			}
+			ct, err := e.encryptLocked(ctx, conn, &b, t, rec.Payload)
+			if err != nil {
+				return err
+			}
+			sealed = append(sealed, sealedOut{Handle: t.handle, Device: t.dev.ID, Payload: ct})
+		}
+		rec.Sealed = sealed
+		if b.Len() > 0 {
+			// The advanced ratchets and the ciphertexts they made are
+			// stored before anything leaves: a crash after the send
+			// cannot make us reuse a message key.
+			b.Put(bOutbox, key, rec.marshal())
+			if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+				return storageErr(err)
+			}
+		}
+		if len(sealed) > 0 {
+			frames := make([]frame.Sealed, len(sealed))
+			for i, s := range sealed {
+				frames[i] = frame.Sealed{To: frame.Addr{Handle: s.Handle, Device: s.Device}, Payload: s.Payload}
+			}
+			sctx, cancel := context.WithTimeout(ctx, opTimeout)
+			err = conn.Send(sctx, p.ID, frames)
+			cancel()
+			var stale *relayclient.StaleError
+			if errors.As(err, &stale) {
+				if attempt+1 >= maxStaleRetries {
+					return newError(ErrRelayRefused.Code, err, "the device lists keep changing; will retry")
+				}
+				continue
+			}
+			if err != nil {
+				return mapRelayErr(err)
+			}
+		}
+		var done storage.Batch
+		done.Delete(bOutbox, key)
+		if p.Kind == kindText {
+			e.setStatus(ctx, &done, p.ID, StatusSent)
+		}
+		if err := e.cfg.Store.Commit(ctx, &done); err != nil {
+			return storageErr(err)
+		}
+		return nil
+	}
+}
+
+// encryptLocked encrypts plaintext for one device, opening a session from
+// its prekey bundle if there is none, and adds the session to b.
+func (e *Engine) encryptLocked(ctx context.Context, conn Conn, b *storage.Batch, t target, plaintext []byte) ([]byte, error) {
+	skey := sessionKey(t.handle, t.dev.ID)
+	rec, err := e.loadSessions(ctx, skey)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Sessions) == 0 {
+		s, err := e.initiateLocked(ctx, conn, t)
+		if err != nil {
+			return nil, err
+		}
+		rec.Sessions = []*session{s}
+	}
+	s := rec.Sessions[0]
+	ct, err := s.State.Encrypt(e.cfg.Rand, plaintext)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	if s.Initial != nil {
+		m := *s.Initial
+		m.Message = ct
+		im, err := m.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		out = append([]byte{envInitial}, im...)
+	} else {
+		out = append([]byte{envRatchet}, ct...)
+	}
+	enc, err := rec.marshal()
+	if err != nil {
+		return nil, err
+	}
+	b.Put(bSessions, skey, enc)
+	return out, nil
+}
+
+// initiateLocked starts a session with a device from the bundle the relay
+// hands out, pinned to the device's keys in its verified list.
+func (e *Engine) initiateLocked(ctx context.Context, conn Conn, t target) (*session, error) {
+	fctx, cancel := context.WithTimeout(ctx, opTimeout)
+	fb, err := conn.Fetch(fctx, frame.Addr{Handle: t.handle, Device: t.dev.ID})
+	cancel()
+	if err != nil {
+		return nil, mapRelayErr(err)
+	}
+	bundle := &identity.Bundle{Device: t.dev}
+	r := wire.NewReader(fb.SignedPrekey)
+	bundle.SignedPrekey = identity.DecodeSignedPrekeyPublic(r)
+	if err := r.Finish(); err != nil {
+		return nil, newError(ErrRelayRefused.Code, err, "malformed signed prekey from the relay")
+	}
+	r = wire.NewReader(fb.KEM)
+	bundle.KEMPrekey = identity.DecodeKEMPrekeyPublic(r)
+	if err := r.Finish(); err != nil {
+		return nil, newError(ErrRelayRefused.Code, err, "malformed KEM prekey from the relay")
+	}
+	if len(fb.OneTime) > 0 {
+		r = wire.NewReader(fb.OneTime)
+		otk := identity.DecodeOneTimePrekeyPublic(r)
+		if err := r.Finish(); err != nil {
+			return nil, newError(ErrRelayRefused.Code, err, "malformed one-time prekey from the relay")
+		}
+		bundle.OneTime = &otk
+	}
+	state, im, err := pqxdh.Initiate(e.cfg.Rand, e.dev, t.dev, bundle)
+	if err != nil {
+		return nil, newError("bad_bundle", err, "the prekey bundle of %s's device %s was refused: %v", t.handle, t.dev.ID, err)
+	}
+	return &session{State: state, Initial: im}, nil
+}
+
+func (e *Engine) loadSessions(ctx context.Context, skey string) (*sessionRecord, error) {
+	v, err := e.cfg.Store.Get(ctx, bSessions, skey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return &sessionRecord{}, nil
+	}
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	rec, err := unmarshalSessions(v)
+	if err != nil {
+		return nil, newError(ErrStorage.Code, err, "session record %s is corrupt", skey)
+	}
+	return rec, nil
+}
