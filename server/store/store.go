@@ -31,7 +31,8 @@
 //	mcount/<mailbox>          number of envelopes in that mailbox
 //	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>
 //	links/<id><slot>          link channel messages with their expiry
-//	blobs/<id>                blob reservation or contents with expiry
+//	blobs/<id>                blob reservation with its expiry; the bytes are
+//	                          the file blobs/<hex id> beside the database
 //
 // where <mailbox> is handle || 0x00 || device id and <seq> a big-endian
 // u64. Envelopes are appended in one global order rather than kept in a
@@ -44,6 +45,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -204,13 +206,15 @@ type Options struct {
 
 // Store is the open database.
 type Store struct {
-	db     *bolt.DB
-	ops    chan *op
-	quit   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.RWMutex // held for reading by submitters, for writing by Close
-	closed bool
-	queued atomic.Int64 // envelopes in all mailboxes
+	db        *bolt.DB
+	dir       string
+	blobLocks sync.Map // blob id → *sync.Mutex
+	ops       chan *op
+	quit      chan struct{}
+	wg        sync.WaitGroup
+	mu        sync.RWMutex // held for reading by submitters, for writing by Close
+	closed    bool
+	queued    atomic.Int64 // envelopes in all mailboxes
 	// Commits and Batched count transactions and the operations in them, for
 	// metrics and the benchmark report.
 	commits atomic.Int64
@@ -277,11 +281,42 @@ func OpenWith(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, ops: make(chan *op, writeQueue), quit: make(chan struct{})}
+	if err := os.MkdirAll(filepath.Join(dir, blobDir), 0o700); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: create blob directory: %w", err)
+	}
+	s := &Store{db: db, dir: dir, ops: make(chan *op, writeQueue), quit: make(chan struct{})}
+	s.removeOrphanBlobs()
 	s.queued.Store(queued)
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
+}
+
+// removeOrphanBlobs deletes blob files with no filled record (an upload or
+// a sweep interrupted by a crash) and leftover temporary files.
+func (s *Store) removeOrphanBlobs() {
+	entries, err := os.ReadDir(filepath.Join(s.dir, blobDir))
+	if err != nil {
+		return
+	}
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		for _, e := range entries {
+			id, err := hex.DecodeString(e.Name())
+			keep := false
+			if err == nil {
+				if v := b.Get(id); v != nil {
+					_, _, filled, derr := decodeExpiring(v)
+					keep = derr == nil && filled
+				}
+			}
+			if !keep {
+				os.Remove(filepath.Join(s.dir, blobDir, e.Name()))
+			}
+		}
+		return nil
+	})
 }
 
 // Ping checks the database answers a read transaction; /healthz uses it.
@@ -915,12 +950,101 @@ func (s *Store) ReserveBlob(id []byte, expires time.Time) error {
 	})
 }
 
+// blobDir holds blob contents, one file per blob, next to the database.
+// Blobs (up to megabytes) stay out of the B+tree so an upload never holds
+// the group-commit writer that message sends wait on.
+const blobDir = "blobs"
+
+func (s *Store) blobPath(id []byte) string {
+	return filepath.Join(s.dir, blobDir, hex.EncodeToString(id))
+}
+
 // PutBlob fills a reserved slot: ErrNotFound if there is no unexpired
-// reservation, ErrExists if it was already filled.
+// reservation, ErrExists if it was already filled. The bytes are written
+// and fsynced to their own file before the reservation is marked filled,
+// so a filled blob always has its contents on disk.
 func (s *Store) PutBlob(id, data []byte, now time.Time) error {
-	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketBlobs)
-		v := b.Get(id)
+	mu := s.blobLock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	check := func(tx *bolt.Tx) (int64, error) {
+		v := tx.Bucket(bucketBlobs).Get(id)
+		if v == nil {
+			return 0, ErrNotFound
+		}
+		exp, _, filled, err := decodeExpiring(v)
+		if err != nil {
+			return 0, err
+		}
+		if exp <= now.UnixMilli() {
+			return 0, ErrNotFound
+		}
+		if filled {
+			return 0, ErrExists
+		}
+		return exp, nil
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error { _, err := check(tx); return err }); err != nil {
+		return err
+	}
+	if err := writeFileSync(s.blobPath(id), data); err != nil {
+		return fmt.Errorf("store: writing blob: %w", err)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		exp, err := check(tx)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketBlobs).Put(id, encodeExpiring(time.UnixMilli(exp), nil, true))
+	})
+	if err != nil && !errors.Is(err, ErrExists) {
+		os.Remove(s.blobPath(id))
+	}
+	return err
+}
+
+// blobLock serialises uploads of one id, so two racing uploads cannot
+// leave one's bytes under the other's acknowledgement.
+func (s *Store) blobLock(id []byte) *sync.Mutex {
+	m, _ := s.blobLocks.LoadOrStore(string(id), &sync.Mutex{})
+	return m.(*sync.Mutex)
+}
+
+// writeFileSync writes path atomically: a temporary file, fsync, rename,
+// fsync of the directory.
+func writeFileSync(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Blob returns a filled, unexpired blob, or ErrNotFound.
+func (s *Store) Blob(id []byte, now time.Time) ([]byte, error) {
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBlobs).Get(id)
 		if v == nil {
 			return ErrNotFound
 		}
@@ -928,35 +1052,19 @@ func (s *Store) PutBlob(id, data []byte, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		if exp <= now.UnixMilli() {
-			return ErrNotFound
-		}
-		if filled {
-			return ErrExists
-		}
-		return b.Put(id, encodeExpiring(time.UnixMilli(exp), data, true))
-	})
-}
-
-// Blob returns a filled, unexpired blob, or ErrNotFound.
-func (s *Store) Blob(id []byte, now time.Time) ([]byte, error) {
-	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBlobs).Get(id)
-		if v == nil {
-			return ErrNotFound
-		}
-		exp, data, filled, err := decodeExpiring(v)
-		if err != nil {
-			return err
-		}
 		if !filled || exp <= now.UnixMilli() {
 			return ErrNotFound
 		}
-		out = data
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(s.blobPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotFound // swept between the check and the read
+	}
+	return data, err
 }
 
 // sweepChunk bounds the deletions of one sweep transaction so a large
@@ -970,8 +1078,9 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 	total := 0
 	for {
 		n, envs := 0, 0
+		var deadBlobs [][]byte
 		err := s.update(func(tx *bolt.Tx) error {
-			n, envs = 0, 0
+			n, envs, deadBlobs = 0, 0, nil
 			for _, name := range [][]byte{bucketLinks, bucketBlobs} {
 				b := tx.Bucket(name)
 				var dead [][]byte
@@ -985,6 +1094,9 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 					if err := b.Delete(k); err != nil {
 						return err
 					}
+				}
+				if string(name) == string(bucketBlobs) {
+					deadBlobs = append(deadBlobs, dead...)
 				}
 				n += len(dead)
 			}
@@ -1029,6 +1141,11 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 			return total, err
 		}
 		s.queued.Add(-int64(envs))
+		// Files go after the records are gone: a crash in between leaves
+		// only unreferenced files, which Open removes.
+		for _, id := range deadBlobs {
+			os.Remove(s.blobPath(id))
+		}
 		total += n
 		if n < sweepChunk {
 			return total, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -260,6 +261,41 @@ func TestLinkAndBlob(t *testing.T) {
 	}
 	if v, _ := s.Blob(id, now); string(v) != "b" {
 		t.Fatal(v)
+	}
+	// Contents live in a file beside the database; the sweep removes it.
+	if _, err := os.Stat(s.blobPath(id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sweep(now.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.blobPath(id)); !os.IsNotExist(err) {
+		t.Fatalf("swept blob file: %v", err)
+	}
+	if _, err := s.Blob(id, now); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}
+
+func TestOrphanBlobFilesRemovedOnOpen(t *testing.T) {
+	s, dir := open(t)
+	id := []byte("0123456789abcdef")
+	s.ReserveBlob(id, time.Now().Add(time.Hour))
+	// An upload whose commit never happened (crash): file, no filled record.
+	if err := writeFileSync(s.blobPath(id), []byte("partial")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(s.blobPath(id)); !os.IsNotExist(err) {
+		t.Fatalf("orphan survived: %v", err)
+	}
+	if err := s.PutBlob(id, []byte("whole"), time.Now()); err != nil {
+		t.Fatalf("retry after crash: %v", err)
 	}
 }
 
