@@ -130,6 +130,8 @@ func (c *conn) run() {
 	}
 	actx, acancel := context.WithTimeout(c.ctx, authTimeout)
 	defer acancel()
+	// Close ends logins in progress at once instead of waiting authTimeout.
+	defer context.AfterFunc(c.r.closingCtx, acancel)()
 	if err := c.ws.Write(actx, websocket.MessageBinary, frame.Encode(&frame.Challenge{Nonce: nonce, ServerTime: uint64(c.r.cfg.Now().UnixMilli())})); err != nil {
 		return
 	}
@@ -478,6 +480,9 @@ func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []fr
 func (r *Relay) coverage(from store.Addr, to []frame.Addr) ([]frame.StaleAccount, *frame.RelayError) {
 	given := map[string]map[frame.DeviceID]bool{from.Handle: {}}
 	for _, a := range to {
+		if !frame.ValidHandle(a.Handle) {
+			return nil, &frame.RelayError{Code: frame.CodeBadHandle, Message: fmt.Sprintf("invalid recipient handle %q", a.Handle)}
+		}
 		set := given[a.Handle]
 		if set == nil {
 			set = make(map[frame.DeviceID]bool)
@@ -558,6 +563,10 @@ func (c *conn) handlePrekeys(f *frame.Prekeys) {
 func (c *conn) handleFetch(f *frame.Fetch) {
 	if !c.fetch.Allow() {
 		c.refuse(f.Req, frame.CodeRateLimited, "too many prekey fetches; slow down")
+		return
+	}
+	if !frame.ValidHandle(f.Of.Handle) {
+		c.refuse(f.Req, frame.CodeBadHandle, "invalid handle")
 		return
 	}
 	acct, err := c.r.lists.get(f.Of.Handle)

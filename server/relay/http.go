@@ -287,6 +287,7 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 			continue
 		case <-deadline.C:
 		case <-req.Context().Done():
+		case <-r.closingCtx.Done():
 		}
 		r.links.unwatch(string(key), ch)
 		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no message in this link slot yet (or it expired); poll again")

@@ -245,6 +245,8 @@ type Relay struct {
 
 	base       context.Context // parent of every socket's context
 	cancelBase context.CancelFunc
+	closingCtx context.Context // done when Close starts
+	startClose context.CancelFunc
 
 	mu      sync.Mutex
 	conns   map[store.Addr]map[*conn]struct{}
@@ -302,6 +304,7 @@ func New(st Store, cfg Config) (*Relay, error) {
 		stop:    make(chan struct{}),
 	}
 	r.base, r.cancelBase = context.WithCancel(context.Background())
+	r.closingCtx, r.startClose = context.WithCancel(context.Background())
 	r.metrics = newMetrics(r)
 	r.mux = http.NewServeMux()
 	r.routes()
@@ -322,6 +325,7 @@ func (r *Relay) Metrics() http.Handler { return r.metrics.handler() }
 // StatusGoingAway, and flushes pending deletes. It returns when they are
 // done or ctx ends. It does not close the store.
 func (r *Relay) Close(ctx context.Context) error {
+	r.startClose()
 	r.mu.Lock()
 	r.closing = true
 	var all []*conn

@@ -753,12 +753,39 @@ func TestCloseGoingAway(t *testing.T) {
 	tr := startRelay(t, nil)
 	alice := tr.register(t, "alice", 1)
 	c := tr.dial(t, alice, 0)
+	// An acked envelope whose delete is still queued is flushed by Close.
+	if _, err := c.Send(ctx(t), msgID(), nil); err == nil {
+		t.Fatal("empty send accepted")
+	}
+	bob := tr.register(t, "bob", 1)
+	b := tr.dial(t, bob, 0)
+	for i := 0; i < 50; i++ {
+		if _, err := c.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		b.Ack(ctx(t), recv(t, b).Seq)
+	}
+	// A login in progress does not hold Close up.
+	raw, _, err := relayclient.DialRaw(ctx(t), tr.origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.CloseNow()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	start := time.Now()
 	if err := tr.relay.Close(cctx); err != nil {
 		t.Fatal(err)
 	}
-	err := waitClosed(t, c, 2*time.Second)
+	if time.Since(start) > 3*time.Second {
+		t.Fatalf("Close took %s", time.Since(start))
+	}
+	if q := tr.st.Queued(); q != 0 {
+		t.Fatalf("%d acked envelopes not deleted by Close", q)
+	}
+	err = waitClosed(t, c, 2*time.Second)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("socket ended with %v", err)
 	}
