@@ -80,10 +80,11 @@ func TestFingerprintSurvivesReloadAndRestart(t *testing.T) {
 }
 
 // TestKeysAtRest checks what a copy of the profile would reveal: the
-// storage key is a non-extractable CryptoKey, and no record holds the
-// identity's secret bytes in the clear. The test recovers those bytes the
-// only way script can: by asking WebCrypto to decrypt the sealed record
-// with the (usable but unexportable) key and the record's associated data.
+// device key is a non-extractable CryptoKey, the data key exists only
+// wrapped, and no record holds the identity's secret bytes in the clear.
+// The test recovers those bytes the only way script can: by asking
+// WebCrypto to unwrap the data key with the (usable but unexportable)
+// device key and decrypt the sealed record with its associated data.
 func TestKeysAtRest(t *testing.T) {
 	srv := StartServer(t)
 	b := NewBrowser(t)
@@ -91,50 +92,40 @@ func TestKeysAtRest(t *testing.T) {
 
 	key := MustEval[map[string]any](b, `(async () => {
 	  const db = await `+JSOpenDB+`;
-	  const k = await new Promise((res, rej) => {
-	    const r = db.transaction('keys').objectStore('keys').get('storage');
+	  const get = (k) => new Promise((res, rej) => {
+	    const r = db.transaction('keys').objectStore('keys').get(k);
 	    r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error);
 	  });
+	  const k = await get('device');
+	  const dk = await get('datakey');
 	  db.close();
 	  let exportError = null;
 	  try { await crypto.subtle.exportKey('raw', k); } catch (e) { exportError = e.name; }
 	  return {isKey: k instanceof CryptoKey, extractable: k.extractable, alg: k.algorithm.name,
-	          length: k.algorithm.length, usages: k.usages, exportError};
+	          length: k.algorithm.length, usages: k.usages, exportError,
+	          dataKeyKind: dk.kind, dataKeyIsBytes: dk.wrapped instanceof Uint8Array};
 	})()`)
 	if key["isKey"] != true || key["extractable"] != false || key["alg"] != "AES-GCM" || key["length"] != float64(256) {
-		t.Fatalf("storage key = %v, want a non-extractable AES-GCM-256 CryptoKey", key)
+		t.Fatalf("device key = %v, want a non-extractable AES-GCM-256 CryptoKey", key)
 	}
 	if key["exportError"] == nil {
-		t.Fatalf("crypto.subtle.exportKey on the storage key succeeded; it must reject")
+		t.Fatalf("crypto.subtle.exportKey on the device key succeeded; it must reject")
+	}
+	if key["dataKeyKind"] != "device" || key["dataKeyIsBytes"] != true {
+		t.Fatalf("data key record = %v, want kind device with wrapped bytes", key)
 	}
 
 	// Open the sealed identity with the right associated data, then check
 	// the associated data really binds it: the same bytes under another
 	// record name must not open.
-	opened := MustEval[map[string]any](b, `(async () => {
-	  const db = await `+JSOpenDB+`;
-	  const get = (store, k) => new Promise((res, rej) => {
-	    const r = db.transaction(store).objectStore(store).get(k);
-	    r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error);
-	  });
-	  const key = await get('keys', 'storage');
-	  const rec = await get('records', 'device/identity');
-	  db.close();
-	  const ad = (store, k) => new TextEncoder().encode('parley/record/v1\0' + store + '\0' + k);
-	  const open = (store, k) => crypto.subtle.decrypt(
-	    {name: 'AES-GCM', iv: rec.slice(1, 13), additionalData: ad(store, k)}, key, rec.slice(13));
-	  const plain = new Uint8Array(await open('records', 'device/identity'));
-	  let moved = 'opened';
-	  try { await open('records', 'device/other'); } catch (e) { moved = e.name; }
-	  return {version: rec[0], plain: Array.from(plain), moved};
+	plain := toBytes(t, MustEval[any](b, JSOpenRecord("_device", "identity")))
+	moved := MustEval[string](b, `(async () => {
+	  try { await `+strings.Replace(JSOpenRecord("_device", "identity"), `\0identity')`, `\0other')`, 1)+`; return 'opened'; }
+	  catch (e) { return e.name; }
 	})()`)
-	if opened["version"] != float64(1) {
-		t.Fatalf("sealed record version = %v, want 1", opened["version"])
-	}
-	if opened["moved"] == "opened" {
+	if moved == "opened" {
 		t.Fatalf("the sealed identity opened under another record name: associated data is not bound")
 	}
-	plain := toBytes(t, opened["plain"])
 	if len(plain) < 64 {
 		t.Fatalf("unsealed identity is only %d bytes", len(plain))
 	}
@@ -172,9 +163,10 @@ func TestCorruptIdentityRecord(t *testing.T) {
 	  const db = await `+JSOpenDB+`;
 	  const tx = db.transaction('records', 'readwrite');
 	  const st = tx.objectStore('records');
-	  const rec = await new Promise((res) => { const r = st.get('device/identity'); r.onsuccess = () => res(r.result); });
+	  const key = ['_device', new TextEncoder().encode('identity')];
+	  const rec = await new Promise((res) => { const r = st.get(key); r.onsuccess = () => res(r.result); });
 	  rec[rec.length - 20] ^= 0x01;
-	  st.put(rec, 'device/identity');
+	  st.put(rec, key);
 	  await new Promise((res, rej) => { tx.oncomplete = res; tx.onerror = () => rej(tx.error); });
 	  db.close();
 	})()`)

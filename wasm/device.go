@@ -5,101 +5,315 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"syscall/js"
 
-	"github.com/hack-pad/go-indexeddb/idb"
 	"github.com/hack-pad/safejs"
 
+	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 )
 
-// Error codes the page and the API report for storage trouble. Each comes
-// with guidance in the UI; none of them ever deletes anything.
+// Error codes the page and the API report. Each comes with guidance in the
+// UI; none of the storage ones ever deletes anything.
 const (
 	codeStorageUnavailable = "storage_unavailable"
 	codeStorageCorrupt     = "storage_corrupt"
 	codeStorageKeyMissing  = "storage_key_missing"
 	codeIdentityMissing    = "identity_missing"
+	codeStorageEvicted     = "storage_evicted"
+	codeLocked             = "locked"
+	codeNotReady           = "not_ready"
 )
 
-// loadOrCreateDevice returns this browser's device identity. On first run
-// it makes a storage key and an identity and stores both; afterwards it
-// unseals the stored identity. Any inconsistency (a key without its record,
-// a record without its key, a record that fails to open) is an error state:
-// replacing the identity silently would turn this browser into a stranger
-// to its own account, which is exactly the failure users of other web
-// messengers suffer.
-func loadOrCreateDevice(ctx context.Context) (*identity.Device, error) {
-	db, err := openDB(ctx)
-	if err != nil {
-		return nil, newAPIError(codeStorageUnavailable, "IndexedDB could not be opened: %v", err)
-	}
-	for attempt := 0; attempt < 2; attempt++ {
-		key, rec, err := getBoth(ctx, db, keyIdentity)
-		if err != nil {
-			return nil, newAPIError(codeStorageUnavailable, "IndexedDB could not be read: %v", err)
-		}
-		switch haveKey, haveRec := present(key), present(rec); {
-		case haveKey && haveRec:
-			return openDevice(key, rec)
-		case haveKey:
-			return nil, newAPIError(codeIdentityMissing, "this browser's device identity record is missing while its storage key is present")
-		case haveRec:
-			return nil, newAPIError(codeStorageKeyMissing, "this browser's storage key is missing, so its sealed records cannot be opened")
-		}
-		dev, err := createDevice(ctx, db)
-		if errors.Is(err, errExists) {
-			continue // another tab created it first: load theirs
-		}
-		return dev, err
-	}
-	return nil, newAPIError(codeStorageUnavailable, "IndexedDB changed while the identity was being created")
+// Lock kinds: how the data key is wrapped (dataKeyRecord.Kind).
+const (
+	lockNone       = "device"
+	lockPassphrase = "passphrase"
+	lockPasskey    = "passkey"
+)
+
+// canaryMarker is the localStorage item set once this origin has a
+// profile. IndexedDB evicted as a whole leaves an empty database; the
+// marker (kept by Chromium outside quota eviction) tells that apart from a
+// first visit, so Parley reports storage_evicted instead of silently
+// becoming a new device.
+const canaryMarker = "parley.canary"
+
+// dataKeyRecord is keys/"datakey": the data key wrapped for one lock kind,
+// plus the non-secret parameters needed to rebuild the wrapping key.
+type dataKeyRecord struct {
+	Kind        string
+	IV, Wrapped []byte
+	// Passphrase (Argon2id).
+	Salt            []byte
+	Time, MemoryKiB uint32
+	Threads         uint8
+	// Passkey (WebAuthn PRF).
+	CredID, PRFSalt []byte
 }
 
-func present(v safejs.Value) bool { return !v.IsUndefined() && !v.IsNull() }
-
-func openDevice(key, rec safejs.Value) (*identity.Device, error) {
-	sealed, err := bytesFromJS(rec)
-	if err != nil {
-		return nil, newAPIError(codeStorageCorrupt, "the device identity record is not in Parley's format")
+func (r *dataKeyRecord) toJS() safejs.Value {
+	o := js.Global().Get("Object").New()
+	o.Set("v", 1)
+	o.Set("kind", r.Kind)
+	o.Set("iv", safejs.Unsafe(bytesToJS(r.IV)))
+	o.Set("wrapped", safejs.Unsafe(bytesToJS(r.Wrapped)))
+	switch r.Kind {
+	case lockPassphrase:
+		o.Set("salt", safejs.Unsafe(bytesToJS(r.Salt)))
+		o.Set("time", r.Time)
+		o.Set("memoryKiB", r.MemoryKiB)
+		o.Set("threads", r.Threads)
+	case lockPasskey:
+		o.Set("credId", safejs.Unsafe(bytesToJS(r.CredID)))
+		o.Set("prfSalt", safejs.Unsafe(bytesToJS(r.PRFSalt)))
 	}
-	plain, err := unseal(key, storeRecords, keyIdentity, sealed)
-	if err != nil {
-		return nil, newAPIError(codeStorageCorrupt, "the device identity record is damaged or was altered: it failed its integrity check")
+	return safejs.Safe(o)
+}
+
+func parseDataKeyRecord(v safejs.Value) (rec *dataKeyRecord, err error) {
+	defer func() {
+		if recover() != nil {
+			rec, err = nil, errors.New("malformed")
+		}
+	}()
+	o := safejs.Unsafe(v)
+	if o.Type() != js.TypeObject || o.Get("v").Int() != 1 {
+		return nil, errors.New("unknown version")
+	}
+	b := func(name string) []byte {
+		out, err := bytesFromJS(safejs.Safe(o.Get(name)))
+		if err != nil {
+			panic(err)
+		}
+		return out
+	}
+	rec = &dataKeyRecord{Kind: o.Get("kind").String(), IV: b("iv"), Wrapped: b("wrapped")}
+	switch rec.Kind {
+	case lockNone:
+	case lockPassphrase:
+		rec.Salt = b("salt")
+		rec.Time = uint32(o.Get("time").Int())
+		rec.MemoryKiB = uint32(o.Get("memoryKiB").Int())
+		rec.Threads = uint8(o.Get("threads").Int())
+	case lockPasskey:
+		rec.CredID, rec.PRFSalt = b("credId"), b("prfSalt")
+	default:
+		return nil, fmt.Errorf("unknown lock kind %q", rec.Kind)
+	}
+	return rec, nil
+}
+
+// start decides the client's state from what is stored (PROTOCOL.md 13.3).
+// It returns nil with c.status "new" (unlocked) or "locked", or an error
+// state. No path deletes or replaces anything the user had.
+func (c *client) start(ctx context.Context) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		snap, err := readSnapshot(ctx, c.db)
+		if err != nil {
+			return newAPIError(codeStorageUnavailable, "IndexedDB could not be read: %v", err)
+		}
+		if !present(snap.dataKey) && (present(snap.v1Key) || present(snap.v1Identity)) {
+			switch {
+			case !present(snap.v1Identity):
+				return newAPIError(codeIdentityMissing, "this browser's device identity record is missing while its storage key is present")
+			case !present(snap.v1Key):
+				return newAPIError(codeStorageKeyMissing, "this browser's storage key is missing, so its sealed records cannot be opened")
+			}
+			if err := c.migrateV1(ctx, snap); err != nil {
+				return err
+			}
+			continue // read the migrated layout
+		}
+		if !present(snap.dataKey) {
+			if snap.records > 0 {
+				return newAPIError(codeStorageKeyMissing, "this browser's data key is missing while %d sealed records remain, so they cannot be opened", snap.records)
+			}
+			if localStorageGet(canaryMarker) != "" {
+				c.canary = "missing"
+				return newAPIError(codeStorageEvicted, "the browser has deleted Parley's stored data on this device (storage eviction); this browser's device keys are gone")
+			}
+			err := c.create(ctx, nil, nil)
+			if errors.Is(err, errExists) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			continue // open what was just made, the same way as a restart
+		}
+		rec, err := parseDataKeyRecord(snap.dataKey)
+		if err != nil {
+			return newAPIError(codeStorageCorrupt, "the stored data key (keys/%s) is not in Parley's format: %v", keyDataKey, err)
+		}
+		c.dk = rec
+		if !present(snap.canary) {
+			c.canary = "missing"
+			return newAPIError(codeStorageEvicted, "part of Parley's stored data on this device was deleted by the browser (the canary record %s/%s is gone)", bucketMeta, recCanary)
+		}
+		c.canary = "present"
+		if rec.Kind != lockNone {
+			c.status = "locked"
+			return nil
+		}
+		if !present(snap.deviceKey) {
+			return newAPIError(codeStorageKeyMissing, "this browser's device key is missing, so its sealed records cannot be opened")
+		}
+		dataKey, err := unwrapDataKey(snap.deviceKey, lockNone, rec.IV, rec.Wrapped, false)
+		if err != nil {
+			return newAPIError(codeStorageCorrupt, "the stored data key (keys/%s) failed its integrity check: it is damaged or was altered", keyDataKey)
+		}
+		return c.open(ctx, dataKey, snap.deviceKey)
+	}
+	return newAPIError(codeStorageUnavailable, "IndexedDB changed while Parley was starting")
+}
+
+// open loads the device from a store under dataKey and makes the client
+// ready; wrapper is the key that wrapped dataKey (kept to re-wrap it when
+// the lock changes).
+func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error {
+	st := newIDBStore(c.db, dataKey)
+	canary, err := st.Get(ctx, bucketMeta, recCanary)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		c.canary = "missing"
+		return newAPIError(codeStorageEvicted, "part of Parley's stored data on this device was deleted by the browser (the canary record %s/%s is gone)", bucketMeta, recCanary)
+	case errors.Is(err, storage.ErrCorrupt):
+		c.canary = "corrupt"
+		return newAPIError(codeStorageCorrupt, "%v", err)
+	case err != nil:
+		return newAPIError(codeStorageUnavailable, "%v", err)
+	}
+	plain, err := st.Get(ctx, bucketDevice, recIdentity)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return newAPIError(codeIdentityMissing, "this browser's device identity record is missing while its keys are present")
+	case errors.Is(err, storage.ErrCorrupt):
+		return newAPIError(codeStorageCorrupt, "%v", err)
+	case err != nil:
+		return newAPIError(codeStorageUnavailable, "%v", err)
 	}
 	dev, err := identity.UnmarshalDevice(plain)
 	clear(plain)
 	if err != nil {
-		return nil, newAPIError(codeStorageCorrupt, "the device identity record opened but could not be decoded: %v", err)
+		return newAPIError(codeStorageCorrupt, "the device identity record opened but could not be decoded: %v", err)
 	}
-	return dev, nil
+	idle, err := loadIdleLock(ctx, st)
+	if err != nil {
+		return newAPIError(codeStorageCorrupt, "%v", err)
+	}
+	localStorageSet(canaryMarker, hex.EncodeToString(canary))
+	c.canary = "ok"
+	c.store, c.dev, c.wrapper, c.idle = st, dev, wrapper, idle
+	c.status = "new"
+	return nil
 }
 
-// createDevice makes the storage key and a fresh identity, seals the
-// identity (WebCrypto work first, then one transaction) and stores both.
-func createDevice(ctx context.Context, db *idb.Database) (*identity.Device, error) {
-	key, err := newStorageKey()
+// create makes a fresh device wrapping key and data key and stores the
+// identity (dev, or a new one) and the canary; migrating from v1 also
+// deletes the v1 entries in the same transaction.
+func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []recWrite) error {
+	wk, err := newWrappingKey()
 	if err != nil {
-		return nil, newAPIError(codeStorageUnavailable, "WebCrypto could not make a storage key: %v", err)
+		return newAPIError(codeStorageUnavailable, "WebCrypto could not make a key: %v", err)
 	}
-	dev, err := identity.NewDevice(rand.Reader)
+	ext, err := newDataKey()
 	if err != nil {
-		return nil, err
+		return newAPIError(codeStorageUnavailable, "WebCrypto could not make a key: %v", err)
+	}
+	iv, wrapped, err := wrapDataKey(ext, wk, lockNone)
+	if err != nil {
+		return err
+	}
+	dataKey, err := unwrapDataKey(wk, lockNone, iv, wrapped, false)
+	if err != nil {
+		return err
+	}
+	if dev == nil {
+		if dev, err = identity.NewDevice(rand.Reader); err != nil {
+			return err
+		}
 	}
 	plain, err := dev.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sealed, err := seal(key, storeRecords, keyIdentity, plain)
+	canary := make([]byte, 16)
+	if _, err := rand.Read(canary); err != nil {
+		return err
+	}
+	var b storage.Batch
+	b.Put(bucketDevice, recIdentity, plain)
+	b.Put(bucketMeta, recCanary, canary)
+	sealed, err := sealMany(dataKey, b.Ops)
 	clear(plain)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := addBoth(ctx, db, key, keyIdentity, sealed); err != nil {
+	rec := &dataKeyRecord{Kind: lockNone, IV: iv, Wrapped: wrapped}
+	kw := []keyWrite{{name: keyDataKey, value: rec.toJS(), add: true}, {name: keyDevice, value: wk}}
+	rw := append([]recWrite{
+		{key: recordKey(bucketDevice, recIdentity), value: sealed[0]},
+		{key: recordKey(bucketMeta, recCanary), value: sealed[1]},
+	}, extraRec...)
+	if len(extraRec) > 0 {
+		kw = append(kw, keyWrite{name: keyV1Storage, value: safejs.Undefined()})
+	}
+	if err := writeTxn(ctx, c.db, kw, rw); err != nil {
 		if errors.Is(err, errExists) {
-			return nil, err
+			return err
 		}
-		return nil, newAPIError(codeStorageUnavailable, "%v", err)
+		return newAPIError(codeStorageUnavailable, "%v", err)
 	}
-	return dev, nil
+	localStorageSet(canaryMarker, hex.EncodeToString(canary))
+	return nil
+}
+
+// migrateV1 moves a version-1 profile to the v2 layout keeping its
+// identity (and so its fingerprint): unseal with the v1 key, then one
+// transaction stores the new keys and records and removes the v1 entries.
+// If the identity does not open, nothing is changed.
+func (c *client) migrateV1(ctx context.Context, snap *snapshot) error {
+	sealed, err := bytesFromJS(snap.v1Identity)
+	if err != nil {
+		return newAPIError(codeStorageCorrupt, "the device identity record (%s/%s) is not in Parley's format", storeRecords, keyV1Identity)
+	}
+	plain, err := unseal(snap.v1Key, storeRecords, keyV1Identity, sealed)
+	if err != nil {
+		return newAPIError(codeStorageCorrupt, "the device identity record (%s/%s) is damaged or was altered: it failed its integrity check", storeRecords, keyV1Identity)
+	}
+	dev, err := identity.UnmarshalDevice(plain)
+	clear(plain)
+	if err != nil {
+		return newAPIError(codeStorageCorrupt, "the device identity record opened but could not be decoded: %v", err)
+	}
+	err = c.create(ctx, dev, []recWrite{{key: js.ValueOf(keyV1Identity), value: safejs.Undefined()}})
+	if errors.Is(err, errExists) {
+		return nil // done by an earlier attempt; the caller re-reads
+	}
+	return err
+}
+
+func present(v safejs.Value) bool { return !v.IsUndefined() && !v.IsNull() }
+
+func localStorageGet(name string) string {
+	ls := js.Global().Get("localStorage")
+	if ls.IsUndefined() || ls.IsNull() {
+		return ""
+	}
+	v := ls.Call("getItem", name)
+	if v.IsNull() {
+		return ""
+	}
+	return v.String()
+}
+
+func localStorageSet(name, value string) {
+	ls := js.Global().Get("localStorage")
+	if !ls.IsUndefined() && !ls.IsNull() {
+		ls.Call("setItem", name, value)
+	}
 }

@@ -12,26 +12,51 @@ import (
 	"github.com/hack-pad/safejs"
 )
 
-// IndexedDB layout (docs/PROTOCOL.md, "Keys at rest"). The database is
-// versioned so later schemas upgrade in place instead of starting over.
+// IndexedDB layout (docs/PROTOCOL.md 13). The database is versioned so
+// older profiles upgrade in place instead of starting over.
+//
+// Version 1 (foundation): keys/"storage" is a non-extractable AES-GCM key,
+// records/"device/identity" the identity sealed directly under it.
+//
+// Version 2: records are sealed under a data key that is stored only
+// wrapped (keys/"datakey"); with no lock, the wrapping key is the
+// non-extractable device key keys/"device". Engine records live in
+// `records` under array keys [bucket, Uint8Array(key)], so IndexedDB orders
+// them by bucket and then by the key's bytes, the order storage.Store
+// promises. The structural upgrade 1→2 adds nothing; the data migration
+// (re-sealing the v1 identity) needs WebCrypto, which cannot run inside
+// an upgrade transaction, so migrateV1 does it right after opening, in one
+// read-write transaction, and is repeated if the tab dies before it.
 const (
 	dbName    = "parley"
-	dbVersion = 1
-	// storeKeys holds the non-extractable WebCrypto storage key, as a
-	// CryptoKey object (structured clone), never as bytes.
-	storeKeys = "keys"
-	// storeRecords holds sealed records: Uint8Array(seal(...)).
+	dbVersion = 2
+
+	storeKeys    = "keys"
 	storeRecords = "records"
 
-	keyStorage  = "storage"
-	keyIdentity = "device/identity"
+	// In storeKeys.
+	keyV1Storage = "storage" // v1 only, removed by the migration
+	keyDevice    = "device"  // device wrapping key, present while no lock is set
+	keyDataKey   = "datakey" // the wrapped data key record (dataKeyRecord)
+
+	// The v1 identity record's string key in storeRecords.
+	keyV1Identity = "device/identity"
+
+	// Buckets the wasm binding keeps for itself inside the engine's
+	// keyspace. Engine buckets never start with "_".
+	bucketDevice = "_device" // "identity": identity.Device.MarshalBinary()
+	bucketMeta   = "_meta"   // "canary", "idle-lock"
+
+	recIdentity = "identity"
+	recCanary   = "canary"
+	recIdleLock = "idle-lock"
 )
 
-// openDB opens (and on first use creates or upgrades) the database.
-func openDB(ctx context.Context) (*idb.Database, error) {
-	req, err := idb.Global().Open(ctx, dbName, dbVersion, func(db *idb.Database, oldVersion, newVersion uint) error {
-		// Upgrades are additive and step by step, so a profile at any
-		// older version reaches the current one without losing records.
+// openDB opens (and on first use creates or upgrades) the database name.
+func openDB(ctx context.Context, name string) (*idb.Database, error) {
+	req, err := idb.Global().Open(ctx, name, dbVersion, func(db *idb.Database, oldVersion, newVersion uint) error {
+		// Upgrades are step by step, so a profile at any older version
+		// reaches the current one without losing records.
 		if oldVersion < 1 {
 			if _, err := db.CreateObjectStore(storeKeys, idb.ObjectStoreOptions{}); err != nil {
 				return err
@@ -40,6 +65,7 @@ func openDB(ctx context.Context) (*idb.Database, error) {
 				return err
 			}
 		}
+		// 1→2: same object stores; see migrateV1 for the data step.
 		return nil
 	})
 	if err != nil {
@@ -48,50 +74,95 @@ func openDB(ctx context.Context) (*idb.Database, error) {
 	return req.Await(ctx)
 }
 
-// getBoth reads the storage key and one sealed record in a single
-// read-only transaction, so they are seen in a consistent state.
-// A missing entry is returned as undefined.
-func getBoth(ctx context.Context, db *idb.Database, recordKey string) (storageKey, record safejs.Value, err error) {
+// recordKey is the IndexedDB key of an engine record.
+func recordKey(bucket, key string) js.Value {
+	return js.ValueOf([]any{bucket, safejs.Unsafe(bytesToJS([]byte(key)))})
+}
+
+// snapshot is everything start-up needs, read in one read-only transaction
+// so it is consistent. Absent entries are undefined.
+type snapshot struct {
+	v1Key, v1Identity     safejs.Value
+	deviceKey, dataKey    safejs.Value
+	identity, canary      safejs.Value
+	records               uint // number of entries in storeRecords
+}
+
+func readSnapshot(ctx context.Context, db *idb.Database) (*snapshot, error) {
 	txn, err := db.Transaction(idb.TransactionReadOnly, storeKeys, storeRecords)
 	if err != nil {
-		return safejs.Undefined(), safejs.Undefined(), err
+		return nil, err
 	}
 	keys, err := txn.ObjectStore(storeKeys)
 	if err != nil {
-		return safejs.Undefined(), safejs.Undefined(), err
+		return nil, err
 	}
 	recs, err := txn.ObjectStore(storeRecords)
 	if err != nil {
-		return safejs.Undefined(), safejs.Undefined(), err
+		return nil, err
 	}
-	kreq, err := keys.Get(js.ValueOf(keyStorage))
+	var reqs []*idb.Request
+	get := func(st *idb.ObjectStore, k js.Value) {
+		if err != nil {
+			return
+		}
+		var r *idb.Request
+		r, err = st.Get(k)
+		reqs = append(reqs, r)
+	}
+	get(keys, js.ValueOf(keyV1Storage))
+	get(recs, js.ValueOf(keyV1Identity))
+	get(keys, js.ValueOf(keyDevice))
+	get(keys, js.ValueOf(keyDataKey))
+	get(recs, recordKey(bucketDevice, recIdentity))
+	get(recs, recordKey(bucketMeta, recCanary))
 	if err != nil {
-		return safejs.Undefined(), safejs.Undefined(), err
+		return nil, err
 	}
-	rreq, err := recs.Get(js.ValueOf(recordKey))
+	count, err := recs.Count()
 	if err != nil {
-		return safejs.Undefined(), safejs.Undefined(), err
+		return nil, err
 	}
-	k, err := kreq.Await(ctx)
+	vals := make([]safejs.Value, len(reqs))
+	for i, r := range reqs {
+		v, err := r.Await(ctx)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = safejs.Safe(v)
+	}
+	n, err := count.Await(ctx)
 	if err != nil {
-		return safejs.Undefined(), safejs.Undefined(), err
+		return nil, err
 	}
-	r, err := rreq.Await(ctx)
-	if err != nil {
-		return safejs.Undefined(), safejs.Undefined(), err
-	}
-	return safejs.Safe(k), safejs.Safe(r), nil
+	return &snapshot{
+		v1Key: vals[0], v1Identity: vals[1],
+		deviceKey: vals[2], dataKey: vals[3],
+		identity: vals[4], canary: vals[5],
+		records: n,
+	}, nil
 }
 
-// errExists means another tab created the entry first.
+// errExists means another context created the entry first.
 var errExists = errors.New("record already exists")
 
-// addBoth stores a new storage key and its first sealed record in one
-// read-write transaction with add (not put): if another tab of the same
-// profile got there first, nothing is overwritten and errExists is
-// returned. All WebCrypto work is done before the transaction opens,
-// because a transaction with nothing pending auto-commits.
-func addBoth(ctx context.Context, db *idb.Database, storageKey safejs.Value, recordKey string, sealed []byte) error {
+// keyWrite is one change to storeKeys in a write transaction.
+type keyWrite struct {
+	name  string
+	value safejs.Value // undefined means delete
+	add   bool         // add instead of put: fail if present
+}
+
+// recWrite is one change to storeRecords.
+type recWrite struct {
+	key   js.Value
+	value safejs.Value // undefined means delete
+}
+
+// writeTxn applies key and record changes in one read-write transaction.
+// All WebCrypto work must be done before: a transaction with nothing
+// pending auto-commits.
+func writeTxn(ctx context.Context, db *idb.Database, kw []keyWrite, rw []recWrite) error {
 	txn, err := db.Transaction(idb.TransactionReadWrite, storeKeys, storeRecords)
 	if err != nil {
 		return err
@@ -104,17 +175,37 @@ func addBoth(ctx context.Context, db *idb.Database, storageKey safejs.Value, rec
 	if err != nil {
 		return err
 	}
-	if _, err := keys.AddKey(js.ValueOf(keyStorage), safejs.Unsafe(storageKey)); err != nil {
-		return err
+	for _, w := range kw {
+		k := js.ValueOf(w.name)
+		switch {
+		case w.value.IsUndefined():
+			_, err = keys.Delete(k)
+		case w.add:
+			_, err = keys.AddKey(k, safejs.Unsafe(w.value))
+		default:
+			_, err = keys.PutKey(k, safejs.Unsafe(w.value))
+		}
+		if err != nil {
+			_ = txn.Abort()
+			return err
+		}
 	}
-	if _, err := recs.AddKey(js.ValueOf(recordKey), safejs.Unsafe(bytesToJS(sealed))); err != nil {
-		return err
+	for _, w := range rw {
+		if w.value.IsUndefined() {
+			_, err = recs.Delete(w.key)
+		} else {
+			_, err = recs.PutKey(w.key, safejs.Unsafe(w.value))
+		}
+		if err != nil {
+			_ = txn.Abort()
+			return err
+		}
 	}
 	if err := txn.Await(ctx); err != nil {
 		if errors.Is(err, idb.NewDOMException("ConstraintError")) {
 			return errExists
 		}
-		return fmt.Errorf("store new identity: %w", err)
+		return fmt.Errorf("indexeddb write: %w", err)
 	}
 	return nil
 }

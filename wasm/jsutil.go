@@ -8,6 +8,8 @@ import (
 	"syscall/js"
 
 	"github.com/hack-pad/safejs"
+
+	"github.com/parley-im/parley/client/storage"
 )
 
 // apiError is what every window.parley call rejects with: a JS Error with a
@@ -29,7 +31,16 @@ func newAPIError(code, format string, args ...any) *apiError {
 func toJSError(err error) js.Value {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		ae = &apiError{Code: "internal", Message: err.Error()}
+		code := "internal"
+		switch {
+		case errors.Is(err, storage.ErrCorrupt):
+			code = codeStorageCorrupt
+		case errors.Is(err, storage.ErrNotFound):
+			code = "not_found"
+		case errors.Is(err, storage.ErrInvalid):
+			code = codeInvalid
+		}
+		ae = &apiError{Code: code, Message: err.Error()}
 	}
 	e := js.Global().Get("Error").New(ae.Message)
 	e.Set("code", ae.Code)

@@ -5,6 +5,9 @@
 // WebCrypto to the pure-Go engine and publishes the window.parley API that
 // the UI and the embed widget use.
 //
+// Every tab runs this binary, but only the tab elected owner (bus.go) opens
+// the storage and holds keys; the others forward window.parley calls to it.
+//
 // Every API function returns a Promise and does its work in a goroutine:
 // blocking inside a js.FuncOf callback (for example awaiting a JS promise)
 // would deadlock the Go runtime.
@@ -15,6 +18,10 @@ import (
 	"runtime/debug"
 	"sync"
 	"syscall/js"
+	"time"
+
+	"github.com/hack-pad/go-indexeddb/idb"
+	"github.com/hack-pad/safejs"
 
 	"github.com/parley-im/parley/crypto/identity"
 )
@@ -22,12 +29,28 @@ import (
 // version is the client version; the VCS revision is added when known.
 const baseVersion = "0.1.0"
 
-// client is the state behind window.parley.
+// client is the owner-side state behind window.parley. Its fields are
+// guarded by mu; the secrets (dev, store's data key, wrapper) are nil or
+// undefined whenever status is "locked".
 type client struct {
 	mu         sync.Mutex
-	dev        *identity.Device
-	bootErr    error
+	db         *idb.Database
+	status     string // "starting", "new", "locked", "error"
+	err        error
 	persistent bool
+	canary     string // "unchecked", "present", "ok", "missing", "corrupt"
+
+	dk      *dataKeyRecord // the non-secret lock record
+	wrapper safejs.Value   // the key that wrapped the data key; only while unlocked
+	store   *idbStore      // the engine's storage; only while unlocked
+	dev     *identity.Device
+
+	idle       time.Duration
+	idleGen    int
+	lockReason string
+	onLock     []func() // the engine registers its stop here
+
+	bus *bus
 }
 
 func version() string {
@@ -42,6 +65,9 @@ func version() string {
 	return v
 }
 
+// testHooks are installed by the parleytest build only (hooks_parleytest.go).
+var testHooks []func(c *client, parley js.Value)
+
 func main() {
 	parley := js.Global().Get("parley")
 	boot := js.Global().Get("__parleyBoot")
@@ -51,27 +77,128 @@ func main() {
 	}
 	js.Global().Delete("__parleyBoot")
 
-	c := &client{}
-	parley.Set("version", version())
-	parley.Set("state", js.FuncOf(func(js.Value, []js.Value) any {
-		return promise(func() (any, error) { return c.state(), nil })
-	}))
-	parley.Set("deviceFingerprint", js.FuncOf(func(js.Value, []js.Value) any {
-		return promise(c.deviceFingerprint)
-	}))
+	c := &client{status: "starting", canary: "unchecked", wrapper: safejs.Undefined()}
+	b := newBus()
+	c.bus = b
+	b.onOwner = func() { c.boot(context.Background()) }
+	b.onReady = func() { boot.Call("resolve", js.Undefined()) }
+	b.onTouch = func() { go c.touch() }
 
-	go func() {
-		c.persistent = requestPersistence()
-		dev, err := loadOrCreateDevice(context.Background())
-		c.mu.Lock()
-		c.dev, c.bootErr = dev, err
-		c.mu.Unlock()
-		// ready resolves even when storage is in an error state: the API is
-		// up and state() explains the problem. It rejects only if the
-		// client itself cannot run (handled in boot.js).
-		boot.Call("resolve", js.Undefined())
-	}()
+	one := func(args []js.Value) js.Value {
+		if len(args) == 0 {
+			return js.Undefined()
+		}
+		return args[0]
+	}
+	b.handle("state", func(context.Context, string, []js.Value) (any, error) { return c.state(), nil })
+	b.handle("deviceFingerprint", func(context.Context, string, []js.Value) (any, error) { return c.deviceFingerprint() })
+	b.handle("setLock", func(ctx context.Context, _ string, a []js.Value) (any, error) { return c.setLock(ctx, one(a)) })
+	b.handle("setPasskeyLock", func(ctx context.Context, _ string, a []js.Value) (any, error) { return c.setPasskeyLock(ctx, one(a)) })
+	b.handle("lock", func(context.Context, string, []js.Value) (any, error) { return nil, c.lock("user") })
+	b.handle("lockInfo", func(context.Context, string, []js.Value) (any, error) { return c.lockInfo() })
+	b.handle("unlock", func(ctx context.Context, _ string, a []js.Value) (any, error) { return c.unlock(ctx, one(a)) })
+	b.handle("unlockWithKey", func(ctx context.Context, _ string, a []js.Value) (any, error) { return c.unlockWithKey(ctx, one(a)) })
+	b.handle("setIdleLock", func(ctx context.Context, _ string, a []js.Value) (any, error) { return c.setIdleLock(ctx, one(a)) })
+
+	api := func(name string, fn func(args []js.Value) (any, error)) {
+		parley.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any {
+			return promise(func() (any, error) { return fn(args) })
+		}))
+	}
+	forward := func(name string) {
+		api(name, func(args []js.Value) (any, error) { return b.call(name, args) })
+	}
+	parley.Set("version", version())
+	api("state", func(args []js.Value) (any, error) {
+		st, err := b.call("state", nil)
+		if err == nil {
+			st.Set("role", b.role())
+		}
+		return st, err
+	})
+	forward("deviceFingerprint")
+	forward("lock")
+	forward("setIdleLock")
+	api("setLock", func(args []js.Value) (any, error) {
+		opts := one(args)
+		if opts.Type() == js.TypeObject && opts.Get("passkey").Truthy() {
+			key, credID, prfSalt, err := createPasskeyLock()
+			if err != nil {
+				return nil, err
+			}
+			a := js.Global().Get("Object").New()
+			a.Set("key", safejs.Unsafe(key))
+			a.Set("credId", safejs.Unsafe(credID))
+			a.Set("prfSalt", safejs.Unsafe(prfSalt))
+			return b.call("setPasskeyLock", []js.Value{a})
+		}
+		return b.call("setLock", []js.Value{opts})
+	})
+	api("unlock", func(args []js.Value) (any, error) {
+		opts := one(args)
+		if opts.Type() != js.TypeObject {
+			return nil, newAPIError(codeInvalid, "unlock takes {passphrase: string} or {passkey: true}")
+		}
+		if !opts.Get("passkey").Truthy() {
+			return b.call("unlock", []js.Value{opts})
+		}
+		info, err := b.call("lockInfo", nil)
+		if err != nil {
+			return nil, err
+		}
+		if info.Get("kind").String() != lockPasskey {
+			return nil, newAPIError(codeWrongMethod, "this browser is not locked with a passkey")
+		}
+		key, err := derivePasskeyKey(safejs.Safe(info.Get("credId")), safejs.Safe(info.Get("prfSalt")))
+		if err != nil {
+			return nil, err
+		}
+		a := js.Global().Get("Object").New()
+		a.Set("key", safejs.Unsafe(key))
+		return b.call("unlockWithKey", []js.Value{a})
+	})
+	parley.Set("on", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) < 2 || args[1].Type() != js.TypeFunction {
+			panic("parley.on(event, callback)")
+		}
+		return b.on(args[0].String(), args[1])
+	}))
+	for _, h := range testHooks {
+		h(c, parley)
+	}
+
+	// User activity in any tab keeps the idle lock from firing.
+	activity := js.FuncOf(func(js.Value, []js.Value) any {
+		go b.touched()
+		return nil
+	})
+	for _, ev := range []string{"keydown", "pointerdown"} {
+		js.Global().Call("addEventListener", ev, activity, map[string]any{"passive": true, "capture": true})
+	}
+
+	b.start()
 	select {} // keep the Go runtime alive for callbacks
+}
+
+// boot runs once this tab is elected owner: it opens storage and decides
+// the state. The ready promise resolves afterwards even when storage is in
+// an error state: the API is up and state() explains the problem.
+func (c *client) boot(ctx context.Context) {
+	persistent := requestPersistence()
+	db, err := openDB(ctx, dbName)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.persistent = persistent
+	if err != nil {
+		c.status, c.err = "error", newAPIError(codeStorageUnavailable, "IndexedDB could not be opened: %v", err)
+		return
+	}
+	c.db = db
+	if err := c.start(ctx); err != nil {
+		c.status, c.err = "error", err
+		return
+	}
+	c.touchLocked()
 }
 
 // requestPersistence asks the browser not to evict Parley's storage under
@@ -90,38 +217,58 @@ func requestPersistence() bool {
 	return b
 }
 
-func (c *client) state() any {
+func (c *client) state() map[string]any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.stateLocked()
+}
+
+func (c *client) stateLocked() map[string]any {
+	lock := "none"
+	if c.dk != nil && c.dk.Kind != lockNone {
+		lock = c.dk.Kind
+	}
 	st := map[string]any{
+		"status":     c.status,
 		"persistent": c.persistent,
+		"canary":     c.canary,
+		"lock":       lock,
+		"idleLockMs": c.idle.Milliseconds(),
 		"handle":     nil,
 		"primary":    false,
 		"deviceId":   nil,
 		"error":      nil,
 	}
-	switch {
-	case c.bootErr != nil:
-		st["status"] = "error"
-		st["error"] = toJSError(c.bootErr)
-	case c.dev == nil:
-		st["status"] = "starting"
-	default:
+	if c.lockReason != "" {
+		st["lockReason"] = c.lockReason
+	}
+	if c.err != nil {
+		st["error"] = errorObject(c.err)
+	}
+	if c.dev != nil {
 		// No account exists until one is created or this device is linked.
-		st["status"] = "new"
 		st["deviceId"] = c.dev.ID.String()
 	}
 	return st
 }
 
+// emitStateLocked tells every tab the state changed (c.mu held).
+func (c *client) emitStateLocked() {
+	st := c.stateLocked()
+	go c.bus.emit("state", st)
+}
+
 func (c *client) deviceFingerprint() (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.bootErr != nil {
-		return nil, c.bootErr
+	if c.err != nil {
+		return nil, c.err
+	}
+	if c.status == "locked" {
+		return nil, errStoreLocked
 	}
 	if c.dev == nil {
-		return nil, newAPIError("not_ready", "the client is still starting; await parley.ready first")
+		return nil, newAPIError(codeNotReady, "the client is still starting; await parley.ready first")
 	}
 	return c.dev.Public().Fingerprint(), nil
 }

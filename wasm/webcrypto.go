@@ -6,8 +6,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"syscall/js"
 
 	"github.com/hack-pad/safejs"
+
+	"github.com/parley-im/parley/client/storage"
 )
 
 // Sealed record layout (docs/PROTOCOL.md, "Keys at rest"):
@@ -122,4 +125,135 @@ func unseal(storageKey safejs.Value, store, key string, sealed []byte) ([]byte, 
 		return nil, fmt.Errorf("%w: %s/%s", errUnseal, store, key)
 	}
 	return bytesFromJS(pt)
+}
+
+// Key wrapping (docs/PROTOCOL.md 13.2). Records are sealed under a data
+// key; the data key is stored only wrapped, by the device key when no lock
+// is set and by a passphrase- or passkey-derived key when one is. Changing
+// the lock re-wraps the data key and never touches a record.
+const (
+	// wrapADLabel prefixes the associated data of a wrapped data key; the
+	// wrapping kind follows, so a passphrase-wrapped key cannot be passed
+	// off as device-wrapped or the reverse.
+	wrapADLabel = "parley/datakey/v1"
+	keyLen      = 32
+)
+
+func callSubtle(method string, args ...any) (safejs.Value, error) {
+	s, err := subtle()
+	if err != nil {
+		return safejs.Undefined(), err
+	}
+	p, err := s.Call(method, args...)
+	if err != nil {
+		return safejs.Undefined(), err
+	}
+	return Await(p)
+}
+
+func aesGCM() map[string]any { return map[string]any{"name": "AES-GCM", "length": 256} }
+
+// newWrappingKey makes a non-extractable AES-256-GCM key that can only
+// wrap and unwrap: the device key of an unlocked profile.
+func newWrappingKey() (safejs.Value, error) {
+	return callSubtle("generateKey", aesGCM(), false, []any{"wrapKey", "unwrapKey"})
+}
+
+// newDataKey makes a data key. It is extractable only so that it can be
+// wrapped once; the caller drops it after wrapping and uses the
+// non-extractable copy that unwrapDataKey returns.
+func newDataKey() (safejs.Value, error) {
+	return callSubtle("generateKey", aesGCM(), true, []any{"encrypt", "decrypt"})
+}
+
+// importWrappingKey turns 32 derived bytes (Argon2id output) into a
+// non-extractable wrap/unwrap key. The caller clears raw afterwards.
+func importWrappingKey(raw []byte) (safejs.Value, error) {
+	u8 := bytesToJS(raw)
+	defer safejs.Unsafe(u8).Call("fill", 0)
+	return callSubtle("importKey", "raw", u8, map[string]any{"name": "AES-GCM"}, false, []any{"wrapKey", "unwrapKey"})
+}
+
+func wrapAD(kind string) safejs.Value { return bytesToJS([]byte(wrapADLabel + "\x00" + kind)) }
+
+// wrapDataKey wraps an extractable data key under wrapper for the given
+// lock kind, returning the random iv and the wrapped bytes.
+func wrapDataKey(dataKey, wrapper safejs.Value, kind string) (iv, wrapped []byte, err error) {
+	iv = make([]byte, ivSize)
+	if _, err := rand.Read(iv); err != nil {
+		return nil, nil, err
+	}
+	v, err := callSubtle("wrapKey", "raw", dataKey, wrapper,
+		map[string]any{"name": "AES-GCM", "iv": bytesToJS(iv), "additionalData": wrapAD(kind)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("wrap data key: %w", err)
+	}
+	wrapped, err = bytesFromJS(v)
+	return iv, wrapped, err
+}
+
+// errUnwrap means the wrapping key was not the one the data key was
+// wrapped with (wrong passphrase or passkey), or the record was altered.
+var errUnwrap = errors.New("data key did not unwrap")
+
+// unwrapDataKey opens a wrapped data key. extractable is true only for the
+// moment of re-wrapping it under a new lock.
+func unwrapDataKey(wrapper safejs.Value, kind string, iv, wrapped []byte, extractable bool) (safejs.Value, error) {
+	k, err := callSubtle("unwrapKey", "raw", bytesToJS(wrapped), wrapper,
+		map[string]any{"name": "AES-GCM", "iv": bytesToJS(iv), "additionalData": wrapAD(kind)},
+		map[string]any{"name": "AES-GCM"}, extractable, []any{"encrypt", "decrypt"})
+	if err != nil {
+		return safejs.Undefined(), errUnwrap
+	}
+	return k, nil
+}
+
+// sealMany seals the values of a batch with all WebCrypto calls in flight
+// at once, returning each sealed record as a Uint8Array (undefined for a
+// delete). The layout is the one seal produces.
+func sealMany(storageKey safejs.Value, ops []storage.Op) ([]safejs.Value, error) {
+	s, err := subtle()
+	if err != nil {
+		return nil, err
+	}
+	ivs := make([][]byte, len(ops))
+	pending := make([]safejs.Value, len(ops))
+	for i, op := range ops {
+		pending[i] = safejs.Undefined()
+		if op.Value == nil {
+			continue
+		}
+		ivs[i] = make([]byte, ivSize)
+		if _, err := rand.Read(ivs[i]); err != nil {
+			return nil, err
+		}
+		alg := map[string]any{
+			"name":           "AES-GCM",
+			"iv":             bytesToJS(ivs[i]),
+			"additionalData": bytesToJS(recordAD(op.Bucket, op.Key)),
+		}
+		pending[i], err = s.Call("encrypt", alg, storageKey, bytesToJS(op.Value))
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]safejs.Value, len(ops))
+	u8 := js.Global().Get("Uint8Array")
+	for i, p := range pending {
+		out[i] = safejs.Undefined()
+		if p.IsUndefined() {
+			continue
+		}
+		ct, err := Await(p)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s/%s: %w", ops[i].Bucket, ops[i].Key, err)
+		}
+		ctv := u8.New(safejs.Unsafe(ct))
+		rec := u8.New(1 + ivSize + ctv.Length())
+		rec.SetIndex(0, sealVersion)
+		js.CopyBytesToJS(rec.Call("subarray", 1, 1+ivSize), ivs[i])
+		rec.Call("set", ctv, 1+ivSize)
+		out[i] = safejs.Safe(rec)
+	}
+	return out, nil
 }

@@ -1,0 +1,146 @@
+//go:build js && wasm && parleytest
+
+package main
+
+// Test hooks, compiled only with -tags parleytest (the e2e tests build
+// that variant themselves; `make wasm` never does). They operate on
+// separate databases named "parley-test-<name>" with their own keys, so
+// even the test build exposes no decrypted record of the real profile.
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/storagetest"
+)
+
+func init() { testHooks = append(testHooks, installTestHooks) }
+
+func installTestHooks(c *client, parley js.Value) {
+	t := js.Global().Get("Object").New()
+	parley.Set("__test", t)
+	fn := func(name string, f func(args []js.Value) (any, error)) {
+		t.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any {
+			return promise(func() (any, error) { return f(args) })
+		}))
+	}
+	var mu sync.Mutex
+	stores := map[string]*idbStore{}
+	open := func(name string) (*idbStore, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if s := stores[name]; s != nil {
+			return s, nil
+		}
+		db, err := openDB(context.Background(), "parley-test-"+name)
+		if err != nil {
+			return nil, err
+		}
+		ext, err := newDataKey()
+		if err != nil {
+			return nil, err
+		}
+		// A non-extractable copy, as the real store uses.
+		wk, err := newWrappingKey()
+		if err != nil {
+			return nil, err
+		}
+		iv, w, err := wrapDataKey(ext, wk, lockNone)
+		if err != nil {
+			return nil, err
+		}
+		k, err := unwrapDataKey(wk, lockNone, iv, w, false)
+		if err != nil {
+			return nil, err
+		}
+		stores[name] = newIDBStore(db, k)
+		return stores[name], nil
+	}
+	ctx := context.Background()
+	// conformance(name) runs client/storage/storagetest against a fresh
+	// IndexedDB store; resolves "" or the first violation.
+	fn("conformance", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		if err := storagetest.Run(ctx, s); err != nil {
+			return err.Error(), nil
+		}
+		return "", nil
+	})
+	fn("put", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		var b storage.Batch
+		b.Put(a[1].String(), a[2].String(), []byte(a[3].String()))
+		return nil, s.Commit(ctx, &b)
+	})
+	fn("get", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.Get(ctx, a[1].String(), a[2].String())
+		return string(v), err
+	})
+	fn("scan", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		var keys []any
+		err = s.Scan(ctx, a[1].String(), a[2].String(), storage.ScanOptions{}, func(k string, _ []byte) error {
+			keys = append(keys, k)
+			return nil
+		})
+		return keys, err
+	})
+	// benchWrite(name, n) commits n sealed 1 KiB records one by one and
+	// resolves the median and p90 commit latency in milliseconds.
+	fn("benchWrite", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		n := a[1].Int()
+		val := make([]byte, 1024)
+		ms := make([]float64, 0, n)
+		perf := js.Global().Get("performance")
+		for i := range n {
+			var b storage.Batch
+			b.Put("bench", "m/"+time.Now().Format("150405.000000")+string(rune('a'+i%26)), val)
+			t0 := perf.Call("now").Float()
+			if err := s.Commit(ctx, &b); err != nil {
+				return nil, err
+			}
+			ms = append(ms, perf.Call("now").Float()-t0)
+		}
+		slices.Sort(ms)
+		return map[string]any{"median": ms[len(ms)/2], "p90": ms[len(ms)*9/10]}, nil
+	})
+	// argon2 times one passphrase derivation with the shipped parameters.
+	fn("argon2", func([]js.Value) (any, error) {
+		perf := js.Global().Get("performance")
+		t0 := perf.Call("now").Float()
+		_, err := derivePassphraseKey("correct horse battery staple", make([]byte, argonSaltLen), argonTime, argonMemoryKiB, argonThreads)
+		return perf.Call("now").Float() - t0, err
+	})
+	// counter() increments a counter held by the owner tab and returns it
+	// with the owner's bus id: proof that views reach the one owner.
+	var counter int
+	c.bus.handle("testCounter", func(context.Context, string, []js.Value) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		counter++
+		return map[string]any{"value": counter, "owner": c.bus.id}, nil
+	})
+	fn("counter", func([]js.Value) (any, error) { return c.bus.call("testCounter", nil) })
+	fn("tabId", func([]js.Value) (any, error) { return c.bus.id, nil })
+}

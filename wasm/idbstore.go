@@ -1,0 +1,292 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall/js"
+
+	"github.com/hack-pad/go-indexeddb/idb"
+	"github.com/hack-pad/safejs"
+
+	"github.com/parley-im/parley/client/storage"
+)
+
+// idbStore is the engine's storage.Store on IndexedDB: every value sealed
+// by WebCrypto AES-256-GCM under the (non-extractable) data key, with
+// associated data naming its bucket and key (PROTOCOL.md 13.1).
+//
+// Commit seals every value first and only then opens one read-write
+// transaction for the whole batch: a transaction with nothing pending
+// auto-commits, so awaiting WebCrypto inside it would split the batch.
+// Scan reads a page of sealed values in one read-only transaction, closes
+// it, unseals, and calls fn; fn may use the store freely. Pages are
+// separate transactions, so a long scan sees writes made between pages
+// (the engine scans history pages, where that is harmless).
+//
+// Keys are stored in the clear (they must be, to be ordered and scanned);
+// the engine must not put secrets in keys.
+type idbStore struct {
+	db *idb.Database
+
+	mu  sync.RWMutex
+	key safejs.Value // the data key; undefined once closed (locked)
+}
+
+// scanPage is how many records one Scan transaction reads.
+const scanPage = 128
+
+// errStoreLocked is returned after the store was closed by a lock.
+var errStoreLocked = newAPIError(codeLocked, "Parley is locked: unlock it to read or write its data")
+
+func newIDBStore(db *idb.Database, dataKey safejs.Value) *idbStore {
+	return &idbStore{db: db, key: dataKey}
+}
+
+// close drops the data key; every later call fails with errStoreLocked.
+func (s *idbStore) close() {
+	s.mu.Lock()
+	s.key = safejs.Undefined()
+	s.mu.Unlock()
+}
+
+func (s *idbStore) dataKey() (safejs.Value, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.key.IsUndefined() {
+		return s.key, errStoreLocked
+	}
+	return s.key, nil
+}
+
+// corruptError names a record that failed to open. It matches
+// storage.ErrCorrupt and reaches JS with code storage_corrupt.
+type corruptError struct{ bucket, key, why string }
+
+func (e *corruptError) Error() string {
+	return fmt.Sprintf("the stored record %s/%s %s; nothing has been deleted", e.bucket, e.key, e.why)
+}
+func (e *corruptError) Is(target error) bool { return target == storage.ErrCorrupt }
+
+func (s *idbStore) open(k safejs.Value, bucket, key string, v js.Value) ([]byte, error) {
+	sealed, err := bytesFromJS(safejs.Safe(v))
+	if err != nil {
+		return nil, &corruptError{bucket, key, "is not in Parley's sealed format"}
+	}
+	plain, err := unseal(k, bucket, key, sealed)
+	if errors.Is(err, errUnseal) {
+		return nil, &corruptError{bucket, key, "failed its integrity check (damaged or altered)"}
+	}
+	return plain, err
+}
+
+func (s *idbStore) Get(ctx context.Context, bucket, key string) ([]byte, error) {
+	if err := storage.ValidKey(bucket, key); err != nil {
+		return nil, err
+	}
+	k, err := s.dataKey()
+	if err != nil {
+		return nil, err
+	}
+	txn, err := s.db.Transaction(idb.TransactionReadOnly, storeRecords)
+	if err != nil {
+		return nil, err
+	}
+	st, err := txn.ObjectStore(storeRecords)
+	if err != nil {
+		return nil, err
+	}
+	req, err := st.Get(recordKey(bucket, key))
+	if err != nil {
+		return nil, err
+	}
+	v, err := req.Await(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.IsUndefined() {
+		return nil, storage.ErrNotFound
+	}
+	return s.open(k, bucket, key, v)
+}
+
+// prefixEnd is the smallest byte string greater than every string with
+// prefix p, or "" when there is none (p empty or all 0xff).
+func prefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return ""
+}
+
+func (s *idbStore) Scan(ctx context.Context, bucket, prefix string, opts storage.ScanOptions, fn func(string, []byte) error) error {
+	if err := storage.ValidKey(bucket, prefix); err != nil {
+		return err
+	}
+	k, err := s.dataKey()
+	if err != nil {
+		return err
+	}
+	// The range in key space: [lo, hi) with lo/hi possibly open or absent.
+	lo, loOpen := prefix, false
+	hi, hasHi := prefixEnd(prefix), true
+	if hi == "" {
+		hasHi = false
+	}
+	if opts.After != "" {
+		if !opts.Reverse && opts.After >= lo {
+			lo, loOpen = opts.After, true
+		}
+		if opts.Reverse && (!hasHi || opts.After < hi) {
+			hi, hasHi = opts.After, true
+		}
+	}
+	if hasHi && hi <= lo {
+		return nil
+	}
+	left := opts.Limit
+	for {
+		n := scanPage
+		if opts.Limit > 0 && left < n {
+			n = left
+		}
+		page, err := s.readPage(ctx, bucket, lo, loOpen, hi, hasHi, opts.Reverse, n)
+		if err != nil {
+			return err
+		}
+		for _, kv := range page {
+			plain, err := s.open(k, bucket, kv.key, kv.sealed)
+			if err != nil {
+				return err
+			}
+			if err := fn(kv.key, plain); err != nil {
+				if errors.Is(err, storage.ErrStop) {
+					return nil
+				}
+				return err
+			}
+		}
+		if len(page) < n {
+			return nil
+		}
+		if opts.Limit > 0 {
+			if left -= len(page); left == 0 {
+				return nil
+			}
+		}
+		last := page[len(page)-1].key
+		if opts.Reverse {
+			hi, hasHi = last, true
+		} else {
+			lo, loOpen = last, true
+		}
+	}
+}
+
+type sealedKV struct {
+	key    string
+	sealed js.Value
+}
+
+// readPage reads up to n sealed records of bucket in (lo, hi) in one
+// read-only transaction. An empty upper bound is [bucket, []]: an array
+// sorts after every binary key, so it bounds the whole bucket.
+func (s *idbStore) readPage(ctx context.Context, bucket, lo string, loOpen bool, hi string, hasHi, reverse bool, n int) ([]sealedKV, error) {
+	upper := js.ValueOf([]any{bucket, []any{}})
+	if hasHi {
+		upper = recordKey(bucket, hi)
+	}
+	kr, err := idb.NewKeyRangeBound(recordKey(bucket, lo), upper, loOpen, true)
+	if err != nil {
+		return nil, err
+	}
+	txn, err := s.db.Transaction(idb.TransactionReadOnly, storeRecords)
+	if err != nil {
+		return nil, err
+	}
+	st, err := txn.ObjectStore(storeRecords)
+	if err != nil {
+		return nil, err
+	}
+	dir := idb.CursorNext
+	if reverse {
+		dir = idb.CursorPrevious
+	}
+	req, err := st.OpenCursorRange(kr, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []sealedKV
+	err = req.Iter(ctx, func(c *idb.CursorWithValue) error {
+		key, err := c.Key()
+		if err != nil {
+			return err
+		}
+		kb, err := bytesFromJS(safejs.Safe(key.Index(1)))
+		if err != nil {
+			return err
+		}
+		v, err := c.Value()
+		if err != nil {
+			return err
+		}
+		out = append(out, sealedKV{string(kb), v})
+		if len(out) >= n {
+			return idb.ErrCursorStopIter
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	k, err := s.dataKey()
+	if err != nil {
+		return err
+	}
+	// Seal everything first, all WebCrypto calls in flight at once.
+	sealed, err := sealMany(k, b.Ops)
+	if err != nil {
+		return err
+	}
+	rw := make([]recWrite, len(b.Ops))
+	for i, op := range b.Ops {
+		rw[i] = recWrite{key: recordKey(op.Bucket, op.Key), value: safejs.Undefined()}
+		if op.Value != nil {
+			rw[i].value = sealed[i]
+		}
+	}
+	txn, err := s.db.Transaction(idb.TransactionReadWrite, storeRecords)
+	if err != nil {
+		return err
+	}
+	st, err := txn.ObjectStore(storeRecords)
+	if err != nil {
+		return err
+	}
+	for _, w := range rw {
+		if w.value.IsUndefined() {
+			_, err = st.Delete(w.key)
+		} else {
+			_, err = st.PutKey(w.key, safejs.Unsafe(w.value))
+		}
+		if err != nil {
+			_ = txn.Abort()
+			return err
+		}
+	}
+	if err := txn.Await(ctx); err != nil {
+		return fmt.Errorf("storage: commit of %d operations failed, none applied: %w", len(b.Ops), err)
+	}
+	return nil
+}
