@@ -119,11 +119,13 @@ type result struct {
 	IdleKiB     float64 `json:"idle_socket_heap_stack_kib"`
 	IdleRSSKiB  float64 `json:"idle_socket_rss_kib"`
 	PerCommit   float64 `json:"envelopes_per_commit"`
+	CommitMs    float64 `json:"commit_ms"`
+	CommitBusy  float64 `json:"commit_busy_fraction"`
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f/commit",
-		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit)
+	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f ops/commit, %.2f ms/commit, writer busy %.0f%%",
+		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit, r.CommitMs, 100*r.CommitBusy)
 }
 
 func medians(rs []result) result {
@@ -158,6 +160,7 @@ type memStats struct {
 	Ops       int64  `json:"ops"`
 	Conns     int    `json:"goroutines"`
 	Stack     uint64 `json:"stack"`
+	CommitNs  int64  `json:"commit_ns"`
 }
 
 func serveChild(data string) error {
@@ -191,7 +194,7 @@ func serveChild(data string) error {
 		c, o := st.Commits()
 		json.NewEncoder(w).Encode(memStats{
 			HeapStack: ms.HeapInuse + ms.StackInuse, RSS: rss(), Queued: st.Queued(),
-			Commits: c, Ops: o, Conns: runtime.NumGoroutine(), Stack: ms.StackInuse,
+			Commits: c, Ops: o, Conns: runtime.NumGoroutine(), Stack: ms.StackInuse, CommitNs: int64(st.CommitTime()),
 		})
 	})
 	srv := &http.Server{Handler: mux}
@@ -474,6 +477,8 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 	res.Throughput = float64(r1-r0) / el.Seconds()
 	if memB.Commits > memA.Commits {
 		res.PerCommit = float64(memB.Ops-memA.Ops) / float64(memB.Commits-memA.Commits)
+		res.CommitBusy = float64(memB.CommitNs-memA.CommitNs) / float64(el)
+		res.CommitMs = float64(memB.CommitNs-memA.CommitNs) / 1e6 / float64(memB.Commits-memA.Commits)
 	}
 	latMu.Lock()
 	res.DeliveryP50, res.DeliveryP99 = percentile(lats, 0.50), percentile(lats, 0.99)

@@ -29,7 +29,8 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	out chan []byte // replies, encoded; bounded (outQueue)
+	out      chan []byte   // replies, encoded; bounded (outQueue)
+	pipeline chan struct{} // sends of this socket awaiting their commit
 
 	mu       sync.Mutex
 	inflight map[uint64]int64 // seq → server time (ms) of envelopes sent, not acked
@@ -81,6 +82,7 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 	c := &conn{
 		r: r, ws: ws, ctx: ctx, cancel: cancel,
 		out:      make(chan []byte, outQueue),
+		pipeline: make(chan struct{}, maxPipelined),
 		inflight: make(map[uint64]int64),
 		frames:   rate.NewLimiter(frameRate, frameBurst),
 		fetch:    rate.NewLimiter(fetchRate, fetchBurst),
@@ -453,24 +455,36 @@ func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []fr
 			Payload:    p,
 		}
 	}
-	err := c.r.st.Enqueue(envs, c.r.cfg.MailboxLimit)
-	var full *store.MailboxFullError
-	switch {
-	case errors.As(err, &full):
-		c.refuse(req, frame.CodeMailboxFull, fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4]))
-		return
-	case err != nil:
-		c.r.log.Error("storing envelopes", "err", err)
-		c.refuse(req, frame.CodeInternal, "could not store the message; nothing was stored")
+	// Pipelining: the write is queued here, in frame order, and awaited
+	// on another goroutine, so the next send from this socket can share
+	// the same commit.
+	select {
+	case c.pipeline <- struct{}{}:
+	case <-c.ctx.Done():
 		return
 	}
-	c.r.metrics.messages.Inc()
-	c.r.metrics.envelopes.Add(float64(len(envs)))
-	c.r.metrics.durable.Observe(time.Since(start).Seconds())
-	c.send(&frame.OK{Req: req, ServerTime: uint64(now.UnixMilli())})
-	for _, e := range envs {
-		c.r.wake(e.To)
-	}
+	wait := c.r.st.EnqueueAsync(envs, c.r.cfg.MailboxLimit)
+	go func() {
+		defer func() { <-c.pipeline }()
+		err := wait()
+		var full *store.MailboxFullError
+		switch {
+		case errors.As(err, &full):
+			c.refuse(req, frame.CodeMailboxFull, fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4]))
+			return
+		case err != nil:
+			c.r.log.Error("storing envelopes", "err", err)
+			c.refuse(req, frame.CodeInternal, "could not store the message; nothing was stored")
+			return
+		}
+		c.r.metrics.messages.Inc()
+		c.r.metrics.envelopes.Add(float64(len(envs)))
+		c.r.metrics.durable.Observe(time.Since(start).Seconds())
+		c.send(&frame.OK{Req: req, ServerTime: uint64(now.UnixMilli())})
+		for _, e := range envs {
+			c.r.wake(e.To)
+		}
+	}()
 }
 
 // coverage compares a send's device set with the current lists: every

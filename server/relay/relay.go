@@ -104,6 +104,10 @@ const (
 	// acked) per socket: enough to keep a fast link busy, small enough
 	// that a stalled client pins little memory.
 	deliveryWindow = frame.MaxAcks
+	// maxPipelined bounds a socket's sends waiting for their commit: enough
+	// for a busy sender to fill group commits, small enough that one socket
+	// cannot crowd the writer.
+	maxPipelined = 16
 	// mailboxPage is how many envelopes one store read fetches.
 	mailboxPage = 128
 	// outQueue is the depth of a socket's reply queue. When it is full the
@@ -183,12 +187,15 @@ const (
 
 // Store is everything the relay needs from storage. *store.Store (bbolt)
 // implements it; a Workers build provides another. Implementations must
-// make Enqueue durable before returning and TakeBundle atomic.
+// make EnqueueAsync durable before its wait returns, keep one caller's
+// submissions in order, and make TakeBundle atomic.
 type Store interface {
 	CreateAccount(store.Account) error
 	Account(handle string) (store.Account, error)
 	ReplaceDeviceList(handle string, prev, version uint64, list []byte, removed []store.DeviceID) (purged int, err error)
-	Enqueue(envs []store.Envelope, limit int) error
+	// EnqueueAsync queues one send's envelopes; wait returns once they are
+	// durable or refused. Submissions from one goroutine keep their order.
+	EnqueueAsync(envs []store.Envelope, limit int) (wait func() error)
 	Mailbox(to store.Addr, after uint64, limit int, now time.Time) ([]store.Envelope, error)
 	MailboxLen(to store.Addr) (int, error)
 	Delete(acks []store.Acked) error

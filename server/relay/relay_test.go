@@ -730,6 +730,7 @@ func TestMetrics(t *testing.T) {
 	a.Send(ctx(t), msgID(), sealed(bob.addr(0)))
 	b.Ack(ctx(t), recv(t, b).Seq)
 	a.Send(ctx(t), msgID(), sealed(alice.addr(0)))
+	waitFor(t, func() bool { return metric(t, tr.origin, "parley_relay_delivery_latency_seconds_count") == 1 })
 	resp, err := http.Get(tr.origin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -767,6 +768,8 @@ func TestCloseGoingAway(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		b.Ack(ctx(t), recv(t, b).Seq)
 	}
+	// Acks the relay has read but whose deletes may still be queued.
+	waitFor(t, func() bool { return metric(t, tr.origin, "parley_relay_envelopes_acked_total") == 50 })
 	// A login in progress does not hold Close up.
 	raw, _, err := relayclient.DialRaw(ctx(t), tr.origin)
 	if err != nil {
@@ -860,4 +863,23 @@ func TestLimits(t *testing.T) {
 	if _, err := b.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
 		t.Fatalf("send after refusal: %v", err)
 	}
+}
+
+// metric reads one unlabelled series from /metrics (-1 if absent).
+func metric(t *testing.T, origin, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(origin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
 }

@@ -217,14 +217,16 @@ type Store struct {
 	queued    atomic.Int64 // envelopes in all mailboxes
 	// Commits and Batched count transactions and the operations in them, for
 	// metrics and the benchmark report.
-	commits atomic.Int64
-	batched atomic.Int64
+	commits  atomic.Int64
+	batched  atomic.Int64
+	commitNs atomic.Int64 // time spent in Commit (page writes and fsyncs)
 }
 
 type op struct {
-	fn   func(tx *bolt.Tx) error
-	err  error
-	done chan struct{}
+	fn       func(tx *bolt.Tx) error
+	onCommit func() // run by the writer once fn's writes are durable
+	err      error
+	done     chan struct{}
 }
 
 // Open creates dir if needed and opens (or creates) the database in it.
@@ -350,21 +352,34 @@ func (s *Store) Queued() int64 { return s.queued.Load() }
 // operations they carried.
 func (s *Store) Commits() (commits, ops int64) { return s.commits.Load(), s.batched.Load() }
 
+// CommitTime is the total time spent committing (writing pages and
+// fsyncing), for the benchmark report.
+func (s *Store) CommitTime() time.Duration { return time.Duration(s.commitNs.Load()) }
+
 // update runs fn in a write transaction shared with other callers and
 // returns once that transaction is durably committed (or fn refused).
 // fn may run more than once (after a neighbour's refusal); it must not keep
 // state between runs.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	o := &op{fn: fn, done: make(chan struct{})}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
+	o, err := s.submit(fn, nil)
+	if err != nil {
+		return err
 	}
-	s.ops <- o
-	s.mu.RUnlock()
 	<-o.done
 	return o.err
+}
+
+// submit queues an operation without waiting for it. Operations submitted
+// by one goroutine are applied in the order submitted.
+func (s *Store) submit(fn func(tx *bolt.Tx) error, onCommit func()) (*op, error) {
+	o := &op{fn: fn, onCommit: onCommit, done: make(chan struct{})}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	s.ops <- o
+	return o, nil
 }
 
 func (s *Store) writer() {
@@ -422,7 +437,9 @@ func (s *Store) commit(ops []*op) {
 			ops = append(ops[:failed:failed], ops[failed+1:]...)
 			continue
 		}
+		start := time.Now()
 		err = tx.Commit()
+		s.commitNs.Add(int64(time.Since(start)))
 		s.commits.Add(1)
 		s.batched.Add(int64(len(ops)))
 		finish(ops, err)
@@ -433,6 +450,9 @@ func (s *Store) commit(ops []*op) {
 func finish(ops []*op, err error) {
 	for _, o := range ops {
 		o.err = err
+		if err == nil && o.onCommit != nil {
+			o.onCommit()
+		}
 		close(o.done)
 	}
 }
@@ -624,11 +644,20 @@ func addCount(tx *bolt.Tx, k []byte, delta int64) (uint64, error) {
 // assigns each its Seq. If any mailbox would exceed limit envelopes, nothing
 // is stored and the error is a *MailboxFullError.
 func (s *Store) Enqueue(envs []Envelope, limit int) error {
+	return s.EnqueueAsync(envs, limit)()
+}
+
+// EnqueueAsync is Enqueue split in two: it queues the write and returns at
+// once; wait blocks until the envelopes are durable (or refused) and only
+// then may envs be read again. Sends submitted by one goroutine are stored
+// in submission order, so a socket can pipeline its sends and still have
+// them delivered in the order it sent them.
+func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
 	recs := make([][]byte, len(envs))
 	for i := range envs {
 		recs[i] = encodeEnvelope(&envs[i])
 	}
-	err := s.update(func(tx *bolt.Tx) error {
+	o, err := s.submit(func(tx *bolt.Tx) error {
 		counts := tx.Bucket(bucketMcount)
 		// Check every mailbox before writing anything: a refusal must
 		// leave no partial write even within this op.
@@ -664,11 +693,14 @@ func (s *Store) Enqueue(envs []Envelope, limit int) error {
 			}
 		}
 		return nil
-	})
-	if err == nil {
-		s.queued.Add(int64(len(envs)))
+	}, func() { s.queued.Add(int64(len(envs))) })
+	if err != nil {
+		return func() error { return err }
 	}
-	return err
+	return func() error {
+		<-o.done
+		return o.err
+	}
 }
 
 // Mailbox returns up to limit unexpired envelopes of to with Seq > after, in
