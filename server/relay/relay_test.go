@@ -883,3 +883,29 @@ func metric(t *testing.T, origin, name string) float64 {
 	}
 	return -1
 }
+
+func TestPipelinedSendsKeepOrder(t *testing.T) {
+	tr := startRelay(t, nil)
+	alice := tr.register(t, "alice", 1)
+	bob := tr.register(t, "bob", 1)
+	a := tr.dial(t, alice, 0)
+	b := tr.dial(t, bob, 0)
+	// Frames written back to back, without waiting for OKs, so many are
+	// in the store's queue at once.
+	const n = 200
+	for i := 0; i < n; i++ {
+		var id [16]byte
+		id[0], id[1] = byte(i>>8), byte(i)
+		f := &frame.Send{Req: uint32(1000 + i), MessageID: id, To: sealed(bob.addr(0))}
+		if err := a.Conn().Write(ctx(t), websocket.MessageBinary, frame.Encode(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		e := recv(t, b)
+		if got := int(e.MessageID[0])<<8 | int(e.MessageID[1]); got != i {
+			t.Fatalf("envelope %d carries message %d", i, got)
+		}
+		b.Ack(ctx(t), e.Seq)
+	}
+}
