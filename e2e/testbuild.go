@@ -157,3 +157,8 @@ func WaitFor(b *Browser, expr string, d time.Duration) bool {
 	}
 	return false
 }
+
+// contextFor is a timeout context on the browser's tab, for raw CDP calls.
+func contextFor(b *Browser) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(b.ctx, actionTimeout)
+}

@@ -8,6 +8,7 @@ const advice = {
   storage_key_missing: 'The key that unlocks this browser\'s Parley data is gone (the browser may have cleared part of its storage). Nothing has been deleted. Re-link this browser from your primary device.',
   identity_missing: 'This browser\'s device identity is gone while its storage key remains (partial storage eviction). Nothing has been deleted. Re-link this browser from your primary device.',
   storage_unavailable: 'This browser is not letting Parley use its storage (private mode or storage disabled). Allow site data for this page and reload.',
+  storage_evicted: 'The browser deleted Parley\'s data on this device (storage eviction). Nothing else has been deleted. Re-link this browser from your primary device, and install Parley or allow persistent storage so it does not happen again.',
   boot_failed: 'Reload the page. If it keeps failing, your browser may not support WebAssembly.',
 };
 
@@ -18,6 +19,8 @@ function showProblem(err) {
   $('problem').hidden = false;
 }
 
+let listening = false;
+
 async function main() {
   try {
     await window.parley.ready;
@@ -25,12 +28,24 @@ async function main() {
     showProblem(err);
     return;
   }
+  if (!listening) {
+    listening = true;
+    // Lock, unlock and storage errors change what the page can show.
+    window.parley.on('state', () => { $('device').hidden = true; $('problem').hidden = true; main(); });
+  }
   const st = await window.parley.state();
   if (st.status === 'error') {
     showProblem(st.error);
     return;
   }
-  const fp = await window.parley.deviceFingerprint();
+  if (st.status === 'locked') {
+    $('status').textContent = 'Parley is locked on this browser.';
+    return;
+  }
+  // The state can change (an idle lock) between the two calls; the state
+  // event then renders again.
+  const fp = await window.parley.deviceFingerprint().catch(() => null);
+  if (fp === null) return;
   $('fingerprint').textContent = fp;
   $('persist').textContent = st.persistent
     ? 'Storage on this browser is marked persistent.'
