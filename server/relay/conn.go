@@ -425,6 +425,10 @@ func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []fr
 		c.refuse(req, frame.CodeBadRequest, "a send needs at least one recipient device")
 		return
 	}
+	if payload != nil && len(payload)*len(to) > maxFanoutBytes {
+		c.refuse(req, frame.CodeTooLarge, fmt.Sprintf("payload × recipients is over %d bytes; send a blob reference instead", maxFanoutBytes))
+		return
+	}
 	stale, rerr := c.r.coverage(c.addr, to)
 	if rerr != nil {
 		c.refuse(req, rerr.Code, rerr.Message)

@@ -104,6 +104,10 @@ const (
 	// acked) per socket: enough to keep a fast link busy, small enough
 	// that a stalled client pins little memory.
 	deliveryWindow = frame.MaxAcks
+	// maxFanoutBytes bounds the bytes one send stores (a group send's
+	// payload times its recipients): fan-out must not turn one 1 MiB frame
+	// into a gigabyte on disk.
+	maxFanoutBytes = 16 << 20
 	// maxPipelined bounds a socket's sends waiting for their commit: enough
 	// for a busy sender to fill group commits, small enough that one socket
 	// cannot crowd the writer.

@@ -404,6 +404,15 @@ func TestGroupSend(t *testing.T) {
 	if _, err := a.GroupSend(ctx(t), msgID(), payload, []frame.Addr{bob.addr(0), bob.addr(1), carol.addr(0)}); err != nil {
 		t.Fatal(err)
 	}
+	// Fan-out amplification is bounded.
+	big := make([]byte, frame.MaxPayload)
+	var many []frame.Addr
+	for i := 0; i < 70; i++ {
+		many = append(many, frame.Addr{Handle: "bob", Device: frame.DeviceID{byte(i), 1}})
+	}
+	if _, err := a.GroupSend(ctx(t), msgID(), big, many); relayCode(err) != frame.CodeTooLarge {
+		t.Fatalf("amplified group send: %v", err)
+	}
 	for _, c := range []*relayclient.Client{tr.dial(t, bob, 0), tr.dial(t, bob, 1), tr.dial(t, carol, 0)} {
 		if e := recv(t, c); !bytes.Equal(e.Payload, payload) {
 			t.Fatalf("payload %q", e.Payload)
