@@ -184,6 +184,7 @@ func serveChild(data string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", rl.Handler())
+	mux.Handle("/metrics", rl.Metrics())
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/bench/mem", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") == "1" {
@@ -547,6 +548,17 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 	ackMu.Lock()
 	res.AckP50, res.AckP99 = percentile(acks, 0.50), percentile(acks, 0.99)
 	ackMu.Unlock()
+	if os.Getenv("RELAYBENCH_VERBOSE") != "" {
+		if resp, err := http.Get(origin + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "parley_relay_durable_ack_seconds") {
+					fmt.Fprintln(os.Stderr, l)
+				}
+			}
+		}
+	}
 	close(stopB)
 	swg.Wait()
 	if err := drained(origin); err != nil {
