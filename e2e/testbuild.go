@@ -89,7 +89,8 @@ func (s *Server) LocalhostURL() string {
 
 // OpenTab opens another tab in the same browser (same profile, same
 // origin storage). Its console is watched like the first tab's. Close the
-// tab with CloseTab; the browser's Close closes every tab.
+// tab with CloseTab; the browser's Close closes every tab. Call it on the
+// browser, not on a tab: a tab opened from a tab closes with it.
 func (b *Browser) OpenTab() *Browser {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
