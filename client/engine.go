@@ -28,6 +28,11 @@ const (
 	// connection attempts.
 	reconnectMin = 250 * time.Millisecond
 	reconnectMax = 30 * time.Second
+	// maxHandledSeqs bounds the per-socket memory of handled envelope
+	// sequence numbers.
+	maxHandledSeqs = 4096
+	// outboxRetry is how often a connected device retries a paused outbox.
+	outboxRetry = 5 * time.Second
 	// opTimeout bounds one relay round trip made on behalf of a call.
 	opTimeout = 30 * time.Second
 )
@@ -51,6 +56,16 @@ type Config struct {
 	Logger *slog.Logger
 	// AttestationAge retires companions not re-attested for this long.
 	AttestationAge time.Duration
+	// ReconnectMax caps the backoff between connection attempts (default
+	// 30 s); tests shorten it.
+	ReconnectMax time.Duration
+	// BulkCipher encrypts attachments and history bundles (nil: Go's
+	// AES-256-GCM); the browser passes WebCrypto's. See bulk.go.
+	BulkCipher BulkCipher
+	// HistoryLimit is how many recent messages per chat a primary sends a
+	// new companion (0: DefaultHistoryLimit; negative: none; at most
+	// MaxHistoryLimit).
+	HistoryLimit int
 }
 
 // Event is something the UI may want to show.
@@ -62,6 +77,12 @@ type Event struct {
 	CheckCode string `json:"checkCode,omitempty"`
 	Code      string `json:"code,omitempty"`
 	Text      string `json:"text,omitempty"`
+	// MessageID, Done and Total are set for transfer-progress (an
+	// attachment's upload or download, in encrypted bytes) and Done and
+	// Total for sync-progress (a history bundle: bytes, then messages).
+	MessageID string `json:"messageId,omitempty"`
+	Done      int64  `json:"done,omitempty"`
+	Total     int64  `json:"total,omitempty"`
 }
 
 // Engine is one device's messenger.
@@ -84,6 +105,9 @@ type Engine struct {
 
 	online chan struct{} // closed and replaced on every connect
 	kick   chan struct{} // wakes the session loop to flush the outbox
+
+	expired    bool   // the relay refuses us for an expired attestation
+	lastSentAt uint64 // see nextSentAtLocked
 }
 
 // Open loads this device from the store, creating its identity on first
@@ -100,6 +124,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.AttestationAge == 0 {
 		cfg.AttestationAge = DefaultAttestationAge
+	}
+	if cfg.ReconnectMax == 0 {
+		cfg.ReconnectMax = reconnectMax
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -173,13 +200,17 @@ type Status struct {
 	DeviceID string `json:"deviceId"`
 	Primary  bool   `json:"primary"`
 	Online   bool   `json:"online"`
+	// Expired is set while the relay refuses this companion because the
+	// primary has not re-attested it within the attestation period; it
+	// clears as soon as the primary re-attests (no relink needed).
+	Expired bool `json:"expired"`
 }
 
 // Status reports whether the device has an account, is online, revoked.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := Status{Status: "new", DeviceID: e.dev.ID.String(), Online: e.conn != nil}
+	st := Status{Status: "new", DeviceID: e.dev.ID.String(), Online: e.conn != nil, Expired: e.expired}
 	if e.acct != nil {
 		st.Status, st.Handle, st.Primary = "ready", e.acct.Handle, e.acct.Primary
 		if e.acct.Revoked {
@@ -259,8 +290,15 @@ func (e *Engine) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if errors.Is(err, ErrRevoked) {
-			e.markRevoked(context.WithoutCancel(ctx))
-			return err
+			// The relay says we are not (or no longer) a valid device.
+			// Believe only the signed list: a relay cannot fake a removal,
+			// and an expired attestation is repaired by the primary.
+			if removed, cerr := e.checkRemoved(ctx); cerr == nil && removed {
+				e.markRevoked(context.WithoutCancel(ctx))
+				return err
+			}
+			e.setExpired(true)
+			backoff = e.cfg.ReconnectMax
 		}
 		if errors.Is(err, ErrNoAccount) {
 			return err
@@ -276,8 +314,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if backoff *= 2; backoff > reconnectMax {
-			backoff = reconnectMax
+		if backoff *= 2; backoff > e.cfg.ReconnectMax {
+			backoff = e.cfg.ReconnectMax
 		}
 	}
 }
@@ -300,6 +338,7 @@ func (e *Engine) session(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	e.setExpired(false)
 	e.mu.Lock()
 	e.conn = conn
 	close(e.online)
@@ -317,15 +356,32 @@ func (e *Engine) session(ctx context.Context) error {
 		return err
 	}
 	e.flushOutbox(ctx)
+	// A paused outbox (a recipient without prekeys yet, a full mailbox)
+	// is retried on this tick even when nothing else happens.
+	retry := time.NewTicker(outboxRetry)
+	defer retry.Stop()
+	handled := map[uint64]struct{}{}
 
 	for {
 		select {
+		case <-retry.C:
+			e.flushOutbox(ctx)
 		case <-ctx.Done():
 			return ctx.Err()
 		case env, ok := <-conn.Envelopes():
 			if !ok {
 				return connErr(conn)
 			}
+			// The relay numbers envelopes per socket; one it delivers twice
+			// on the same socket was handled already (and acking it twice
+			// would be a protocol error).
+			if _, dup := handled[env.Seq]; dup {
+				continue
+			}
+			if len(handled) >= maxHandledSeqs {
+				clear(handled)
+			}
+			handled[env.Seq] = struct{}{}
 			e.receive(ctx, conn, env)
 		case <-e.kick:
 			e.flushOutbox(ctx)
@@ -364,6 +420,31 @@ func (e *Engine) markRevoked(ctx context.Context) {
 	e.acct = &a
 	e.log.Warn("this device was revoked from its account")
 	go e.emit(Event{Type: "state", Code: ErrRevoked.Code})
+}
+
+// checkRemoved refreshes our own verified list and reports whether this
+// device is absent from it.
+func (e *Engine) checkRemoved(ctx context.Context) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil {
+		return false, ErrNoAccount
+	}
+	l, err := e.listLocked(ctx, e.acct.Handle, true)
+	if err != nil {
+		return false, err
+	}
+	return l.Find(e.dev.ID) == nil, nil
+}
+
+func (e *Engine) setExpired(v bool) {
+	e.mu.Lock()
+	changed := e.expired != v
+	e.expired = v
+	e.mu.Unlock()
+	if changed {
+		e.emit(Event{Type: "state", Code: map[bool]string{true: "attestation_expired", false: ""}[v]})
+	}
 }
 
 // WaitOnline blocks until the engine is connected or ctx ends.

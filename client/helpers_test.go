@@ -95,10 +95,16 @@ type device struct {
 	mu     sync.Mutex
 	events []Event
 	notify chan struct{}
+
+	attestationAge time.Duration // 0: the default
+	wrap           func(Relay) Relay
 }
 
-func newDevice(t testing.TB, tr *testRelay, name string) *device {
-	d := &device{t: t, name: name, path: filepath.Join(t.TempDir(), name+".db"), relay: NewRelay(tr.origin), clock: tr.clock}
+func newDevice(t testing.TB, tr *testRelay, name string, opts ...func(*device)) *device {
+	d := &device{t: t, name: name, path: filepath.Join(t.TempDir(), name+".db"), relay: NewRelayClock(tr.origin, tr.clock.Now), clock: tr.clock}
+	for _, o := range opts {
+		o(d)
+	}
 	d.start()
 	t.Cleanup(d.stop)
 	return d
@@ -113,8 +119,12 @@ func (d *device) start() {
 	}
 	d.store = st
 	d.notify = make(chan struct{}, 1)
+	rel := d.relay
+	if d.wrap != nil {
+		rel = d.wrap(rel)
+	}
 	eng, err := Open(context.Background(), Config{
-		Store: st, Relay: d.relay, Now: d.clock.Now,
+		Store: st, Relay: rel, Now: d.clock.Now,
 		OnEvent: func(ev Event) {
 			d.mu.Lock()
 			d.events = append(d.events, ev)
@@ -124,7 +134,9 @@ func (d *device) start() {
 			default:
 			}
 		},
-		Logger: testLogger(d.t, d.name),
+		Logger:         testLogger(d.t, d.name),
+		ReconnectMax:   500 * time.Millisecond,
+		AttestationAge: d.attestationAge,
 	})
 	if err != nil {
 		d.t.Fatal(err)
@@ -247,3 +259,27 @@ func linkCompanion(t testing.TB, primary, comp *device, name string) (string, st
 }
 
 var _ storage.Store = (*boltstore.Store)(nil)
+
+// hasEvent reports whether the device saw an event of type typ with code.
+func (d *device) hasEvent(typ, code string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ev := range d.events {
+		if ev.Type == typ && (code == "" || ev.Code == code) {
+			return true
+		}
+	}
+	return false
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -37,6 +37,17 @@ func (e *Engine) SendText(ctx context.Context, to, text string) (string, error) 
 // queue stores an outgoing payload (and, for texts, the message the UI
 // shows) with its outbox entry in one batch, then wakes the sender.
 func (e *Engine) queue(ctx context.Context, kind uint8, to string, body []byte, text string) (string, error) {
+	var id MessageID
+	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
+		return "", err
+	}
+	return e.queueID(ctx, id, kind, to, body, text, nil)
+}
+
+// queueID is queue with an id the caller chose (an attachment's progress
+// events name it before the message exists); decorate, if set, completes
+// the shown message and adds records to the same batch.
+func (e *Engine) queueID(ctx context.Context, id MessageID, kind uint8, to string, body []byte, text string, decorate func(*storage.Batch, *Message)) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.acct == nil {
@@ -61,17 +72,16 @@ func (e *Engine) queue(ctx context.Context, kind uint8, to string, body []byte, 
 			}
 		}
 	}
-	var id MessageID
-	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
-		return "", err
-	}
-	p := &payload{Kind: kind, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), To: to, Body: body}
+	p := &payload{Kind: kind, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: body}
 	var b storage.Batch
 	var msg *Message
-	if kind == kindText {
+	if kind == kindText || kind == kindAttachment {
 		msg = &Message{
 			ID: hex.EncodeToString(id[:]), Chat: to, From: e.acct.Handle, FromDevice: e.dev.ID.String(),
 			Text: text, SentAt: int64(p.SentAt), Outgoing: true, Status: StatusPending,
+		}
+		if decorate != nil {
+			decorate(&b, msg)
 		}
 		if err := e.putMessage(ctx, &b, msg, false); err != nil {
 			return "", err
@@ -90,6 +100,18 @@ func (e *Engine) queue(ctx context.Context, kind uint8, to string, body []byte, 
 	}
 	e.kickLocked()
 	return hex.EncodeToString(id[:]), nil
+}
+
+// nextSentAtLocked is the send time in unix ms, strictly increasing per
+// device, so messages sent within one millisecond keep their order on
+// every device (chats sort by sender time).
+func (e *Engine) nextSentAtLocked() uint64 {
+	t := uint64(e.cfg.Now().UnixMilli())
+	if t <= e.lastSentAt {
+		t = e.lastSentAt + 1
+	}
+	e.lastSentAt = t
+	return t
 }
 
 func (e *Engine) nextOutboxSeq(ctx context.Context, b *storage.Batch) (string, error) {
@@ -145,6 +167,12 @@ func (e *Engine) flushOutbox(ctx context.Context) {
 			key, val = k, v
 			return nil
 		})
+		if err == nil && key == "" && e.flushGroupLocked(ctx, conn) {
+			// The pairwise outbox is empty: one group message went (or
+			// the distributions it needs were queued, and go first).
+			e.mu.Unlock()
+			continue
+		}
 		if err != nil || key == "" {
 			e.mu.Unlock()
 			return
@@ -172,7 +200,7 @@ func (e *Engine) failOutboxLocked(ctx context.Context, key string, rec *outboxRe
 	var b storage.Batch
 	b.Delete(bOutbox, key)
 	if rec != nil {
-		if p, err := unmarshalPayload(rec.Payload); err == nil && p.Kind == kindText {
+		if p, err := unmarshalPayload(rec.Payload); err == nil && (p.Kind == kindText || p.Kind == kindAttachment) {
 			e.setStatus(ctx, &b, p.ID, "failed")
 		}
 	}
@@ -278,7 +306,7 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 		}
 		var done storage.Batch
 		done.Delete(bOutbox, key)
-		if p.Kind == kindText {
+		if p.Kind == kindText || p.Kind == kindAttachment {
 			e.setStatus(ctx, &done, p.ID, StatusSent)
 		}
 		if err := e.cfg.Store.Commit(ctx, &done); err != nil {

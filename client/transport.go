@@ -37,6 +37,9 @@ type Conn interface {
 	Ack(ctx context.Context, seqs ...uint64) error
 	// Send returns a *relayclient.StaleError when the device set is stale.
 	Send(ctx context.Context, msgID [16]byte, to []frame.Sealed) error
+	// GroupSend submits one ciphertext for the relay to copy to each
+	// device of to; a stale set is a *relayclient.StaleError, as for Send.
+	GroupSend(ctx context.Context, msgID [16]byte, payload []byte, to []frame.Addr) error
 	Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error)
 	UploadPrekeys(ctx context.Context, p frame.Prekeys) error
 	ReserveBlob(ctx context.Context) (*frame.BlobID, error)
@@ -48,9 +51,18 @@ type Conn interface {
 }
 
 // NewRelay returns the real relay at origin (e.g. "https://parley.example").
-func NewRelay(origin string) Relay { return &httpRelay{origin: origin} }
+func NewRelay(origin string) Relay { return &httpRelay{origin: origin, now: time.Now} }
 
-type httpRelay struct{ origin string }
+// NewRelayClock is NewRelay with the clock used to timestamp challenge
+// answers (tests that move time for relay and devices together).
+func NewRelayClock(origin string, now func() time.Time) Relay {
+	return &httpRelay{origin: origin, now: now}
+}
+
+type httpRelay struct {
+	origin string
+	now    func() time.Time
+}
 
 func (r *httpRelay) Origin() string { return r.origin }
 
@@ -72,8 +84,17 @@ func (r *httpRelay) Account(ctx context.Context, handle string) ([]byte, []byte,
 	return a.AccountKey, a.DeviceList, nil
 }
 
+// Connect answers the relay's challenge by signing (challenge, origin,
+// time, handle, device id) with the device key (PROTOCOL.md §10).
 func (r *httpRelay) Connect(ctx context.Context, handle string, dev *identity.Device) (Conn, error) {
-	c, err := relayclient.Dial(ctx, r.origin, handle, dev)
+	ws, ch, err := relayclient.DialRaw(ctx, r.origin)
+	if err != nil {
+		return nil, mapRelayErr(err)
+	}
+	auth := &frame.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(r.now().UnixMilli())}
+	sig := dev.Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, r.origin, auth.Timestamp, handle, dev.ID))
+	copy(auth.Sig[:], sig)
+	c, err := relayclient.Finish(ctx, ws, auth)
 	if err != nil {
 		return nil, mapRelayErr(err)
 	}
@@ -104,6 +125,10 @@ func (c *relayConn) Envelopes() <-chan *frame.Envelope          { return c.c.Env
 func (c *relayConn) Ack(ctx context.Context, s ...uint64) error { return c.c.Ack(ctx, s...) }
 func (c *relayConn) Send(ctx context.Context, id [16]byte, to []frame.Sealed) error {
 	_, err := c.c.Send(ctx, id, to)
+	return err
+}
+func (c *relayConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []frame.Addr) error {
+	_, err := c.c.GroupSend(ctx, id, payload, to)
 	return err
 }
 func (c *relayConn) Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error) {
