@@ -89,9 +89,9 @@ type bus struct {
 	nextL     int
 	lastTouch time.Time
 
-	onOwner func()        // runs once when elected, before the hello
-	onReady func()        // runs once the API works in this tab
-	onTouch func()        // owner: activity seen
+	onOwner func() // runs once when elected, before the hello
+	onReady func() // runs once the API works in this tab
+	onTouch func() // owner: activity seen
 	ready   sync.Once
 }
 

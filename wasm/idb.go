@@ -82,10 +82,10 @@ func recordKey(bucket, key string) js.Value {
 // snapshot is everything start-up needs, read in one read-only transaction
 // so it is consistent. Absent entries are undefined.
 type snapshot struct {
-	v1Key, v1Identity     safejs.Value
-	deviceKey, dataKey    safejs.Value
-	identity, canary      safejs.Value
-	records               uint // number of entries in storeRecords
+	v1Key, v1Identity  safejs.Value
+	deviceKey, dataKey safejs.Value
+	identity, canary   safejs.Value
+	records            uint // number of entries in storeRecords
 }
 
 func readSnapshot(ctx context.Context, db *idb.Database) (*snapshot, error) {
