@@ -123,6 +123,15 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	if !bytes.Equal(sess.Account(), key) {
 		return "", newError(ErrLinkMismatch.Code, nil, "the relay's account %s has a different key than the primary's", bundle.Handle)
 	}
+	// History is stored before the account, so the device shows it before
+	// it can go online. Losing it (an expired or altered blob) costs the
+	// history, not the link.
+	if len(bundle.History) > 0 {
+		if err := e.restoreHistory(ctx, bundle.History); err != nil {
+			e.log.Warn("linked without history", "err", err)
+			e.emit(Event{Type: "error", Code: code(err), Text: "recent history could not be restored: " + err.Error()})
+		}
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -289,7 +298,22 @@ func (e *Engine) ConfirmLink(ctx context.Context, linkID string) error {
 		return err
 	}
 	signed := e.pinnedEncoded(ctx)
-	bundle := &link.Bundle{Account: e.acct.AccountPub, Handle: e.acct.Handle, DeviceID: pl.join.Device.ID, DeviceList: signed, SyncKey: e.acct.SyncKey}
+	// Recent history travels as a bulk object the bundle points to
+	// (history.go). Without it the link still stands: the companion
+	// just starts empty, and the user is told.
+	progress := make(chan Event, maxRefBlobs+4) // ordered, never blocks
+	go func() {
+		for ev := range progress {
+			e.emit(ev)
+		}
+	}()
+	history, herr := e.historyPointerLocked(ctx, func(ev Event) { progress <- ev })
+	close(progress)
+	if herr != nil {
+		e.log.Warn("linking without history", "err", herr)
+		go e.emit(Event{Type: "error", Code: code(herr), Text: "recent history could not be sent to the new device: " + herr.Error()})
+	}
+	bundle := &link.Bundle{Account: e.acct.AccountPub, Handle: e.acct.Handle, DeviceID: pl.join.Device.ID, DeviceList: signed, SyncKey: e.acct.SyncKey, History: history}
 	plain, err := bundle.MarshalBinary()
 	if err != nil {
 		return err

@@ -18,8 +18,9 @@ const (
 
 // Payload kinds.
 const (
-	kindText    = 1 // body: UTF-8 text
-	kindReceipt = 2 // body: u8 status, count, message ids
+	kindText       = 1 // body: UTF-8 text
+	kindReceipt    = 2 // body: u8 status, count, message ids
+	kindAttachment = 8 // body: attachmentBody (attachment.go, PROTOCOL.md §14.4)
 )
 
 // Limits.
@@ -75,7 +76,7 @@ func unmarshalPayload(b []byte) (*payload, error) {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
 	switch p.Kind {
-	case kindText, kindReceipt:
+	case kindText, kindReceipt, kindAttachment:
 	default:
 		return nil, fmt.Errorf("payload: unknown kind %d", p.Kind)
 	}

@@ -127,6 +127,8 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 		events, err = e.receiveTextLocked(ctx, &b, p, from, devID)
 	case kindReceipt:
 		events, err = e.receiveReceiptLocked(ctx, &b, p, from)
+	case kindAttachment:
+		events, err = e.receiveAttachmentLocked(ctx, &b, p, from, devID)
 	}
 	if err != nil {
 		return nil, err

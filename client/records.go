@@ -23,6 +23,7 @@ const (
 	bChats    = "chats"    // <chat> → chatRecord
 	bOutbox   = "outbox"   // <seq, 16 hex> → outboxRecord
 	bLink     = "link"     // companion: state of a link in progress
+	bAttach   = "attach"   // <message id hex> → attachmentRecord (blob reference, thumbnail)
 
 	keyDevice  = "device"
 	keyAccount = "account"
@@ -220,6 +221,8 @@ type Message struct {
 	SentAt     int64  `json:"sentAt"` // unix ms, sender's clock
 	Outgoing   bool   `json:"outgoing"`
 	Status     string `json:"status"`
+	// Attachment is set for a message carrying a file (attachment.go).
+	Attachment *Attachment `json:"attachment,omitempty"`
 	sortKey    string
 }
 
@@ -234,6 +237,13 @@ func (m *Message) marshal() []byte {
 	w.U64(uint64(m.SentAt))
 	w.Bool(m.Outgoing)
 	w.String(m.Status)
+	w.Bool(m.Attachment != nil)
+	if a := m.Attachment; a != nil {
+		w.String(a.Name)
+		w.String(a.Type)
+		w.U64(uint64(a.Size))
+		w.Bool(a.HasThumbnail)
+	}
 	return w.Bytes()
 }
 
@@ -249,6 +259,9 @@ func unmarshalMessage(b []byte) (*Message, error) {
 	m.SentAt = int64(r.U64())
 	m.Outgoing = r.Bool()
 	m.Status = r.String(16)
+	if r.Bool() {
+		m.Attachment = &Attachment{Name: r.String(MaxFileNameLen), Type: r.String(MaxMIMETypeLen), Size: int64(r.U64()), HasThumbnail: r.Bool()}
+	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("message record: %w", err)
 	}
