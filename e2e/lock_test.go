@@ -233,3 +233,38 @@ type addCredential struct {
 	AuthenticatorID webauthn.AuthenticatorID `json:"authenticatorId"`
 	Credential      credential               `json:"credential"`
 }
+
+// TestPasskeyLockFromView sets and opens a passkey lock from a view tab:
+// WebAuthn runs where the user acts, and the derived (non-extractable)
+// wrapping key travels to the owner tab by structured clone.
+func TestPasskeyLockFromView(t *testing.T) {
+	srv := StartServer(t)
+	br := NewBrowser(t)
+	owner := br.OpenTab()
+	owner.Navigate(srv.LocalhostURL())
+	MustEval[chromedp.Void](owner, `window.parley.ready`)
+	view := br.OpenTab()
+	view.AddVirtualAuthenticator()
+	view.Navigate(srv.LocalhostURL())
+	MustEval[chromedp.Void](view, `window.parley.ready`)
+	if st := MustEval[map[string]any](view, `window.parley.state()`); st["role"] != "view" {
+		t.Fatalf("second tab state %v, want a view", st)
+	}
+	fp := MustEval[string](owner, `window.parley.deviceFingerprint()`)
+
+	if r := MustEval[map[string]any](view, jsSettle+`(window.parley.setLock({passkey: true}))`); r["code"] != nil {
+		t.Fatalf("setLock({passkey: true}) from the view = %v", r)
+	}
+	MustEval[chromedp.Void](view, `window.parley.lock()`)
+	if st := MustEval[map[string]any](owner, `window.parley.state()`); st["status"] != "locked" || st["lock"] != "passkey" {
+		t.Fatalf("owner state after the view locked = %v", st)
+	}
+	if r := MustEval[map[string]any](view, jsSettle+`(window.parley.unlock({passkey: true}))`); r["code"] != nil {
+		t.Fatalf("unlock({passkey: true}) from the view = %v", r)
+	}
+	if got := MustEval[string](owner, `window.parley.deviceFingerprint()`); got != fp {
+		t.Fatalf("fingerprint after unlock from the view %q, want %q", got, fp)
+	}
+	owner.CheckConsole()
+	view.CheckConsole()
+}

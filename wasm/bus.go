@@ -42,10 +42,14 @@ import (
 // the old owner started but did not answer may therefore run twice, and
 // every handler gets the call id to make itself idempotent.
 //
-// Plugging in the engine: in the owner (onOwner), create the engine on
-// c.store, then register each API method with b.handle(name, fn) and
-// expose it with b.expose(parley, name); emit events with b.emit. Views
-// get the same window.parley functions, forwarded.
+// Plugging in the engine (see startEngine in main.go): the owner starts the
+// engine on the sealed store when storage opens and stops it on lock; each
+// engine API method is registered once with b.handle(name, fn) (it runs
+// only in the owner) and exposed in every tab with forward(name) in main;
+// the engine's events go to every tab with b.emit(name, data). A method
+// that needs the calling tab itself (WebAuthn, file pickers, object URLs)
+// does that part in the tab first and forwards the rest, as setLock and
+// unlock do for passkeys.
 const (
 	ownerLock  = "parley-owner"
 	busChannel = "parley-bus"

@@ -209,6 +209,9 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error 
 	c.canary = "ok"
 	c.store, c.dev, c.wrapper, c.idle = st, dev, wrapper, idle
 	c.status = "new"
+	if startEngine != nil {
+		c.stopEngine = startEngine(st, dev, c.bus)
+	}
 	return nil
 }
 

@@ -185,8 +185,9 @@ func (c *client) lock(reason string) error {
 }
 
 func (c *client) lockedLocked() {
-	for _, f := range c.onLock {
-		f()
+	if c.stopEngine != nil {
+		c.stopEngine()
+		c.stopEngine = nil
 	}
 	if c.store != nil {
 		c.store.close()

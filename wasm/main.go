@@ -23,6 +23,7 @@ import (
 	"github.com/hack-pad/go-indexeddb/idb"
 	"github.com/hack-pad/safejs"
 
+	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 )
 
@@ -48,7 +49,7 @@ type client struct {
 	idle       time.Duration
 	idleGen    int
 	lockReason string
-	onLock     []func() // the engine registers its stop here
+	stopEngine func() // set while an engine runs (see startEngine)
 
 	bus *bus
 }
@@ -64,6 +65,17 @@ func version() string {
 	}
 	return v
 }
+
+// startEngine is the seam for the messenger engine (client/). When set, the
+// owner tab calls it every time storage opens (first start, migration,
+// unlock) with the sealed store, the device identity the page has shown
+// so far and the bus; it returns the function that stops the engine, which
+// is called when the client locks (the engine must then close its relay
+// connection and drop its keys). It runs with c.mu held: start goroutines,
+// do not call back into c. The engine's API methods are registered with
+// b.handle in main (a handler answers errStoreLocked while no engine runs)
+// and exposed to every tab with forward(name); events go out with b.emit.
+var startEngine func(st storage.Store, dev *identity.Device, b *bus) (stop func())
 
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).
 var testHooks []func(c *client, parley js.Value)
