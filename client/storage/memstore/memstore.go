@@ -18,9 +18,14 @@ type Store struct {
 	mu   sync.RWMutex
 	data map[string]map[string][]byte
 	// FailAfter, when > 0, makes the FailAfter-th following Commit fail
-	// without applying anything: the crash-consistency tests use it to
-	// stop the engine between two writes.
+	// without applying anything, and every Commit after it too, as if the
+	// process had died there: the crash-consistency tests use it to stop
+	// the engine between two writes. Snapshot gives a live copy of what
+	// was committed, which is what a restarted process would find.
 	FailAfter int
+	dead      bool
+	// Crashed reports whether the injected failure has happened.
+	Crashed bool
 }
 
 // New returns an empty store.
@@ -88,9 +93,13 @@ func (s *Store) Commit(ctx context.Context, b *storage.Batch) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.dead {
+		return ErrInjected
+	}
 	if s.FailAfter > 0 {
 		s.FailAfter--
 		if s.FailAfter == 0 {
+			s.dead, s.Crashed = true, true
 			return ErrInjected
 		}
 	}
