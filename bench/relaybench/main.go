@@ -93,6 +93,7 @@ func main() {
 	fmt.Printf("  memory per idle socket (heap+stack)  %7.1f KiB   target <= 32 KiB\n", m.IdleKiB)
 	fmt.Printf("  memory per idle socket (RSS)         %7.1f KiB\n", m.IdleRSSKiB)
 	fmt.Printf("  envelopes per store commit           %7.1f\n", m.PerCommit)
+	fmt.Printf("  disk: raw 4 KiB write+fsync p50 / p99 %6.2f ms / %.2f ms (context: the floor under durable acks)\n", m.FsyncP50, m.FsyncP99)
 	if *baseline != "" {
 		var js struct{ Median result }
 		if b, err := os.ReadFile(*baseline); err != nil || json.Unmarshal(b, &js) != nil || js.Median.Throughput == 0 {
@@ -119,13 +120,15 @@ type result struct {
 	IdleKiB     float64 `json:"idle_socket_heap_stack_kib"`
 	IdleRSSKiB  float64 `json:"idle_socket_rss_kib"`
 	PerCommit   float64 `json:"envelopes_per_commit"`
+	FsyncP50    float64 `json:"raw_fsync_p50_ms"`
+	FsyncP99    float64 `json:"raw_fsync_p99_ms"`
 	CommitMs    float64 `json:"commit_ms"`
 	CommitBusy  float64 `json:"commit_busy_fraction"`
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f ops/commit, %.2f ms/commit, writer busy %.0f%%",
-		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit, r.CommitMs, 100*r.CommitBusy)
+	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f ops/commit, %.2f ms/commit, writer busy %.0f%%, raw fsync p99 %.2f ms",
+		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit, r.CommitMs, 100*r.CommitBusy, r.FsyncP99)
 }
 
 func medians(rs []result) result {
@@ -147,6 +150,8 @@ func medians(rs []result) result {
 		IdleKiB:     med(func(r result) float64 { return r.IdleKiB }),
 		IdleRSSKiB:  med(func(r result) float64 { return r.IdleRSSKiB }),
 		PerCommit:   med(func(r result) float64 { return r.PerCommit }),
+		FsyncP50:    med(func(r result) float64 { return r.FsyncP50 }),
+		FsyncP99:    med(func(r result) float64 { return r.FsyncP99 }),
 	}
 }
 
@@ -311,6 +316,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 		return res, err
 	}
 	defer os.RemoveAll(dir)
+	res.FsyncP50, res.FsyncP99 = rawFsync(dir)
 	self, err := os.Executable()
 	if err != nil {
 		return res, err
@@ -583,4 +589,25 @@ func drained(origin string) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// rawFsync measures 4 KiB write+fsync latency in dir: the disk's floor
+// under every durable ack, reported beside the relay's figures because
+// this machine's disk is shared.
+func rawFsync(dir string) (p50, p99 float64) {
+	f, err := os.CreateTemp(dir, "fsync")
+	if err != nil {
+		return 0, 0
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	var d []float64
+	for i := 0; i < 500; i++ {
+		t := time.Now()
+		f.WriteAt(buf, int64(i%64)*4096)
+		f.Sync()
+		d = append(d, float64(time.Since(t).Microseconds())/1000)
+	}
+	return percentile(d, 0.5), percentile(d, 0.99)
 }
