@@ -1,3 +1,5 @@
+//go:build !js
+
 // Package store is the relay's embedded database: one bbolt file in the
 // server's data directory, so a self-hoster runs one binary and nothing else.
 //
@@ -114,88 +116,12 @@ var (
 	keyKEM = []byte("kem")
 )
 
-// Errors callers test with errors.Is.
-var (
-	ErrGone        = errors.New("store: already used")
-	ErrLocked      = errors.New("store: database is in use by another process")
-	ErrClosed      = errors.New("store: closed")
-	ErrNotFound    = errors.New("store: not found")
-	ErrExists      = errors.New("store: already exists")
-	ErrConflict    = errors.New("store: stored version changed")
-	ErrMailboxFull = errors.New("store: mailbox full")
-	ErrTooMany     = errors.New("store: prekey stock limit reached")
-)
-
-// DeviceID names a device within an account. It has the same layout as
-// crypto/identity's DeviceID; the store keeps its own type so it depends on
-// no crypto package.
-type DeviceID [16]byte
-
-// Addr is one device of one account.
-type Addr struct {
-	Handle string
-	Device DeviceID
-}
-
 func (a Addr) key() []byte {
 	k := make([]byte, 0, len(a.Handle)+1+16)
 	k = append(k, a.Handle...)
 	k = append(k, 0)
 	return append(k, a.Device[:]...)
 }
-
-// Account is a registered account as stored: its public key and the signed
-// device list exactly as published.
-type Account struct {
-	Handle     string
-	AccountKey []byte
-	Version    uint64
-	DeviceList []byte
-}
-
-// Envelope is one ciphertext queued for one device.
-type Envelope struct {
-	Seq        uint64 // assigned by the store, increasing per mailbox
-	To         Addr
-	From       Addr
-	MessageID  [16]byte
-	ServerTime int64 // unix milliseconds when accepted
-	Expires    int64 // unix milliseconds after which it is dropped undelivered
-	Payload    []byte
-}
-
-// PrekeyUpload is what a device publishes; the store treats every key as
-// opaque bytes. Empty SignedPrekey or LastResortKEM leave the stored one.
-type PrekeyUpload struct {
-	SignedPrekey  []byte
-	LastResortKEM []byte
-	OneTime       [][]byte
-	KEM           [][]byte
-}
-
-// Stock is how many one-time prekeys of each kind a device has left.
-type Stock struct {
-	OneTime int
-	KEM     int
-}
-
-// Bundle is what a fetch hands out: one-time keys it contains were removed
-// from the store in the same transaction.
-type Bundle struct {
-	SignedPrekey []byte
-	OneTime      []byte // nil when the stock ran out
-	KEM          []byte // a one-time KEM prekey, or the last-resort one
-	LastResort   bool   // KEM is the last-resort key
-	Left         Stock  // stock after this fetch
-}
-
-// MailboxFullError names the mailbox that refused a send.
-type MailboxFullError struct{ To Addr }
-
-func (e *MailboxFullError) Error() string {
-	return fmt.Sprintf("store: mailbox of %s/%x is full", e.To.Handle, e.To.Device[:4])
-}
-func (e *MailboxFullError) Unwrap() error { return ErrMailboxFull }
 
 // Options tune Open; the zero value is the production setting.
 type Options struct {
@@ -745,12 +671,6 @@ func (s *Store) MailboxLen(to Addr) (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-// Acked names envelopes of one mailbox that its device acknowledged.
-type Acked struct {
-	To   Addr
-	Seqs []uint64
 }
 
 // Delete removes acknowledged envelopes of any number of mailboxes in one

@@ -1,0 +1,92 @@
+// Types and errors of the store's interface, shared by every
+// implementation: this file builds everywhere (including GOOS=js for the
+// Workers relay), while the bbolt implementation in store.go does not.
+
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors callers test with errors.Is.
+var (
+	ErrGone        = errors.New("store: already used")
+	ErrLocked      = errors.New("store: database is in use by another process")
+	ErrClosed      = errors.New("store: closed")
+	ErrNotFound    = errors.New("store: not found")
+	ErrExists      = errors.New("store: already exists")
+	ErrConflict    = errors.New("store: stored version changed")
+	ErrMailboxFull = errors.New("store: mailbox full")
+	ErrTooMany     = errors.New("store: prekey stock limit reached")
+)
+
+// DeviceID names a device within an account. It has the same layout as
+// crypto/identity's DeviceID; the store keeps its own type so it depends on
+// no crypto package.
+type DeviceID [16]byte
+
+// Addr is one device of one account.
+type Addr struct {
+	Handle string
+	Device DeviceID
+}
+
+// Account is a registered account as stored: its public key and the signed
+// device list exactly as published.
+type Account struct {
+	Handle     string
+	AccountKey []byte
+	Version    uint64
+	DeviceList []byte
+}
+
+// Envelope is one ciphertext queued for one device.
+type Envelope struct {
+	Seq        uint64 // assigned by the store, increasing per mailbox
+	To         Addr
+	From       Addr
+	MessageID  [16]byte
+	ServerTime int64 // unix milliseconds when accepted
+	Expires    int64 // unix milliseconds after which it is dropped undelivered
+	Payload    []byte
+}
+
+// PrekeyUpload is what a device publishes; the store treats every key as
+// opaque bytes. Empty SignedPrekey or LastResortKEM leave the stored one.
+type PrekeyUpload struct {
+	SignedPrekey  []byte
+	LastResortKEM []byte
+	OneTime       [][]byte
+	KEM           [][]byte
+}
+
+// Stock is how many one-time prekeys of each kind a device has left.
+type Stock struct {
+	OneTime int
+	KEM     int
+}
+
+// Bundle is what a fetch hands out: one-time keys it contains were removed
+// from the store in the same transaction.
+type Bundle struct {
+	SignedPrekey []byte
+	OneTime      []byte // nil when the stock ran out
+	KEM          []byte // a one-time KEM prekey, or the last-resort one
+	LastResort   bool   // KEM is the last-resort key
+	Left         Stock  // stock after this fetch
+}
+
+// MailboxFullError names the mailbox that refused a send.
+type MailboxFullError struct{ To Addr }
+
+func (e *MailboxFullError) Error() string {
+	return fmt.Sprintf("store: mailbox of %s/%x is full", e.To.Handle, e.To.Device[:4])
+}
+func (e *MailboxFullError) Unwrap() error { return ErrMailboxFull }
+
+// Acked names envelopes of one mailbox that its device acknowledged.
+type Acked struct {
+	To   Addr
+	Seqs []uint64
+}
