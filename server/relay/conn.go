@@ -189,15 +189,14 @@ func (c *conn) run() {
 	c.r.metrics.connected.Inc()
 	defer c.r.metrics.connected.Dec()
 
-	queued, _ := c.r.st.MailboxLen(c.addr)
-	stock, _ := c.r.st.PrekeyStock(c.addr)
+	ready, low := c.r.ready(c.addr)
 	// Ready goes out before the writer starts, so it precedes every
 	// Envelope.
-	if !c.write(frame.Encode(&frame.Ready{Queued: uint32(queued), Stock: frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}})) {
+	if !c.write(frame.Encode(ready)) {
 		return
 	}
-	if stock.OneTime < lowStockThreshold || stock.KEM < lowStockThreshold {
-		c.out <- frame.Encode(&frame.LowStock{Stock: frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}})
+	if low != nil {
+		c.out <- frame.Encode(low)
 	}
 	c.kick(true)
 	c.reader()
@@ -206,6 +205,18 @@ func (c *conn) run() {
 	c.dead = true
 	c.mu.Unlock()
 	c.writers.Wait()
+}
+
+// ready is what a device learns right after its login: the size of its
+// queue and its prekey stock, plus LowStock when that stock is low.
+func (r *Relay) ready(a store.Addr) (*frame.Ready, *frame.LowStock) {
+	queued, _ := r.st.MailboxLen(a)
+	stock, _ := r.st.PrekeyStock(a)
+	fs := frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}
+	if stock.OneTime < lowStockThreshold || stock.KEM < lowStockThreshold {
+		return &frame.Ready{Queued: uint32(queued), Stock: fs}, &frame.LowStock{Stock: fs}
+	}
+	return &frame.Ready{Queued: uint32(queued), Stock: fs}, nil
 }
 
 // kick makes sure a writer runs; mail says the mailbox may have news.
@@ -408,56 +419,10 @@ func (c *conn) handleAck(a *frame.Ack) bool {
 // one of sealed (Send) and payload+to (GroupSend) is set.
 func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []frame.Sealed, payload []byte, to []frame.Addr) {
 	start := time.Now()
-	if sealed != nil || payload == nil {
-		to = make([]frame.Addr, len(sealed))
-		for i, s := range sealed {
-			to[i] = s.To
-			if len(s.Payload) == 0 {
-				c.refuse(req, frame.CodeBadRequest, fmt.Sprintf("empty ciphertext for recipient %d", i))
-				return
-			}
-		}
-	} else if len(payload) == 0 {
-		c.refuse(req, frame.CodeBadRequest, "empty ciphertext")
+	envs, refusal := c.r.prepareSend(c.addr, req, msgID, ttlSec, sealed, payload, to)
+	if refusal != nil {
+		c.send(refusal)
 		return
-	}
-	if len(to) == 0 {
-		c.refuse(req, frame.CodeBadRequest, "a send needs at least one recipient device")
-		return
-	}
-	if payload != nil && len(payload)*len(to) > maxFanoutBytes {
-		c.refuse(req, frame.CodeTooLarge, fmt.Sprintf("payload × recipients is over %d bytes; send a blob reference instead", maxFanoutBytes))
-		return
-	}
-	stale, rerr := c.r.coverage(c.addr, to)
-	if rerr != nil {
-		c.refuse(req, rerr.Code, rerr.Message)
-		return
-	}
-	if len(stale) > 0 {
-		c.r.metrics.refused(frame.CodeStaleDevices)
-		c.send(&frame.Stale{Req: req, Accounts: stale})
-		return
-	}
-	ttl := c.r.cfg.DefaultTTL
-	if ttlSec > 0 && time.Duration(ttlSec)*time.Second < ttl {
-		ttl = time.Duration(ttlSec) * time.Second
-	}
-	now := c.r.cfg.Now()
-	envs := make([]store.Envelope, len(to))
-	for i, a := range to {
-		p := payload
-		if sealed != nil {
-			p = sealed[i].Payload
-		}
-		envs[i] = store.Envelope{
-			To:         store.Addr{Handle: a.Handle, Device: store.DeviceID(a.Device)},
-			From:       c.addr,
-			MessageID:  msgID,
-			ServerTime: now.UnixMilli(),
-			Expires:    now.Add(ttl).UnixMilli(),
-			Payload:    p,
-		}
 	}
 	// Pipelining: the write is queued here, in frame order, and awaited
 	// on another goroutine, so the next send from this socket can share
@@ -470,25 +435,92 @@ func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []fr
 	wait := c.r.st.EnqueueAsync(envs, c.r.cfg.MailboxLimit)
 	go func() {
 		defer func() { <-c.pipeline }()
-		err := wait()
-		var full *store.MailboxFullError
-		switch {
-		case errors.As(err, &full):
-			c.refuse(req, frame.CodeMailboxFull, fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4]))
-			return
-		case err != nil:
-			c.r.log.Error("storing envelopes", "err", err)
-			c.refuse(req, frame.CodeInternal, "could not store the message; nothing was stored")
-			return
-		}
-		c.r.metrics.messages.Inc()
-		c.r.metrics.envelopes.Add(float64(len(envs)))
-		c.r.metrics.durable.Observe(time.Since(start).Seconds())
-		c.send(&frame.OK{Req: req, ServerTime: uint64(now.UnixMilli())})
-		for _, e := range envs {
-			c.r.wake(e.To)
+		reply, ok := c.r.sendResult(req, envs, wait(), start)
+		c.send(reply)
+		if ok {
+			for _, e := range envs {
+				c.r.wake(e.To)
+			}
 		}
 	}()
+}
+
+// prepareSend checks a send (sizes, fan-out, coverage against the current
+// lists) and builds its envelopes, or returns the refusal to answer (an
+// Error or a Stale frame), counted in the metrics. Exactly one of sealed
+// (Send) and payload+to (GroupSend) is set. The socket loop and hosted
+// sessions both use it.
+func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec uint32, sealed []frame.Sealed, payload []byte, to []frame.Addr) ([]store.Envelope, frame.Frame) {
+	refuse := func(code frame.Code, msg string) frame.Frame {
+		r.metrics.refused(code)
+		return &frame.Error{Req: req, Code: code, Message: msg}
+	}
+	if sealed != nil || payload == nil {
+		to = make([]frame.Addr, len(sealed))
+		for i, s := range sealed {
+			to[i] = s.To
+			if len(s.Payload) == 0 {
+				return nil, refuse(frame.CodeBadRequest, fmt.Sprintf("empty ciphertext for recipient %d", i))
+			}
+		}
+	} else if len(payload) == 0 {
+		return nil, refuse(frame.CodeBadRequest, "empty ciphertext")
+	}
+	if len(to) == 0 {
+		return nil, refuse(frame.CodeBadRequest, "a send needs at least one recipient device")
+	}
+	if payload != nil && len(payload)*len(to) > maxFanoutBytes {
+		return nil, refuse(frame.CodeTooLarge, fmt.Sprintf("payload × recipients is over %d bytes; send a blob reference instead", maxFanoutBytes))
+	}
+	stale, rerr := r.coverage(from, to)
+	if rerr != nil {
+		return nil, refuse(rerr.Code, rerr.Message)
+	}
+	if len(stale) > 0 {
+		r.metrics.refused(frame.CodeStaleDevices)
+		return nil, &frame.Stale{Req: req, Accounts: stale}
+	}
+	ttl := r.cfg.DefaultTTL
+	if ttlSec > 0 && time.Duration(ttlSec)*time.Second < ttl {
+		ttl = time.Duration(ttlSec) * time.Second
+	}
+	now := r.cfg.Now()
+	envs := make([]store.Envelope, len(to))
+	for i, a := range to {
+		p := payload
+		if sealed != nil {
+			p = sealed[i].Payload
+		}
+		envs[i] = store.Envelope{
+			To:         store.Addr{Handle: a.Handle, Device: store.DeviceID(a.Device)},
+			From:       from,
+			MessageID:  msgID,
+			ServerTime: now.UnixMilli(),
+			Expires:    now.Add(ttl).UnixMilli(),
+			Payload:    p,
+		}
+	}
+	return envs, nil
+}
+
+// sendResult turns the store's answer to a send into the reply frame (OK,
+// or the refusal) and reports whether the envelopes were stored. start is
+// when the send frame arrived, for the durable-ack histogram.
+func (r *Relay) sendResult(req uint32, envs []store.Envelope, err error, start time.Time) (frame.Frame, bool) {
+	var full *store.MailboxFullError
+	switch {
+	case errors.As(err, &full):
+		r.metrics.refused(frame.CodeMailboxFull)
+		return &frame.Error{Req: req, Code: frame.CodeMailboxFull, Message: fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4])}, false
+	case err != nil:
+		r.log.Error("storing envelopes", "err", err)
+		r.metrics.refused(frame.CodeInternal)
+		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "could not store the message; nothing was stored"}, false
+	}
+	r.metrics.messages.Inc()
+	r.metrics.envelopes.Add(float64(len(envs)))
+	r.metrics.durable.Observe(time.Since(start).Seconds())
+	return &frame.OK{Req: req, ServerTime: uint64(envs[0].ServerTime)}, true
 }
 
 // coverage compares a send's device set with the current lists: every
@@ -562,61 +594,20 @@ func sortIDs(ids []frame.DeviceID) {
 	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
 }
 
-func (c *conn) handlePrekeys(f *frame.Prekeys) {
-	st, err := c.r.st.PutPrekeys(c.addr, store.PrekeyUpload{
-		SignedPrekey: f.SignedPrekey, LastResortKEM: f.LastResortKEM, OneTime: f.OneTime, KEM: f.KEM,
-	}, maxPrekeyStock)
-	switch {
-	case errors.Is(err, store.ErrTooMany):
-		c.refuse(f.Req, frame.CodePrekeyLimit, fmt.Sprintf("at most %d one-time prekeys of each kind may be stored", maxPrekeyStock))
-	case err != nil:
-		c.r.log.Error("storing prekeys", "err", err)
-		c.refuse(f.Req, frame.CodeInternal, "could not store prekeys")
-	default:
-		_ = st
-		c.send(&frame.OK{Req: f.Req, ServerTime: uint64(c.r.cfg.Now().UnixMilli())})
-	}
-}
+func (c *conn) handlePrekeys(f *frame.Prekeys) { c.send(c.r.putPrekeys(c.addr, f)) }
 
 func (c *conn) handleFetch(f *frame.Fetch) {
 	if !c.fetch.Allow() {
 		c.refuse(f.Req, frame.CodeRateLimited, "too many prekey fetches; slow down")
 		return
 	}
-	if !frame.ValidHandle(f.Of.Handle) {
-		c.refuse(f.Req, frame.CodeBadHandle, "invalid handle")
-		return
-	}
-	acct, err := c.r.lists.get(f.Of.Handle)
-	if errors.Is(err, errUnknownAccount) {
-		c.refuse(f.Req, frame.CodeUnknownAccount, fmt.Sprintf("no account %q", f.Of.Handle))
-		return
-	}
-	if err != nil {
-		c.refuse(f.Req, frame.CodeInternal, "could not load the device list")
-		return
-	}
-	if acct.device(f.Of.Device) == nil {
-		c.refuse(f.Req, frame.CodeUnknownDevice, fmt.Sprintf("device %x is not in the list of %s", f.Of.Device[:4], f.Of.Handle))
-		return
-	}
-	of := store.Addr{Handle: f.Of.Handle, Device: store.DeviceID(f.Of.Device)}
-	b, err := c.r.st.TakeBundle(of)
-	if errors.Is(err, store.ErrNotFound) {
-		c.refuse(f.Req, frame.CodeNoPrekeys, "the device has not published prekeys")
-		return
-	}
-	if err != nil {
-		c.r.log.Error("taking prekey bundle", "err", err)
-		c.refuse(f.Req, frame.CodeInternal, "could not fetch the bundle")
-		return
-	}
-	c.send(&frame.Bundle{Req: f.Req, SignedPrekey: b.SignedPrekey, OneTime: b.OneTime, KEM: b.KEM, LastResort: b.LastResort})
-	if b.Left.OneTime < lowStockThreshold || b.Left.KEM < lowStockThreshold {
-		low := frame.Encode(&frame.LowStock{Stock: frame.Stock{OneTime: uint32(b.Left.OneTime), KEM: uint32(b.Left.KEM)}})
+	reply, of, low := c.r.fetchBundle(f)
+	c.send(reply)
+	if low != nil {
+		enc := frame.Encode(low)
 		for _, oc := range c.r.connsOf(of) {
 			select {
-			case oc.out <- low:
+			case oc.out <- enc:
 				oc.kick(false)
 			default: // it learns its stock again from Ready
 			}
@@ -624,23 +615,80 @@ func (c *conn) handleFetch(f *frame.Fetch) {
 	}
 }
 
+// putPrekeys stores a device's prekey upload and returns the reply.
+func (r *Relay) putPrekeys(of store.Addr, f *frame.Prekeys) frame.Frame {
+	_, err := r.st.PutPrekeys(of, store.PrekeyUpload{
+		SignedPrekey: f.SignedPrekey, LastResortKEM: f.LastResortKEM, OneTime: f.OneTime, KEM: f.KEM,
+	}, maxPrekeyStock)
+	switch {
+	case errors.Is(err, store.ErrTooMany):
+		r.metrics.refused(frame.CodePrekeyLimit)
+		return &frame.Error{Req: f.Req, Code: frame.CodePrekeyLimit, Message: fmt.Sprintf("at most %d one-time prekeys of each kind may be stored", maxPrekeyStock)}
+	case err != nil:
+		r.log.Error("storing prekeys", "err", err)
+		r.metrics.refused(frame.CodeInternal)
+		return &frame.Error{Req: f.Req, Code: frame.CodeInternal, Message: "could not store prekeys"}
+	}
+	return &frame.OK{Req: f.Req, ServerTime: uint64(r.cfg.Now().UnixMilli())}
+}
+
+// fetchBundle takes a prekey bundle of f.Of and returns the reply; low is
+// the LowStock frame for the owner's sockets when its stock ran low.
+func (r *Relay) fetchBundle(f *frame.Fetch) (reply frame.Frame, of store.Addr, low *frame.LowStock) {
+	refuse := func(code frame.Code, msg string) frame.Frame {
+		r.metrics.refused(code)
+		return &frame.Error{Req: f.Req, Code: code, Message: msg}
+	}
+	if !frame.ValidHandle(f.Of.Handle) {
+		return refuse(frame.CodeBadHandle, "invalid handle"), of, nil
+	}
+	acct, err := r.lists.get(f.Of.Handle)
+	if errors.Is(err, errUnknownAccount) {
+		return refuse(frame.CodeUnknownAccount, fmt.Sprintf("no account %q", f.Of.Handle)), of, nil
+	}
+	if err != nil {
+		return refuse(frame.CodeInternal, "could not load the device list"), of, nil
+	}
+	if acct.device(f.Of.Device) == nil {
+		return refuse(frame.CodeUnknownDevice, fmt.Sprintf("device %x is not in the list of %s", f.Of.Device[:4], f.Of.Handle)), of, nil
+	}
+	of = store.Addr{Handle: f.Of.Handle, Device: store.DeviceID(f.Of.Device)}
+	b, err := r.st.TakeBundle(of)
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse(frame.CodeNoPrekeys, "the device has not published prekeys"), of, nil
+	}
+	if err != nil {
+		r.log.Error("taking prekey bundle", "err", err)
+		return refuse(frame.CodeInternal, "could not fetch the bundle"), of, nil
+	}
+	if b.Left.OneTime < lowStockThreshold || b.Left.KEM < lowStockThreshold {
+		low = &frame.LowStock{Stock: frame.Stock{OneTime: uint32(b.Left.OneTime), KEM: uint32(b.Left.KEM)}}
+	}
+	return &frame.Bundle{Req: f.Req, SignedPrekey: b.SignedPrekey, OneTime: b.OneTime, KEM: b.KEM, LastResort: b.LastResort}, of, low
+}
+
 func (c *conn) handleBlob(f *frame.BlobReserve) {
 	if !c.blobs.Allow() {
 		c.refuse(f.Req, frame.CodeRateLimited, "too many blob reservations; slow down")
 		return
 	}
+	c.send(c.r.reserveBlob(f.Req))
+}
+
+// reserveBlob reserves a random blob id and returns the reply.
+func (r *Relay) reserveBlob(req uint32) frame.Frame {
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		c.refuse(f.Req, frame.CodeInternal, "no randomness")
-		return
+		r.metrics.refused(frame.CodeInternal)
+		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "no randomness"}
 	}
-	exp := c.r.cfg.Now().Add(blobTTL)
-	if err := c.r.st.ReserveBlob(id[:], exp); err != nil {
-		c.r.log.Error("reserving blob", "err", err)
-		c.refuse(f.Req, frame.CodeInternal, "could not reserve a blob")
-		return
+	exp := r.cfg.Now().Add(blobTTL)
+	if err := r.st.ReserveBlob(id[:], exp); err != nil {
+		r.log.Error("reserving blob", "err", err)
+		r.metrics.refused(frame.CodeInternal)
+		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "could not reserve a blob"}
 	}
-	c.send(&frame.BlobID{Req: f.Req, ID: id, Expires: uint64(exp.UnixMilli())})
+	return &frame.BlobID{Req: req, ID: id, Expires: uint64(exp.UnixMilli())}
 }
 
 // writer sends queued replies and mailbox envelopes until there is

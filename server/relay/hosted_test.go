@@ -1,0 +1,139 @@
+package relay_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/store"
+)
+
+// hostedLogin runs a hosted session's challenge and answer for device i
+// of u and returns the session (round-tripped through JSON, as a host
+// stores it) with the login's output.
+func hostedLogin(t *testing.T, tr *testRelay, u *user, i int, tamper func(*frame.Auth)) (*relay.Session, relay.Output) {
+	t.Helper()
+	s, o, err := tr.relay.OpenSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := frame.Decode(o.Frames[0])
+	if err != nil || o.Deadline == 0 {
+		t.Fatalf("open: %v, deadline %d", err, o.Deadline)
+	}
+	ch := f.(*frame.Challenge)
+	auth := &frame.Auth{Handle: u.handle, Device: u.devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
+	copy(auth.Sig[:], u.devs[i].Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, tr.origin, auth.Timestamp, u.handle, u.devs[i].ID)))
+	if tamper != nil {
+		tamper(auth)
+	}
+	s = roundTrip(t, s)
+	o = tr.relay.SessionFrame(s, frame.Encode(auth), true)
+	return roundTrip(t, s), o
+}
+
+func roundTrip(t *testing.T, s *relay.Session) *relay.Session {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out relay.Session
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
+
+func frames(t *testing.T, o relay.Output) []frame.Frame {
+	t.Helper()
+	var out []frame.Frame
+	for _, b := range o.Frames {
+		f, err := frame.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// TestHostedSession holds a hosted session (as the Workers build uses it)
+// to the socket loop's rules: login, send, delivery window, acks, stale
+// sets and refusals with the same codes.
+func TestHostedSession(t *testing.T) {
+	tr := startRelay(t, nil)
+	alice := tr.register(t, "alice", 2)
+	bob := tr.register(t, "bob", 1)
+
+	sa, o := hostedLogin(t, tr, alice, 0, nil)
+	if !o.Authed || o.Close != 0 {
+		t.Fatalf("login: %+v", o)
+	}
+	if _, ok := frames(t, o)[0].(*frame.Ready); !ok {
+		t.Fatalf("first frame after login is %T", frames(t, o)[0])
+	}
+
+	// A stale set names the missing device; nothing is stored.
+	send := &frame.Send{Req: 1, MessageID: msgID(), To: sealed(bob.addr(0))}
+	fs := frames(t, tr.relay.SessionFrame(sa, frame.Encode(send), true))
+	st, ok := fs[0].(*frame.Stale)
+	if !ok || len(st.Accounts) != 1 || st.Accounts[0].Handle != "alice" || len(st.Accounts[0].Missing) != 1 {
+		t.Fatalf("stale: %#v", fs[0])
+	}
+	send.Req = 2
+	send.To = sealed(bob.addr(0), alice.addr(1))
+	if ok, _ := frames(t, tr.relay.SessionFrame(sa, frame.Encode(send), true))[0].(*frame.OK); ok == nil {
+		t.Fatal("send not accepted")
+	}
+
+	// Bob logs in and gets the envelope after Ready; an ack empties it;
+	// an ack of something not in flight closes with unexpected.
+	sb, o := hostedLogin(t, tr, bob, 0, nil)
+	fs = frames(t, o)
+	if len(fs) != 3 { // Ready, LowStock (no prekeys), Envelope
+		t.Fatalf("login of bob: %d frames", len(fs))
+	}
+	env, ok := fs[2].(*frame.Envelope)
+	if !ok || string(env.Payload) != "ciphertext for bob" || env.From.Handle != "alice" {
+		t.Fatalf("delivery: %#v", fs[2])
+	}
+	if o := tr.relay.SessionFrame(sb, frame.Encode(&frame.Ack{Seqs: []uint64{env.Seq}}), true); o.Close != 0 || len(o.Frames) != 0 {
+		t.Fatalf("ack: %+v", o)
+	}
+	if n, _ := tr.st.MailboxLen(store.Addr{Handle: "bob", Device: store.DeviceID(bob.devs[0].ID)}); n != 0 {
+		t.Fatalf("mailbox after ack: %d", n)
+	}
+	if o := tr.relay.SessionFrame(sb, frame.Encode(&frame.Ack{Seqs: []uint64{env.Seq}}), true); o.Close != frame.CloseBase+int(frame.CodeUnexpected) {
+		t.Fatalf("second ack: %+v", o)
+	}
+
+	// Refusals close with the socket loop's codes.
+	for name, c := range map[string]struct {
+		tamper func(*frame.Auth)
+		code   frame.Code
+	}{
+		"bad signature": {func(a *frame.Auth) { a.Sig[0] ^= 1 }, frame.CodeAuthFailed},
+		"old clock":     {func(a *frame.Auth) { a.Timestamp -= uint64(time.Hour.Milliseconds()) }, frame.CodeAuthFailed},
+		"unknown":       {func(a *frame.Auth) { a.Handle = "nobody" }, frame.CodeAuthFailed},
+	} {
+		_, o := hostedLogin(t, tr, bob, 0, c.tamper)
+		if o.Close != frame.CloseBase+int(c.code) || o.Authed {
+			t.Errorf("%s: %+v", name, o)
+		}
+	}
+	s, _, _ := tr.relay.OpenSession()
+	if o := tr.relay.SessionFrame(s, []byte("hello"), false); o.Close != frame.CloseBase+int(frame.CodeBadRequest) {
+		t.Errorf("text frame: %+v", o)
+	}
+	if o := tr.relay.SessionTimeout(s); o.Close != 0 {
+		t.Errorf("timeout before the deadline: %+v", o)
+	}
+	tr.clock.Advance(time.Minute)
+	if o := tr.relay.SessionTimeout(s); o.Close != frame.CloseBase+int(frame.CodeAuthFailed) {
+		t.Errorf("timeout: %+v", o)
+	}
+}
