@@ -89,10 +89,19 @@ func main() {
 	}
 	js.Global().Delete("__parleyBoot")
 
+	// Milestones in ms since navigation, for the boot benchmark.
+	mark := func(name string) {
+		parley.Get("timing").Set(name, js.Global().Get("performance").Call("now"))
+	}
+	mark("wasmStart")
 	c := &client{status: "starting", canary: "unchecked", wrapper: safejs.Undefined()}
 	b := newBus()
 	c.bus = b
-	b.onOwner = func() { c.boot(context.Background()) }
+	b.onOwner = func() {
+		mark("owner")
+		c.boot(context.Background())
+		mark("storage")
+	}
 	b.onReady = func() { boot.Call("resolve", js.Undefined()) }
 	b.onTouch = func() { go c.touch() }
 
