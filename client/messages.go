@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 
 	"github.com/parley-im/parley/client/storage"
 )
@@ -94,6 +95,9 @@ func (e *Engine) Chats(ctx context.Context) ([]Chat, error) {
 		c, err := unmarshalChat(v)
 		if err != nil {
 			return newError(ErrStorage.Code, err, "chat record %q is corrupt", k)
+		}
+		if strings.HasPrefix(c.ID, groupChatPrefix) {
+			c.Name = e.groupName(ctx, c.ID)
 		}
 		out = append(out, *c)
 		return nil

@@ -21,6 +21,9 @@ const (
 	kindText       = 1 // body: UTF-8 text
 	kindReceipt    = 2 // body: u8 status, count, message ids
 	kindAttachment = 8 // body: attachmentBody (attachment.go, PROTOCOL.md §14.4)
+	// Groups (group.go, PROTOCOL.md §14.6).
+	kindGroupState = 24 // body: a signed group state
+	kindSenderKey  = 25 // body: a senderkey.Distribution
 )
 
 // Limits.
@@ -77,6 +80,7 @@ func unmarshalPayload(b []byte) (*payload, error) {
 	}
 	switch p.Kind {
 	case kindText, kindReceipt, kindAttachment:
+	case kindGroupState, kindSenderKey:
 	default:
 		return nil, fmt.Errorf("payload: unknown kind %d", p.Kind)
 	}

@@ -58,6 +58,9 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 	if err != nil {
 		return nil, err
 	}
+	if env.Payload[0] == envGroup {
+		return e.receiveGroupLocked(ctx, env, from, devID)
+	}
 	skey := sessionKey(from, devID)
 	rec, err := e.loadSessions(ctx, skey)
 	if err != nil {
@@ -129,6 +132,10 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 		events, err = e.receiveReceiptLocked(ctx, &b, p, from)
 	case kindAttachment:
 		events, err = e.receiveAttachmentLocked(ctx, &b, p, from, devID)
+	case kindGroupState:
+		events, err = e.receiveGroupStateLocked(ctx, &b, p, from)
+	case kindSenderKey:
+		events, err = e.receiveSenderKeyLocked(ctx, &b, p, from, devID)
 	}
 	if err != nil {
 		return nil, err

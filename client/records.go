@@ -280,6 +280,9 @@ type Chat struct {
 	LastText string `json:"lastText"`
 	LastAt   int64  `json:"lastAt"`
 	Unread   int    `json:"unread"`
+	// Name is a group's name (from its state, not stored here); "" for a
+	// chat with one contact, whose id is the handle.
+	Name string `json:"name,omitempty"`
 }
 
 func (c *Chat) marshal() []byte {

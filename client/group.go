@@ -1,0 +1,1491 @@
+package client
+
+// Groups (PROTOCOL.md 14.6).
+//
+// A group is a signed, versioned state — id, name, members, admins — that
+// an admin device changes and sends to every member device over the
+// pairwise sessions (kindGroupState). Receivers accept a state only if an
+// admin of the state they already hold signed it and its version is
+// higher, so neither the relay nor a member can roll a group back or
+// change it without an admin.
+//
+// Messages use sender keys (crypto/senderkey, PROTOCOL.md 6): each device
+// that sends to a group owns one chain there, made for an exact set of
+// recipient devices (every active device of every other member plus this
+// account's other devices). Its distribution travels over the pairwise
+// sessions (kindSenderKey) before the first message on it, and every
+// message is one ciphertext the relay copies to each device (GroupSend).
+// Whenever the current set of recipient devices differs from the set a
+// chain was made for — a member added or removed, a device linked or
+// revoked — the next send makes a new chain (PROTOCOL.md 6.4), so a removed
+// device never holds a key for what follows, and an added one none for
+// what came before.
+//
+// A group message whose chain is not known yet (its distribution is still
+// behind it, or the group state is) is kept in bGroupPend and opened when
+// the distribution or state arrives, in the same batch.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/senderkey"
+	"github.com/parley-im/parley/crypto/wire"
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/relay/relayclient"
+)
+
+// Buckets. A chain ref is <sender handle>/<sender device hex>/<chain id hex>.
+const (
+	bGroups      = "groups"   // <group id hex> → signed group state, as verified
+	bGroupSender = "gsend"    // <group id hex> → senderRecord: this device's chain
+	bGroupChains = "gchain"   // <chain ref> → group id (16) || u64 added (unix ns)
+	bGroupRecv   = "grecv"    // <group id hex>/<chain ref> → senderkey.Receiver
+	bGroupOutbox = "goutbox"  // <seq, 16 hex> → groupOutRecord
+	bGroupPend   = "gpending" // <chain ref>/<iteration, 8 hex><message id hex> → pendingGroupMsg
+)
+
+// envGroup is the envelope type of a group message: the byte is followed
+// by one senderkey message, the same for every recipient device.
+const envGroup = 0x03
+
+// purposeGroupChange is the signature purpose of a group state (PROTOCOL.md 2.2).
+const purposeGroupChange = "parley/v1/group-change"
+
+// Limits.
+const (
+	groupStateVersion = 1
+	// GroupIDSize is the size of a group id (random).
+	GroupIDSize = 16
+	// MaxGroupMembers bounds a group so that one GroupSend (at most
+	// frame.MaxRecipients devices) reaches every device of every member:
+	// 64 accounts × devicelist.MaxDevices (16) = 1024.
+	MaxGroupMembers = 64
+	// MaxGroupNameLen bounds a group name in bytes.
+	MaxGroupNameLen = 64
+	// maxGroupAdmins bounds the admin devices of a group: one account's
+	// devices (devicelist.MaxDevices).
+	maxGroupAdmins = 16
+	// maxChainsPerDevice bounds the chains kept from one sender device
+	// over all groups: the current and previous chain of each of the
+	// MaxGroups-ish groups a contact shares with us.
+	maxChainsPerDevice = 512
+	// maxPendingPerDevice bounds the group messages kept from one sender
+	// device while their chain is unknown; past it they are refused
+	// (reported), so a contact cannot fill our storage.
+	maxPendingPerDevice = 256
+	// maxReplay bounds the pending messages opened in one batch.
+	maxReplay = 512
+	// maxGroupFanoutBytes is the relay's bound on ciphertext × recipients
+	// for one send (server/relay maxFanoutBytes, PROTOCOL.md §10.5); a
+	// larger group message goes out in several GroupSends.
+	maxGroupFanoutBytes = 16 << 20
+	// groupChatPrefix starts a group's chat id; handles cannot contain ':'.
+	groupChatPrefix = "g:"
+)
+
+// Errors.
+var (
+	ErrUnknownGroup       = &Error{Code: "unknown_group", Message: "no such group on this device"}
+	ErrNotGroupAdmin      = &Error{Code: "not_group_admin", Message: "only an admin device of the group can change it"}
+	ErrNotGroupMember     = &Error{Code: "not_group_member", Message: "this account is not a member of the group"}
+	ErrGroupFull          = &Error{Code: "group_full", Message: fmt.Sprintf("a group has at most %d members", MaxGroupMembers)}
+	ErrGroupChangeRefused = &Error{Code: "group_change_refused", Message: "a group change was refused"}
+)
+
+type groupID = [GroupIDSize]byte
+
+// groupAdmin is one device allowed to sign group changes.
+type groupAdmin struct {
+	Handle string
+	Device identity.DeviceID
+	Key    ed25519.PublicKey
+}
+
+// groupState is one version of a group, signed by an admin device.
+type groupState struct {
+	ID      groupID
+	Version uint64
+	Name    string
+	Members []string // sorted, unique handles
+	Admins  []groupAdmin
+	Signer  identity.DeviceID
+	Sig     []byte
+	raw     []byte // the exact signed encoding
+}
+
+// signedPart encodes every field before the signature.
+func (g *groupState) signedPart() []byte {
+	w := wire.NewWriter(64 + len(g.Name) + 40*len(g.Members) + 90*len(g.Admins))
+	w.U8(groupStateVersion)
+	w.Fixed(g.ID[:])
+	w.U64(g.Version)
+	w.String(g.Name)
+	w.U32(uint32(len(g.Members)))
+	for _, m := range g.Members {
+		w.String(m)
+	}
+	w.U32(uint32(len(g.Admins)))
+	for _, a := range g.Admins {
+		w.String(a.Handle)
+		w.Fixed(a.Device[:])
+		w.Fixed(a.Key)
+	}
+	w.Fixed(g.Signer[:])
+	return w.Bytes()
+}
+
+// sign signs g with dev, which becomes its signer.
+func (g *groupState) sign(dev *identity.Device) {
+	g.Signer = dev.ID
+	msg := g.signedPart()
+	g.Sig = dev.Sign(purposeGroupChange, msg)
+	g.raw = append(msg, g.Sig...)
+}
+
+// parseGroupState decodes and checks the form of a group state; the
+// signature is checked by verify against the right authority.
+func parseGroupState(b []byte) (*groupState, error) {
+	r := wire.NewReader(b)
+	r.Version(groupStateVersion)
+	g := &groupState{}
+	r.FixedInto(g.ID[:])
+	g.Version = r.U64()
+	g.Name = r.String(MaxGroupNameLen)
+	n := r.Count(MaxGroupMembers)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		g.Members = append(g.Members, r.String(maxHandleLen))
+	}
+	n = r.Count(maxGroupAdmins)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		var a groupAdmin
+		a.Handle = r.String(maxHandleLen)
+		r.FixedInto(a.Device[:])
+		a.Key = ed25519.PublicKey(bytes.Clone(r.Fixed(ed25519.PublicKeySize)))
+		g.Admins = append(g.Admins, a)
+	}
+	r.FixedInto(g.Signer[:])
+	g.Sig = bytes.Clone(r.Fixed(ed25519.SignatureSize))
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("group state: %w", err)
+	}
+	if g.Version == 0 {
+		return nil, errors.New("group state: version 0")
+	}
+	if g.Name == "" || !utf8.ValidString(g.Name) {
+		return nil, errors.New("group state: the name is empty or not UTF-8")
+	}
+	if len(g.Members) == 0 || len(g.Admins) == 0 {
+		return nil, errors.New("group state: no members or no admins")
+	}
+	for i, m := range g.Members {
+		if !handleRule.MatchString(m) {
+			return nil, fmt.Errorf("group state: bad member handle %q", m)
+		}
+		if i > 0 && g.Members[i-1] >= m {
+			return nil, errors.New("group state: members not sorted and unique")
+		}
+	}
+	for i, a := range g.Admins {
+		if !g.isMember(a.Handle) {
+			return nil, fmt.Errorf("group state: admin %s is not a member", a.Handle)
+		}
+		for _, o := range g.Admins[:i] {
+			if o.Device == a.Device {
+				return nil, errors.New("group state: an admin device is listed twice")
+			}
+		}
+	}
+	if g.admin(g.Signer) == nil {
+		return nil, errors.New("group state: the signer is not one of its admins")
+	}
+	g.raw = bytes.Clone(b)
+	return g, nil
+}
+
+func (g *groupState) isMember(handle string) bool {
+	_, ok := slices.BinarySearch(g.Members, handle)
+	return ok
+}
+
+func (g *groupState) admin(dev identity.DeviceID) *groupAdmin {
+	for i := range g.Admins {
+		if g.Admins[i].Device == dev {
+			return &g.Admins[i]
+		}
+	}
+	return nil
+}
+
+// verify checks that an admin of authority (the admins of the state the
+// receiver holds, or of g itself for a group seen first) signed g.
+func (g *groupState) verify(authority []groupAdmin) (*groupAdmin, error) {
+	var signer *groupAdmin
+	for i := range authority {
+		if authority[i].Device == g.Signer {
+			signer = &authority[i]
+		}
+	}
+	if signer == nil {
+		return nil, newError(ErrGroupChangeRefused.Code, nil, "version %d of a group is signed by a device that is not its admin", g.Version)
+	}
+	if err := identity.VerifySignature(signer.Key, purposeGroupChange, g.raw[:len(g.raw)-ed25519.SignatureSize], g.Sig); err != nil {
+		return nil, newError(ErrGroupChangeRefused.Code, err, "version %d of a group has a bad signature", g.Version)
+	}
+	return signer, nil
+}
+
+func groupChatID(id groupID) string { return groupChatPrefix + hex.EncodeToString(id[:]) }
+
+// parseGroupRef accepts a group's chat id ("g:" + 32 hex) or the bare hex.
+func parseGroupRef(s string) (groupID, error) {
+	var id groupID
+	raw, err := hex.DecodeString(strings.TrimPrefix(s, groupChatPrefix))
+	if err != nil || len(raw) != GroupIDSize {
+		return id, newError(ErrUnknownGroup.Code, err, "not a group id: %q", s)
+	}
+	copy(id[:], raw)
+	return id, nil
+}
+
+func chainRef(handle string, dev identity.DeviceID, chain [senderkey.ChainIDSize]byte) string {
+	return handle + "/" + dev.String() + "/" + hex.EncodeToString(chain[:])
+}
+
+// devRef names one recipient device of a chain.
+type devRef struct {
+	Handle string
+	Device identity.DeviceID
+}
+
+// senderRecord is this device's chain in one group and the exact set of
+// devices it was made for (sorted by handle, then device).
+type senderRecord struct {
+	Sender  *senderkey.Sender
+	Devices []devRef
+}
+
+func (s *senderRecord) marshal() ([]byte, error) {
+	sb, err := s.Sender.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	w := wire.NewWriter(16 + len(sb) + 52*len(s.Devices))
+	w.U8(recordVersion)
+	w.Var(sb)
+	w.U32(uint32(len(s.Devices)))
+	for _, d := range s.Devices {
+		w.String(d.Handle)
+		w.Fixed(d.Device[:])
+	}
+	return w.Bytes(), nil
+}
+
+func unmarshalSenderRecord(b []byte) (*senderRecord, error) {
+	r := wire.NewReader(b)
+	r.Version(recordVersion)
+	s := &senderRecord{}
+	sb := r.Var(1024)
+	n := r.Count(frame.MaxRecipients)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		var d devRef
+		d.Handle = r.String(maxHandleLen)
+		r.FixedInto(d.Device[:])
+		s.Devices = append(s.Devices, d)
+	}
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("group sender record: %w", err)
+	}
+	snd, err := senderkey.UnmarshalSender(sb)
+	if err != nil {
+		return nil, fmt.Errorf("group sender record: %w", err)
+	}
+	s.Sender = snd
+	return s, nil
+}
+
+// groupOutRecord is a group message not yet accepted by the relay. The
+// plaintext is kept so a re-key before it leaves can encrypt it again on
+// the new chain; the ciphertext made is kept (with its chain) so a retry on
+// the same chain resends exactly those bytes.
+type groupOutRecord struct {
+	GroupID groupID
+	Payload []byte // payload.marshal()
+	Chain   [senderkey.ChainIDSize]byte
+	Sealed  []byte // envGroup || senderkey message; empty until encrypted
+}
+
+func (o *groupOutRecord) marshal() []byte {
+	w := wire.NewWriter(64 + len(o.Payload) + len(o.Sealed))
+	w.U8(recordVersion)
+	w.Fixed(o.GroupID[:])
+	w.Var(o.Payload)
+	w.Fixed(o.Chain[:])
+	w.Var(o.Sealed)
+	return w.Bytes()
+}
+
+func unmarshalGroupOut(b []byte) (*groupOutRecord, error) {
+	r := wire.NewReader(b)
+	r.Version(recordVersion)
+	o := &groupOutRecord{}
+	r.FixedInto(o.GroupID[:])
+	o.Payload = r.Var(maxPayloadBody + 256)
+	r.FixedInto(o.Chain[:])
+	o.Sealed = r.Var(1 + maxPayloadBody + 256 + senderkey.Overhead)
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("group outbox record: %w", err)
+	}
+	return o, nil
+}
+
+// pendingGroupMsg is a group message kept until its chain is known.
+type pendingGroupMsg struct {
+	MessageID MessageID
+	Msg       []byte // the senderkey message
+}
+
+func (p *pendingGroupMsg) marshal() []byte {
+	w := wire.NewWriter(32 + len(p.Msg))
+	w.U8(recordVersion)
+	w.Fixed(p.MessageID[:])
+	w.Var(p.Msg)
+	return w.Bytes()
+}
+
+func unmarshalPendingGroup(b []byte) (*pendingGroupMsg, error) {
+	r := wire.NewReader(b)
+	r.Version(recordVersion)
+	p := &pendingGroupMsg{}
+	r.FixedInto(p.MessageID[:])
+	p.Msg = r.Var(senderkey.MaxMessageSize)
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("pending group message: %w", err)
+	}
+	return p, nil
+}
+
+// Group is a group as the UI sees it.
+type Group struct {
+	ID      string   `json:"id"` // also the group's chat id
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+	Admins  []string `json:"admins"` // accounts whose devices may change the group
+	Version uint64   `json:"version"`
+	Admin   bool     `json:"admin"`  // this device may change the group
+	Member  bool     `json:"member"` // false once this account was removed
+}
+
+func (e *Engine) groupView(g *groupState) Group {
+	out := Group{ID: groupChatID(g.ID), Name: g.Name, Members: slices.Clone(g.Members), Version: g.Version,
+		Admin: g.admin(e.dev.ID) != nil, Member: g.isMember(e.acct.Handle)}
+	for _, a := range g.Admins {
+		if !slices.Contains(out.Admins, a.Handle) {
+			out.Admins = append(out.Admins, a.Handle)
+		}
+	}
+	return out
+}
+
+// Groups lists the groups this device knows, including ones this account
+// was removed from (Member false), by name.
+func (e *Engine) Groups(ctx context.Context) ([]Group, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil {
+		return nil, ErrNoAccount
+	}
+	var out []Group
+	err := e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(k string, v []byte) error {
+		g, err := parseGroupState(v)
+		if err != nil {
+			return newError(ErrStorage.Code, err, "group record %s is corrupt", k)
+		}
+		out = append(out, e.groupView(g))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// groupName is the name Chats shows for a group's chat ("" if unknown).
+func (e *Engine) groupName(ctx context.Context, chat string) string {
+	id, err := parseGroupRef(chat)
+	if err != nil {
+		return ""
+	}
+	g, err := e.loadGroupLocked(ctx, id)
+	if err != nil || g == nil {
+		return ""
+	}
+	return g.Name
+}
+
+func (e *Engine) loadGroupLocked(ctx context.Context, id groupID) (*groupState, error) {
+	v, err := e.cfg.Store.Get(ctx, bGroups, hex.EncodeToString(id[:]))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	g, err := parseGroupState(v)
+	if err != nil {
+		return nil, newError(ErrStorage.Code, err, "group record %x is corrupt", id)
+	}
+	return g, nil
+}
+
+// CreateGroup creates a group of this account and members (handles), with
+// this account's active devices as its admins, and sends its state to every
+// member device. It returns the group's id, which is also its chat id.
+func (e *Engine) CreateGroup(ctx context.Context, name string, members []string) (string, error) {
+	if name == "" || len(name) > MaxGroupNameLen || !utf8.ValidString(name) {
+		return "", newError("bad_name", nil, "a group name is 1 to %d bytes of UTF-8", MaxGroupNameLen)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.canSendLocked(); err != nil {
+		return "", err
+	}
+	all := []string{e.acct.Handle}
+	for _, h := range members {
+		if !handleRule.MatchString(h) {
+			return "", ErrBadHandle
+		}
+		if !slices.Contains(all, h) {
+			all = append(all, h)
+		}
+	}
+	if len(all) > MaxGroupMembers {
+		return "", ErrGroupFull
+	}
+	for _, h := range all[1:] {
+		if err := e.checkContactLocked(ctx, h); err != nil {
+			return "", err
+		}
+	}
+	slices.Sort(all)
+	g := &groupState{Version: 1, Name: name, Members: all}
+	if _, err := io.ReadFull(e.cfg.Rand, g.ID[:]); err != nil {
+		return "", err
+	}
+	if err := e.commitGroupChangeLocked(ctx, nil, g, nil); err != nil {
+		return "", err
+	}
+	return groupChatID(g.ID), nil
+}
+
+// AddMember adds handle to a group (admin devices only). The new member's
+// devices get the group state; every sending device makes a new chain at
+// its next message, so the newcomer reads nothing sent before.
+func (e *Engine) AddMember(ctx context.Context, group, handle string) error {
+	if !handleRule.MatchString(handle) {
+		return ErrBadHandle
+	}
+	return e.changeMembers(ctx, group, func(g *groupState) ([]string, error) {
+		if g.isMember(handle) {
+			return nil, newError("already_member", nil, "%s is already a member of the group", handle)
+		}
+		if len(g.Members) >= MaxGroupMembers {
+			return nil, ErrGroupFull
+		}
+		if err := e.checkContactLocked(ctx, handle); err != nil {
+			return nil, err
+		}
+		g.Members = append(g.Members, handle)
+		slices.Sort(g.Members)
+		return []string{handle}, nil
+	})
+}
+
+// RemoveMember removes handle from a group (admin devices only). The
+// removed member's devices get the new state, so they know; every
+// remaining device makes a new chain before its next message and gives it
+// only to the remaining members, so the removed devices cannot read on.
+func (e *Engine) RemoveMember(ctx context.Context, group, handle string) error {
+	return e.changeMembers(ctx, group, func(g *groupState) ([]string, error) {
+		if !g.isMember(handle) {
+			return nil, newError("not_member", nil, "%s is not a member of the group", handle)
+		}
+		for _, a := range g.Admins {
+			if a.Handle == handle {
+				return nil, newError("cannot_remove_admin", nil, "%s administers the group and cannot be removed", handle)
+			}
+		}
+		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == handle })
+		return nil, nil
+	})
+}
+
+// changeMembers applies change to a copy of the current state, signs the
+// next version and distributes it; change returns the handles to notify
+// first (new members, so their state is ahead of any chain made for them).
+func (e *Engine) changeMembers(ctx context.Context, group string, change func(*groupState) ([]string, error)) error {
+	id, err := parseGroupRef(group)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.canSendLocked(); err != nil {
+		return err
+	}
+	old, err := e.loadGroupLocked(ctx, id)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		return ErrUnknownGroup
+	}
+	if old.admin(e.dev.ID) == nil {
+		return ErrNotGroupAdmin
+	}
+	g := &groupState{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
+	first, err := change(g)
+	if err != nil {
+		return err
+	}
+	return e.commitGroupChangeLocked(ctx, old, g, first)
+}
+
+// commitGroupChangeLocked makes this account's active devices the admins
+// from this account (others' admin devices are kept), signs g, and stores
+// it with its distribution to every member of old and g — first, then the
+// rest — in one batch.
+func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupState, first []string) error {
+	own, err := e.ownList(ctx)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		for _, a := range old.Admins {
+			if a.Handle != e.acct.Handle && g.isMember(a.Handle) {
+				g.Admins = append(g.Admins, a)
+			}
+		}
+	}
+	for _, d := range e.activeDevices(own) {
+		if len(g.Admins) < maxGroupAdmins {
+			g.Admins = append(g.Admins, groupAdmin{Handle: e.acct.Handle, Device: d.ID, Key: d.SignPub})
+		}
+	}
+	if g.admin(e.dev.ID) == nil {
+		return newError(ErrNotGroupAdmin.Code, nil, "this device is not active in its own device list")
+	}
+	g.sign(e.dev)
+
+	var b storage.Batch
+	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.raw)
+	notify := slices.Clone(first)
+	for _, h := range g.Members {
+		if !slices.Contains(notify, h) {
+			notify = append(notify, h)
+		}
+	}
+	var removed []string
+	if old != nil {
+		for _, h := range old.Members {
+			if !g.isMember(h) {
+				removed = append(removed, h)
+				notify = append(notify, h)
+			}
+		}
+	}
+	sent := false
+	for _, h := range notify {
+		if h == e.acct.Handle {
+			continue
+		}
+		if err := e.queuePairwiseLocked(ctx, &b, kindGroupState, h, g.raw); err != nil {
+			return err
+		}
+		sent = true
+	}
+	if !sent {
+		// Only our own other devices need to know (every pairwise send
+		// reaches them too).
+		if err := e.queuePairwiseLocked(ctx, &b, kindGroupState, "", g.raw); err != nil {
+			return err
+		}
+	}
+	for _, h := range removed {
+		if err := e.dropChainsLocked(ctx, &b, g.ID, h); err != nil {
+			return err
+		}
+	}
+	if err := e.ensureGroupChatLocked(ctx, &b, g.ID); err != nil {
+		return err
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.log.Info("group changed", "version", g.Version, "members", len(g.Members))
+	go e.emit(Event{Type: "group", Chat: groupChatID(g.ID)})
+	go e.emit(Event{Type: "chats"})
+	e.kickLocked()
+	return nil
+}
+
+func (e *Engine) canSendLocked() error {
+	if e.acct == nil {
+		return ErrNoAccount
+	}
+	if e.acct.Revoked {
+		return ErrRevoked
+	}
+	return nil
+}
+
+// checkContactLocked makes sure handle is an account whose verified list
+// we hold and whose safety number is not waiting for acknowledgement.
+func (e *Engine) checkContactLocked(ctx context.Context, handle string) error {
+	pin, err := e.loadPin(ctx, handle)
+	if err != nil {
+		return err
+	}
+	if pin != nil && pin.KeyChanged {
+		return ErrSafetyChanged
+	}
+	_, err = e.listLocked(ctx, handle, false)
+	return err
+}
+
+// ensureGroupChatLocked gives a group a chat record so it shows in Chats
+// before its first message.
+func (e *Engine) ensureGroupChatLocked(ctx context.Context, b *storage.Batch, id groupID) error {
+	chat := groupChatID(id)
+	if _, err := e.cfg.Store.Get(ctx, bChats, chat); err == nil {
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return storageErr(err)
+	}
+	c := &Chat{ID: chat, LastAt: e.cfg.Now().UnixMilli()}
+	b.Put(bChats, chat, c.marshal())
+	return nil
+}
+
+// queuePairwiseLocked adds a control payload for handle's devices (and our
+// own other devices; to "" means only those) to the outbox in batch b.
+func (e *Engine) queuePairwiseLocked(ctx context.Context, b *storage.Batch, kind uint8, to string, body []byte) error {
+	var id MessageID
+	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
+		return err
+	}
+	p := &payload{Kind: kind, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), To: to, Body: body}
+	seq, err := e.nextOutboxSeqInBatch(ctx, b)
+	if err != nil {
+		return err
+	}
+	b.Put(bOutbox, seq, (&outboxRecord{Payload: p.marshal(), To: to}).marshal())
+	return nil
+}
+
+// SendGroupText queues a text message to a group and returns its id. Like
+// SendText it is stored first (status pending) and sent by the outbox,
+// after any sender-key distribution it needs.
+func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string, error) {
+	if len(text) == 0 || len(text) > MaxTextLen || !utf8.ValidString(text) {
+		return "", newError(ErrTooLong.Code, nil, "a text message is 1 to %d bytes of UTF-8", MaxTextLen)
+	}
+	gid, err := parseGroupRef(group)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.canSendLocked(); err != nil {
+		return "", err
+	}
+	g, err := e.loadGroupLocked(ctx, gid)
+	if err != nil {
+		return "", err
+	}
+	if g == nil {
+		return "", ErrUnknownGroup
+	}
+	if !g.isMember(e.acct.Handle) {
+		return "", ErrNotGroupMember
+	}
+	var id MessageID
+	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
+		return "", err
+	}
+	p := &payload{Kind: kindText, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), Body: []byte(text)}
+	msg := &Message{
+		ID: hex.EncodeToString(id[:]), Chat: groupChatID(gid), From: e.acct.Handle, FromDevice: e.dev.ID.String(),
+		Text: text, SentAt: int64(p.SentAt), Outgoing: true, Status: StatusPending,
+	}
+	var b storage.Batch
+	if err := e.putMessage(ctx, &b, msg, false); err != nil {
+		return "", err
+	}
+	seq, err := e.nextOutboxSeq(ctx, &b)
+	if err != nil {
+		return "", err
+	}
+	b.Put(bGroupOutbox, seq, (&groupOutRecord{GroupID: gid, Payload: p.marshal()}).marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return "", storageErr(err)
+	}
+	go e.emit(Event{Type: "message", Message: msg, Chat: msg.Chat})
+	e.kickLocked()
+	return msg.ID, nil
+}
+
+// errQueuedPairwise means a group send queued distributions that must go
+// (through the pairwise outbox) before it.
+var errQueuedPairwise = errors.New("sender-key distributions queued")
+
+// flushGroupLocked sends the oldest group outbox entry. It reports whether
+// the flush should go on (pairwise outbox first, then again); false means
+// the group outbox is empty or paused.
+func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn) bool {
+	var key string
+	var val []byte
+	err := e.cfg.Store.Scan(ctx, bGroupOutbox, "", storage.ScanOptions{Limit: 1}, func(k string, v []byte) error {
+		key, val = k, v
+		return nil
+	})
+	if err != nil || key == "" {
+		return false
+	}
+	rec, err := unmarshalGroupOut(val)
+	if err == nil {
+		err = e.sendGroupOutboxLocked(ctx, conn, key, rec)
+	}
+	switch {
+	case err == nil, errors.Is(err, errQueuedPairwise):
+		return true
+	case isTransient(err):
+		e.log.Warn("group outbox paused", "err", err)
+		return false
+	}
+	var b storage.Batch
+	b.Delete(bGroupOutbox, key)
+	if rec != nil {
+		if p, perr := unmarshalPayload(rec.Payload); perr == nil {
+			e.setStatus(ctx, &b, p.ID, "failed")
+		}
+	}
+	if cerr := e.cfg.Store.Commit(ctx, &b); cerr != nil {
+		e.log.Error("could not record failed group message", "err", cerr)
+		return false
+	}
+	e.log.Warn("group message could not be delivered", "code", code(err))
+	go e.emit(Event{Type: "error", Code: code(err), Text: err.Error()})
+	return true
+}
+
+// groupTargetsLocked lists the devices a group message goes to: every
+// active device of every other member and our own other active devices,
+// sorted. A member whose account is gone is skipped.
+func (e *Engine) groupTargetsLocked(ctx context.Context, g *groupState, refresh bool) ([]target, error) {
+	out, err := e.targetsLocked(ctx, "", refresh)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range g.Members {
+		if h == e.acct.Handle {
+			continue
+		}
+		pin, err := e.loadPin(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		if pin != nil && pin.KeyChanged {
+			return nil, newError(ErrSafetyChanged.Code, nil, "the safety number of group member %s changed; acknowledge it before sending", h)
+		}
+		l, err := e.listLocked(ctx, h, refresh)
+		if errors.Is(err, ErrUnknownAccount) {
+			e.log.Warn("group member has no account; skipped", "member", h)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range e.activeDevices(l) {
+			out = append(out, target{h, d})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].handle != out[j].handle {
+			return out[i].handle < out[j].handle
+		}
+		return bytes.Compare(out[i].dev.ID[:], out[j].dev.ID[:]) < 0
+	})
+	return out, nil
+}
+
+func sameDevices(refs []devRef, targets []target) bool {
+	if len(refs) != len(targets) {
+		return false
+	}
+	for i := range refs {
+		if refs[i].Handle != targets[i].handle || refs[i].Device != targets[i].dev.ID {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) loadSenderLocked(ctx context.Context, gid groupID) (*senderRecord, error) {
+	v, err := e.cfg.Store.Get(ctx, bGroupSender, hex.EncodeToString(gid[:]))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	s, err := unmarshalSenderRecord(v)
+	if err != nil {
+		return nil, newError(ErrStorage.Code, err, "group sender record %x is corrupt", gid)
+	}
+	return s, nil
+}
+
+func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key string, rec *groupOutRecord) error {
+	p, err := unmarshalPayload(rec.Payload)
+	if err != nil {
+		return newError(ErrStorage.Code, err, "group outbox entry corrupt")
+	}
+	g, err := e.loadGroupLocked(ctx, rec.GroupID)
+	if err != nil {
+		return err
+	}
+	if g == nil || !g.isMember(e.acct.Handle) {
+		return ErrNotGroupMember
+	}
+	gidHex := hex.EncodeToString(rec.GroupID[:])
+	for attempt := 0; ; attempt++ {
+		targets, err := e.groupTargetsLocked(ctx, g, attempt > 0)
+		if err != nil {
+			return err
+		}
+		sr, err := e.loadSenderLocked(ctx, rec.GroupID)
+		if err != nil {
+			return err
+		}
+		if sr == nil || !sameDevices(sr.Devices, targets) {
+			if len(targets) == 0 {
+				break // nobody else to tell: the message is only ours
+			}
+			return e.rekeyLocked(ctx, rec.GroupID, targets)
+		}
+		if len(rec.Sealed) == 0 || rec.Chain != sr.Sender.ChainID() {
+			// Encrypt on the chain made for exactly these devices; the
+			// advanced chain and the ciphertext are stored before the
+			// ciphertext leaves, so a crash never reuses a message key.
+			ct, err := sr.Sender.Encrypt(rec.Payload)
+			if err != nil {
+				return err
+			}
+			rec.Sealed = append([]byte{envGroup}, ct...)
+			rec.Chain = sr.Sender.ChainID()
+			enc, err := sr.marshal()
+			if err != nil {
+				return err
+			}
+			var b storage.Batch
+			b.Put(bGroupSender, gidHex, enc)
+			b.Put(bGroupOutbox, key, rec.marshal())
+			if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+				return storageErr(err)
+			}
+		}
+		stale, err := e.groupSendLocked(ctx, conn, p.ID, rec.Sealed, targets)
+		if err != nil {
+			return err
+		}
+		if stale {
+			if attempt+1 >= maxStaleRetries {
+				return newError(ErrRelayRefused.Code, nil, "the device lists keep changing; will retry")
+			}
+			continue
+		}
+		break
+	}
+	var done storage.Batch
+	done.Delete(bGroupOutbox, key)
+	e.setStatus(ctx, &done, p.ID, StatusSent)
+	if err := e.cfg.Store.Commit(ctx, &done); err != nil {
+		return storageErr(err)
+	}
+	return nil
+}
+
+// groupSendLocked submits one group ciphertext to targets, in as few
+// GroupSends as the relay's fan-out bound allows: whole accounts per send,
+// each with our own other devices (the relay wants them in every send;
+// they drop the copies after the first by message id). It reports a stale
+// device set.
+func (e *Engine) groupSendLocked(ctx context.Context, conn Conn, id MessageID, sealed []byte, targets []target) (bool, error) {
+	var own, cur []frame.Addr
+	var sends [][]frame.Addr
+	perSend := max(1, maxGroupFanoutBytes/len(sealed))
+	for _, t := range targets {
+		if t.handle == e.acct.Handle {
+			own = append(own, frame.Addr{Handle: t.handle, Device: t.dev.ID})
+		}
+	}
+	for i := 0; i < len(targets); {
+		j := i
+		for j < len(targets) && targets[j].handle == targets[i].handle {
+			j++
+		}
+		if targets[i].handle != e.acct.Handle {
+			if len(cur) > 0 && len(own)+len(cur)+(j-i) > perSend {
+				sends = append(sends, cur)
+				cur = nil
+			}
+			for _, t := range targets[i:j] {
+				cur = append(cur, frame.Addr{Handle: t.handle, Device: t.dev.ID})
+			}
+		}
+		i = j
+	}
+	if len(cur) > 0 || len(sends) == 0 {
+		sends = append(sends, cur)
+	}
+	for _, to := range sends {
+		sctx, cancel := context.WithTimeout(ctx, opTimeout)
+		err := conn.GroupSend(sctx, id, sealed, append(slices.Clone(own), to...))
+		cancel()
+		var stale *relayclient.StaleError
+		if errors.As(err, &stale) {
+			return true, nil
+		}
+		if err != nil {
+			return false, mapRelayErr(err)
+		}
+	}
+	return false, nil
+}
+
+// rekeyLocked makes a new chain for exactly targets and queues its
+// distribution to them through the pairwise outbox, in one batch. It
+// returns errQueuedPairwise so the distributions go first.
+func (e *Engine) rekeyLocked(ctx context.Context, gid groupID, targets []target) error {
+	s, err := senderkey.NewSender(e.cfg.Rand, gid[:])
+	if err != nil {
+		return err
+	}
+	sr := &senderRecord{Sender: s}
+	for _, t := range targets {
+		sr.Devices = append(sr.Devices, devRef{t.handle, t.dev.ID})
+	}
+	dist, err := s.Distribution().MarshalBinary()
+	if err != nil {
+		return err
+	}
+	enc, err := sr.marshal()
+	if err != nil {
+		return err
+	}
+	var b storage.Batch
+	b.Put(bGroupSender, hex.EncodeToString(gid[:]), enc)
+	var handles []string
+	for _, t := range targets {
+		if t.handle != e.acct.Handle && !slices.Contains(handles, t.handle) {
+			handles = append(handles, t.handle)
+		}
+	}
+	if len(handles) == 0 {
+		handles = []string{""} // only our own other devices
+	}
+	for _, h := range handles {
+		if err := e.queuePairwiseLocked(ctx, &b, kindSenderKey, h, dist); err != nil {
+			return err
+		}
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.log.Info("group chain made", "devices", len(targets))
+	return errQueuedPairwise
+}
+
+// receiveGroupStateLocked handles a group state sent over a pairwise
+// session. A refused change is reported as an event; the ratchet step that
+// carried it is still kept.
+func (e *Engine) receiveGroupStateLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
+	events, err := e.acceptGroupStateLocked(ctx, b, p.Body)
+	if err != nil {
+		if code(err) == ErrStorage.Code {
+			return nil, err
+		}
+		e.log.Warn("group change refused", "from", from, "code", code(err))
+		return []Event{{Type: "error", Chat: from, Code: ErrGroupChangeRefused.Code, Text: err.Error()}}, nil
+	}
+	return events, nil
+}
+
+func refused(cause error, format string, args ...any) error {
+	return newError(ErrGroupChangeRefused.Code, cause, format, args...)
+}
+
+// acceptGroupStateLocked verifies a received group state and adds it to b.
+func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, raw []byte) ([]Event, error) {
+	g, err := parseGroupState(raw)
+	if err != nil {
+		return nil, refused(err, "malformed group state: %v", err)
+	}
+	old, err := e.loadGroupLocked(ctx, g.ID)
+	if err != nil {
+		return nil, err
+	}
+	authority := g.Admins
+	if old != nil {
+		switch {
+		case g.Version < old.Version:
+			return nil, refused(nil, "the group's version %d came after version %d (rollback)", g.Version, old.Version)
+		case g.Version == old.Version:
+			if bytes.Equal(g.raw, old.raw) {
+				return nil, nil // the same state again
+			}
+			return nil, refused(nil, "two different states of the group carry version %d", g.Version)
+		}
+		authority = old.Admins
+	} else if !g.isMember(e.acct.Handle) {
+		return nil, nil // a group we are not in and never were
+	}
+	signer, err := g.verify(authority)
+	if err != nil {
+		return nil, err
+	}
+	// The admin device must still be in its account's verified list: a
+	// revoked device keeps its key, not its rights. For a group seen
+	// first, this is also what ties the admin key to the account.
+	entry, err := e.senderEntryLocked(ctx, signer.Handle, signer.Device)
+	if err != nil {
+		if code(err) == ErrStorage.Code {
+			return nil, err
+		}
+		return nil, refused(err, "the group's admin device is not in %s's device list: %v", signer.Handle, err)
+	}
+	if !bytes.Equal(entry.SignPub, signer.Key) {
+		return nil, refused(nil, "the group's admin key is not the key of %s's device %s", signer.Handle, signer.Device)
+	}
+
+	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.raw)
+	if err := e.ensureGroupChatLocked(ctx, b, g.ID); err != nil {
+		return nil, err
+	}
+	var events []Event
+	if old != nil {
+		for _, h := range old.Members {
+			if !g.isMember(h) {
+				if err := e.dropChainsLocked(ctx, b, g.ID, h); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if !g.isMember(e.acct.Handle) {
+		// We were removed: our chain and every chain we held go.
+		b.Delete(bGroupSender, hex.EncodeToString(g.ID[:]))
+		if err := e.dropChainsLocked(ctx, b, g.ID, ""); err != nil {
+			return nil, err
+		}
+	} else if old == nil {
+		// Messages that came before their group's state can open now.
+		evs, err := e.replayGroupLocked(ctx, b, g)
+		if err != nil {
+			return nil, err
+		}
+		events = evs
+	}
+	e.log.Info("group state accepted", "version", g.Version, "members", len(g.Members))
+	return append(events, Event{Type: "group", Chat: groupChatID(g.ID)}, Event{Type: "chats"}), nil
+}
+
+// dropChainsLocked deletes the chains (and their pending messages) held
+// for group gid from handle's devices, or from everyone if handle is "".
+func (e *Engine) dropChainsLocked(ctx context.Context, b *storage.Batch, gid groupID, handle string) error {
+	prefix := hex.EncodeToString(gid[:]) + "/"
+	var refs []string
+	err := e.cfg.Store.Scan(ctx, bGroupRecv, prefix+handleKeyPrefix(handle), storage.ScanOptions{}, func(k string, _ []byte) error {
+		b.Delete(bGroupRecv, k)
+		refs = append(refs, strings.TrimPrefix(k, prefix))
+		return nil
+	})
+	if err != nil {
+		return storageErr(err)
+	}
+	for _, ref := range refs {
+		b.Delete(bGroupChains, ref)
+		if err := e.deletePendingLocked(ctx, b, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func handleKeyPrefix(handle string) string {
+	if handle == "" {
+		return ""
+	}
+	return handle + "/"
+}
+
+func (e *Engine) deletePendingLocked(ctx context.Context, b *storage.Batch, ref string) error {
+	err := e.cfg.Store.Scan(ctx, bGroupPend, ref+"/", storage.ScanOptions{}, func(k string, _ []byte) error {
+		b.Delete(bGroupPend, k)
+		return nil
+	})
+	if err != nil {
+		return storageErr(err)
+	}
+	return nil
+}
+
+// receiveSenderKeyLocked files a chain distributed by from's device dev
+// over a pairwise session, then opens the group messages that waited for
+// it. A distribution for a chain already held is ignored: taking it again
+// would rewind the chain and let old messages be replayed.
+func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
+	d, err := senderkey.UnmarshalDistribution(p.Body)
+	if err == nil && len(d.GroupID) != GroupIDSize {
+		err = fmt.Errorf("group id of %d bytes", len(d.GroupID))
+	}
+	if err != nil {
+		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: fmt.Sprintf("malformed sender-key distribution from %s: %v", from, err)}}, nil
+	}
+	var gid groupID
+	copy(gid[:], d.GroupID)
+	ref := chainRef(from, dev, d.ChainID)
+	if _, err := e.cfg.Store.Get(ctx, bGroupChains, ref); err == nil {
+		return nil, nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, storageErr(err)
+	}
+	rv, err := senderkey.NewReceiver(d)
+	if err != nil {
+		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: err.Error()}}, nil
+	}
+	// Keep this chain and the sender device's previous one in the group
+	// (for messages still in flight); older ones go.
+	type held struct {
+		ref   string
+		added uint64
+	}
+	var same []held
+	total := 0
+	err = e.cfg.Store.Scan(ctx, bGroupChains, from+"/"+dev.String()+"/", storage.ScanOptions{}, func(k string, v []byte) error {
+		total++
+		r := wire.NewReader(v)
+		var g groupID
+		r.FixedInto(g[:])
+		added := r.U64()
+		if r.Finish() == nil && g == gid {
+			same = append(same, held{k, added})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	sort.Slice(same, func(i, j int) bool { return same[i].added > same[j].added })
+	gidHex := hex.EncodeToString(gid[:])
+	for i, h := range same {
+		if i >= 1 {
+			b.Delete(bGroupChains, h.ref)
+			b.Delete(bGroupRecv, gidHex+"/"+h.ref)
+			if err := e.deletePendingLocked(ctx, b, h.ref); err != nil {
+				return nil, err
+			}
+			total--
+		}
+	}
+	if total >= maxChainsPerDevice {
+		return []Event{{Type: "error", Chat: from, Code: "too_many_chains", Text: fmt.Sprintf("%s's device %s distributed more group chains than kept (%d); refused", from, dev, maxChainsPerDevice)}}, nil
+	}
+	w := wire.NewWriter(24)
+	w.Fixed(gid[:])
+	w.U64(uint64(e.cfg.Now().UnixNano()))
+	b.Put(bGroupChains, ref, w.Bytes())
+
+	var events []Event
+	g, err := e.loadGroupLocked(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	if g != nil {
+		msgs, errs, err := e.openPendingLocked(ctx, b, g, ref, rv, from, dev, maxReplay)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, errs...)
+		evs, err := e.storeGroupMessagesLocked(ctx, b, g.ID, msgs)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, evs...)
+	}
+	enc, err := rv.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	b.Put(bGroupRecv, gidHex+"/"+ref, enc)
+	return events, nil
+}
+
+// replayGroupLocked opens the pending messages of every chain held for a
+// group whose state just arrived.
+func (e *Engine) replayGroupLocked(ctx context.Context, b *storage.Batch, g *groupState) ([]Event, error) {
+	prefix := hex.EncodeToString(g.ID[:]) + "/"
+	type chain struct {
+		key string
+		rv  *senderkey.Receiver
+	}
+	var chains []chain
+	err := e.cfg.Store.Scan(ctx, bGroupRecv, prefix, storage.ScanOptions{}, func(k string, v []byte) error {
+		rv, err := senderkey.UnmarshalReceiver(v)
+		if err != nil {
+			return newError(ErrStorage.Code, err, "group chain record corrupt")
+		}
+		chains = append(chains, chain{k, rv})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var events []Event
+	var msgs []*Message
+	budget := maxReplay
+	for _, c := range chains {
+		ref := strings.TrimPrefix(c.key, prefix)
+		parts := strings.Split(ref, "/")
+		if len(parts) != 3 {
+			continue
+		}
+		dev, err := identity.ParseDeviceID(parts[1])
+		if err != nil {
+			continue
+		}
+		got, errs, err := e.openPendingLocked(ctx, b, g, ref, c.rv, parts[0], dev, budget)
+		if err != nil {
+			return nil, err
+		}
+		budget -= len(got) + len(errs)
+		events = append(events, errs...)
+		msgs = append(msgs, got...)
+		if len(got)+len(errs) > 0 {
+			enc, err := c.rv.MarshalBinary()
+			if err != nil {
+				return nil, err
+			}
+			b.Put(bGroupRecv, c.key, enc)
+		}
+	}
+	evs, err := e.storeGroupMessagesLocked(ctx, b, g.ID, msgs)
+	if err != nil {
+		return nil, err
+	}
+	return append(events, evs...), nil
+}
+
+// openPendingLocked opens (and deletes) up to limit pending messages of a
+// chain with rv, oldest iteration first, advancing rv in memory.
+func (e *Engine) openPendingLocked(ctx context.Context, b *storage.Batch, g *groupState, ref string, rv *senderkey.Receiver, from string, dev identity.DeviceID, limit int) ([]*Message, []Event, error) {
+	var msgs []*Message
+	var events []Event
+	if limit <= 0 {
+		return nil, nil, nil
+	}
+	err := e.cfg.Store.Scan(ctx, bGroupPend, ref+"/", storage.ScanOptions{Limit: limit}, func(k string, v []byte) error {
+		b.Delete(bGroupPend, k)
+		pm, err := unmarshalPendingGroup(v)
+		if err != nil {
+			events = append(events, Event{Type: "error", Chat: from, Code: ErrStorage.Code, Text: err.Error()})
+			return nil
+		}
+		m, err := e.openGroupMessage(g, rv, from, dev, pm.Msg)
+		if errors.Is(err, errDuplicate) {
+			return nil
+		}
+		if err != nil {
+			events = append(events, Event{Type: "error", Chat: groupChatID(g.ID), Code: "undecryptable", Text: err.Error()})
+			return nil
+		}
+		msgs = append(msgs, m)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, storageErr(err)
+	}
+	return msgs, events, nil
+}
+
+// openGroupMessage checks the sender's membership, then verifies and
+// decrypts msg with rv (which advances only on success).
+func (e *Engine) openGroupMessage(g *groupState, rv *senderkey.Receiver, from string, dev identity.DeviceID, msg []byte) (*Message, error) {
+	if !g.isMember(e.acct.Handle) {
+		return nil, newError(ErrNotGroupMember.Code, nil, "a group message arrived for a group this account was removed from")
+	}
+	if !g.isMember(from) {
+		return nil, newError(ErrNotGroupMember.Code, nil, "a group message came from %s, who is not a member", from)
+	}
+	pt, err := rv.Decrypt(msg)
+	if errors.Is(err, senderkey.ErrDuplicate) {
+		return nil, errDuplicate
+	}
+	if err != nil {
+		return nil, newError("decrypt_failed", err, "a group message from %s failed to decrypt: %v", from, err)
+	}
+	p, err := unmarshalPayload(pt)
+	if err != nil {
+		return nil, newError("malformed", err, "undecodable group message from %s", from)
+	}
+	if p.Kind != kindText || len(p.Body) > MaxTextLen || !utf8.Valid(p.Body) {
+		return nil, newError("malformed", nil, "unsupported group message (kind %d) from %s", p.Kind, from)
+	}
+	own := from == e.acct.Handle
+	m := &Message{
+		ID: hex.EncodeToString(p.ID[:]), Chat: groupChatID(g.ID), From: from, FromDevice: dev.String(),
+		Text: string(p.Body), SentAt: int64(p.SentAt), Outgoing: own,
+	}
+	if own {
+		m.Status = StatusSent
+	}
+	return m, nil
+}
+
+// storeGroupMessagesLocked adds msgs (skipping ones already stored) to b
+// with one chat summary for the group.
+func (e *Engine) storeGroupMessagesLocked(ctx context.Context, b *storage.Batch, gid groupID, msgs []*Message) ([]Event, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	chat, err := e.loadChat(ctx, groupChatID(gid))
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var events []Event
+	for _, m := range msgs {
+		var id MessageID
+		raw, _ := hex.DecodeString(m.ID)
+		copy(id[:], raw)
+		if seen[m.ID] {
+			continue
+		}
+		seen[m.ID] = true
+		if old, _, err := e.lookupMessage(ctx, id); err != nil {
+			return nil, err
+		} else if old != nil {
+			continue
+		}
+		// putMessage puts the message, its index and a chat summary that
+		// counts only this message; the summary is replaced below.
+		if err := e.putMessage(ctx, b, m, false); err != nil {
+			return nil, err
+		}
+		if m.SentAt >= chat.LastAt {
+			chat.LastAt, chat.LastText = m.SentAt, m.Text
+		}
+		if !m.Outgoing {
+			chat.Unread++
+		}
+		events = append(events, Event{Type: "message", Message: m, Chat: chat.ID})
+	}
+	b.Put(bChats, chat.ID, chat.marshal())
+	return append(events, Event{Type: "chats"}), nil
+}
+
+// receiveGroupLocked handles a group envelope: one senderkey message from
+// from's device dev (which receiveLocked found in its verified list).
+func (e *Engine) receiveGroupLocked(ctx context.Context, env *frame.Envelope, from string, dev identity.DeviceID) ([]Event, error) {
+	msg := env.Payload[1:]
+	chain, iter, err := senderkey.MessageChainID(msg)
+	if err != nil {
+		return nil, newError("malformed", err, "malformed group message from %s", from)
+	}
+	ref := chainRef(from, dev, chain)
+	v, err := e.cfg.Store.Get(ctx, bGroupChains, ref)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, e.pendGroupLocked(ctx, ref, from, dev, iter, env.MessageID, msg)
+	}
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	var gid groupID
+	if len(v) < GroupIDSize {
+		return nil, newError(ErrStorage.Code, nil, "group chain index corrupt")
+	}
+	copy(gid[:], v)
+	g, err := e.loadGroupLocked(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	if g == nil {
+		return nil, e.pendGroupLocked(ctx, ref, from, dev, iter, env.MessageID, msg)
+	}
+	rkey := hex.EncodeToString(gid[:]) + "/" + ref
+	rb, err := e.cfg.Store.Get(ctx, bGroupRecv, rkey)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	rv, err := senderkey.UnmarshalReceiver(rb)
+	if err != nil {
+		return nil, newError(ErrStorage.Code, err, "group chain record corrupt")
+	}
+	m, err := e.openGroupMessage(g, rv, from, dev, msg)
+	if err != nil {
+		return nil, err
+	}
+	var b storage.Batch
+	enc, err := rv.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	b.Put(bGroupRecv, rkey, enc)
+	events, err := e.storeGroupMessagesLocked(ctx, &b, gid, []*Message{m})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return nil, storageErr(err)
+	}
+	if len(events) == 1 { // only "chats": the message was already stored
+		return nil, errDuplicate
+	}
+	return events, nil
+}
+
+// pendGroupLocked keeps a group message whose chain or group is not known
+// yet, bounded per sender device.
+func (e *Engine) pendGroupLocked(ctx context.Context, ref, from string, dev identity.DeviceID, iter uint32, msgID MessageID, msg []byte) error {
+	n := 0
+	err := e.cfg.Store.Scan(ctx, bGroupPend, from+"/"+dev.String()+"/", storage.ScanOptions{Limit: maxPendingPerDevice}, func(string, []byte) error {
+		n++
+		return nil
+	})
+	if err != nil {
+		return storageErr(err)
+	}
+	if n >= maxPendingPerDevice {
+		return newError("group_pending_full", nil, "%d group messages from %s's device %s wait for their sender key; this one was dropped", n, from, dev)
+	}
+	var b storage.Batch
+	b.Put(bGroupPend, fmt.Sprintf("%s/%08x%s", ref, iter, hex.EncodeToString(msgID[:])), (&pendingGroupMsg{MessageID: msgID, Msg: msg}).marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.log.Info("group message kept until its sender key arrives", "from", from)
+	return nil
+}

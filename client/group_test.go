@@ -1,0 +1,678 @@
+//go:build !js
+
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/senderkey"
+	"github.com/parley-im/parley/server/relay/frame"
+)
+
+// captureRelay records the group ciphertexts a device submits, so a test
+// can hand one to a device the relay would never deliver it to.
+type captureRelay struct {
+	Relay
+	mu   sync.Mutex
+	sent map[MessageID][]byte
+}
+
+func (r *captureRelay) Connect(ctx context.Context, handle string, dev *identity.Device) (Conn, error) {
+	c, err := r.Relay.Connect(ctx, handle, dev)
+	if err != nil {
+		return nil, err
+	}
+	return &captureConn{Conn: c, r: r}, nil
+}
+
+type captureConn struct {
+	Conn
+	r *captureRelay
+}
+
+func (c *captureConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []frame.Addr) error {
+	c.r.mu.Lock()
+	c.r.sent[id] = bytes.Clone(payload)
+	c.r.mu.Unlock()
+	return c.Conn.GroupSend(ctx, id, payload, to)
+}
+
+func (r *captureRelay) get(id string) []byte {
+	raw, _ := hex.DecodeString(id)
+	var mid MessageID
+	copy(mid[:], raw)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent[mid]
+}
+
+// capture makes d's engine go through a captureRelay.
+func capture(d *device) *captureRelay {
+	d.stop()
+	c := &captureRelay{Relay: d.relay, sent: map[MessageID][]byte{}}
+	d.relay = c
+	d.start()
+	return c
+}
+
+// waitGroup waits until d knows group id in a state satisfying ok.
+func waitGroup(t *testing.T, d *device, id string, what string, ok func(Group) bool) Group {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gs, err := d.eng.Groups(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range gs {
+			if g.ID == id && ok(g) {
+				return g
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: group %s never reached %s (have %+v)", d.name, id, what, gs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func hasMessage(t *testing.T, d *device, chat, text string) bool {
+	t.Helper()
+	msgs, err := d.eng.Messages(context.Background(), chat, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Text == text {
+			return true
+		}
+	}
+	return false
+}
+
+// storedReceivers returns the group chains a device holds.
+func storedReceivers(t *testing.T, d *device, gid string) []*senderkey.Receiver {
+	t.Helper()
+	id, err := parseGroupRef(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*senderkey.Receiver
+	err = d.store.Scan(context.Background(), bGroupRecv, hex.EncodeToString(id[:])+"/", storage.ScanOptions{}, func(_ string, v []byte) error {
+		r, err := senderkey.UnmarshalReceiver(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func newGroupAccount(t *testing.T, tr *testRelay, handle string) (*device, *device) {
+	t.Helper()
+	p := newDevice(t, tr, handle+"-phone")
+	if err := p.eng.CreateAccount(ctxT(t), handle, handle+"'s phone"); err != nil {
+		t.Fatal(err)
+	}
+	p.run()
+	c := newDevice(t, tr, handle+"-browser")
+	linkCompanion(t, p, c, handle+"'s browser")
+	c.run()
+	return p, c
+}
+
+// queueForged sends a group state from d's device over its pairwise
+// sessions, as a member who is no admin could.
+func queueForged(t *testing.T, d *device, to string, raw []byte) {
+	t.Helper()
+	ctx := ctxT(t)
+	d.eng.mu.Lock()
+	var b storage.Batch
+	err := d.eng.queuePairwiseLocked(ctx, &b, kindGroupState, to, raw)
+	if err == nil {
+		err = d.eng.cfg.Store.Commit(ctx, &b)
+	}
+	d.eng.kickLocked()
+	d.eng.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func loadState(t *testing.T, d *device, gid string) *groupState {
+	t.Helper()
+	id, _ := parseGroupRef(gid)
+	d.eng.mu.Lock()
+	defer d.eng.mu.Unlock()
+	g, err := d.eng.loadGroupLocked(context.Background(), id)
+	if err != nil || g == nil {
+		t.Fatalf("%s: group state: %v", d.name, err)
+	}
+	return g
+}
+
+func countEvents(d *device, typ, code string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, ev := range d.events {
+		if ev.Type == typ && ev.Code == code {
+			n++
+		}
+	}
+	return n
+}
+
+// TestGroupThreeMembersTwoDevices: three accounts with a primary and a
+// linked companion each. Every device of every member gets every group
+// message, the sender's other device included; removing a member re-keys
+// so its devices cannot read on; a change not signed by an admin, and an
+// old state replayed, are refused.
+func TestGroupThreeMembersTwoDevices(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1, a2 := newGroupAccount(t, tr, "alice")
+	b1, b2 := newGroupAccount(t, tr, "bob")
+	c1, c2 := newGroupAccount(t, tr, "carol")
+	all := []*device{a1, a2, b1, b2, c1, c2}
+	bobCap := capture(b2)
+	b2.run()
+
+	gid, err := a1.eng.CreateGroup(ctx, "Hiking club", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(gid, "g:") {
+		t.Fatalf("group id %q", gid)
+	}
+	for _, d := range all {
+		g := waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
+		if g.Name != "Hiking club" || !slices.Equal(g.Members, []string{"alice", "bob", "carol"}) || !slices.Equal(g.Admins, []string{"alice"}) {
+			t.Fatalf("%s sees %+v", d.name, g)
+		}
+		if wantAdmin := d == a1 || d == a2; g.Admin != wantAdmin || !g.Member {
+			t.Fatalf("%s sees admin=%v member=%v", d.name, g.Admin, g.Member)
+		}
+	}
+
+	// Every device of every member, including the sender's other device.
+	send := func(from *device, text string, to ...*device) string {
+		t.Helper()
+		id, err := from.eng.SendGroupText(ctx, gid, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range to {
+			if d == from {
+				continue
+			}
+			m := d.waitMessage(gid, text)
+			own := strings.HasPrefix(d.name, strings.Split(from.name, "-")[0])
+			if m.ID != id || m.FromDevice != from.eng.Device().ID.String() || m.Outgoing != own ||
+				m.From != strings.Split(from.name, "-")[0] {
+				t.Fatalf("%s stored %+v for %q from %s", d.name, m, text, from.name)
+			}
+		}
+		return id
+	}
+	send(a1, "hello group, from alice's phone", all...)
+	send(b2, "bob's browser says hi", all...)
+	send(c1, "carol here", all...)
+	send(a2, "and alice's browser", all...)
+	// The sender's own copy becomes sent.
+	eventually(t, "alice's message marked sent", func() bool {
+		msgs, _ := a1.eng.Messages(ctx, gid, "", 0)
+		return len(msgs) > 0 && msgs[0].Status == StatusSent
+	})
+	chats, err := b1.eng.Chats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chats) == 0 || chats[0].ID != gid || chats[0].Name != "Hiking club" || chats[0].LastText != "and alice's browser" {
+		t.Fatalf("bob's chats: %+v", chats)
+	}
+
+	// Carol's devices hold chains of alice's phone and bob's browser now.
+	before := map[*device][]*senderkey.Receiver{c1: storedReceivers(t, c1, gid), c2: storedReceivers(t, c2, gid)}
+	if len(before[c1]) < 3 {
+		t.Fatalf("carol's phone holds %d chains", len(before[c1]))
+	}
+
+	// Only an admin device may change the group.
+	if err := b1.eng.RemoveMember(ctx, gid, "carol"); !errors.Is(err, ErrNotGroupAdmin) {
+		t.Fatalf("bob removing carol: %v", err)
+	}
+	if err := a1.eng.RemoveMember(ctx, gid, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all {
+		waitGroup(t, d, gid, "version 2", func(g Group) bool { return g.Version == 2 })
+	}
+	for _, d := range []*device{c1, c2} {
+		if g := waitGroup(t, d, gid, "removed", func(Group) bool { return true }); g.Member {
+			t.Fatalf("%s still a member: %+v", d.name, g)
+		}
+		if n := len(storedReceivers(t, d, gid)); n != 0 {
+			t.Fatalf("%s keeps %d chains after its removal", d.name, n)
+		}
+	}
+	if _, err := c1.eng.SendGroupText(ctx, gid, "still here?"); !errors.Is(err, ErrNotGroupMember) {
+		t.Fatalf("removed carol sending: %v", err)
+	}
+
+	// Every remaining sender re-keys: carol's devices get nothing, and
+	// the chains they held cannot open what follows.
+	rest := []*device{a1, a2, b1, b2}
+	send(a1, "after carol left, from alice", rest...)
+	secretID := send(b2, "after carol left, from bob's browser", rest...)
+	secret := bobCap.get(secretID)
+	if len(secret) < 2 || secret[0] != envGroup {
+		t.Fatalf("captured %d bytes", len(secret))
+	}
+	for d, rs := range before {
+		for _, r := range rs {
+			if _, err := r.Decrypt(secret[1:]); err == nil {
+				t.Fatalf("%s's old chain opened a message sent after the removal", d.name)
+			}
+		}
+		if hasMessage(t, d, gid, "after carol left, from alice") || hasMessage(t, d, gid, "after carol left, from bob's browser") {
+			t.Fatalf("%s stored a message sent after its removal", d.name)
+		}
+		// Even handed the ciphertext directly, the device stores nothing.
+		d.eng.mu.Lock()
+		_, err := d.eng.receiveLocked(ctx, &frame.Envelope{
+			From: frame.Addr{Handle: "bob", Device: b2.eng.Device().ID}, MessageID: [16]byte{1}, Payload: secret,
+		})
+		d.eng.mu.Unlock()
+		_ = err // kept as pending (unknown chain) or refused; never stored
+		if hasMessage(t, d, gid, "after carol left, from bob's browser") {
+			t.Fatalf("%s stored the message when handed it", d.name)
+		}
+	}
+
+	// A change signed by a member who is no admin is refused everywhere,
+	// and so is one claiming the admin device but signed by another key.
+	cur := loadState(t, b1, gid)
+	forged := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members,
+		Admins: append(slices.Clone(cur.Admins), groupAdmin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})}
+	forged.sign(b1.eng.dev)
+	queueForged(t, b1, "alice", forged.raw)
+	posing := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members, Admins: cur.Admins}
+	msg := func() []byte { posing.Signer = a1.eng.dev.ID; return posing.signedPart() }()
+	posing.Signer, posing.Sig = a1.eng.dev.ID, b1.eng.dev.Sign(purposeGroupChange, msg)
+	posing.raw = append(msg, posing.Sig...)
+	queueForged(t, b1, "alice", posing.raw)
+	// An old state replayed (the relay or a member could hold one).
+	queueForged(t, b1, "alice", loadStateV1(t, a1, gid))
+	for _, d := range []*device{a1, a2, b2} {
+		eventually(t, d.name+" refusing three group changes", func() bool {
+			return countEvents(d, "error", ErrGroupChangeRefused.Code) >= 3
+		})
+		if g := loadState(t, d, gid); g.Version != 2 || g.Name != "Hiking club" {
+			t.Fatalf("%s took a forged change: version %d name %q", d.name, g.Version, g.Name)
+		}
+	}
+
+	// Carol comes back: her devices read what is sent from then on.
+	if err := a2.eng.AddMember(ctx, gid, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all {
+		waitGroup(t, d, gid, "version 3", func(g Group) bool { return g.Version == 3 && g.Member })
+	}
+	send(b1, "welcome back carol", all...)
+	if hasMessage(t, c2, gid, "after carol left, from alice") {
+		t.Fatal("carol reads what was sent while she was out")
+	}
+}
+
+// loadStateV1 is the first version of the group, as a1 signed it: rebuilt
+// from the current admins (a1's devices) and the creation members.
+func loadStateV1(t *testing.T, a1 *device, gid string) []byte {
+	t.Helper()
+	cur := loadState(t, a1, gid)
+	old := &groupState{ID: cur.ID, Version: 1, Name: cur.Name, Members: []string{"alice", "bob", "carol"}, Admins: cur.Admins}
+	old.sign(a1.eng.dev)
+	return old.raw
+}
+
+// TestGroupMessageBeforeDistribution: a group message whose chain is not
+// known yet is kept, and shown in the same batch that files the chain.
+func TestGroupMessageBeforeDistribution(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a := newDevice(t, tr, "alice")
+	b := newDevice(t, tr, "bob")
+	for _, d := range []*device{a, b} {
+		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
+			t.Fatal(err)
+		}
+		d.run()
+	}
+	gid, err := a.eng.CreateGroup(ctx, "two", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, b, gid, "known", func(Group) bool { return true })
+	if _, err := a.eng.SendGroupText(ctx, gid, "first"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitMessage(gid, "first")
+
+	// A new chain of alice's device: its message reaches bob before its
+	// distribution does.
+	id, _ := parseGroupRef(gid)
+	chain, err := senderkey.NewSender(nil, id[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist, err := chain.Distribution().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := range 3 {
+		text := fmt.Sprintf("early %d", i)
+		ct, err := chain.Encrypt((&payload{Kind: kindText, ID: MessageID{byte(i + 1)}, SentAt: uint64(i + 1), Body: []byte(text)}).marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(append([]byte{envGroup}, ct...)))
+	}
+	from := frame.Addr{Handle: "alice", Device: a.eng.Device().ID}
+	deliver := func(i int) {
+		b.eng.mu.Lock()
+		_, err := b.eng.receiveLocked(ctx, &frame.Envelope{From: from, MessageID: MessageID{byte(i + 1)}, Payload: []byte(out[i])})
+		b.eng.mu.Unlock()
+		if err != nil && !errors.Is(err, errDuplicate) {
+			t.Fatalf("early message %d: %v", i, err)
+		}
+	}
+	deliver(2)
+	deliver(0)
+	deliver(0) // the relay delivers again after a lost ack
+	if hasMessage(t, b, gid, "early 0") {
+		t.Fatal("shown before its chain is known")
+	}
+	b.eng.mu.Lock()
+	var batch storage.Batch
+	evs, err := b.eng.receiveSenderKeyLocked(ctx, &batch, &payload{Kind: kindSenderKey, Body: dist}, "alice", a.eng.Device().ID)
+	if err == nil {
+		err = b.eng.cfg.Store.Commit(ctx, &batch)
+	}
+	b.eng.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 { // two messages and the chat list
+		t.Fatalf("events %+v", evs)
+	}
+	for _, text := range []string{"early 0", "early 2"} {
+		if !hasMessage(t, b, gid, text) {
+			t.Fatalf("%q not shown after its distribution", text)
+		}
+	}
+	deliver(1) // the chain is known now: it opens directly
+	b.waitMessage(gid, "early 1")
+	deliver(1)
+	if msgs, _ := b.eng.Messages(ctx, gid, "", 0); len(msgs) != 4 {
+		t.Fatalf("bob has %d messages, want 4", len(msgs))
+	}
+}
+
+// TestGroupStateForm: the decoder takes what sign makes and refuses what
+// would make membership ambiguous; verify takes only an admin's signature.
+func TestGroupStateForm(t *testing.T) {
+	admin, _ := identity.NewDevice(nil)
+	other, _ := identity.NewDevice(nil)
+	g := &groupState{ID: groupID{1}, Version: 3, Name: "g", Members: []string{"alice", "bob"},
+		Admins: []groupAdmin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
+	g.sign(admin)
+	got, err := parseGroupState(g.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := got.verify(g.Admins); err != nil {
+		t.Fatal(err)
+	}
+	// Another device signing in the admin's name.
+	bad := *got
+	bad.Sig = other.Sign(purposeGroupChange, got.raw[:len(got.raw)-64])
+	bad.raw = append(bytes.Clone(got.raw[:len(got.raw)-64]), bad.Sig...)
+	if _, err := bad.verify(g.Admins); !errors.Is(err, ErrGroupChangeRefused) {
+		t.Fatalf("forged signature: %v", err)
+	}
+	// An authority without the signer.
+	if _, err := got.verify([]groupAdmin{{Handle: "bob", Device: other.ID, Key: other.Public().SignPub}}); !errors.Is(err, ErrGroupChangeRefused) {
+		t.Fatalf("non-admin signer: %v", err)
+	}
+	for name, mut := range map[string]func(*groupState){
+		"unsorted members": func(g *groupState) { g.Members = []string{"bob", "alice"} },
+		"duplicate member": func(g *groupState) { g.Members = []string{"alice", "alice"} },
+		"bad handle":       func(g *groupState) { g.Members = []string{"Alice", "bob"} },
+		"admin not member": func(g *groupState) { g.Members = []string{"bob", "carol"} },
+		"version 0":        func(g *groupState) { g.Version = 0 },
+		"empty name":       func(g *groupState) { g.Name = "" },
+		"signer not admin": func(g *groupState) { g.Admins[0].Device = other.ID },
+		"no members":       func(g *groupState) { g.Members = nil },
+		"too many members": func(g *groupState) { g.Members = manyHandles(MaxGroupMembers + 1) },
+	} {
+		c := &groupState{ID: g.ID, Version: g.Version, Name: g.Name, Members: slices.Clone(g.Members), Admins: slices.Clone(g.Admins)}
+		mut(c)
+		c.sign(admin)
+		if _, err := parseGroupState(c.raw); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := parseGroupState(append(bytes.Clone(g.raw), 0)); err == nil {
+		t.Error("trailing byte accepted")
+	}
+}
+
+func manyHandles(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("user%03d", i)
+	}
+	return out
+}
+
+// Fuzz targets: one per decoder of group.go.
+
+func FuzzGroupState(f *testing.F) {
+	admin, _ := identity.NewDevice(nil)
+	g := &groupState{ID: groupID{1}, Version: 1, Name: "g", Members: []string{"alice", "bob"},
+		Admins: []groupAdmin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
+	g.sign(admin)
+	f.Add(g.raw)
+	f.Add([]byte{groupStateVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := parseGroupState(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(append(g.signedPart(), g.Sig...), b) {
+			t.Fatal("group state does not re-encode to its input")
+		}
+		g.verify(g.Admins)
+	})
+}
+
+func FuzzGroupSenderRecord(f *testing.F) {
+	s, _ := senderkey.NewSender(nil, make([]byte, GroupIDSize))
+	enc, _ := (&senderRecord{Sender: s, Devices: []devRef{{"bob", identity.DeviceID{2}}}}).marshal()
+	f.Add(enc)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := unmarshalSenderRecord(b)
+		if err != nil {
+			return
+		}
+		if _, err := r.marshal(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzGroupOutRecord(f *testing.F) {
+	f.Add((&groupOutRecord{GroupID: groupID{1}, Payload: []byte("p"), Sealed: []byte{envGroup, 1}}).marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := unmarshalGroupOut(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(r.marshal(), b) {
+			t.Fatal("group outbox record does not re-encode to its input")
+		}
+	})
+}
+
+func FuzzPendingGroupMsg(f *testing.F) {
+	f.Add((&pendingGroupMsg{MessageID: MessageID{1}, Msg: []byte("m")}).marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := unmarshalPendingGroup(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(p.marshal(), b) {
+			t.Fatal("pending group message does not re-encode to its input")
+		}
+	})
+}
+
+// BenchmarkGroupSendReceive: one group text from alice's device until both
+// other members' devices have stored it, over the real relay on loopback
+// (bbolt stores, fsync on every commit). The chain is made and distributed
+// before the timer starts.
+func BenchmarkGroupSendReceive(b *testing.B) {
+	tr := startRelay(b, nil)
+	ctx := context.Background()
+	var devs []*device
+	for _, h := range []string{"alice", "bob", "carol"} {
+		d := newDevice(b, tr, h)
+		if err := d.eng.CreateAccount(ctx, h, "phone"); err != nil {
+			b.Fatal(err)
+		}
+		d.run()
+		devs = append(devs, d)
+	}
+	gid, err := devs[0].eng.CreateGroup(ctx, "bench", []string{"bob", "carol"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := devs[0].eng.SendGroupText(ctx, gid, "warm-up"); err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range devs[1:] {
+		d.waitMessage(gid, "warm-up")
+	}
+	count := func(d *device) int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		n := 0
+		for _, ev := range d.events {
+			if ev.Type == "message" && ev.Chat == gid {
+				n++
+			}
+		}
+		return n
+	}
+	base := []int{count(devs[1]), count(devs[2])}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := devs[0].eng.SendGroupText(ctx, gid, fmt.Sprintf("bench %d", i)); err != nil {
+			b.Fatal(err)
+		}
+		for j, d := range devs[1:] {
+			deadline := time.Now().Add(10 * time.Second)
+			for count(d) < base[j]+i+1 {
+				if time.Now().After(deadline) {
+					b.Fatalf("%s: message %d never arrived", d.name, i)
+				}
+				select {
+				case <-d.notify:
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}
+	}
+}
+
+type recordConn struct {
+	Conn
+	sends [][]frame.Addr
+}
+
+func (c *recordConn) GroupSend(_ context.Context, _ [16]byte, _ []byte, to []frame.Addr) error {
+	c.sends = append(c.sends, to)
+	return nil
+}
+
+// TestGroupSendSplitsFanout: a group message too big for one GroupSend at
+// full fan-out goes in several, each within the relay's bound, each with
+// whole accounts and our own other devices.
+func TestGroupSendSplitsFanout(t *testing.T) {
+	e := &Engine{acct: &accountRecord{Handle: "alice"}}
+	var targets []target
+	add := func(h string, n int) {
+		for i := range n {
+			targets = append(targets, target{h, identity.DevicePublic{ID: identity.DeviceID{byte(len(targets)), byte(i)}}})
+		}
+	}
+	add("alice", 2)
+	for i := range MaxGroupMembers - 1 {
+		add(fmt.Sprintf("user%03d", i), 16)
+	}
+	sealed := make([]byte, MaxTextLen+200)
+	c := &recordConn{}
+	if stale, err := e.groupSendLocked(context.Background(), c, MessageID{}, sealed, targets); stale || err != nil {
+		t.Fatal(stale, err)
+	}
+	if len(c.sends) < 2 {
+		t.Fatalf("%d sends", len(c.sends))
+	}
+	seen := map[frame.Addr]int{}
+	for _, to := range c.sends {
+		if len(to)*len(sealed) > maxGroupFanoutBytes {
+			t.Fatalf("a send of %d devices × %d bytes", len(to), len(sealed))
+		}
+		accounts := map[string]int{}
+		for _, a := range to {
+			seen[a]++
+			accounts[a.Handle]++
+		}
+		if accounts["alice"] != 2 {
+			t.Fatal("a send without our own other devices")
+		}
+		for h, n := range accounts {
+			if h != "alice" && n != 16 {
+				t.Fatalf("account %s split across sends", h)
+			}
+		}
+	}
+	for _, tg := range targets {
+		if n := seen[frame.Addr{Handle: tg.handle, Device: tg.dev.ID}]; n == 0 || (tg.handle != "alice" && n != 1) {
+			t.Fatalf("%s got %d copies", tg.handle, n)
+		}
+	}
+	// A small message goes in one send.
+	c = &recordConn{}
+	e.groupSendLocked(context.Background(), c, MessageID{}, make([]byte, 200), targets)
+	if len(c.sends) != 1 || len(c.sends[0]) != len(targets) {
+		t.Fatalf("%d sends", len(c.sends))
+	}
+}
