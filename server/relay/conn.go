@@ -672,18 +672,19 @@ func (c *conn) handleBlob(f *frame.BlobReserve) {
 		c.refuse(f.Req, frame.CodeRateLimited, "too many blob reservations; slow down")
 		return
 	}
-	c.send(c.r.reserveBlob(f.Req))
+	c.send(c.r.reserveBlob(c.addr, f.Req))
 }
 
-// reserveBlob reserves a random blob id and returns the reply.
-func (r *Relay) reserveBlob(req uint32) frame.Frame {
+// reserveBlob reserves a random blob id, charged to the account of from,
+// and returns the reply.
+func (r *Relay) reserveBlob(from store.Addr, req uint32) frame.Frame {
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		r.metrics.refused(frame.CodeInternal)
 		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "no randomness"}
 	}
 	exp := r.cfg.Now().Add(blobTTL)
-	if err := r.st.ReserveBlob(id[:], exp); err != nil {
+	if err := r.st.ReserveBlob(id[:], from.Handle, exp); err != nil {
 		r.log.Error("reserving blob", "err", err)
 		r.metrics.refused(frame.CodeInternal)
 		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "could not reserve a blob"}

@@ -172,7 +172,7 @@ func (r *Relay) SessionFrame(s *Session, msg []byte, binary bool) Output {
 			o.add(&frame.Error{Req: f.Req, Code: frame.CodeRateLimited, Message: "too many blob reservations; slow down"})
 			break
 		}
-		o.add(r.reserveBlob(f.Req))
+		o.add(r.reserveBlob(from, f.Req))
 	default:
 		return r.fail(&o, frame.CodeUnexpected, fmt.Sprintf("frame type 0x%02x is not allowed here", uint8(f.Type())))
 	}

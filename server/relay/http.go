@@ -382,8 +382,10 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request) {
 		r.relayError(w, e)
 		return
 	}
-	err := r.st.PutBlob(id, data, r.cfg.Now())
+	err := r.st.PutBlob(id, data, r.cfg.Now(), r.cfg.BlobQuota)
 	switch {
+	case errors.Is(err, store.ErrQuota):
+		r.httpError(w, http.StatusInsufficientStorage, frame.CodeQuota, fmt.Sprintf("the account's blobs would exceed %d bytes; space frees up as they expire", r.cfg.BlobQuota))
 	case errors.Is(err, store.ErrNotFound):
 		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no reservation for this blob id (reserve one over the socket first) or it expired")
 	case errors.Is(err, store.ErrExists):

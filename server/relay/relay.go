@@ -140,6 +140,10 @@ const (
 	// MaxBlob bounds one blob. Attachments larger than this are split by
 	// the client into several blobs (chunks).
 	MaxBlob = 8 << 20
+	// DefaultBlobQuota bounds the bytes of unexpired blobs one account
+	// has uploaded: attachments and history bundles of a month, not a
+	// free file host (anyone can register an account).
+	DefaultBlobQuota = 1 << 30
 	// blobTTL is how long a blob (and its upload slot) lives.
 	blobTTL = 30 * 24 * time.Hour
 	// linkTTL is the life of a link-channel message (the QR handshake).
@@ -208,8 +212,8 @@ type Store interface {
 	PrekeyStock(of store.Addr) (store.Stock, error)
 	PutLink(key, data []byte, expires, now time.Time) error
 	TakeLink(key []byte, now time.Time) ([]byte, error)
-	ReserveBlob(id []byte, expires time.Time) error
-	PutBlob(id, data []byte, now time.Time) error
+	ReserveBlob(id []byte, owner string, expires time.Time) error
+	PutBlob(id, data []byte, now time.Time, quota int64) error
 	Blob(id []byte, now time.Time) ([]byte, error)
 	Sweep(now time.Time) (int, error)
 	Queued() int64
@@ -231,6 +235,8 @@ type Config struct {
 	DefaultTTL time.Duration
 	// AttestationAge retires companions not re-attested for this long.
 	AttestationAge time.Duration
+	// BlobQuota bounds the bytes of unexpired blobs per account.
+	BlobQuota int64
 	// IPRate and IPBurst override the per-IP budget for HTTP requests and
 	// socket opens (load tests open thousands of sockets from one address).
 	IPRate  rate.Limit
@@ -297,6 +303,9 @@ func New(st Store, cfg Config) (*Relay, error) {
 	}
 	if cfg.AttestationAge <= 0 {
 		cfg.AttestationAge = DefaultAttestationAge
+	}
+	if cfg.BlobQuota <= 0 {
+		cfg.BlobQuota = DefaultBlobQuota
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -697,7 +697,7 @@ func TestLinkChannel(t *testing.T) {
 }
 
 func TestBlobs(t *testing.T) {
-	tr := startRelay(t, nil)
+	tr := startRelay(t, func(c *relay.Config) { c.BlobQuota = 100 << 10 })
 	alice := tr.register(t, "alice", 1)
 	a := tr.dial(t, alice, 0)
 	res, err := a.ReserveBlob(ctx(t))
@@ -723,6 +723,13 @@ func TestBlobs(t *testing.T) {
 	res2, _ := a.ReserveBlob(ctx(t))
 	if err := relayclient.PutBlob(ctx(t), tr.origin, res2.ID, make([]byte, relay.MaxBlob+1)); httpCode(err) != "too_large" {
 		t.Fatalf("oversize: %v", err)
+	}
+	// The account's quota (100 KiB here) counts what it has stored.
+	if err := relayclient.PutBlob(ctx(t), tr.origin, res2.ID, make([]byte, 50<<10)); httpCode(err) != "quota_exceeded" {
+		t.Fatalf("over quota: %v", err)
+	}
+	if err := relayclient.PutBlob(ctx(t), tr.origin, res2.ID, make([]byte, 30<<10)); err != nil {
+		t.Fatalf("within quota: %v", err)
 	}
 	tr.clock.Advance(31 * 24 * time.Hour)
 	if _, err := relayclient.GetBlob(ctx(t), tr.origin, res.ID); httpCode(err) != "not_found" {

@@ -33,8 +33,9 @@
 //	mcount/<mailbox>          number of envelopes in that mailbox
 //	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>
 //	links/<id><slot>          link channel messages with their expiry
-//	blobs/<id>                blob reservation with its expiry; the bytes are
-//	                          the file blobs/<hex id> beside the database
+//	blobs/<id>                blob reservation: owner, expiry, size once filled;
+//	                          the bytes are the file blobs/<hex id> beside the database
+//	busage/<handle>           bytes of unexpired blobs an account uploaded
 //
 // where <mailbox> is handle || 0x00 || device id and <seq> a big-endian
 // u64. Envelopes are appended in one global order rather than kept in a
@@ -107,8 +108,9 @@ var (
 	bucketPrekeys  = []byte("prekeys")
 	bucketLinks    = []byte("links")
 	bucketBlobs    = []byte("blobs")
+	bucketBusage   = []byte("busage")
 
-	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs}
+	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs, bucketBusage}
 
 	keySPK = []byte("spk")
 	keyLRK = []byte("lrk")
@@ -235,8 +237,8 @@ func (s *Store) removeOrphanBlobs() {
 			keep := false
 			if err == nil {
 				if v := b.Get(id); v != nil {
-					_, _, filled, derr := decodeExpiring(v)
-					keep = derr == nil && filled
+					rec, derr := decodeBlob(v)
+					keep = derr == nil && rec.filled
 				}
 			}
 			if !keep {
@@ -890,9 +892,39 @@ func (s *Store) TakeLink(key []byte, now time.Time) ([]byte, error) {
 	return out, err
 }
 
-// ReserveBlob creates an empty blob slot that PutBlob can fill once.
-func (s *Store) ReserveBlob(id []byte, expires time.Time) error {
-	rec := encodeExpiring(expires, nil, false)
+// blobRecord is a blob's reservation and, once filled, its size.
+type blobRecord struct {
+	expires int64
+	filled  bool
+	owner   string
+	size    uint64
+}
+
+func (b blobRecord) encode() []byte {
+	w := wire.NewWriter(32 + len(b.owner))
+	w.U8(recordVersion)
+	w.U64(uint64(b.expires))
+	w.Bool(b.filled)
+	w.String(b.owner)
+	w.U64(b.size)
+	return w.Bytes()
+}
+
+func decodeBlob(v []byte) (blobRecord, error) {
+	r := wire.NewReader(v)
+	r.Version(recordVersion)
+	var b blobRecord
+	b.expires = int64(r.U64())
+	b.filled = r.Bool()
+	b.owner = r.String(maxStoredHandle)
+	b.size = r.U64()
+	return b, r.Finish()
+}
+
+// ReserveBlob creates an empty blob slot, charged to owner, that PutBlob
+// can fill once.
+func (s *Store) ReserveBlob(id []byte, owner string, expires time.Time) error {
+	rec := blobRecord{expires: expires.UnixMilli(), owner: owner}.encode()
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBlobs)
 		if b.Get(id) != nil {
@@ -912,42 +944,54 @@ func (s *Store) blobPath(id []byte) string {
 }
 
 // PutBlob fills a reserved slot: ErrNotFound if there is no unexpired
-// reservation, ErrExists if it was already filled. The bytes are written
-// and fsynced to their own file before the reservation is marked filled,
-// so a filled blob always has its contents on disk.
-func (s *Store) PutBlob(id, data []byte, now time.Time) error {
+// reservation, ErrExists if it was already filled, ErrQuota if the owner's
+// unexpired blobs would exceed quota bytes. The bytes are written and
+// fsynced to their own file before the reservation is marked filled, so a
+// filled blob always has its contents on disk.
+func (s *Store) PutBlob(id, data []byte, now time.Time, quota int64) error {
 	mu := s.blobLock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	check := func(tx *bolt.Tx) (int64, error) {
+	check := func(tx *bolt.Tx) (blobRecord, uint64, error) {
 		v := tx.Bucket(bucketBlobs).Get(id)
 		if v == nil {
-			return 0, ErrNotFound
+			return blobRecord{}, 0, ErrNotFound
 		}
-		exp, _, filled, err := decodeExpiring(v)
+		b, err := decodeBlob(v)
 		if err != nil {
-			return 0, err
+			return b, 0, err
 		}
-		if exp <= now.UnixMilli() {
-			return 0, ErrNotFound
+		if b.expires <= now.UnixMilli() {
+			return b, 0, ErrNotFound
 		}
-		if filled {
-			return 0, ErrExists
+		if b.filled {
+			return b, 0, ErrExists
 		}
-		return exp, nil
+		var used uint64
+		if u := tx.Bucket(bucketBusage).Get([]byte(b.owner)); len(u) == 8 {
+			used = binary.BigEndian.Uint64(u)
+		}
+		if used+uint64(len(data)) > uint64(quota) {
+			return b, used, ErrQuota
+		}
+		return b, used, nil
 	}
-	if err := s.db.View(func(tx *bolt.Tx) error { _, err := check(tx); return err }); err != nil {
+	if err := s.db.View(func(tx *bolt.Tx) error { _, _, err := check(tx); return err }); err != nil {
 		return err
 	}
 	if err := writeFileSync(s.blobPath(id), data); err != nil {
 		return fmt.Errorf("store: writing blob: %w", err)
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		exp, err := check(tx)
+		b, used, err := check(tx)
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketBlobs).Put(id, encodeExpiring(time.UnixMilli(exp), nil, true))
+		if err := tx.Bucket(bucketBusage).Put([]byte(b.owner), u64(used+uint64(len(data)))); err != nil {
+			return err
+		}
+		b.filled, b.size = true, uint64(len(data))
+		return tx.Bucket(bucketBlobs).Put(id, b.encode())
 	})
 	if err != nil && !errors.Is(err, ErrExists) {
 		os.Remove(s.blobPath(id))
@@ -1000,11 +1044,11 @@ func (s *Store) Blob(id []byte, now time.Time) ([]byte, error) {
 		if v == nil {
 			return ErrNotFound
 		}
-		exp, _, filled, err := decodeExpiring(v)
+		b, err := decodeBlob(v)
 		if err != nil {
 			return err
 		}
-		if !filled || exp <= now.UnixMilli() {
+		if !b.filled || b.expires <= now.UnixMilli() {
 			return ErrNotFound
 		}
 		return nil
@@ -1033,25 +1077,54 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		var deadBlobs [][]byte
 		err := s.update(func(tx *bolt.Tx) error {
 			n, envs, deadBlobs = 0, 0, nil
-			for _, name := range [][]byte{bucketLinks, bucketBlobs} {
-				b := tx.Bucket(name)
-				var dead [][]byte
-				c := b.Cursor()
-				for k, v := c.First(); k != nil && n+len(dead) < sweepChunk; k, v = c.Next() {
-					if exp, _, _, err := decodeExpiring(v); err != nil || exp <= nowMs {
-						dead = append(dead, append([]byte(nil), k...))
-					}
+			links := tx.Bucket(bucketLinks)
+			var deadLinks [][]byte
+			c := links.Cursor()
+			for k, v := c.First(); k != nil && len(deadLinks) < sweepChunk; k, v = c.Next() {
+				if exp, _, _, err := decodeExpiring(v); err != nil || exp <= nowMs {
+					deadLinks = append(deadLinks, append([]byte(nil), k...))
 				}
-				for _, k := range dead {
-					if err := b.Delete(k); err != nil {
-						return err
-					}
-				}
-				if string(name) == string(bucketBlobs) {
-					deadBlobs = append(deadBlobs, dead...)
-				}
-				n += len(dead)
 			}
+			for _, k := range deadLinks {
+				if err := links.Delete(k); err != nil {
+					return err
+				}
+			}
+			n += len(deadLinks)
+			blobs, usage := tx.Bucket(bucketBlobs), tx.Bucket(bucketBusage)
+			freed := map[string]uint64{}
+			c = blobs.Cursor()
+			for k, v := c.First(); k != nil && n+len(deadBlobs) < sweepChunk; k, v = c.Next() {
+				b, err := decodeBlob(v)
+				if err != nil || b.expires <= nowMs {
+					deadBlobs = append(deadBlobs, append([]byte(nil), k...))
+					if err == nil && b.filled {
+						freed[b.owner] += b.size
+					}
+				}
+			}
+			for _, k := range deadBlobs {
+				if err := blobs.Delete(k); err != nil {
+					return err
+				}
+			}
+			for owner, size := range freed {
+				var used uint64
+				if u := usage.Get([]byte(owner)); len(u) == 8 {
+					used = binary.BigEndian.Uint64(u)
+				}
+				used -= min(used, size)
+				var err error
+				if used == 0 {
+					err = usage.Delete([]byte(owner))
+				} else {
+					err = usage.Put([]byte(owner), u64(used))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			n += len(deadBlobs)
 			// Envelopes are in arrival order and mostly share one TTL, so
 			// expired ones form a prefix; one expired behind a live one is
 			// skipped by Mailbox and goes in a later sweep.
@@ -1061,7 +1134,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 				to  Addr
 			}
 			var gone []dead
-			c := env.Cursor()
+			c = env.Cursor()
 			for k, v := c.First(); k != nil && n+len(gone) < sweepChunk; k, v = c.Next() {
 				exp, err := envExpires(v)
 				if err == nil && exp > nowMs {

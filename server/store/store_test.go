@@ -246,17 +246,26 @@ func TestLinkAndBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := []byte("0123456789abcdef")
-	if err := s.PutBlob(id, []byte("b"), now); !errors.Is(err, ErrNotFound) {
+	if err := s.PutBlob(id, []byte("b"), now, 100); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
-	s.ReserveBlob(id, now.Add(time.Hour))
+	s.ReserveBlob(id, "alice", now.Add(time.Hour))
 	if _, err := s.Blob(id, now); !errors.Is(err, ErrNotFound) {
 		t.Fatal("empty reservation served")
 	}
-	if err := s.PutBlob(id, []byte("b"), now); err != nil {
+	if err := s.PutBlob(id, []byte("b"), now, 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutBlob(id, []byte("c"), now); !errors.Is(err, ErrExists) {
+	if err := s.PutBlob(id, []byte("c"), now, 100); !errors.Is(err, ErrExists) {
+		t.Fatal(err)
+	}
+	// The owner's quota counts filled blobs until they are swept.
+	id2 := []byte("fedcba9876543210")
+	s.ReserveBlob(id2, "alice", now.Add(time.Hour))
+	if err := s.PutBlob(id2, make([]byte, 100), now, 100); !errors.Is(err, ErrQuota) {
+		t.Fatalf("over quota: %v", err)
+	}
+	if err := s.PutBlob(id2, make([]byte, 99), now, 100); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := s.Blob(id, now); string(v) != "b" {
@@ -275,12 +284,17 @@ func TestLinkAndBlob(t *testing.T) {
 	if _, err := s.Blob(id, now); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
+	id3 := []byte("0000000000000003")
+	s.ReserveBlob(id3, "alice", now.Add(3*time.Hour))
+	if err := s.PutBlob(id3, make([]byte, 100), now, 100); err != nil {
+		t.Fatalf("quota not released by the sweep: %v", err)
+	}
 }
 
 func TestOrphanBlobFilesRemovedOnOpen(t *testing.T) {
 	s, dir := open(t)
 	id := []byte("0123456789abcdef")
-	s.ReserveBlob(id, time.Now().Add(time.Hour))
+	s.ReserveBlob(id, "alice", time.Now().Add(time.Hour))
 	// An upload whose commit never happened (crash): file, no filled record.
 	if err := writeFileSync(s.blobPath(id), []byte("partial")); err != nil {
 		t.Fatal(err)
@@ -294,7 +308,7 @@ func TestOrphanBlobFilesRemovedOnOpen(t *testing.T) {
 	if _, err := os.Stat(s.blobPath(id)); !os.IsNotExist(err) {
 		t.Fatalf("orphan survived: %v", err)
 	}
-	if err := s.PutBlob(id, []byte("whole"), time.Now()); err != nil {
+	if err := s.PutBlob(id, []byte("whole"), time.Now(), 1<<20); err != nil {
 		t.Fatalf("retry after crash: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ var (
 	ErrConflict    = errors.New("store: stored version changed")
 	ErrMailboxFull = errors.New("store: mailbox full")
 	ErrTooMany     = errors.New("store: prekey stock limit reached")
+	ErrQuota       = errors.New("store: blob quota exceeded")
 )
 
 // DeviceID names a device within an account. It has the same layout as

@@ -31,6 +31,7 @@ const (
 	CodeInternal       Code = 20 // the relay failed; nothing was stored
 	CodeUnknownDevice  Code = 21 // fetch for a device not in the list
 	CodeTooManyDevices Code = 22 // device list exceeds the relay's cap
+	CodeQuota          Code = 23 // the account's blob storage quota is used up
 )
 
 // CloseBase offsets codes into the WebSocket application close range.
@@ -60,6 +61,7 @@ var codeNames = map[Code]string{
 	CodeInternal:       "internal",
 	CodeUnknownDevice:  "unknown_device",
 	CodeTooManyDevices: "too_many_devices",
+	CodeQuota:          "quota_exceeded",
 }
 
 // String is the code's stable name, used in HTTP bodies and metrics.
