@@ -8,6 +8,7 @@ import (
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/relay/relayclient"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -135,5 +136,25 @@ func TestHostedSession(t *testing.T) {
 	tr.clock.Advance(time.Minute)
 	if o := tr.relay.SessionTimeout(s); o.Close != frame.CloseBase+int(frame.CodeAuthFailed) {
 		t.Errorf("timeout: %+v", o)
+	}
+}
+
+// TestLinkPollSeesOtherWriters: with LinkPoll a long-poll finds a message
+// another process wrote straight to the store (no in-process wake-up).
+func TestLinkPollSeesOtherWriters(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) { c.LinkPoll = 50 * time.Millisecond })
+	id := msgID()
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		now := time.Now()
+		tr.st.PutLink(append(id[:], 0), []byte("hello"), now.Add(time.Minute), now)
+	}()
+	start := time.Now()
+	got, err := relayclient.GetLink(ctx(t), tr.origin, id[:], 0, 5*time.Second)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("GetLink: %q, %v", got, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("long-poll returned after %s, want about 250ms", d)
 	}
 }

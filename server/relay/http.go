@@ -260,6 +260,12 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	var poll <-chan time.Time
+	if r.cfg.LinkPoll > 0 {
+		t := time.NewTicker(r.cfg.LinkPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		ch, ok := r.links.watch(string(key))
 		if !ok {
@@ -284,6 +290,9 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 		}
 		select {
 		case <-ch:
+			continue
+		case <-poll:
+			r.links.unwatch(string(key), ch)
 			continue
 		case <-deadline.C:
 		case <-req.Context().Done():

@@ -245,6 +245,10 @@ type Config struct {
 	// account creation.
 	RegisterRate  rate.Limit
 	RegisterBurst int
+	// LinkPoll, if set, makes link long-polls also re-read the store this
+	// often: for hosts where the writer of a link message may be another
+	// process (Cloudflare Workers runs every request in a fresh instance).
+	LinkPoll time.Duration
 	// Now replaces time.Now in tests.
 	Now func() time.Time
 }
