@@ -120,6 +120,10 @@ const (
 // truncated them. Nothing of it is returned.
 var ErrTampered = &Error{Code: "attachment_tampered", Message: "the encrypted file was altered or is incomplete on the relay; it was refused"}
 
+// ErrAttachmentGone reports a bulk object whose blobs the relay no longer
+// has: blobs expire 30 days after upload (or the relay lost them).
+var ErrAttachmentGone = &Error{Code: "attachment_unavailable", Message: "the file is no longer on the relay (files are kept 30 days)"}
+
 // blobRef points to one encrypted bulk object on the relay.
 type blobRef struct {
 	ChunkSize uint32
@@ -367,7 +371,7 @@ func (e *Engine) downloadBulk(ctx context.Context, label string, ref *blobRef, p
 		if err != nil {
 			var ee *Error
 			if errors.As(err, &ee) && ee.Code == "not_found" {
-				return nil, newError(ErrTampered.Code, err, "a part of the encrypted file is missing on the relay (expired or deleted)")
+				return nil, newError(ErrAttachmentGone.Code, err, "%s", ErrAttachmentGone.Message)
 			}
 			return nil, err
 		}

@@ -15,7 +15,9 @@
 //   - CreateAccount on a primary, or StartLink on a new companion and
 //     ApproveLink/ConfirmLink on the primary;
 //   - Run, which keeps the device connected, receives and flushes the outbox;
-//   - SendText, Chats, Messages and the event callback for the UI.
+//   - SendText, Chats, Messages and the event callback for the UI;
+//   - SendAttachment and FetchAttachment for files (Config.BulkCipher lets
+//     the browser encrypt them with WebCrypto).
 //
 // docs/PROTOCOL.md section 14 specifies the application messages, and
 // section 15 the engine's stored records.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/link"
@@ -117,8 +118,8 @@ func unmarshalHistory(b []byte) ([]historyChat, error) {
 		c.Chat.LastText = r.String(MaxTextLen)
 		c.Chat.LastAt = int64(r.U64())
 		c.Chat.Unread = int(r.U32())
-		if r.Err() == nil && c.Chat.ID == "" {
-			r.Fail(fmt.Errorf("history: chat %d has no id", i))
+		if r.Err() == nil && (c.Chat.ID == "" || strings.Contains(c.Chat.ID, sep)) {
+			r.Fail(fmt.Errorf("history: chat %d has no valid id", i))
 		}
 		k := r.Count(MaxHistoryLimit)
 		for j := 0; j < k && r.Err() == nil; j++ {
