@@ -124,11 +124,14 @@ type result struct {
 	FsyncP99    float64 `json:"raw_fsync_p99_ms"`
 	CommitMs    float64 `json:"commit_ms"`
 	CommitBusy  float64 `json:"commit_busy_fraction"`
+	// The same during the paced phase.
+	PacedPerCommit float64 `json:"paced_ops_per_commit"`
+	PacedCommitMs  float64 `json:"paced_commit_ms"`
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f ops/commit, %.2f ms/commit, writer busy %.0f%%, raw fsync p99 %.2f ms",
-		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit, r.CommitMs, 100*r.CommitBusy, r.FsyncP99)
+	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f ops/commit, %.2f ms/commit, writer busy %.0f%%, paced %.1f ops/commit %.2f ms/commit, raw fsync p99 %.2f ms",
+		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit, r.CommitMs, 100*r.CommitBusy, r.PacedPerCommit, r.PacedCommitMs, r.FsyncP99)
 }
 
 func medians(rs []result) result {
@@ -459,7 +462,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 		}
 	}
 	time.Sleep(time.Second) // warm-up
-	if p := os.Getenv("RELAYBENCH_PROFILE"); p != "" {
+	if p := os.Getenv("RELAYBENCH_PROFILE"); p != "" && os.Getenv("RELAYBENCH_PROFILE_PACED") == "" {
 		go func() {
 			resp, err := http.Get(origin + "/debug/pprof/profile?seconds=3")
 			if err == nil {
@@ -548,8 +551,24 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 	acks = acks[:0]
 	ackMu.Unlock()
 	s0 := sentB.Load()
+	memC, _ := getStats(origin, false)
+	if p := os.Getenv("RELAYBENCH_PROFILE"); p != "" && os.Getenv("RELAYBENCH_PROFILE_PACED") != "" {
+		go func() {
+			resp, err := http.Get(origin + "/debug/pprof/profile?seconds=3")
+			if err == nil {
+				f, _ := os.Create(p)
+				io.Copy(f, resp.Body)
+				f.Close()
+				resp.Body.Close()
+			}
+		}()
+	}
 	t0 = time.Now()
 	time.Sleep(dur)
+	if memD, err := getStats(origin, false); err == nil && memD.Commits > memC.Commits {
+		res.PacedPerCommit = float64(memD.Ops-memC.Ops) / float64(memD.Commits-memC.Commits)
+		res.PacedCommitMs = float64(memD.CommitNs-memC.CommitNs) / 1e6 / float64(memD.Commits-memC.Commits)
+	}
 	res.HalfRate = float64(sentB.Load()-s0) / time.Since(t0).Seconds()
 	ackMu.Lock()
 	res.AckP50, res.AckP99 = percentile(acks, 0.50), percentile(acks, 0.99)
