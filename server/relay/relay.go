@@ -48,7 +48,8 @@
 //     LowStock when its stock falls under lowStockThreshold.
 //  7. BlobReserve returns a random blob id; the device then PUTs the
 //     encrypted bytes to /v1/blobs/{id} and anyone holding the id can GET
-//     them until it expires.
+//     them until it expires. Each account's unexpired blobs are bounded by
+//     Config.BlobQuota.
 //  8. The relay pings every pingInterval; a socket that does not answer
 //     within pingTimeout is closed.
 //
@@ -62,6 +63,12 @@
 //
 // Operations: Metrics serves Prometheus text; Close stops accepting,
 // flushes pending deletes, and closes every socket with StatusGoingAway.
+//
+// Files: relay.go (limits, Relay, hub), conn.go (the socket loop and the
+// rules it shares with hosted sessions), hosted.go (the same protocol for
+// hosts that hold the socket themselves, the Workers build), http.go
+// (HTTP endpoints, per-IP limits), lists.go (verified device lists),
+// metrics.go; frame/ is the wire format and relayclient/ a Go client.
 package relay
 
 import (
