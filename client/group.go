@@ -39,6 +39,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
 	"github.com/parley-im/parley/crypto/wire"
@@ -54,6 +55,10 @@ const (
 	bGroupRecv   = "grecv"    // <group id hex>/<chain ref> → senderkey.Receiver
 	bGroupOutbox = "goutbox"  // <seq, 16 hex> → groupOutRecord
 	bGroupPend   = "gpending" // <chain ref>/<iteration, 8 hex><message id hex> → pendingGroupMsg
+
+	// keyGroupSync (bucket self) lists our own other devices that have
+	// been sent every group state (sorted device ids, 16 bytes each).
+	keyGroupSync = "group-sync"
 )
 
 // envGroup is the envelope type of a group message: the byte is followed
@@ -686,7 +691,7 @@ func (e *Engine) queuePairwiseLocked(ctx context.Context, b *storage.Batch, kind
 	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
 		return err
 	}
-	p := &payload{Kind: kind, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), To: to, Body: body}
+	p := &payload{Kind: kind, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: body}
 	seq, err := e.nextOutboxSeqInBatch(ctx, b)
 	if err != nil {
 		return err
@@ -725,7 +730,7 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
 		return "", err
 	}
-	p := &payload{Kind: kindText, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), Body: []byte(text)}
+	p := &payload{Kind: kindText, ID: id, SentAt: e.nextSentAtLocked(), Body: []byte(text)}
 	msg := &Message{
 		ID: hex.EncodeToString(id[:]), Chat: groupChatID(gid), From: e.acct.Handle, FromDevice: e.dev.ID.String(),
 		Text: text, SentAt: int64(p.SentAt), Outgoing: true, Status: StatusPending,
@@ -755,6 +760,11 @@ var errQueuedPairwise = errors.New("sender-key distributions queued")
 // the flush should go on (pairwise outbox first, then again); false means
 // the group outbox is empty or paused.
 func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn) bool {
+	if queued, err := e.syncGroupsToOwnLocked(ctx); err != nil {
+		e.log.Warn("group states not synced to own devices", "err", err)
+	} else if queued {
+		return true
+	}
 	var key string
 	var val []byte
 	err := e.cfg.Store.Scan(ctx, bGroupOutbox, "", storage.ScanOptions{Limit: 1}, func(k string, v []byte) error {
@@ -789,6 +799,105 @@ func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn) bool {
 	e.log.Warn("group message could not be delivered", "code", code(err))
 	go e.emit(Event{Type: "error", Code: code(err), Text: err.Error()})
 	return true
+}
+
+// syncGroupsToOwnLocked sends every group state to our own devices that
+// have not had them yet: a companion linked after a group was made learns
+// the group (and can open the messages kept for it) from any of our other
+// devices, the primary being off or not. It reports whether it queued.
+func (e *Engine) syncGroupsToOwnLocked(ctx context.Context) (bool, error) {
+	own, err := e.ownList(ctx)
+	if err != nil {
+		return false, err
+	}
+	var have []identity.DeviceID
+	v, err := e.cfg.Store.Get(ctx, bSelf, keyGroupSync)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return false, storageErr(err)
+	}
+	for i := 0; i+identity.DeviceIDSize <= len(v); i += identity.DeviceIDSize {
+		have = append(have, identity.DeviceID(v[i:i+identity.DeviceIDSize]))
+	}
+	var now []identity.DeviceID
+	missing := false
+	for _, d := range e.activeDevices(own) {
+		if d.ID == e.dev.ID {
+			continue
+		}
+		now = append(now, d.ID)
+		if !slices.Contains(have, d.ID) {
+			missing = true
+		}
+	}
+	if !missing && len(now) == len(have) {
+		return false, nil
+	}
+	if e.acct.Primary {
+		if err := e.refreshGroupAdminsLocked(ctx, own); err != nil {
+			return false, err
+		}
+	}
+	var b storage.Batch
+	if missing {
+		err = e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(_ string, raw []byte) error {
+			if b.Len() >= storage.MaxBatchOps-8 {
+				return storage.ErrStop // the rest reach them with their next change
+			}
+			return e.queuePairwiseLocked(ctx, &b, kindGroupState, "", raw)
+		})
+		if err != nil {
+			return false, storageErr(err)
+		}
+	}
+	slices.SortFunc(now, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	enc := make([]byte, 0, len(now)*identity.DeviceIDSize)
+	for _, d := range now {
+		enc = append(enc, d[:]...)
+	}
+	b.Put(bSelf, keyGroupSync, enc)
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return false, storageErr(err)
+	}
+	return b.Len() > 1, nil
+}
+
+// refreshGroupAdminsLocked, on the primary, signs a new version of every
+// group it administers whose admin devices from this account are not this
+// account's active devices: a companion linked later can then change the
+// group with the primary off, and a revoked one cannot. Only the primary
+// does it, so two of our devices never sign the same version.
+func (e *Engine) refreshGroupAdminsLocked(ctx context.Context, own *devicelist.List) error {
+	var want []identity.DeviceID
+	for _, d := range e.activeDevices(own) {
+		want = append(want, d.ID)
+	}
+	var stale []*groupState
+	err := e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(_ string, raw []byte) error {
+		g, err := parseGroupState(raw)
+		if err != nil || g.admin(e.dev.ID) == nil || !g.isMember(e.acct.Handle) {
+			return nil
+		}
+		var have []identity.DeviceID
+		for _, a := range g.Admins {
+			if a.Handle == e.acct.Handle {
+				have = append(have, a.Device)
+			}
+		}
+		if !slices.Equal(have, want[:min(len(want), maxGroupAdmins)]) {
+			stale = append(stale, g)
+		}
+		return nil
+	})
+	if err != nil {
+		return storageErr(err)
+	}
+	for _, old := range stale {
+		g := &groupState{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
+		if err := e.commitGroupChangeLocked(ctx, old, g, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // groupTargetsLocked lists the devices a group message goes to: every

@@ -676,3 +676,67 @@ func TestGroupSendSplitsFanout(t *testing.T) {
 		t.Fatalf("%d sends", len(c.sends))
 	}
 }
+
+// TestGroupCompanionLinkedLater: a companion linked after the group was
+// made learns the group from its own account's devices, gets the members'
+// new chains (its arrival changes their device sets), and takes part.
+func TestGroupCompanionLinkedLater(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a := newDevice(t, tr, "alice")
+	b := newDevice(t, tr, "bob")
+	for _, d := range []*device{a, b} {
+		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
+			t.Fatal(err)
+		}
+		d.run()
+	}
+	gid, err := a.eng.CreateGroup(ctx, "early", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, b, gid, "known", func(Group) bool { return true })
+	if _, err := b.eng.SendGroupText(ctx, gid, "before the browser"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitMessage(gid, "before the browser")
+
+	a2 := newDevice(t, tr, "alice-browser")
+	linkCompanion(t, a, a2, "Alice's browser")
+	a2.run()
+	if _, err := a.eng.SendGroupText(ctx, gid, "the phone greets the browser"); err != nil {
+		t.Fatal(err)
+	}
+	g := waitGroup(t, a2, gid, "admin", func(g Group) bool { return g.Admin })
+	if g.Version != 2 || !g.Member {
+		t.Fatalf("the companion sees %+v", g)
+	}
+	a2.waitMessage(gid, "the phone greets the browser")
+	if _, err := b.eng.SendGroupText(ctx, gid, "bob sees a new device"); err != nil {
+		t.Fatal(err)
+	}
+	a2.waitMessage(gid, "bob sees a new device")
+	if _, err := a2.eng.SendGroupText(ctx, gid, "from the browser"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitMessage(gid, "from the browser")
+	a.waitMessage(gid, "from the browser")
+	// The companion, an admin now, changes the group with the phone off.
+	a.stop()
+	c := newDevice(t, tr, "carol")
+	if err := c.eng.CreateAccount(ctx, "carol", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	c.run()
+	if err := a2.eng.AddMember(ctx, gid, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{c, b} {
+		waitGroup(t, d, gid, "carol a member", func(g Group) bool { return slices.Contains(g.Members, "carol") })
+	}
+	if _, err := b.eng.SendGroupText(ctx, gid, "hi carol"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitMessage(gid, "hi carol")
+	a2.waitMessage(gid, "hi carol")
+}
