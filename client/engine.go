@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
-	"regexp"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -37,13 +36,40 @@ const (
 	opTimeout = 30 * time.Second
 )
 
-// handleRule is the relay's handle rule, checked locally for a clear error.
-var handleRule = regexp.MustCompile(`^[a-z0-9._-]{3,32}$`)
+// handleRule is the relay's handle rule (3–32 of a-z 0-9 . _ -), checked
+// locally for a clear error. A loop, not a regexp: the regexp package
+// alone adds ~100 KB to the browser client.
+var handleRule = nameRule{min: 3, max: 32}
+
+// nameRule accepts min..max bytes of [a-z0-9._-], and A-Z if upper.
+type nameRule struct {
+	min, max int
+	upper    bool
+}
+
+// MatchString reports whether s follows the rule.
+func (r nameRule) MatchString(s string) bool {
+	if len(s) < r.min || len(s) > r.max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || r.upper && c >= 'A' && c <= 'Z'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
 
 // Config configures an Engine.
 type Config struct {
 	Store storage.Store
 	Relay Relay
+	// Device, if set, is this device's identity when the store has none
+	// yet (the browser makes and shows it before any account exists); if
+	// the store has one, they must be the same.
+	Device *identity.Device
 	// Rand is the randomness source (nil: crypto/rand).
 	Rand io.Reader
 	// Now is the clock (nil: time.Now); tests use a fake one for expiry.
@@ -137,9 +163,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	b, err := cfg.Store.Get(ctx, bSelf, keyDevice)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		dev, err := identity.NewDevice(cfg.Rand)
-		if err != nil {
-			return nil, err
+		dev := cfg.Device
+		if dev == nil {
+			if dev, err = identity.NewDevice(cfg.Rand); err != nil {
+				return nil, err
+			}
 		}
 		enc, err := dev.MarshalBinary()
 		if err != nil {
@@ -157,6 +185,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		dev, err := identity.UnmarshalDevice(b)
 		if err != nil {
 			return nil, newError(ErrStorage.Code, err, "the device identity record is corrupt")
+		}
+		if cfg.Device != nil && !cfg.Device.Public().Equal(dev.Public()) {
+			// Two identities for one device would make it a stranger to
+			// its own account; refuse rather than pick one.
+			return nil, newError(ErrStorage.Code, nil, "the engine's stored device identity differs from the one given")
 		}
 		e.dev = dev
 	}
@@ -308,9 +341,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		// Full jitter: a fleet of clients does not reconnect in lockstep
 		// after a relay restart.
-		n, _ := rand.Int(rand.Reader, big.NewInt(int64(backoff)))
 		select {
-		case <-time.After(time.Duration(n.Int64()) + reconnectMin/2):
+		case <-time.After(time.Duration(mrand.Int64N(int64(backoff))) + reconnectMin/2):
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -44,7 +44,6 @@ import (
 	"github.com/parley-im/parley/crypto/senderkey"
 	"github.com/parley-im/parley/crypto/wire"
 	"github.com/parley-im/parley/server/relay/frame"
-	"github.com/parley-im/parley/server/relay/relayclient"
 )
 
 // Buckets. A chain ref is <sender handle>/<sender device hex>/<chain id hex>.
@@ -1074,7 +1073,7 @@ func (e *Engine) groupSendLocked(ctx context.Context, conn Conn, id MessageID, s
 		sctx, cancel := context.WithTimeout(ctx, opTimeout)
 		err := conn.GroupSend(sctx, id, sealed, append(slices.Clone(own), to...))
 		cancel()
-		var stale *relayclient.StaleError
+		var stale *StaleError
 		if errors.As(err, &stale) {
 			return true, nil
 		}

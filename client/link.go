@@ -51,7 +51,7 @@ func (e *Engine) StartLink(ctx context.Context, deviceName string) (*LinkStart, 
 	e.companion, e.companionName = comp, deviceName
 	p := comp.Payload()
 	text := p.String()
-	svg, err := qrSVG(text)
+	svg, err := QRSVG(text)
 	if err != nil {
 		return nil, err
 	}
@@ -444,9 +444,17 @@ func (e *Engine) RevokeDevice(ctx context.Context, deviceID string) error {
 	}
 	var b storage.Batch
 	b.Delete(bSessions, sessionKey(e.acct.Handle, id))
+	// Changes made from now on are sealed under a key the removed device
+	// never gets (statesync.go).
+	acct, err := e.rotateSyncKeyLocked(ctx, &b)
+	if err != nil {
+		return err
+	}
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return storageErr(err)
 	}
+	e.acct = acct
+	e.kickLocked()
 	go e.emit(Event{Type: "devices"})
 	return nil
 }

@@ -7,9 +7,9 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 )
 
-// qrSVG renders text as a QR code in SVG: one path of unit squares, so it
+// QRSVG renders text as a QR code in SVG: one path of unit squares, so it
 // scales crisply and needs no image decoding (and no inline script).
-func qrSVG(text string) (string, error) {
+func QRSVG(text string) (string, error) {
 	q, err := qrcode.New(text, qrcode.Medium)
 	if err != nil {
 		return "", fmt.Errorf("qr: %w", err)

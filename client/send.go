@@ -13,7 +13,6 @@ import (
 	"github.com/parley-im/parley/crypto/pqxdh"
 	"github.com/parley-im/parley/crypto/wire"
 	"github.com/parley-im/parley/server/relay/frame"
-	"github.com/parley-im/parley/server/relay/relayclient"
 )
 
 // maxStaleRetries bounds how often one send refreshes the device lists
@@ -293,7 +292,7 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 			sctx, cancel := context.WithTimeout(ctx, opTimeout)
 			err = conn.Send(sctx, p.ID, frames)
 			cancel()
-			var stale *relayclient.StaleError
+			var stale *StaleError
 			if errors.As(err, &stale) {
 				if attempt+1 >= maxStaleRetries {
 					return newError(ErrRelayRefused.Code, err, "the device lists keep changing; will retry")

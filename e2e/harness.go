@@ -28,6 +28,7 @@ import (
 
 	"github.com/parley-im/parley"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -63,21 +64,31 @@ func startServer(t testing.TB, assets fs.FS) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
-		Assets: assets,
-		Health: st.Ping,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	origin := "http://" + ln.Addr().String()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The relay signs logins to this origin, the one the pages load from.
+	// Several browsers on one loopback address share the per-IP budget,
+	// so it is raised as in the relay's own tests.
+	rl, err := relay.New(st, relay.Config{Origin: origin, Logger: log, IPRate: 1e4, IPBurst: 1e4, RegisterRate: 1e3, RegisterBurst: 1e3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{
+		Assets: assets,
+		Relay:  rl.Handler(),
+		Health: st.Ping,
+		Logger: log,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Serve(ctx, ln, srv, nil) }()
+	go func() { done <- server.Serve(ctx, ln, srv, func(ctx context.Context) { rl.Close(ctx) }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -85,7 +96,7 @@ func startServer(t testing.TB, assets fs.FS) *Server {
 		}
 		st.Close()
 	})
-	return &Server{URL: "http://" + ln.Addr().String(), DataDir: dir, Store: st}
+	return &Server{URL: origin, DataDir: dir, Store: st}
 }
 
 type testWriter struct{ t testing.TB }

@@ -77,6 +77,10 @@ func version() string {
 // and exposed to every tab with forward(name); events go out with b.emit.
 var startEngine func(st storage.Store, dev *identity.Device, b *bus) (stop func())
 
+// apiHooks add API methods (the engine's, engine.go) once the bus and the
+// api/forward helpers exist.
+var apiHooks []func(b *bus, api func(string, func([]js.Value) (any, error)), forward func(string))
+
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).
 var testHooks []func(c *client, parley js.Value)
 
@@ -140,6 +144,9 @@ func main() {
 	forward("deviceFingerprint")
 	forward("lock")
 	forward("setIdleLock")
+	for _, h := range apiHooks {
+		h(b, api, forward)
+	}
 	api("setLock", func(args []js.Value) (any, error) {
 		opts := one(args)
 		if opts.Type() == js.TypeObject && opts.Get("passkey").Truthy() {
@@ -269,6 +276,15 @@ func (c *client) stateLocked() map[string]any {
 	if c.dev != nil {
 		// No account exists until one is created or this device is linked.
 		st["deviceId"] = c.dev.ID.String()
+	}
+	if es := host.status(); es != nil && c.status == "new" {
+		st["status"] = es.Status // new, ready or revoked
+		st["online"] = es.Online
+		st["expired"] = es.Expired
+		if es.Handle != "" {
+			st["handle"] = es.Handle
+		}
+		st["primary"] = es.Primary
 	}
 	return st
 }

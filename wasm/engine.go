@@ -1,0 +1,379 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall/js"
+
+	"github.com/hack-pad/safejs"
+
+	engine "github.com/parley-im/parley/client"
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/identity"
+)
+
+// This file plugs the messenger engine (client/) into the owner tab
+// through the startEngine seam, and registers the engine half of the
+// window.parley API (README, "The browser API"). Every method runs in the
+// owner tab; views reach it over the bus.
+
+// maxFileBytes bounds sendFile before the bytes cross tabs; the engine has
+// its own attachment limit and reports it precisely.
+const maxFileBytes = 64 << 20
+
+// engineHost holds the running engine.
+type engineHost struct {
+	mu     sync.Mutex
+	eng    *engine.Engine
+	cancel context.CancelFunc
+	err    error // why the engine could not start
+}
+
+var host engineHost
+
+func (h *engineHost) get() (*engine.Engine, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.eng == nil {
+		if h.err != nil {
+			return nil, h.err
+		}
+		return nil, newAPIError(errStoreLocked.Code, "%s", errStoreLocked.Message)
+	}
+	return h.eng, nil
+}
+
+// status is the engine's part of state(): nil when no engine runs.
+func (h *engineHost) status() *engine.Status {
+	h.mu.Lock()
+	e := h.eng
+	h.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	st := e.Status()
+	return &st
+}
+
+func init() {
+	startEngine = func(st storage.Store, dev *identity.Device, b *bus) func() {
+		origin := js.Global().Get("location").Get("origin").String()
+		ctx, cancel := context.WithCancel(context.Background())
+		eng, err := engine.Open(ctx, engine.Config{
+			Store:  st,
+			Relay:  newBrowserRelay(origin),
+			Device: dev,
+			OnEvent: func(ev engine.Event) {
+				b.emit(ev.Type, toJS(ev))
+			},
+			Logger: slog.New(consoleHandler{}),
+		})
+		host.mu.Lock()
+		host.eng, host.cancel, host.err = eng, cancel, nil
+		if err != nil {
+			host.eng, host.err = nil, toAPIError(err)
+		}
+		host.mu.Unlock()
+		if err != nil {
+			cancel()
+			return func() {}
+		}
+		go runEngine(ctx, eng, b)
+		return func() {
+			cancel()
+			host.mu.Lock()
+			host.eng, host.cancel = nil, nil
+			host.mu.Unlock()
+		}
+	}
+	apiHooks = append(apiHooks, registerEngineAPI)
+}
+
+// runEngine keeps the engine connected while it has an account. Before an
+// account exists it waits for createAccount or a link to finish.
+func runEngine(ctx context.Context, eng *engine.Engine, b *bus) {
+	for ctx.Err() == nil {
+		err := eng.Run(ctx)
+		if errors.Is(err, engine.ErrNoAccount) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-accountReady:
+			}
+			continue
+		}
+		if errors.Is(err, engine.ErrRevoked) {
+			b.emit("state", js.ValueOf(map[string]any{"status": "revoked"}))
+			return
+		}
+		return
+	}
+}
+
+// accountReady wakes runEngine when an account appears on this device.
+var accountReady = make(chan struct{}, 1)
+
+func signalAccount() {
+	select {
+	case accountReady <- struct{}{}:
+	default:
+	}
+}
+
+// toJS turns a Go value into a plain JS value through JSON (the engine's
+// types carry json tags: the same names the README documents).
+func toJS(v any) js.Value {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return js.Null()
+	}
+	return js.Global().Get("JSON").Call("parse", string(b))
+}
+
+// toAPIError keeps the engine's {code, message}.
+func toAPIError(err error) error {
+	var ce *engine.Error
+	if errors.As(err, &ce) {
+		return &apiError{Code: ce.Code, Message: ce.Message}
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &apiError{Code: "internal", Message: err.Error()}
+}
+
+func str(args []js.Value, i int) string {
+	if i < len(args) && args[i].Type() == js.TypeString {
+		return args[i].String()
+	}
+	return ""
+}
+
+// registerEngineAPI adds the engine's methods: handlers in the owner and
+// forwarders in every tab.
+func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), forward func(string)) {
+	type fn func(ctx context.Context, e *engine.Engine, args []js.Value) (any, error)
+	method := func(name string, f fn) {
+		b.handle(name, func(ctx context.Context, _ string, args []js.Value) (any, error) {
+			e, err := host.get()
+			if err != nil {
+				return nil, err
+			}
+			v, err := f(ctx, e, args)
+			if err != nil {
+				return nil, toAPIError(err)
+			}
+			if v == nil {
+				return js.Undefined(), nil
+			}
+			if jv, ok := v.(js.Value); ok {
+				return jv, nil
+			}
+			return toJS(v), nil
+		})
+		forward(name)
+	}
+
+	method("createAccount", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		if err := e.CreateAccount(ctx, str(a, 0), str(a, 1)); err != nil {
+			return nil, err
+		}
+		signalAccount()
+		return e.Status(), nil
+	})
+	method("startLink", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return e.StartLink(ctx, str(a, 0))
+	})
+	method("waitLinked", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		handle, err := e.WaitLinked(ctx)
+		if err != nil {
+			return nil, err
+		}
+		signalAccount()
+		return map[string]string{"handle": handle, "deviceId": e.Device().ID.String()}, nil
+	})
+	method("approveLink", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return e.ApproveLink(ctx, strings.TrimSpace(str(a, 0)))
+	})
+	method("confirmLink", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.ConfirmLink(ctx, str(a, 0))
+	})
+	method("cancelLink", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.CancelLink(str(a, 0))
+	})
+	method("send", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		to, text := str(a, 0), str(a, 1)
+		var id string
+		var err error
+		if strings.HasPrefix(to, "g:") {
+			id, err = e.SendGroupText(ctx, to, text)
+		} else {
+			id, err = e.SendText(ctx, to, text)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"id": id}, nil
+	})
+	method("chats", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		c, err := e.Chats(ctx)
+		if c == nil && err == nil {
+			c = []engine.Chat{}
+		}
+		return c, err
+	})
+	method("messages", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		var before string
+		limit := 50
+		if len(a) > 1 && a[1].Type() == js.TypeObject {
+			if v := a[1].Get("before"); v.Type() == js.TypeString {
+				before = v.String()
+			}
+			if v := a[1].Get("limit"); v.Type() == js.TypeNumber {
+				limit = v.Int()
+			}
+		}
+		m, err := e.Messages(ctx, str(a, 0), before, limit)
+		if m == nil && err == nil {
+			m = []engine.Message{}
+		}
+		return m, err
+	})
+	method("markRead", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.MarkRead(ctx, str(a, 0))
+	})
+	method("devices", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return e.Devices(ctx, true)
+	})
+	method("revokeDevice", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.RevokeDevice(ctx, str(a, 0))
+	})
+	method("reattest", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.Reattest(ctx)
+	})
+	method("safetyNumber", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		sn, err := e.SafetyNumber(ctx, str(a, 0))
+		if err != nil {
+			return nil, err
+		}
+		svg, err := engine.QRSVG(string(sn.QR))
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"digits": sn.Grouped(), "qrSvg": svg}, nil
+	})
+	method("acknowledgeSafetyNumber", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.AcknowledgeSafetyNumber(ctx, str(a, 0))
+	})
+	method("createGroup", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		var members []string
+		if len(a) > 1 && a[1].Type() == js.TypeObject {
+			for i := 0; i < a[1].Length() && i < 256; i++ {
+				members = append(members, a[1].Index(i).String())
+			}
+		}
+		id, err := e.CreateGroup(ctx, str(a, 0), members)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"id": id}, nil
+	})
+	method("addMember", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.AddMember(ctx, str(a, 0), str(a, 1))
+	})
+	method("removeMember", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.RemoveMember(ctx, str(a, 0), str(a, 1))
+	})
+	method("groups", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		g, err := e.Groups(ctx)
+		if g == nil && err == nil {
+			g = []engine.Group{}
+		}
+		return g, err
+	})
+	// sendFileData takes the bytes the calling tab read from a File.
+	method("sendFileData", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		if len(a) < 2 || a[1].Type() != js.TypeObject {
+			return nil, newAPIError(codeInvalid, "sendFile(to, file)")
+		}
+		o := a[1]
+		data, err := bytesFromJS(safeValue(o.Get("data")))
+		if err != nil {
+			return nil, newAPIError(codeInvalid, "file data: %v", err)
+		}
+		f := engine.File{Name: o.Get("name").String(), Type: o.Get("type").String(), Data: data}
+		id, err := e.SendAttachment(ctx, str(a, 0), f)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"id": id}, nil
+	})
+	// sendFile(to, file) reads the File or Blob in the calling tab, then
+	// hands the bytes to the owner (structured clone of the buffer).
+	api("sendFile", func(args []js.Value) (any, error) {
+		if len(args) < 2 || args[1].Type() != js.TypeObject || args[1].Get("arrayBuffer").Type() != js.TypeFunction {
+			return nil, newAPIError(codeInvalid, "sendFile(to, file) takes a File or Blob")
+		}
+		f := args[1]
+		if f.Get("size").Int() > maxFileBytes {
+			return nil, newAPIError("too_large", "the file is larger than %d MiB", maxFileBytes>>20)
+		}
+		buf, err := Await(safeValue(f.Call("arrayBuffer")))
+		if err != nil {
+			return nil, err
+		}
+		o := js.Global().Get("Object").New()
+		o.Set("data", safejs.Unsafe(buf))
+		name := f.Get("name")
+		if name.Type() != js.TypeString {
+			name = js.ValueOf("file")
+		}
+		o.Set("name", name)
+		o.Set("type", f.Get("type"))
+		return b.call("sendFileData", []js.Value{args[0], o})
+	})
+	// fileURL(messageId) decrypts an attachment in the owner and returns an
+	// object URL in the calling tab (revoke it with URL.revokeObjectURL).
+	api("fileURL", func(args []js.Value) (any, error) {
+		data, err := b.call("fileData", args)
+		if err != nil {
+			return nil, err
+		}
+		blob := js.Global().Get("Blob").New([]any{data})
+		return js.Global().Get("URL").Call("createObjectURL", blob), nil
+	})
+	method("fileData", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		data, err := e.FetchAttachment(ctx, str(a, 0))
+		if err != nil {
+			return nil, err
+		}
+		return safejs.Unsafe(bytesToJS(data)), nil
+	})
+}
+
+// consoleHandler sends the engine's operational logs to the browser
+// console (warnings and info only: the e2e harness treats console errors
+// as failures, and the engine never logs secrets or plaintext).
+type consoleHandler struct{ attrs []slog.Attr }
+
+func (consoleHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h consoleHandler) Handle(_ context.Context, r slog.Record) error {
+	var sb strings.Builder
+	sb.WriteString("parley: ")
+	sb.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		sb.WriteString(" " + a.Key + "=" + a.Value.String())
+		return true
+	})
+	js.Global().Get("console").Call("warn", sb.String())
+	return nil
+}
+func (h consoleHandler) WithAttrs(as []slog.Attr) slog.Handler { return consoleHandler{append(h.attrs, as...)} }
+func (h consoleHandler) WithGroup(string) slog.Handler         { return h }

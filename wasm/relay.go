@@ -1,0 +1,433 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"github.com/hack-pad/safejs"
+
+	engine "github.com/parley-im/parley/client"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/server/relay/frame"
+)
+
+// The engine's relay transport in the browser: fetch for the HTTP calls and
+// the browser's WebSocket for the device socket, speaking PROTOCOL.md §10
+// exactly as relayclient does natively. It exists because net/http (which
+// coder/websocket and relayclient need) would add about 1.7 MB of brotli'd
+// wasm; the browser already has both.
+
+// Socket limits, as in relayclient.
+const (
+	envelopeBuffer = 64
+	// maxHTTPBody bounds what a relay HTTP answer may make us buffer.
+	maxHTTPBody = 64 << 20
+)
+
+type browserRelay struct{ origin string }
+
+func newBrowserRelay(origin string) engine.Relay { return &browserRelay{origin: origin} }
+
+func (r *browserRelay) Origin() string { return r.origin }
+
+// fetchBytes does one HTTP request and returns the body; a refusal becomes
+// a *frame.RelayError with the relay's code, mapped by the engine.
+func fetchBytes(ctx context.Context, method, url string, body []byte, contentType string) ([]byte, error) {
+	init := map[string]any{"method": method, "cache": "no-store", "credentials": "omit"}
+	ac := js.Global().Get("AbortController").New()
+	init["signal"] = ac.Get("signal")
+	if body != nil {
+		init["body"] = safejs.Unsafe(bytesToJS(body))
+		init["headers"] = map[string]any{"Content-Type": contentType}
+	}
+	stop := context.AfterFunc(ctx, func() { ac.Call("abort") })
+	defer stop()
+	resp, err := Await(safeValue(js.Global().Call("fetch", url, init)))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("relay unreachable: %w", err)
+	}
+	buf, err := Await(safeValue(safejs.Unsafe(resp).Call("arrayBuffer")))
+	if err != nil {
+		return nil, fmt.Errorf("relay answer: %w", err)
+	}
+	b, err := bytesFromJS(buf)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxHTTPBody {
+		return nil, errors.New("relay answer too large")
+	}
+	status := safejs.Unsafe(resp).Get("status").Int()
+	if status >= 300 {
+		var e struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(b, &e)
+		c, ok := frame.ParseCode(e.Code)
+		if !ok {
+			c = frame.CodeInternal
+		}
+		return nil, &frame.RelayError{Code: c, Message: e.Message}
+	}
+	return b, nil
+}
+
+type accountAnswer struct {
+	AccountKey []byte `json:"account_key"`
+	DeviceList []byte `json:"device_list"`
+}
+
+func jsonBytes(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func (r *browserRelay) Register(ctx context.Context, handle string, list []byte) error {
+	_, err := fetchBytes(ctx, "POST", r.origin+"/v1/accounts", jsonBytes(map[string]any{"handle": handle, "device_list": list}), "application/json")
+	return engine.MapRelayErr(err)
+}
+
+func (r *browserRelay) Publish(ctx context.Context, handle string, list []byte) error {
+	_, err := fetchBytes(ctx, "PUT", r.origin+"/v1/accounts/"+handle+"/devices", jsonBytes(map[string]any{"device_list": list}), "application/json")
+	return engine.MapRelayErr(err)
+}
+
+func (r *browserRelay) Account(ctx context.Context, handle string) ([]byte, []byte, error) {
+	b, err := fetchBytes(ctx, "GET", r.origin+"/v1/accounts/"+handle, nil, "")
+	if err != nil {
+		return nil, nil, engine.MapRelayErr(err)
+	}
+	var a accountAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, nil, fmt.Errorf("relay account answer: %w", err)
+	}
+	return a.AccountKey, a.DeviceList, nil
+}
+
+func (r *browserRelay) PutLink(ctx context.Context, id []byte, slot int, data []byte) error {
+	_, err := fetchBytes(ctx, "PUT", fmt.Sprintf("%s/v1/link/%s/%d", r.origin, hex.EncodeToString(id), slot), data, "application/octet-stream")
+	return engine.MapRelayErr(err)
+}
+
+func (r *browserRelay) GetLink(ctx context.Context, id []byte, slot int, wait time.Duration) ([]byte, error) {
+	b, err := fetchBytes(ctx, "GET", fmt.Sprintf("%s/v1/link/%s/%d?wait=%d", r.origin, hex.EncodeToString(id), slot, int(wait/time.Second)), nil, "")
+	return b, engine.MapRelayErr(err)
+}
+
+func (r *browserRelay) PutBlob(ctx context.Context, id [16]byte, data []byte) error {
+	_, err := fetchBytes(ctx, "PUT", r.origin+"/v1/blobs/"+hex.EncodeToString(id[:]), data, "application/octet-stream")
+	return engine.MapRelayErr(err)
+}
+
+func (r *browserRelay) GetBlob(ctx context.Context, id [16]byte) ([]byte, error) {
+	b, err := fetchBytes(ctx, "GET", r.origin+"/v1/blobs/"+hex.EncodeToString(id[:]), nil, "")
+	return b, engine.MapRelayErr(err)
+}
+
+// ---- the device socket ----
+
+type browserConn struct {
+	ws    js.Value
+	funcs []js.Func
+
+	envs   chan *frame.Envelope
+	low    chan frame.Stock
+	done   chan struct{}
+	ready  frame.Ready
+	frames chan frame.Frame // before Ready: challenge and the auth answer
+
+	mu     sync.Mutex
+	err    error
+	closed bool
+	next   uint32
+	waits  map[uint32]chan frame.Frame
+}
+
+func wsURL(origin string) string {
+	switch {
+	case strings.HasPrefix(origin, "https://"):
+		return "wss://" + strings.TrimPrefix(origin, "https://") + "/v1/ws"
+	default:
+		return "ws://" + strings.TrimPrefix(origin, "http://") + "/v1/ws"
+	}
+}
+
+// Connect opens the socket and answers the relay's challenge by signing
+// (challenge, origin, time, handle, device id) with the device key.
+func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity.Device) (engine.Conn, error) {
+	c := &browserConn{
+		envs:   make(chan *frame.Envelope, envelopeBuffer),
+		low:    make(chan frame.Stock, 4),
+		done:   make(chan struct{}),
+		frames: make(chan frame.Frame, 2),
+		waits:  map[uint32]chan frame.Frame{},
+	}
+	c.ws = js.Global().Get("WebSocket").New(wsURL(r.origin), frame.Subprotocol)
+	c.ws.Set("binaryType", "arraybuffer")
+	on := func(name string, fn func(js.Value)) {
+		f := js.FuncOf(func(_ js.Value, args []js.Value) any {
+			fn(args[0])
+			return nil
+		})
+		c.funcs = append(c.funcs, f)
+		c.ws.Set(name, f)
+	}
+	authed := false
+	on("onmessage", func(ev js.Value) {
+		data := ev.Get("data")
+		if !data.InstanceOf(js.Global().Get("ArrayBuffer")) {
+			c.finish(errors.New("relay sent a text message"))
+			return
+		}
+		b, _ := bytesFromJS(safeValue(data))
+		f, err := frame.Decode(b)
+		if err != nil {
+			c.finish(fmt.Errorf("relay frame: %w", err))
+			c.ws.Call("close", 1002, "bad frame")
+			return
+		}
+		if !authed {
+			if _, ok := f.(*frame.Ready); ok {
+				authed = true
+			}
+			select {
+			case c.frames <- f:
+			default:
+			}
+			return
+		}
+		c.dispatch(f)
+	})
+	on("onclose", func(ev js.Value) {
+		code := ev.Get("code").Int()
+		err := errors.New("relay connection closed")
+		if code >= 4000 {
+			// The relay closes with CloseBase+code after an Error frame.
+			err = &frame.RelayError{Code: frame.Code(code - 4000), Message: ev.Get("reason").String()}
+		}
+		c.finish(err)
+	})
+	on("onerror", func(js.Value) {}) // onclose follows with the reason
+
+	wait := func() (frame.Frame, error) {
+		select {
+		case f := <-c.frames:
+			return f, nil
+		case <-c.done:
+			return nil, c.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f, err := wait()
+	if err != nil {
+		c.Close()
+		return nil, engine.MapRelayErr(err)
+	}
+	ch, ok := f.(*frame.Challenge)
+	if !ok {
+		c.Close()
+		return nil, errors.New("relay did not send a challenge")
+	}
+	auth := &frame.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(time.Now().UnixMilli())}
+	sig := dev.Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, r.origin, auth.Timestamp, handle, dev.ID))
+	copy(auth.Sig[:], sig)
+	c.write(frame.Encode(auth))
+	if f, err = wait(); err != nil {
+		c.Close()
+		return nil, engine.MapRelayErr(err)
+	}
+	switch f := f.(type) {
+	case *frame.Ready:
+		c.ready = *f
+		return c, nil
+	case *frame.Error:
+		c.Close()
+		return nil, engine.MapRelayErr(&frame.RelayError{Code: f.Code, Message: f.Message})
+	}
+	c.Close()
+	return nil, errors.New("relay did not confirm the login")
+}
+
+func (c *browserConn) write(b []byte) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return fmt.Errorf("relay connection closed: %w", c.Err())
+	}
+	c.ws.Call("send", safejs.Unsafe(bytesToJS(b)))
+	return nil
+}
+
+func (c *browserConn) dispatch(f frame.Frame) {
+	switch f := f.(type) {
+	case *frame.Envelope:
+		select {
+		case c.envs <- f:
+		case <-c.done:
+		}
+	case *frame.LowStock:
+		select {
+		case c.low <- f.Stock:
+		default:
+		}
+	case *frame.Error:
+		if f.Req == 0 {
+			c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
+			return
+		}
+		c.deliver(f.Req, f)
+	case *frame.OK:
+		c.deliver(f.Req, f)
+	case *frame.Stale:
+		c.deliver(f.Req, f)
+	case *frame.Bundle:
+		c.deliver(f.Req, f)
+	case *frame.BlobID:
+		c.deliver(f.Req, f)
+	}
+}
+
+func (c *browserConn) deliver(req uint32, f frame.Frame) {
+	c.mu.Lock()
+	ch := c.waits[req]
+	delete(c.waits, req)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- f
+	}
+}
+
+func (c *browserConn) finish(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed, c.err = true, err
+	for id, ch := range c.waits {
+		close(ch)
+		delete(c.waits, id)
+	}
+	close(c.done)
+}
+
+func (c *browserConn) request(ctx context.Context, build func(req uint32) frame.Frame) (frame.Frame, error) {
+	c.mu.Lock()
+	if c.closed {
+		err := c.err
+		c.mu.Unlock()
+		return nil, fmt.Errorf("relay connection closed: %w", err)
+	}
+	c.next++
+	if c.next == 0 {
+		c.next = 1
+	}
+	req := c.next
+	ch := make(chan frame.Frame, 1)
+	c.waits[req] = ch
+	c.mu.Unlock()
+	if err := c.write(frame.Encode(build(req))); err != nil {
+		return nil, err
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("relay connection closed: %w", c.Err())
+		}
+		switch f := f.(type) {
+		case *frame.Error:
+			return nil, &frame.RelayError{Code: f.Code, Message: f.Message}
+		case *frame.Stale:
+			return nil, &engine.StaleError{Accounts: f.Accounts}
+		}
+		return f, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.waits, req)
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+func (c *browserConn) Envelopes() <-chan *frame.Envelope { return c.envs }
+func (c *browserConn) LowStock() <-chan frame.Stock      { return c.low }
+func (c *browserConn) Stock() frame.Stock                { return c.ready.Stock }
+func (c *browserConn) Done() <-chan struct{}             { return c.done }
+
+func (c *browserConn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *browserConn) Ack(ctx context.Context, seqs ...uint64) error {
+	for len(seqs) > 0 {
+		n := min(len(seqs), frame.MaxAcks)
+		if err := c.write(frame.Encode(&frame.Ack{Seqs: seqs[:n]})); err != nil {
+			return err
+		}
+		seqs = seqs[n:]
+	}
+	return nil
+}
+
+func (c *browserConn) Send(ctx context.Context, id [16]byte, to []frame.Sealed) error {
+	_, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Send{Req: req, MessageID: id, To: to} })
+	return err
+}
+
+func (c *browserConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []frame.Addr) error {
+	_, err := c.request(ctx, func(req uint32) frame.Frame {
+		return &frame.GroupSend{Req: req, MessageID: id, Payload: payload, To: to}
+	})
+	return err
+}
+
+func (c *browserConn) Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error) {
+	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Fetch{Req: req, Of: of} })
+	if err != nil {
+		return nil, err
+	}
+	return f.(*frame.Bundle), nil
+}
+
+func (c *browserConn) UploadPrekeys(ctx context.Context, p frame.Prekeys) error {
+	_, err := c.request(ctx, func(req uint32) frame.Frame { p.Req = req; return &p })
+	return err
+}
+
+func (c *browserConn) ReserveBlob(ctx context.Context) (*frame.BlobID, error) {
+	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.BlobReserve{Req: req} })
+	if err != nil {
+		return nil, err
+	}
+	return f.(*frame.BlobID), nil
+}
+
+// Close closes the socket and releases its callbacks.
+func (c *browserConn) Close() error {
+	c.finish(errors.New("closed"))
+	c.ws.Call("close", 1000)
+	for _, f := range c.funcs {
+		defer f.Release()
+	}
+	c.ws.Set("onmessage", js.Null())
+	c.ws.Set("onclose", js.Null())
+	c.ws.Set("onerror", js.Null())
+	return nil
+}
