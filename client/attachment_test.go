@@ -369,3 +369,54 @@ func TestHistoryAtLink(t *testing.T) {
 		t.Fatalf("chat bob after going online: %d messages", len(msgs))
 	}
 }
+
+// The relay's per-account blob quota surfaces as ErrBlobQuota.
+func TestAttachmentQuota(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) { c.BlobQuota = 3 << 20 })
+	ctx := ctxT(t)
+	a := newAccount(t, tr, "alice", "alice")
+	newAccount(t, tr, "bob", "bob")
+	if _, err := a.eng.SendAttachment(ctx, "bob", File{Name: "one", Data: make([]byte, 2<<20)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.eng.SendAttachment(ctx, "bob", File{Name: "two", Data: make([]byte, 2<<20)}); !errors.Is(err, ErrBlobQuota) {
+		t.Fatalf("over the quota: %v", err)
+	}
+}
+
+// A history bundle the relay alters is refused and reported; the link
+// itself stands and the companion starts empty, then works.
+func TestHistoryTamperedLinkStands(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1 := newAccount(t, tr, "alice-phone", "alice")
+	bob := newAccount(t, tr, "bob", "bob")
+	if _, err := bob.eng.SendText(ctx, "alice", "before the link"); err != nil {
+		t.Fatal(err)
+	}
+	a1.waitMessage("bob", "before the link")
+
+	a2 := newDevice(t, tr, "alice-browser")
+	a2.stop()
+	tamper := &tamperRelay{Relay: a2.relay, mode: "flip"}
+	a2.relay = tamper
+	a2.start()
+	linkCompanion(t, a1, a2, "Alice's browser")
+	if msgs, _ := a2.eng.Messages(ctx, "bob", "", 0); len(msgs) != 0 {
+		t.Fatalf("a tampered history left %d messages", len(msgs))
+	}
+	reported := false
+	a2.mu.Lock()
+	for _, ev := range a2.events {
+		reported = reported || (ev.Type == "error" && ev.Code == ErrTampered.Code)
+	}
+	a2.mu.Unlock()
+	if !reported {
+		t.Fatal("the refused history was not reported")
+	}
+	a2.run()
+	if _, err := bob.eng.SendText(ctx, "alice", "after the link"); err != nil {
+		t.Fatal(err)
+	}
+	a2.waitMessage("bob", "after the link")
+}

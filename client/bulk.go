@@ -124,6 +124,10 @@ var ErrTampered = &Error{Code: "attachment_tampered", Message: "the encrypted fi
 // has: blobs expire 30 days after upload (or the relay lost them).
 var ErrAttachmentGone = &Error{Code: "attachment_unavailable", Message: "the file is no longer on the relay (files are kept 30 days)"}
 
+// ErrBlobQuota reports that the relay refused an upload because the
+// account's unexpired blobs would exceed its quota.
+var ErrBlobQuota = &Error{Code: "quota_exceeded", Message: "the account's file storage on the relay is full; space frees up as files expire after 30 days"}
+
 // blobRef points to one encrypted bulk object on the relay.
 type blobRef struct {
 	ChunkSize uint32
@@ -327,6 +331,10 @@ func (e *Engine) uploadBulk(ctx context.Context, conn Conn, label string, pt []b
 			return nil, err
 		}
 		if err := e.cfg.Relay.PutBlob(ctx, id, blob); err != nil {
+			var re *frame.RelayError
+			if errors.As(err, &re) && re.Code == frame.CodeQuota {
+				return nil, newError(ErrBlobQuota.Code, err, "%s", ErrBlobQuota.Message)
+			}
 			return nil, err
 		}
 		ids = append(ids, id)
