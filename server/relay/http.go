@@ -258,6 +258,14 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 		}
 		wait = min(time.Duration(n)*time.Second, maxLinkWait)
 	}
+	ip := clientIP(req)
+	if wait > 0 {
+		if !r.links.enter(ip) {
+			r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many link long-polls from this address")
+			return
+		}
+		defer r.links.leave(ip)
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	var poll <-chan time.Time
@@ -304,14 +312,39 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// maxLinkWaitersPerIP bounds one address's concurrent long-polls, so one
+// client cannot take the whole maxLinkWaiters budget.
+const maxLinkWaitersPerIP = 32
+
 // linkWaiters wakes long-polls when their slot is written.
 type linkWaiters struct {
-	mu sync.Mutex
-	m  map[string][]chan struct{}
-	n  int
+	mu    sync.Mutex
+	m     map[string][]chan struct{}
+	n     int
+	perIP map[string]int
 }
 
-func newLinkWaiters() *linkWaiters { return &linkWaiters{m: make(map[string][]chan struct{})} }
+func newLinkWaiters() *linkWaiters {
+	return &linkWaiters{m: make(map[string][]chan struct{}), perIP: make(map[string]int)}
+}
+
+func (l *linkWaiters) enter(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perIP[ip] >= maxLinkWaitersPerIP {
+		return false
+	}
+	l.perIP[ip]++
+	return true
+}
+
+func (l *linkWaiters) leave(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
 
 func (l *linkWaiters) watch(key string) (chan struct{}, bool) {
 	l.mu.Lock()

@@ -694,6 +694,22 @@ func TestLinkChannel(t *testing.T) {
 	if err := relayclient.PutLink(ctx(t), tr.origin, id, 3, make([]byte, 65<<10)); httpCode(err) != "too_large" {
 		t.Fatalf("oversize: %v", err)
 	}
+	// One address cannot hold more than its share of long-polls.
+	var wg sync.WaitGroup
+	lctx, cancel := context.WithCancel(context.Background())
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			relayclient.GetLink(lctx, tr.origin, bytes.Repeat([]byte{byte(100 + i)}, 16), 0, 20*time.Second)
+		}()
+	}
+	waitFor(t, func() bool {
+		_, err := relayclient.GetLink(ctx(t), tr.origin, id, 5, time.Second)
+		return httpCode(err) == "rate_limited"
+	})
+	cancel()
+	wg.Wait()
 }
 
 func TestBlobs(t *testing.T) {
