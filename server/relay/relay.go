@@ -173,6 +173,9 @@ const (
 	// deleteQueue is the depth of the batched-delete channel; when full,
 	// ack processing waits, which throttles the acking socket.
 	deleteQueue = 4096
+	// closeGrace is how long Close still waits for close handshakes after
+	// its context ended, so sockets get their going-away code.
+	closeGrace = time.Second
 	// maxThrottle is the longest a socket's reader waits on its rate limit
 	// before the frame is refused with rate_limited instead.
 	maxThrottle = time.Second
@@ -382,7 +385,15 @@ func (r *Relay) Close(ctx context.Context) error {
 		r.cancelBase()
 		return nil
 	case <-ctx.Done():
-		// Sockets still in their handshake or close: cut them.
+		// Give close handshakes already started a moment even when the
+		// caller's time is up (http.Server.Shutdown may have used it all
+		// waiting for link long-polls), then cut what is left.
+		t := time.NewTimer(closeGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		}
 		r.cancelBase()
 		return ctx.Err()
 	}
