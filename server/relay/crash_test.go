@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/parley-im/parley/server/relay/relayclient"
 )
 
@@ -221,5 +222,51 @@ func TestCrashDuringBurst(t *testing.T) {
 			}
 		}
 		t.Logf("bob/%d: %d acked before the kill, %d delivered after restart (%d attempted)", i, len(acked), len(got), len(attempted))
+	}
+}
+
+// TestGracefulShutdown: SIGTERM to the real binary closes device sockets
+// with going-away, and acked deletes are flushed before it exits.
+func TestGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	addr, data := freeAddr(t), t.TempDir()
+	p := startServer(t, addr, data)
+	tr := &testRelay{origin: p.origin}
+	alice := tr.register(t, "alice", 1)
+	bob := tr.register(t, "bob", 1)
+	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.devs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+			t.Fatal(err)
+		}
+		b.Ack(ctx(t), recv(t, b).Seq)
+	}
+	time.Sleep(100 * time.Millisecond) // let the relay read the last ack
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	for _, c := range []*relayclient.Client{a, b} {
+		if err := waitClosed(t, c, 5*time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("socket ended with %v, want going away", err)
+		}
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("server exit: %v", err)
+	}
+	p = startServer(t, addr, data)
+	b, err = relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Ready.Queued != 0 {
+		t.Fatalf("%d acked envelopes survived a graceful shutdown", b.Ready.Queued)
 	}
 }
