@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,13 @@ func TestRegisterAndFetchAccount(t *testing.T) {
 	}
 	if _, err := relayclient.GetAccount(ctx(t), tr.origin, "bob"); httpCode(err) != "unknown_account" {
 		t.Fatalf("refused registration left an account: %v", err)
+	}
+	// A list claiming more devices than crypto/devicelist allows (the
+	// count follows version, account key, list version and timestamp).
+	over := newUser(t, "bob", 1).signed(t)
+	binary.BigEndian.PutUint32(over[1+32+8+8:], 17)
+	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", over); httpCode(err) != "too_many_devices" {
+		t.Fatalf("17 devices: %v", err)
 	}
 	// Oversize and malformed bodies.
 	resp, err := http.Post(tr.origin+"/v1/accounts", "application/json", strings.NewReader(`{"handle":"bob","device_list":"`+strings.Repeat("A", 20000)+`"}`))
@@ -378,6 +386,10 @@ func TestStaleDeviceSet(t *testing.T) {
 	// Unknown recipient account.
 	if _, err := a0.Send(ctx(t), msgID(), sealed(frame.Addr{Handle: "carol"}, alice.addr(1), alice.addr(2))); relayCode(err) != frame.CodeUnknownAccount {
 		t.Fatalf("unknown account: %v", err)
+	}
+	// A malformed recipient handle.
+	if _, err := a0.Send(ctx(t), msgID(), sealed(frame.Addr{Handle: "Bad Handle"}, alice.addr(1), alice.addr(2))); relayCode(err) != frame.CodeBadHandle {
+		t.Fatalf("bad handle: %v", err)
 	}
 	// Duplicate device.
 	if _, err := a0.Send(ctx(t), msgID(), sealed(alice.addr(1), alice.addr(1), alice.addr(2))); relayCode(err) != frame.CodeBadRequest {
