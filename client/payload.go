@@ -21,6 +21,11 @@ const (
 	kindText       = 1 // body: UTF-8 text
 	kindReceipt    = 2 // body: u8 status, count, message ids
 	kindAttachment = 8 // body: attachmentBody (attachment.go, PROTOCOL.md §14.4)
+	// State sync, own devices only (statesync.go, PROTOCOL.md §14.5).
+	kindSyncMutation = 16 // body: sealed state-sync changes
+	kindSyncSnapshot = 17 // body: one sealed part of a state-sync snapshot
+	kindSyncRequest  = 18 // body: a snapshot request
+	kindSyncKey      = 19 // body: a new state-sync key, from the primary
 	// Groups (group.go, PROTOCOL.md §14.6).
 	kindGroupState = 24 // body: a signed group state
 	kindSenderKey  = 25 // body: a senderkey.Distribution
@@ -80,6 +85,7 @@ func unmarshalPayload(b []byte) (*payload, error) {
 	}
 	switch p.Kind {
 	case kindText, kindReceipt, kindAttachment:
+	case kindSyncMutation, kindSyncSnapshot, kindSyncRequest, kindSyncKey:
 	case kindGroupState, kindSenderKey:
 	default:
 		return nil, fmt.Errorf("payload: unknown kind %d", p.Kind)

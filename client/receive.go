@@ -130,6 +130,8 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 		events, err = e.receiveTextLocked(ctx, &b, p, from, devID)
 	case kindReceipt:
 		events, err = e.receiveReceiptLocked(ctx, &b, p, from)
+	case kindSyncMutation, kindSyncSnapshot, kindSyncRequest, kindSyncKey:
+		events, err = e.receiveSyncLocked(ctx, &b, p, from, devID)
 	case kindAttachment:
 		events, err = e.receiveAttachmentLocked(ctx, &b, p, from, devID)
 	case kindGroupState:
@@ -280,7 +282,7 @@ func (e *Engine) queueReceiptLocked(ctx context.Context, b *storage.Batch, to st
 	if _, err := e.cfg.Rand.Read(id[:]); err != nil {
 		return err
 	}
-	p := &payload{Kind: kindReceipt, ID: id, SentAt: uint64(e.cfg.Now().UnixMilli()), To: to, Body: receiptBody(status, ids)}
+	p := &payload{Kind: kindReceipt, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: receiptBody(status, ids)}
 	seq, err := e.nextOutboxSeqInBatch(ctx, b)
 	if err != nil {
 		return err
@@ -355,6 +357,9 @@ func (e *Engine) MarkRead(ctx context.Context, chat string) error {
 	c.Unread = 0
 	var b storage.Batch
 	b.Put(bChats, chat, c.marshal())
+	if err := e.markReadSyncedLocked(ctx, &b, c); err != nil {
+		return err
+	}
 	if len(ids) > 0 && handleRule.MatchString(chat) {
 		if err := e.queueReceiptLocked(ctx, &b, chat, receiptRead, ids); err != nil {
 			return err

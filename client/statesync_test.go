@@ -1,0 +1,226 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/memstore"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/link"
+)
+
+// TestSyncMergeOrderFree: the same changes applied in any order, any
+// number of times, give the same state (no relay involved).
+func TestSyncMergeOrderFree(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var devs [3]identity.DeviceID
+	for i := range devs {
+		devs[i][0] = byte(i + 1)
+	}
+	keys := []string{"contact/bob", "contact/carol", "setting/theme", "muted/bob", "archived/bob", "read/bob"}
+	var entries []syncEntry
+	for i := 0; i < 200; i++ {
+		k := keys[rng.IntN(len(keys))]
+		var v []byte
+		switch {
+		case k[0] == 'c' || k[0] == 's':
+			v = []byte(fmt.Sprintf("v%d", rng.IntN(5)))
+		case k[0] == 'r':
+			v = binary.BigEndian.AppendUint64(nil, uint64(rng.IntN(1000)))
+		default:
+			v = []byte{byte(rng.IntN(2))}
+		}
+		entries = append(entries, syncEntry{Key: k, Value: v, Clock: hlc{Wall: uint64(rng.IntN(20)), Counter: uint32(i), Device: devs[rng.IntN(3)]}}) // a clock names one write: never two values
+	}
+	state := func(order []syncEntry, chunk int) *SyncedState {
+		e := memEngine(t)
+		for len(order) > 0 {
+			n := min(chunk, len(order))
+			e.mu.Lock()
+			var b storage.Batch
+			if _, err := e.mergeSyncLocked(ctx, &b, order[:n]); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+				t.Fatal(err)
+			}
+			e.mu.Unlock()
+			order = order[n:]
+		}
+		s, err := e.SyncedState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	want := state(entries, 1)
+	for trial := 0; trial < 20; trial++ {
+		perm := append([]syncEntry(nil), entries...)
+		perm = append(perm, entries[:rng.IntN(len(entries))]...) // duplicates
+		rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		if got := state(perm, 1+rng.IntN(50)); !reflect.DeepEqual(got, want) {
+			t.Fatalf("order %d gives %+v, want %+v", trial, got, want)
+		}
+	}
+}
+
+// noRelay is a Relay for engines that never go online.
+type noRelay struct{ Relay }
+
+// memEngine is an engine on a memory store with an account record set
+// directly (no relay), for the pure parts of state sync.
+func memEngine(t *testing.T) *Engine {
+	e, err := Open(context.Background(), Config{Store: memstore.New(), Relay: noRelay{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.acct = &accountRecord{Handle: "alice", SyncKey: [link.SyncKeySize]byte{7}}
+	return e
+}
+
+func TestHLC(t *testing.T) {
+	a, b := identity.DeviceID{1}, identity.DeviceID{2}
+	c := hlc{}.tick(100, a)
+	if c.Wall != 100 || c.Counter != 0 {
+		t.Fatal(c)
+	}
+	c2 := c.tick(90, a) // wall clock went back
+	if c2.compare(c) <= 0 || c2.Wall != 100 || c2.Counter != 1 {
+		t.Fatal(c2)
+	}
+	// Observing a remote clock ahead of ours orders our next event after it.
+	r := hlc{Wall: 500, Counter: 3, Device: b}
+	c3 := c2.observe(r, 100).tick(100, a)
+	if c3.compare(r) <= 0 {
+		t.Fatalf("%v not after %v", c3, r)
+	}
+	// A remote clock a year ahead does not drag ours along.
+	far := hlc{Wall: 100 + 365*24*3600*1000, Device: b}
+	if got := c2.observe(far, 100); got != c2 {
+		t.Fatalf("followed a clock far ahead: %v", got)
+	}
+	// Same wall and counter: the device id decides, the same way everywhere.
+	x, y := hlc{Wall: 1, Device: a}, hlc{Wall: 1, Device: b}
+	if x.compare(y) >= 0 || y.compare(x) <= 0 || x.compare(x) != 0 {
+		t.Fatal("device tiebreak")
+	}
+}
+
+func TestSealedSyncRoundTrip(t *testing.T) {
+	var k1, k2 [link.SyncKeySize]byte
+	k1[0], k2[0] = 1, 2
+	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "setting/x", Value: []byte("y")}}}).marshal()
+	sealed, err := sealSync(cryptoRand{}, kindSyncMutation, 3, k1, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseSealedSync(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Epoch != 3 || s.KeyID != syncKeyID(k1) || s.Kind != kindSyncMutation {
+		t.Fatalf("%+v", s)
+	}
+	if got, err := s.open(k1); err != nil || !bytes.Equal(got, plain) {
+		t.Fatal("round trip", err)
+	}
+	if _, err := s.open(k2); err == nil {
+		t.Fatal("opened under another key")
+	}
+	// The header is authenticated: a changed epoch or kind fails.
+	for _, off := range []int{1, 2} {
+		bad := bytes.Clone(sealed)
+		bad[off] ^= 1
+		if s, err := parseSealedSync(bad); err == nil {
+			if _, err := s.open(k1); err == nil {
+				t.Fatalf("header byte %d not authenticated", off)
+			}
+		}
+	}
+}
+
+type cryptoRand struct{}
+
+func (cryptoRand) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(rand.Uint32())
+	}
+	return len(p), nil
+}
+
+func FuzzSyncBatch(f *testing.F) {
+	f.Add((&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "contact/bob", Value: []byte("Bob")}}}).marshal())
+	f.Add((&syncBatch{Part: 1, Parts: 2}).marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseSyncBatch(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(s.marshal(), b) {
+			t.Fatal("not canonical")
+		}
+		for _, en := range s.Entries {
+			_ = validSyncEntry(en.Key, en.Value)
+		}
+	})
+}
+
+func FuzzSealedSync(f *testing.F) {
+	var k [link.SyncKeySize]byte
+	good, _ := sealSync(cryptoRand{}, kindSyncSnapshot, 1, k, (&syncBatch{Parts: 1}).marshal())
+	f.Add(good)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseSealedSync(b)
+		if err != nil {
+			return
+		}
+		if pt, err := s.open(k); err == nil {
+			parseSyncBatch(pt)
+		}
+	})
+}
+
+func FuzzSyncKeyring(f *testing.F) {
+	f.Add((&syncKeyring{Keys: []syncKey{{Epoch: 1}, {Epoch: 2}}}).marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := unmarshalSyncKeyring(b)
+		if err == nil && !bytes.Equal(k.marshal(), b) {
+			t.Fatal("not canonical")
+		}
+	})
+}
+
+func FuzzSyncEntryRecord(f *testing.F) {
+	f.Add(marshalSyncEntryRecord(&syncEntry{Key: "muted/bob", Value: []byte{1}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		en, err := unmarshalSyncEntryRecord("k", b)
+		if err == nil && !bytes.Equal(marshalSyncEntryRecord(en), b) {
+			t.Fatal("not canonical")
+		}
+	})
+}
+
+func FuzzSyncRequest(f *testing.F) {
+	f.Add(syncRequestBody(identity.DeviceID{1}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if id, err := parseSyncRequest(b); err == nil && !bytes.Equal(syncRequestBody(id), b) {
+			t.Fatal("not canonical")
+		}
+	})
+}
+
+func FuzzSyncKeyBody(f *testing.F) {
+	f.Add(syncKeyBody(syncKey{Epoch: 4}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if k, err := parseSyncKey(b); err == nil && !bytes.Equal(syncKeyBody(k), b) {
+			t.Fatal("not canonical")
+		}
+	})
+}
