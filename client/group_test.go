@@ -740,3 +740,53 @@ func TestGroupCompanionLinkedLater(t *testing.T) {
 	c.waitMessage(gid, "hi carol")
 	a2.waitMessage(gid, "hi carol")
 }
+
+// TestGroupRekeyOnRevokedDevice: when a member revokes a companion, the
+// next group message finds the relay's stale-set refusal, refreshes the
+// lists and goes on a new chain the revoked device never got.
+func TestGroupRekeyOnRevokedDevice(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a := newDevice(t, tr, "alice")
+	if err := a.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	a.run()
+	ac := capture(a)
+	a.run()
+	b1, b2 := newGroupAccount(t, tr, "bob")
+	gid, err := a.eng.CreateGroup(ctx, "pair", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{b1, b2} {
+		waitGroup(t, d, gid, "known", func(Group) bool { return true })
+	}
+	if _, err := a.eng.SendGroupText(ctx, gid, "to both of bob's devices"); err != nil {
+		t.Fatal(err)
+	}
+	b1.waitMessage(gid, "to both of bob's devices")
+	b2.waitMessage(gid, "to both of bob's devices")
+	old := storedReceivers(t, b2, gid)
+	if len(old) == 0 {
+		t.Fatal("the companion holds no chain")
+	}
+
+	if err := b1.eng.RevokeDevice(ctx, b2.eng.Device().ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.eng.SendGroupText(ctx, gid, "after the revocation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1.waitMessage(gid, "after the revocation")
+	ct := ac.get(id)
+	if len(ct) < 2 {
+		t.Fatal("no ciphertext captured")
+	}
+	for _, r := range old {
+		if _, err := r.Decrypt(ct[1:]); err == nil {
+			t.Fatal("the revoked device's chain opens a later message")
+		}
+	}
+}
