@@ -66,7 +66,7 @@ func frames(t *testing.T, o relay.Output) []frame.Frame {
 // to the socket loop's rules: login, send, delivery window, acks, stale
 // sets and refusals with the same codes.
 func TestHostedSession(t *testing.T) {
-	tr := startRelay(t, nil)
+	tr := startRelay(t, func(c *relay.Config) { c.Hosted = true })
 	alice := tr.register(t, "alice", 2)
 	bob := tr.register(t, "bob", 1)
 

@@ -255,6 +255,12 @@ type Config struct {
 	// account creation.
 	RegisterRate  rate.Limit
 	RegisterBurst int
+	// Hosted is for a host that holds device sockets itself (hosted
+	// sessions) and runs each request in a fresh instance, like Cloudflare
+	// Workers: no pinger (the host keeps its sockets alive) and no expiry
+	// sweeper (the host calls Store.Sweep on its own schedule), so a
+	// finished request leaves no timer behind.
+	Hosted bool
 	// LinkPoll, if set, makes link long-polls also re-read the store this
 	// often: for hosts where the writer of a link message may be another
 	// process (Cloudflare Workers runs every request in a fresh instance).
@@ -343,9 +349,11 @@ func New(st Store, cfg Config) (*Relay, error) {
 	r.mux = http.NewServeMux()
 	r.routes()
 	go r.deleter()
-	r.bg.Add(2)
-	go r.sweeper()
-	go r.pinger()
+	if !cfg.Hosted {
+		r.bg.Add(2)
+		go r.sweeper()
+		go r.pinger()
+	}
 	return r, nil
 }
 
