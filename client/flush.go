@@ -43,12 +43,14 @@ func (e *Engine) idleLocked(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	queued := false
-	err = e.cfg.Store.Scan(ctx, bOutbox, "", storage.ScanOptions{Limit: 1}, func(string, []byte) error {
-		queued = true
-		return nil
-	})
-	if err != nil {
-		return false, storageErr(err)
+	for _, bucket := range []string{bOutbox, bGroupOutbox} {
+		err = e.cfg.Store.Scan(ctx, bucket, "", storage.ScanOptions{Limit: 1}, func(string, []byte) error {
+			queued = true
+			return nil
+		})
+		if err != nil {
+			return false, storageErr(err)
+		}
 	}
 	return !queued, nil
 }
