@@ -457,7 +457,7 @@ func (e *Engine) queueOwnLocked(ctx context.Context, b *storage.Batch, kind uint
 	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
 		return err
 	}
-	p := &payload{Kind: kind, ID: id, SentAt: e.nowMS(), Body: body}
+	p := &payload{Kind: kind, ID: id, SentAt: e.nextSentAtLocked(), Body: body}
 	seq, err := e.nextOutboxSeqInBatch(ctx, b)
 	if err != nil {
 		return err

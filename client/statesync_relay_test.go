@@ -44,6 +44,18 @@ func (d *device) waitSync(what string, cond func(*SyncedState) bool) *SyncedStat
 	}
 }
 
+// sawEvent reports whether d emitted an error event with code.
+func (d *device) sawEvent(code string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ev := range d.events {
+		if ev.Type == "error" && ev.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
 // waitConverged waits until every device shows the same synced state.
 func waitConverged(t *testing.T, devs ...*device) *SyncedState {
 	t.Helper()
@@ -217,6 +229,31 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldKeys := ring.Keys
+
+	// A companion cannot hand out a sync key: only the primary can.
+	a2.eng.mu.Lock()
+	var b storage.Batch
+	err = a2.eng.queueOwnLocked(ctx, &b, kindSyncKey, syncKeyBody(syncKey{Epoch: 99, Key: [32]byte{0xee}}))
+	if err == nil {
+		err = a2.eng.cfg.Store.Commit(ctx, &b)
+	}
+	a2.eng.kickLocked()
+	a2.eng.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{a1, a3} {
+		deadline := time.Now().Add(10 * time.Second)
+		for !d.sawEvent("sync_key_refused") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not refuse a sync key from a companion", d.name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if s := d.syncState(); s.Epoch != 0 {
+			t.Fatalf("%s took a companion's key: epoch %d", d.name, s.Epoch)
+		}
+	}
 
 	var mu sync.Mutex
 	var seen [][]byte

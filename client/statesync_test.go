@@ -224,3 +224,85 @@ func FuzzSyncKeyBody(f *testing.F) {
 		}
 	})
 }
+
+// TestSyncHeldUntilKey: a change under a key this device does not have yet
+// is kept (and a snapshot requested), then applied when the key arrives.
+func TestSyncHeldUntilKey(t *testing.T) {
+	ctx := context.Background()
+	e := memEngine(t)
+	next := syncKey{Epoch: 1, Key: [link.SyncKeySize]byte{9}}
+	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "setting/theme", Value: []byte("dark"), Clock: hlc{Wall: 5, Device: identity.DeviceID{3}}}}}).marshal()
+	sealed, err := sealSync(cryptoRand{}, kindSyncMutation, next.Epoch, next.Key, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receive := func(p *payload) []Event {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		var b storage.Batch
+		ev, err := e.receiveSyncLocked(ctx, &b, p, "alice", identity.DeviceID{3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	ev := receive(&payload{Kind: kindSyncMutation, ID: MessageID{1}, Body: sealed})
+	if len(ev) != 1 || ev[0].Code != "sync_key_unknown" {
+		t.Fatalf("events %+v", ev)
+	}
+	queued := 0
+	e.cfg.Store.Scan(ctx, bOutbox, "", storage.ScanOptions{}, func(_ string, v []byte) error {
+		rec, _ := unmarshalOutbox(v)
+		if p, _ := unmarshalPayload(rec.Payload); p != nil && p.Kind == kindSyncRequest {
+			queued++
+		}
+		return nil
+	})
+	if queued != 1 {
+		t.Fatalf("%d snapshot requests queued, want 1", queued)
+	}
+	if s, _ := e.SyncedState(ctx); len(s.Settings) != 0 {
+		t.Fatal("applied without the key")
+	}
+	// A garbled change and one from another account are skipped, never fatal.
+	if ev := receive(&payload{Kind: kindSyncMutation, ID: MessageID{2}, Body: []byte{1, 2, 3}}); len(ev) != 1 || ev[0].Code != "sync_malformed" {
+		t.Fatalf("garbage: %+v", ev)
+	}
+	e.mu.Lock()
+	var b storage.Batch
+	ev, err = e.receiveSyncLocked(ctx, &b, &payload{Kind: kindSyncMutation, Body: sealed}, "mallory", identity.DeviceID{4})
+	e.mu.Unlock()
+	if err != nil || len(ev) != 1 || ev[0].Code != "sync_refused" || b.Len() != 0 {
+		t.Fatalf("from another account: %+v, %v", ev, err)
+	}
+
+	e.mu.Lock()
+	ev, err = e.releasePendingLocked(ctx, &b, next)
+	if err == nil {
+		err = e.cfg.Store.Commit(ctx, &b)
+	}
+	e.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := e.SyncedState(ctx); s.Settings["theme"] != "dark" {
+		t.Fatalf("held change not applied: %+v", s)
+	}
+	if n := countKeys(t, e, bSync, syncPendingPfx); n != 0 {
+		t.Fatalf("%d held changes left", n)
+	}
+}
+
+func countKeys(t *testing.T, e *Engine, bucket, prefix string) int {
+	n := 0
+	if err := e.cfg.Store.Scan(context.Background(), bucket, prefix, storage.ScanOptions{}, func(string, []byte) error {
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
