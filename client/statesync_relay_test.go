@@ -315,4 +315,3 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 		t.Fatal("the revoked device got a change made after its revocation")
 	}
 }
-
