@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	mrand "math/rand/v2"
 	"sync"
 	"time"
@@ -79,7 +78,7 @@ type Config struct {
 	// engine's goroutines, and must not block for long.
 	OnEvent func(Event)
 	// Logger gets operational logs; never keys, plaintext or ciphertext.
-	Logger *slog.Logger
+	Logger Logger
 	// AttestationAge retires companions not re-attested for this long.
 	AttestationAge time.Duration
 	// ReconnectMax caps the backoff between connection attempts (default
@@ -93,6 +92,21 @@ type Config struct {
 	// MaxHistoryLimit).
 	HistoryLimit int
 }
+
+// Logger receives the engine's operational logs as a message and
+// key-value pairs; *slog.Logger satisfies it. It is an interface so the
+// browser build need not link log/slog (about 0.3 MB of wasm).
+type Logger interface {
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Info(string, ...any)  {}
+func (discardLogger) Warn(string, ...any)  {}
+func (discardLogger) Error(string, ...any) {}
 
 // Event is something the UI may want to show.
 type Event struct {
@@ -114,7 +128,7 @@ type Event struct {
 // Engine is one device's messenger.
 type Engine struct {
 	cfg Config
-	log *slog.Logger
+	log Logger
 
 	// mu serializes every state change: one writer per device, so two
 	// goroutines never advance the same ratchet.
@@ -156,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = discardLogger{}
 	}
 	e := &Engine{cfg: cfg, log: log, lists: map[string]*devicelist.List{}, links: map[string]*pendingLink{}, online: make(chan struct{}), kick: make(chan struct{}, 1)}
 

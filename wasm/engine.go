@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"syscall/js"
@@ -72,7 +71,7 @@ func init() {
 			OnEvent: func(ev engine.Event) {
 				b.emit(ev.Type, toJS(ev))
 			},
-			Logger: slog.New(consoleHandler{}),
+			Logger: consoleLogger{},
 		})
 		host.mu.Lock()
 		host.eng, host.cancel, host.err = eng, cancel, nil
@@ -358,22 +357,27 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 	})
 }
 
-// consoleHandler sends the engine's operational logs to the browser
-// console (warnings and info only: the e2e harness treats console errors
-// as failures, and the engine never logs secrets or plaintext).
-type consoleHandler struct{ attrs []slog.Attr }
+// consoleLogger sends the engine's warnings to the browser console (not
+// errors: the e2e harness treats console errors as failures; the engine
+// never logs secrets or plaintext).
+type consoleLogger struct{}
 
-func (consoleHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (h consoleHandler) Handle(_ context.Context, r slog.Record) error {
+func (consoleLogger) Info(string, ...any) {}
+func (consoleLogger) Warn(msg string, args ...any) {
 	var sb strings.Builder
-	sb.WriteString("parley: ")
-	sb.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		sb.WriteString(" " + a.Key + "=" + a.Value.String())
-		return true
-	})
+	sb.WriteString("parley: " + msg)
+	for i := 0; i+1 < len(args); i += 2 {
+		k, _ := args[i].(string)
+		sb.WriteString(" " + k + "=")
+		switch v := args[i+1].(type) {
+		case string:
+			sb.WriteString(v)
+		case error:
+			sb.WriteString(v.Error())
+		default:
+			sb.WriteString("?")
+		}
+	}
 	js.Global().Get("console").Call("warn", sb.String())
-	return nil
 }
-func (h consoleHandler) WithAttrs(as []slog.Attr) slog.Handler { return consoleHandler{append(h.attrs, as...)} }
-func (h consoleHandler) WithGroup(string) slog.Handler         { return h }
+func (l consoleLogger) Error(msg string, args ...any) { l.Warn(msg, args...) }
