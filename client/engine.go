@@ -146,6 +146,7 @@ type Engine struct {
 	online chan struct{} // closed and replaced on every connect
 	kick   chan struct{} // wakes the session loop to flush the outbox
 
+	stats      receiveStats
 	expired    bool   // the relay refuses us for an expired attestation
 	lastSentAt uint64 // see nextSentAtLocked
 }

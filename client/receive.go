@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
@@ -22,9 +23,13 @@ var errDuplicate = errors.New("duplicate envelope")
 // be processed (and reports them), but not ones that failed for a local
 // reason (storage), so the relay delivers those again.
 func (e *Engine) receive(ctx context.Context, conn Conn, env *frame.Envelope) {
+	start := time.Now()
 	e.mu.Lock()
 	events, err := e.receiveLocked(ctx, env)
 	e.mu.Unlock()
+	if err == nil {
+		e.stats.record(time.Since(start))
+	}
 	var ee *Error
 	if err != nil && errors.As(err, &ee) && ee.Code == ErrStorage.Code {
 		e.log.Error("envelope not stored; it stays in the mailbox", "err", err)

@@ -245,6 +245,9 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 		}
 		return m, err
 	})
+	method("stats", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return e.Stats(), nil
+	})
 	method("markRead", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		return nil, e.MarkRead(ctx, str(a, 0))
 	})

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// BenchmarkBrowserClient measures issue 6's targets in headless Chromium
+// (not a test: run it with
+//
+//	go test -run '^$' -bench BrowserClient -benchtime 5x ./e2e
+//
+// after `make wasm`). Alice's browser first receives 1,000 messages of
+// 1 KiB from Bob; then each iteration reloads her page and reports, from
+// navigation start: parley.ready, and the chat list plus the newest 50
+// messages of the chat loaded (what the UI needs to show it). The engine's
+// own receive timings (decrypt + sealed IndexedDB batch) come from
+// parley.stats().
+func BenchmarkBrowserClient(b *testing.B) {
+	const n = 1000
+	srv := StartServer(b)
+	bob := NewBrowser(b)
+	bob.Navigate(srv.URL)
+	MustEval[chromedp.Void](bob, `window.parley.ready`)
+	MustEval[map[string]any](bob, `window.parley.createAccount('bob', 'Bob')`)
+	alice := NewBrowser(b)
+	alice.Navigate(srv.URL)
+	MustEval[chromedp.Void](alice, `window.parley.ready`)
+	MustEval[map[string]any](alice, `window.parley.createAccount('alice', 'Alice')`)
+
+	text := strings.Repeat("x", 1024)
+	start := time.Now()
+	MustEval[chromedp.Void](bob, fmt.Sprintf(`(async () => {
+	  for (let i = 0; i < %d; i++) await window.parley.send('alice', %q + i);
+	})()`, n, text))
+	if !WaitFor(alice, fmt.Sprintf(`window.parley.stats().then((s) => s.received >= %d)`, n), 5*time.Minute) {
+		b.Fatalf("alice received %v", MustEval[any](alice, `window.parley.stats()`))
+	}
+	stats := MustEval[map[string]any](alice, `window.parley.stats()`)
+	b.Logf("1,000 × 1 KiB sent and received in %v; receive (decrypt + sealed write) p50 %.2f ms, p99 %.2f ms",
+		time.Since(start).Round(time.Millisecond), stats["receiveP50Ms"], stats["receiveP99Ms"])
+
+	var ready, listed []float64
+	for b.Loop() {
+		alice.Navigate("about:blank")
+		alice.Navigate(srv.URL)
+		r := MustEval[map[string]any](alice, `(async () => {
+		  await window.parley.ready;
+		  const ready = performance.now();
+		  const chats = await window.parley.chats();
+		  const msgs = await window.parley.messages(chats[0].id, {limit: 50});
+		  return {ready, listed: performance.now(), msgs: msgs.length};
+		})()`)
+		if r["msgs"] != float64(50) {
+			b.Fatalf("loaded %v messages", r["msgs"])
+		}
+		ready = append(ready, r["ready"].(float64))
+		listed = append(listed, r["listed"].(float64))
+	}
+	slices.Sort(ready)
+	slices.Sort(listed)
+	b.ReportMetric(ready[len(ready)/2], "ms-to-ready")
+	b.ReportMetric(listed[len(listed)/2], "ms-to-chat-list")
+	b.ReportMetric(stats["receiveP50Ms"].(float64), "ms-receive-p50")
+	b.Logf("navigation→ready %v ms; navigation→chat list + 50 messages %v ms", ready, listed)
+}
