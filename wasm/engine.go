@@ -245,6 +245,23 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 		}
 		return m, err
 	})
+	// State synced across this account's devices (contacts, read
+	// markers, archived/muted chats, settings).
+	method("setContactName", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.SetContactName(ctx, str(a, 0), str(a, 1))
+	})
+	method("setChatArchived", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.SetChatArchived(ctx, str(a, 0), len(a) > 1 && a[1].Truthy())
+	})
+	method("setChatMuted", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.SetChatMuted(ctx, str(a, 0), len(a) > 1 && a[1].Truthy())
+	})
+	method("setSetting", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.SetSetting(ctx, str(a, 0), str(a, 1))
+	})
+	method("syncedState", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return e.SyncedState(ctx)
+	})
 	method("stats", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		return e.Stats(), nil
 	})
