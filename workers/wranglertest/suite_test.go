@@ -1,0 +1,435 @@
+package wranglertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/crypto/devicelist"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/server/relay/relayclient"
+)
+
+// conformance is the relay protocol as a native client sees it, run
+// against both back ends (the Go relay and the Workers build under
+// wrangler): the same calls and the same assertions, codes included.
+// Handles carry a per-run suffix so a back end's state can be reused.
+func conformance(t *testing.T, origin string) {
+	run := fmt.Sprintf("%x", randBytes(3))
+	h := func(name string) string { return name + "-" + run }
+
+	alice := register(t, origin, h("alice"), 2)
+	bob := register(t, origin, h("bob"), 1)
+
+	t.Run("accounts", func(t *testing.T) {
+		a, err := relayclient.GetAccount(ctx(t), origin, alice.handle)
+		if err != nil || a.Version != 1 || !bytes.Equal(a.AccountKey, alice.acct.Public()) {
+			t.Fatalf("GetAccount: %+v, %v", a, err)
+		}
+		_, err = relayclient.Register(ctx(t), origin, alice.handle, alice.signed(t))
+		wantHTTP(t, "second registration", err, "handle_taken")
+		_, err = relayclient.GetAccount(ctx(t), origin, h("nobody"))
+		wantHTTP(t, "unknown account", err, "unknown_account")
+		// Publishing the same version again is a rollback.
+		_, err = relayclient.Publish(ctx(t), origin, alice.handle, alice.signed(t))
+		wantHTTP(t, "same version", err, "stale_version")
+	})
+
+	t.Run("auth refusals", func(t *testing.T) {
+		_, err := dialTampered(t, origin, bob, 0, func(a *frame.Auth) { a.Sig[0] ^= 1 })
+		wantCode(t, "bad signature", err, frame.CodeAuthFailed)
+		_, err = dialTampered(t, origin, bob, 0, func(a *frame.Auth) { a.Handle = h("nobody") })
+		wantCode(t, "unknown account", err, frame.CodeAuthFailed)
+		_, err = dialTampered(t, origin, bob, 0, func(a *frame.Auth) { a.Timestamp -= uint64(time.Hour.Milliseconds()) })
+		wantCode(t, "clock skew", err, frame.CodeAuthFailed)
+
+		// A valid answer replayed on another socket (another challenge).
+		ws1, ch1, err := relayclient.DialRaw(ctx(t), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws1.CloseNow()
+		answer := authFor(origin, bob, 0, ch1.Nonce)
+		ws2, _, err := relayclient.DialRaw(ctx(t), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = relayclient.Finish(ctx(t), ws2, answer)
+		wantCode(t, "replayed answer", err, frame.CodeAuthFailed)
+		// The original socket still logs in with it.
+		c, err := relayclient.Finish(ctx(t), ws1, answer)
+		if err != nil {
+			t.Fatalf("original answer: %v", err)
+		}
+		c.Close()
+	})
+
+	t.Run("send receive ack", func(t *testing.T) {
+		a0 := dial(t, origin, alice, 0)
+		b0 := dial(t, origin, bob, 0)
+		id := msgID()
+		if _, err := a0.Send(ctx(t), id, sealed(bob.addr(0), alice.addr(1))); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		e := recv(t, b0)
+		if string(e.Payload) != "for "+bob.handle || e.From != alice.addr(0) || e.MessageID != id {
+			t.Fatalf("bob got %+v", e)
+		}
+		if err := b0.Ack(ctx(t), e.Seq); err != nil {
+			t.Fatal(err)
+		}
+		// Alice's other device was offline: its copy waits, and after an
+		// ack it is gone for good.
+		a1 := dial(t, origin, alice, 1)
+		if a1.Ready.Queued != 1 {
+			t.Fatalf("alice's companion has %d queued, want 1", a1.Ready.Queued)
+		}
+		e = recv(t, a1)
+		if string(e.Payload) != "for "+alice.handle {
+			t.Fatalf("companion got %q", e.Payload)
+		}
+		if err := a1.Ack(ctx(t), e.Seq); err != nil {
+			t.Fatal(err)
+		}
+		// A group send is one payload the relay copies.
+		if _, err := a0.GroupSend(ctx(t), msgID(), []byte("group"), []frame.Addr{bob.addr(0), alice.addr(1)}); err != nil {
+			t.Fatalf("group send: %v", err)
+		}
+		if e := recv(t, b0); string(e.Payload) != "group" {
+			t.Fatalf("bob got %q", e.Payload)
+		} else if err := b0.Ack(ctx(t), e.Seq); err != nil {
+			t.Fatal(err)
+		}
+		if e := recv(t, a1); string(e.Payload) != "group" {
+			t.Fatalf("companion got %q", e.Payload)
+		}
+		// An ack for something not in flight closes only that socket.
+		if err := b0.Ack(ctx(t), 1<<40); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "unknown ack", waitClosed(t, b0), frame.CodeUnexpected)
+		// The companion's group copy was never acked: it comes again.
+		// (The first may too, if its batched delete is not done yet.)
+		a1.Close()
+		a1 = dial(t, origin, alice, 1)
+		for e := recv(t, a1); string(e.Payload) != "group"; e = recv(t, a1) {
+		}
+	})
+
+	t.Run("stale device set", func(t *testing.T) {
+		a0 := dial(t, origin, alice, 0)
+		refused := msgID()
+		_, err := a0.Send(ctx(t), refused, sealed(bob.addr(0)))
+		var stale *relayclient.StaleError
+		if !errors.As(err, &stale) {
+			t.Fatalf("send missing a device: %v", err)
+		}
+		if len(stale.Accounts) != 1 || stale.Accounts[0].Handle != alice.handle ||
+			len(stale.Accounts[0].Missing) != 1 || stale.Accounts[0].Missing[0] != alice.devs[1].ID {
+			t.Fatalf("stale: %+v", stale.Accounts)
+		}
+		extra := frame.Addr{Handle: bob.handle, Device: frame.DeviceID(randBytes16())}
+		_, err = a0.Send(ctx(t), refused, sealed(bob.addr(0), alice.addr(1), extra))
+		if !errors.As(err, &stale) || len(stale.Accounts) != 1 || len(stale.Accounts[0].Extra) != 1 {
+			t.Fatalf("send with an extra device: %v", err)
+		}
+		_, err = a0.Send(ctx(t), refused, sealed(frame.Addr{Handle: h("nobody"), Device: frame.DeviceID(randBytes16())}, alice.addr(1)))
+		wantCode(t, "unknown recipient", err, frame.CodeUnknownAccount)
+		// Nothing was stored by the refused sends. (Earlier envelopes may
+		// come again: an ack's delete is batched, delivery at least once.)
+		b0 := dial(t, origin, bob, 0)
+		deadline := time.After(500 * time.Millisecond)
+		for {
+			select {
+			case e := <-b0.Envelopes():
+				if string(e.Payload) == "for "+bob.handle && e.From == alice.addr(0) && e.MessageID == refused {
+					t.Fatalf("a refused send was delivered")
+				}
+				continue
+			case <-deadline:
+			}
+			break
+		}
+	})
+
+	t.Run("prekeys", func(t *testing.T) {
+		b0 := dial(t, origin, bob, 0)
+		up := frame.Prekeys{SignedPrekey: []byte("spk"), LastResortKEM: []byte("lrk"),
+			OneTime: [][]byte{[]byte("otk1"), []byte("otk2")}, KEM: [][]byte{[]byte("kem1")}}
+		if err := b0.UploadPrekeys(ctx(t), up); err != nil {
+			t.Fatal(err)
+		}
+		for len(b0.LowStock()) > 0 { // the one sent with Ready (no prekeys yet)
+			<-b0.LowStock()
+		}
+		a0 := dial(t, origin, alice, 0)
+		seen := map[string]bool{}
+		for i := 0; i < 3; i++ {
+			b, err := a0.Fetch(ctx(t), bob.addr(0))
+			if err != nil {
+				t.Fatalf("fetch %d: %v", i, err)
+			}
+			if string(b.SignedPrekey) != "spk" {
+				t.Fatalf("fetch %d: signed prekey %q", i, b.SignedPrekey)
+			}
+			if b.OneTime != nil {
+				if seen[string(b.OneTime)] {
+					t.Fatalf("one-time prekey %q handed out twice", b.OneTime)
+				}
+				seen[string(b.OneTime)] = true
+			}
+			if wantLR := i >= 1; b.LastResort != wantLR || (wantLR && string(b.KEM) != "lrk") {
+				t.Fatalf("fetch %d: KEM %q last resort %v", i, b.KEM, b.LastResort)
+			}
+		}
+		if len(seen) != 2 {
+			t.Fatalf("one-time prekeys handed out: %v", seen)
+		}
+		// The owner is told its stock is low, on its open socket.
+		select {
+		case st := <-b0.LowStock():
+			if st.OneTime > 1 {
+				t.Fatalf("low stock %+v", st)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no LowStock pushed to the owner")
+		}
+		_, err := a0.Fetch(ctx(t), frame.Addr{Handle: bob.handle, Device: frame.DeviceID(randBytes16())})
+		wantCode(t, "unknown device", err, frame.CodeUnknownDevice)
+		_, err = b0.Fetch(ctx(t), alice.addr(1))
+		wantCode(t, "no prekeys", err, frame.CodeNoPrekeys)
+	})
+
+	t.Run("blobs", func(t *testing.T) {
+		a0 := dial(t, origin, alice, 0)
+		id, err := a0.ReserveBlob(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := randBytes(300 << 10)
+		_, err = relayclient.GetBlob(ctx(t), origin, id.ID)
+		wantHTTP(t, "blob before upload", err, "not_found")
+		if err := relayclient.PutBlob(ctx(t), origin, id.ID, data); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		got, err := relayclient.GetBlob(ctx(t), origin, id.ID)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("get: %d bytes, %v", len(got), err)
+		}
+		wantHTTP(t, "second upload", relayclient.PutBlob(ctx(t), origin, id.ID, data), "already_used")
+		wantHTTP(t, "unreserved", relayclient.PutBlob(ctx(t), origin, randBytes16(), data), "not_found")
+	})
+
+	t.Run("link channel", func(t *testing.T) {
+		id := randBytes(16)
+		got := make(chan []byte, 1)
+		errc := make(chan error, 1)
+		go func() {
+			b, err := relayclient.GetLink(ctx(t), origin, id, 0, 10*time.Second)
+			got <- b
+			errc <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+		if err := relayclient.PutLink(ctx(t), origin, id, 0, []byte("bundle")); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := <-got, <-errc; err != nil || string(b) != "bundle" {
+			t.Fatalf("long-poll: %q, %v", b, err)
+		}
+		_, err := relayclient.GetLink(ctx(t), origin, id, 0, 0)
+		wantHTTP(t, "second take", err, "already_used")
+		wantHTTP(t, "second write", relayclient.PutLink(ctx(t), origin, id, 0, []byte("again")), "already_used")
+		_, err = relayclient.GetLink(ctx(t), origin, id, 1, 0)
+		wantHTTP(t, "empty slot", err, "not_found")
+	})
+
+	t.Run("revoke", func(t *testing.T) {
+		a1 := dial(t, origin, alice, 1)
+		b0 := dial(t, origin, bob, 0)
+		next := alice.list.Clone()
+		next.Version++
+		next.Entries = next.Entries[:1]
+		alice.list = next
+		if _, err := relayclient.Publish(ctx(t), origin, alice.handle, alice.signed(t)); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		wantCode(t, "revoked socket", waitClosed(t, a1), frame.CodeRevoked)
+		_, err := relayclient.Dial(ctx(t), origin, alice.handle, alice.devs[1])
+		wantCode(t, "revoked login", err, frame.CodeRevoked)
+		// Sends now name the one remaining device.
+		_, err = b0.Send(ctx(t), msgID(), sealed(alice.addr(0), alice.addr(1)))
+		var stale *relayclient.StaleError
+		if !errors.As(err, &stale) || len(stale.Accounts[0].Extra) != 1 {
+			t.Fatalf("send to the revoked device: %v", err)
+		}
+		if _, err := b0.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
+			t.Fatalf("send after revoke: %v", err)
+		}
+	})
+}
+
+// user is an account with its devices; devs[0] is the primary.
+type user struct {
+	handle string
+	acct   *identity.Account
+	devs   []*identity.Device
+	list   *devicelist.List
+}
+
+func register(t *testing.T, origin, handle string, ndev int) *user {
+	t.Helper()
+	acct, err := identity.NewAccount(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &user{handle: handle, acct: acct}
+	now := uint64(time.Now().Unix())
+	u.list = &devicelist.List{Account: acct.Public(), Version: 1, Timestamp: now}
+	for i := 0; i < ndev; i++ {
+		d, err := identity.NewDevice(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.devs = append(u.devs, d)
+		u.list.Entries = append(u.list.Entries, devicelist.Entry{
+			Device: d.Public(), Name: "device", Added: now, Attested: now, Primary: i == 0,
+			DeviceSig: devicelist.DeviceSignature(d, acct.Public()),
+		})
+	}
+	if _, err := relayclient.Register(ctx(t), origin, handle, u.signed(t)); err != nil {
+		t.Fatalf("register %s: %v", handle, err)
+	}
+	return u
+}
+
+func (u *user) signed(t *testing.T) []byte {
+	t.Helper()
+	enc, err := devicelist.Sign(u.acct, u.list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+func (u *user) addr(i int) frame.Addr { return frame.Addr{Handle: u.handle, Device: u.devs[i].ID} }
+
+func authFor(origin string, u *user, i int, nonce [32]byte) *frame.Auth {
+	a := &frame.Auth{Handle: u.handle, Device: u.devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
+	copy(a.Sig[:], u.devs[i].Sign(identity.PurposeRelayChallenge, frame.AuthMessage(nonce, origin, a.Timestamp, a.Handle, a.Device)))
+	return a
+}
+
+func dial(t *testing.T, origin string, u *user, i int) *relayclient.Client {
+	t.Helper()
+	c, err := relayclient.Dial(ctx(t), origin, u.handle, u.devs[i])
+	if err != nil {
+		t.Fatalf("dial %s/%d: %v", u.handle, i, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialTampered logs in with an answer changed by tamper (signed first).
+func dialTampered(t *testing.T, origin string, u *user, i int, tamper func(*frame.Auth)) (*relayclient.Client, error) {
+	t.Helper()
+	ws, ch, err := relayclient.DialRaw(ctx(t), origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := authFor(origin, u, i, ch.Nonce)
+	tamper(a)
+	c, err := relayclient.Finish(ctx(t), ws, a)
+	if err == nil {
+		c.Close()
+	}
+	return c, err
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func randBytes16() (id [16]byte) { rand.Read(id[:]); return id }
+
+func msgID() [16]byte { return randBytes16() }
+
+func sealed(to ...frame.Addr) []frame.Sealed {
+	out := make([]frame.Sealed, len(to))
+	for i, a := range to {
+		out[i] = frame.Sealed{To: a, Payload: []byte("for " + a.Handle)}
+	}
+	return out
+}
+
+func recv(t *testing.T, c *relayclient.Client) *frame.Envelope {
+	t.Helper()
+	select {
+	case e, ok := <-c.Envelopes():
+		if !ok {
+			t.Fatalf("socket closed: %v", c.Err())
+		}
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no envelope within 10s")
+	}
+	return nil
+}
+
+func noEnvelope(t *testing.T, c *relayclient.Client, d time.Duration) {
+	t.Helper()
+	select {
+	case e, ok := <-c.Envelopes():
+		if ok {
+			t.Fatalf("unexpected envelope %q", e.Payload)
+		}
+	case <-time.After(d):
+	}
+}
+
+func waitClosed(t *testing.T, c *relayclient.Client) error {
+	t.Helper()
+	select {
+	case <-c.Done():
+		return c.Err()
+	case <-time.After(10 * time.Second):
+		t.Fatal("socket still open after 10s")
+	}
+	return nil
+}
+
+func wantCode(t *testing.T, what string, err error, want frame.Code) {
+	t.Helper()
+	var re *frame.RelayError
+	if !errors.As(err, &re) || re.Code != want {
+		t.Errorf("%s: got %v, want relay code %s", what, err, want)
+	}
+}
+
+func wantHTTP(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	var he *relayclient.HTTPError
+	if !errors.As(err, &he) || he.Code != want {
+		t.Errorf("%s: got %v, want HTTP code %s", what, err, want)
+	}
+}
+
+// median of durations, for the figures the test logs.
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}

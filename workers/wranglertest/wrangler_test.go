@@ -1,0 +1,237 @@
+// Package wranglertest holds the Workers build to the Go relay's behaviour:
+// it starts `wrangler dev --local` (workerd, offline) on a loopback port
+// and runs one conformance suite, the same native relayclient calls and
+// assertions, against it and against the Go relay in-process.
+//
+// It needs `make workers` to have built the worker and npm to have
+// installed wrangler; `make test-workers` does both, then runs it. It never
+// skips: a missing piece fails with what to run.
+package wranglertest
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/store"
+)
+
+func TestConformance(t *testing.T) {
+	t.Run("go", func(t *testing.T) { conformance(t, startGoRelay(t)) })
+	t.Run("workers", func(t *testing.T) { conformance(t, startWrangler(t).origin) })
+}
+
+// TestFigures measures the Workers build locally: the first request after
+// start (compiling the worker's wasm), later requests (a fresh Go instance
+// each), and a message round trip through two Durable Objects.
+func TestFigures(t *testing.T) {
+	w := startWrangler(t)
+	t.Logf("first request after start (cold): %s", w.cold)
+	var warm []time.Duration
+	for range 20 {
+		start := time.Now()
+		res, err := http.Get(w.origin + "/v1/accounts/nobody")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		warm = append(warm, time.Since(start))
+	}
+	t.Logf("API request (Go instance per request), median of 20: %s", median(warm))
+
+	alice := register(t, w.origin, fmt.Sprintf("fig-a-%x", randBytes(3)), 1)
+	bob := register(t, w.origin, fmt.Sprintf("fig-b-%x", randBytes(3)), 1)
+	start := time.Now()
+	a := dial(t, w.origin, alice, 0)
+	t.Logf("socket login (challenge, auth, ready): %s", time.Since(start))
+	b := dial(t, w.origin, bob, 0)
+	var ok, rt []time.Duration
+	for range 10 {
+		start := time.Now()
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+			t.Fatal(err)
+		}
+		ok = append(ok, time.Since(start))
+		e := recv(t, b)
+		rt = append(rt, time.Since(start))
+		if err := b.Ack(ctx(t), e.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("send to durable OK, median of 10: %s", median(ok))
+	t.Logf("send to delivery on the recipient's socket, median of 10: %s", median(rt))
+}
+
+// startGoRelay runs the Go relay on a loopback port with its own store.
+func startGoRelay(t *testing.T) string {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := "http://" + ln.Addr().String()
+	r, err := relay.New(st, relay.Config{
+		Origin: origin, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: r.Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		r.Close(ctx)
+		st.Close()
+	})
+	return origin
+}
+
+// wrangler is a running `wrangler dev --local`.
+type wrangler struct {
+	origin string
+	cold   time.Duration // the first successful request
+}
+
+// workersDir is the Workers build's directory (this package's parent).
+func workersDir(t *testing.T) string {
+	d, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// startWrangler applies the D1 migrations to a fresh local state and runs
+// wrangler dev on free loopback ports until the test ends.
+func startWrangler(t *testing.T) *wrangler {
+	dir := workersDir(t)
+	bin := filepath.Join(dir, "node_modules", ".bin", "wrangler")
+	for _, need := range []struct{ path, fix string }{
+		{bin, "wrangler is not installed: run `make test-workers` (npm ci in workers/)"},
+		{filepath.Join(dir, "build", "app.wasm"), "the worker is not built: run `make test-workers` (it runs make workers first)"},
+		{filepath.Join(dir, "public", "_headers"), "the static assets are not generated: run `make test-workers`"},
+	} {
+		if _, err := os.Stat(need.path); err != nil {
+			t.Fatalf("%s (%v)", need.fix, err)
+		}
+	}
+	state := t.TempDir()
+	env := append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CLOUDFLARE_CF_FETCH_ENABLED=false", "NO_COLOR=1", "CI=1")
+
+	mig := exec.Command(bin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state)
+	mig.Dir, mig.Env = dir, env
+	if out, err := mig.CombinedOutput(); err != nil {
+		t.Fatalf("wrangler d1 migrations apply: %v\n%s", err, out)
+	}
+
+	port, inspector := freePort(t), freePort(t)
+	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "dev", "--local", "--ip", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--inspector-port", fmt.Sprint(inspector), "--persist-to", state,
+		"--var", "ORIGIN:"+origin, "--show-interactive-dev-session=false", "--log-level", cmp.Or(os.Getenv("WRANGLER_LOG_LEVEL"), "warn"))
+	cmd.Dir, cmd.Env = dir, env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop workerd with it
+	logs := &tail{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting wrangler: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("wrangler output (last lines):\n%s", logs)
+		}
+	})
+
+	w := &wrangler{origin: origin}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("wrangler exited: %v\n%s", err, logs)
+		default:
+		}
+		start := time.Now()
+		res, err := http.Get(origin + "/healthz")
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				w.cold = time.Since(start)
+				return w
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wrangler dev not ready within 90s (last: %v)\n%s", err, logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// tail keeps the last lines of a process's output for failure reports.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+	part  string
+}
+
+func (l *tail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sc := bufio.NewScanner(strings.NewReader(l.part + string(p)))
+	l.part = ""
+	for sc.Scan() {
+		l.lines = append(l.lines, sc.Text())
+	}
+	if len(p) > 0 && p[len(p)-1] != '\n' && len(l.lines) > 0 {
+		l.part = l.lines[len(l.lines)-1]
+		l.lines = l.lines[:len(l.lines)-1]
+	}
+	if len(l.lines) > 80 {
+		l.lines = l.lines[len(l.lines)-80:]
+	}
+	return len(p), nil
+}
+
+func (l *tail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
