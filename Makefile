@@ -16,7 +16,7 @@ WASM_TEST_PKGS ?= ./crypto/... $(if $(wildcard client/*.go),./client/...)
 FUZZTIME ?= 3s
 
 .PHONY: run build wasm server test vet test-native test-wasm test-fuzz fuzz \
-        chromium bench bench-relay clean
+        chromium bench bench-relay clean workers workers-dev test-workers
 
 run: build
 	$(SERVER) -addr '$(ADDR)' -data '$(DATA)'
@@ -68,5 +68,35 @@ bench:
 bench-relay:
 	./bench/relay.sh
 
+# The relay on Cloudflare Workers (workers/, README "Deploying on Cloudflare
+# Workers"): the client's static assets with their _headers, the Go worker
+# (wasm, via syumai/workers), and wrangler from workers/package-lock.json.
+WRANGLER      := cd workers && WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false ./node_modules/.bin/wrangler
+WORKERS_PORT  ?= 8787
+WORKERS_STATE ?= .wrangler/state
+
+workers: wasm workers/node_modules/.package-lock.json
+	cd workers && $(GO) run ./cmd/assets -out public
+	cd workers && $(GO) run github.com/syumai/workers/cmd/workers-assets-gen -mode=go -o build
+	cd workers && GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o build/app.wasm .
+	@echo "worker: $$(wc -c < workers/build/app.wasm) bytes wasm, $$(gzip -9c workers/build/app.wasm | wc -c) gzipped"
+
+workers/node_modules/.package-lock.json: workers/package-lock.json
+	@command -v npm >/dev/null || { echo "make workers: npm (Node.js >= 20.3) is needed for wrangler; install Node.js and retry"; exit 1; }
+	cd workers && npm ci --no-audit --no-fund
+
+# Runs the worker locally (workerd, offline) on 127.0.0.1:$(WORKERS_PORT),
+# with D1, R2 and the Durable Objects kept in workers/$(WORKERS_STATE).
+workers-dev: workers
+	$(WRANGLER) d1 migrations apply DB --local --persist-to $(WORKERS_STATE)
+	$(WRANGLER) dev --local --ip 127.0.0.1 --port $(WORKERS_PORT) --persist-to $(WORKERS_STATE) \
+		--var ORIGIN:http://127.0.0.1:$(WORKERS_PORT)
+
+# One conformance suite against the Go relay and the worker under
+# wrangler dev --local (about 30 s), plus the worker's local figures.
+test-workers: workers
+	cd workers && $(GO) vet ./wranglertest ./cmd/... && GOOS=js GOARCH=wasm $(GO) vet .
+	cd workers && $(GO) test -count=1 -timeout 5m -v ./wranglertest
+
 clean:
-	rm -rf $(DIST) bin
+	rm -rf $(DIST) bin workers/build workers/public
