@@ -790,3 +790,60 @@ func TestGroupRekeyOnRevokedDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupMessageBeforeState: a member's chain and message reach a device
+// before the group's state does (different senders, different paths); the
+// message is kept and shown in the batch that accepts the state.
+func TestGroupMessageBeforeState(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a := newDevice(t, tr, "alice")
+	b := newDevice(t, tr, "bob")
+	for _, d := range []*device{a, b} {
+		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.run()
+	gid, err := a.eng.CreateGroup(ctx, "late state", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := loadState(t, a, gid)
+	id, _ := parseGroupRef(gid)
+	chain, _ := senderkey.NewSender(nil, id[:])
+	dist, _ := chain.Distribution().MarshalBinary()
+	ct, err := chain.Encrypt((&payload{Kind: kindText, ID: MessageID{7}, SentAt: 7, Body: []byte("ahead of the state")}).marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := a.eng.Device().ID
+	// Bob is not running; the test plays his receive path in order.
+	b.eng.mu.Lock()
+	defer b.eng.mu.Unlock()
+	var batch storage.Batch
+	if _, err := b.eng.receiveSenderKeyLocked(ctx, &batch, &payload{Kind: kindSenderKey, Body: dist}, "alice", from); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.eng.cfg.Store.Commit(ctx, &batch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.eng.receiveLocked(ctx, &frame.Envelope{From: frame.Addr{Handle: "alice", Device: from}, MessageID: MessageID{7}, Payload: append([]byte{envGroup}, ct...)}); err != nil {
+		t.Fatalf("a message before its group's state: %v", err)
+	}
+	if msgs, _ := b.eng.Messages(ctx, gid, "", 0); len(msgs) != 0 {
+		t.Fatal("shown before the group's state")
+	}
+	batch = storage.Batch{}
+	evs, err := b.eng.acceptGroupStateLocked(ctx, &batch, state.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.eng.cfg.Store.Commit(ctx, &batch); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := b.eng.Messages(ctx, gid, "", 0)
+	if len(msgs) != 1 || msgs[0].Text != "ahead of the state" || msgs[0].From != "alice" || msgs[0].FromDevice != from.String() {
+		t.Fatalf("after the state: %+v (events %+v)", msgs, evs)
+	}
+}
