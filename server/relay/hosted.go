@@ -222,6 +222,7 @@ func (r *Relay) sessionAck(s *Session, a *frame.Ack) Output {
 	if len(a.Seqs) == 0 {
 		return o
 	}
+	wasFull := len(s.Inflight) >= deliveryWindow
 	inflight := make(map[uint64]bool, len(s.Inflight))
 	for _, q := range s.Inflight {
 		inflight[q] = true
@@ -244,6 +245,9 @@ func (r *Relay) sessionAck(s *Session, a *frame.Ack) Output {
 		r.log.Error("deleting acked envelopes", "err", err)
 	}
 	r.metrics.delivered.Add(float64(len(a.Seqs)))
+	if !wasFull {
+		return o // nothing waited for room; new mail comes with a wake-up
+	}
 	return r.SessionDeliver(s)
 }
 

@@ -158,3 +158,49 @@ func TestLinkPollSeesOtherWriters(t *testing.T) {
 		t.Fatalf("long-poll returned after %s, want about 250ms", d)
 	}
 }
+
+// TestHostedDeliveryWindow: a hosted session delivers in pages up to the
+// window, and only an ack that makes room delivers more.
+func TestHostedDeliveryWindow(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) { c.Hosted = true })
+	alice := tr.register(t, "alice", 1)
+	bob := tr.register(t, "bob", 1)
+	to := store.Addr{Handle: "bob", Device: store.DeviceID(bob.devs[0].ID)}
+	const total = frame.MaxAcks + 1 // one more than the window
+	envs := make([]store.Envelope, total)
+	for i := range envs {
+		envs[i] = store.Envelope{To: to, From: store.Addr{Handle: "alice", Device: store.DeviceID(alice.devs[0].ID)},
+			MessageID: msgID(), ServerTime: time.Now().UnixMilli(), Expires: time.Now().Add(time.Hour).UnixMilli(), Payload: []byte("x")}
+	}
+	if err := tr.st.Enqueue(envs, relay.DefaultMailboxLimit); err != nil {
+		t.Fatal(err)
+	}
+	s, o := hostedLogin(t, tr, bob, 0, nil)
+	var seqs []uint64
+	collect := func(o relay.Output) {
+		for _, f := range frames(t, o) {
+			if e, ok := f.(*frame.Envelope); ok {
+				seqs = append(seqs, e.Seq)
+			}
+		}
+	}
+	collect(o)
+	for o.More {
+		o = tr.relay.SessionDeliver(s)
+		collect(o)
+	}
+	if len(seqs) != frame.MaxAcks {
+		t.Fatalf("delivered %d before any ack, want the window %d", len(seqs), frame.MaxAcks)
+	}
+	if o := tr.relay.SessionDeliver(s); len(o.Frames) != 0 {
+		t.Fatalf("a full window delivered %d more", len(o.Frames))
+	}
+	o = tr.relay.SessionFrame(s, frame.Encode(&frame.Ack{Seqs: seqs[:1]}), true)
+	collect(o)
+	if len(seqs) != total {
+		t.Fatalf("after an ack that made room: %d delivered, want %d", len(seqs), total)
+	}
+	if o := tr.relay.SessionFrame(s, frame.Encode(&frame.Ack{Seqs: seqs[1:2]}), true); len(o.Frames) != 0 {
+		t.Fatalf("an ack with room to spare read the mailbox again: %d frames", len(o.Frames))
+	}
+}
