@@ -1165,7 +1165,12 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 			if bytes.Equal(g.raw, old.raw) {
 				return nil, nil // the same state again
 			}
-			return nil, refused(nil, "two different states of the group carry version %d", g.Version)
+			// Two admin devices changed the group at once. Every device
+			// keeps the one whose encoding sorts first, whatever the
+			// order they arrive in, so members converge.
+			if bytes.Compare(g.raw, old.raw) > 0 {
+				return nil, refused(nil, "a concurrent change of the group's version %d lost to the one held", g.Version)
+			}
 		}
 		authority = old.Admins
 	} else if !g.isMember(e.acct.Handle) {

@@ -847,3 +847,51 @@ func TestGroupMessageBeforeState(t *testing.T) {
 		t.Fatalf("after the state: %+v (events %+v)", msgs, evs)
 	}
 }
+
+// TestGroupConcurrentChanges: two admin devices sign the same next
+// version; members that get them in opposite orders keep the same one.
+func TestGroupConcurrentChanges(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	var devs []*device
+	for _, h := range []string{"alice", "bob", "carol"} {
+		d := newDevice(t, tr, h)
+		if err := d.eng.CreateAccount(ctx, h, "phone"); err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, d)
+	}
+	a, b, c := devs[0], devs[1], devs[2]
+	a.run()
+	gid, err := a.eng.CreateGroup(ctx, "forked", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := loadState(t, a, gid)
+	fork := func(name string) []byte {
+		g := &groupState{ID: v1.ID, Version: 2, Name: name, Members: v1.Members, Admins: v1.Admins}
+		g.sign(a.eng.dev)
+		return g.raw
+	}
+	x, y := fork("X"), fork("Y")
+	for _, tc := range []struct {
+		d     *device
+		order [][]byte
+	}{{b, [][]byte{v1.raw, x, y}}, {c, [][]byte{v1.raw, y, x}}} {
+		tc.d.eng.mu.Lock()
+		for _, raw := range tc.order {
+			var batch storage.Batch
+			if _, err := tc.d.eng.acceptGroupStateLocked(ctx, &batch, raw); err != nil && !errors.Is(err, ErrGroupChangeRefused) {
+				t.Fatal(err)
+			}
+			if err := tc.d.eng.cfg.Store.Commit(ctx, &batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tc.d.eng.mu.Unlock()
+	}
+	gb, gc := loadState(t, b, gid), loadState(t, c, gid)
+	if gb.Version != 2 || !bytes.Equal(gb.raw, gc.raw) || !bytes.Equal(gb.raw, []byte(min(string(x), string(y)))) {
+		t.Fatalf("bob keeps %q, carol keeps %q", gb.Name, gc.Name)
+	}
+}
