@@ -62,7 +62,7 @@ export class Socket extends DurableObject {
       }
       const [client, server] = Object.values(new WebSocketPair());
       this.ctx.acceptWebSocket(server);
-      this.serial(() => this.call("open"));
+      this.serial(() => this.call("open", {}, server));
       return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
     }
     // From this device's Mailbox. 410 tells it this socket is gone.
@@ -79,7 +79,7 @@ export class Socket extends DurableObject {
   webSocketMessage(ws, msg) {
     const binary = typeof msg !== "string";
     const data = binary ? new Uint8Array(msg) : new TextEncoder().encode(msg);
-    return this.serial(() => this.call("frame", { data: toBase64(data), binary }));
+    return this.serial(() => this.call("frame", { data: toBase64(data), binary }, ws));
   }
 
   webSocketClose(ws, code, reason) {
@@ -88,11 +88,11 @@ export class Socket extends DurableObject {
     } catch {
       // 1005/1006 cannot be sent back, or the socket is already closed.
     }
-    return this.serial(() => this.call("closed"));
+    return this.serial(() => this.call("closed", {}, ws));
   }
 
-  webSocketError() {
-    return this.serial(() => this.call("closed"));
+  webSocketError(ws) {
+    return this.serial(() => this.call("closed", {}, ws));
   }
 
   // alarm is the auth deadline Go asked for at open.
@@ -102,19 +102,40 @@ export class Socket extends DurableObject {
 
   // call hands one event to Go with the stored session and applies the
   // answer. The session is saved before any frame is written.
-  async call(op, extra = {}) {
-    const session = await this.ctx.storage.get("session");
+  async call(op, extra = {}, ws = this.ctx.getWebSockets()[0]) {
+    if (!ws) return; // the socket is gone
+    const session = await this.load(ws);
     if (op !== "open" && !session) return; // closed already
     const body = JSON.stringify({ socket: this.ctx.id.toString(), session, ...extra });
     const res = await go.fetch(new Request(HOSTED + op, { method: "POST", body }), this.env, this.ctx);
     if (!res.ok) throw new Error(`hosted ${op}: ${res.status} ${await res.text()}`);
     const reply = await res.json();
     if (op === "closed") {
+      ws.serializeAttachment(null);
       await this.ctx.storage.deleteAll();
       return;
     }
-    await this.ctx.storage.put("session", reply.session);
+    await this.save(ws, reply.session);
     this.apply(reply.out);
+  }
+
+  // The session travels with the socket as its attachment (kept across
+  // hibernation, and no billed storage write per event) while it is small:
+  // always, unless hundreds of envelopes are in flight; then in storage.
+  async load(ws) {
+    const a = ws.deserializeAttachment();
+    if (a === "storage") return this.ctx.storage.get("session");
+    return a ? JSON.parse(a) : undefined;
+  }
+
+  async save(ws, session) {
+    const json = JSON.stringify(session);
+    if (json.length <= ATTACHMENT_MAX) {
+      ws.serializeAttachment(json);
+    } else {
+      await this.ctx.storage.put("session", session);
+      ws.serializeAttachment("storage");
+    }
   }
 
   // apply writes what Go returned (relay.Output): frames, then maybe a
@@ -126,7 +147,7 @@ export class Socket extends DurableObject {
     if (out.deadline) this.ctx.storage.setAlarm(out.deadline);
     if (out.close) {
       ws.close(out.close, out.reason ?? "");
-      this.serial(() => this.call("closed"));
+      this.serial(() => this.call("closed", {}, ws));
     } else if (out.more) {
       this.serial(() => this.call("deliver"));
     }
@@ -225,6 +246,10 @@ export class Mailbox extends DurableObject {
 
 // SUBPROTOCOL is frame.Subprotocol.
 const SUBPROTOCOL = "parley.relay.v1";
+
+// ATTACHMENT_MAX keeps a serialized session under the 2,048-byte limit of
+// a WebSocket attachment.
+const ATTACHMENT_MAX = 1900;
 
 // Go's encoding/json carries []byte as standard base64.
 function toBase64(bytes) {

@@ -40,18 +40,25 @@ func TestConformance(t *testing.T) {
 // each), and a message round trip through two Durable Objects.
 func TestFigures(t *testing.T) {
 	w := startWrangler(t)
-	t.Logf("first request after start (cold): %s", w.cold)
-	var warm []time.Duration
-	for range 20 {
-		start := time.Now()
-		res, err := http.Get(w.origin + "/v1/accounts/nobody")
-		if err != nil {
-			t.Fatal(err)
+	t.Logf("first request after start (cold: compiles the worker's wasm): %s", w.cold)
+	for _, c := range []struct{ what, path string }{
+		{"static asset (no Go)", "/web/app.css"},
+		{"/healthz (a fresh Go instance, no storage)", "/healthz"},
+		{"GET account (a fresh Go instance and one D1 query)", "/v1/accounts/nobody"},
+	} {
+		var ds []time.Duration
+		for range 20 {
+			start := time.Now()
+			res, err := http.Get(w.origin + c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			ds = append(ds, time.Since(start))
 		}
-		res.Body.Close()
-		warm = append(warm, time.Since(start))
+		t.Logf("%s, median of 20: %s", c.what, median(ds))
 	}
-	t.Logf("API request (Go instance per request), median of 20: %s", median(warm))
 
 	alice := register(t, w.origin, fmt.Sprintf("fig-a-%x", randBytes(3)), 1)
 	bob := register(t, w.origin, fmt.Sprintf("fig-b-%x", randBytes(3)), 1)
