@@ -1,6 +1,7 @@
 # Parley: two commands on a fresh machine.
 #   make run    build the wasm client and the server, serve on $(ADDR)
-#   make test   vet, native tests, wasm tests under Node, browser tests
+#   make test   vet, native tests, wasm tests under Node, browser tests,
+#               the Workers relay under wrangler (make test-workers)
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
@@ -37,7 +38,7 @@ server: wasm
 	@mkdir -p bin
 	$(GO) build -trimpath -o $(SERVER) ./server/cmd/parley-server
 
-test: vet build chromium test-native test-wasm test-fuzz
+test: vet build chromium test-native test-wasm test-fuzz test-workers
 	@echo "make test: all passed"
 
 vet:
@@ -82,7 +83,8 @@ workers: wasm workers/node_modules/.package-lock.json
 	@echo "worker: $$(wc -c < workers/build/app.wasm) bytes wasm, $$(gzip -9c workers/build/app.wasm | wc -c) gzipped"
 
 workers/node_modules/.package-lock.json: workers/package-lock.json
-	@command -v npm >/dev/null || { echo "make workers: npm (Node.js >= 20.3) is needed for wrangler; install Node.js and retry"; exit 1; }
+	@command -v npm >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=3)?0:1)' || \
+		{ echo "make workers: Node.js >= 20.3 with npm is needed for wrangler (found: $$(node --version 2>/dev/null || echo none)); install it and retry"; exit 1; }
 	cd workers && npm ci --no-audit --no-fund
 
 # Runs the worker locally (workerd, offline) on 127.0.0.1:$(WORKERS_PORT),
