@@ -321,3 +321,44 @@ func TestMissingIndex(t *testing.T) {
 		t.Fatal("server started without index.html")
 	}
 }
+
+// The service worker is served at the root (so its scope covers "/"),
+// never cached without revalidation, with its shell references versioned;
+// the manifest has a stable root URL.
+func TestServiceWorkerAndManifestRoutes(t *testing.T) {
+	assets := testAssets(t)
+	assets["web/sw.js"] = &fstest.MapFile{Data: []byte(`const SHELL = ["/index.html", "/web/app.js", "/web/dist/parley.wasm", "/web/gone.js"];`)}
+	ts := newTestServer(t, Config{Assets: assets})
+	resp, sw := get(t, "GET", ts.URL+"/sw.js", nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("/sw.js: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
+		t.Errorf("/sw.js Content-Type = %q", ct)
+	}
+	for _, want := range []string{`"/?v=`, `"/web/app.js?v=`, `"/web/dist/parley.wasm?v=`, `"/web/gone.js"`} {
+		if !bytes.Contains(sw, []byte(want)) {
+			t.Errorf("/sw.js lacks %s: %s", want, sw)
+		}
+	}
+	// The page's version in the worker is the version the server answers to.
+	_, index := get(t, "GET", ts.URL+"/", nil)
+	i := bytes.Index(sw, []byte(`"/?v=`))
+	ver := string(sw[i+len(`"/?v=`) : i+len(`"/?v=`)+versionLen])
+	resp, page := get(t, "GET", ts.URL+"/?v="+ver, nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(page, index) || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("/?v=%s: %d %q", ver, resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	// A change to any shell file changes the worker's bytes.
+	assets["web/app.js"] = &fstest.MapFile{Data: []byte("console.log('v2')")}
+	_, sw2 := get(t, "GET", newTestServer(t, Config{Assets: assets}).URL+"/sw.js", nil)
+	if bytes.Equal(sw, sw2) {
+		t.Errorf("a new app.js left /sw.js unchanged")
+	}
+
+	resp, m := get(t, "GET", ts.URL+"/manifest.webmanifest", nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/manifest+json" ||
+		resp.Header.Get("Cache-Control") != "no-cache" || string(m) != `{"name":"Parley"}` {
+		t.Errorf("/manifest.webmanifest: %d %q %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), m)
+	}
+}

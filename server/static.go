@@ -100,33 +100,53 @@ func loadAssets(fsys fs.FS) (assetTable, error) {
 		t["/"+p] = a
 	}
 	if idx, ok := t["/index.html"]; ok {
-		t["/"] = versionIndex(idx, t)
+		t["/"] = versionRefs(idx, t)
 		delete(t, "/index.html")
+	}
+	// The service worker controls only URLs under its own path, so it is
+	// served at the root to cover "/"; its references are versioned like
+	// index.html's, so every new build changes its bytes and the browser
+	// installs the new worker (which then waits for the next start). The
+	// manifest gets a stable root URL: browsers key an installed app on it.
+	if sw, ok := t["/web/sw.js"]; ok {
+		t["/sw.js"] = versionRefs(sw, t)
+	}
+	if m, ok := t["/web/manifest.webmanifest"]; ok {
+		root := *m
+		root.revalidate = true
+		t["/manifest.webmanifest"] = &root
 	}
 	return t, nil
 }
 
-// assetRef matches the asset URLs index.html names, so they can be
-// rewritten to their content-versioned form.
-var assetRef = regexp.MustCompile(`"(/web/[A-Za-z0-9_./-]+)"`)
+// assetRef matches the asset URLs index.html and the service worker name,
+// so they can be rewritten to their content-versioned form. "/index.html"
+// stands for the page itself, which is served at "/".
+var assetRef = regexp.MustCompile(`"(/web/[A-Za-z0-9_./-]+|/index\.html)"`)
 
-// versionIndex rewrites every "/web/..." reference in index.html to
-// "/web/...?v=<hash>", so the immutable caching of assets is safe: a new
-// build changes the URL, and index.html itself is always revalidated.
-func versionIndex(idx *asset, t assetTable) *asset {
-	body := assetRef.ReplaceAllFunc(idx.body, func(m []byte) []byte {
+// versionRefs rewrites every "/web/..." reference in a text asset to
+// "/web/...?v=<hash>" (and "/index.html" to "/?v=<hash>" once the page is
+// versioned), so the immutable caching of assets is safe: a new build
+// changes the URL, and the referring file itself is always revalidated.
+func versionRefs(src *asset, t assetTable) *asset {
+	body := assetRef.ReplaceAllFunc(src.body, func(m []byte) []byte {
 		p := string(m[1 : len(m)-1])
-		a, ok := t[p]
-		if !ok {
+		url := p
+		if p == "/index.html" {
+			url = "/"
+		}
+		a, ok := t[url]
+		if !ok || (p == "/index.html" && t["/index.html"] != nil) {
 			return m
 		}
-		return []byte(`"` + p + "?v=" + a.version + `"`)
+		return []byte(`"` + url + "?v=" + a.version + `"`)
 	})
 	sum := sha256.Sum256(body)
-	out := *idx
+	out := *src
 	out.body = body
 	out.etag = `"` + hex.EncodeToString(sum[:12]) + `"`
-	out.variants = map[string][]byte{} // the rewritten page is small
+	out.version = hex.EncodeToString(sum[:])[:versionLen]
+	out.variants = map[string][]byte{} // the rewritten file is small
 	return &out
 }
 
