@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// TestUIJourney is a person's first day, only through the page: Alice
+// creates her account on A1, links A2 by pasting its link code into A1 and
+// comparing check codes, closes A1, and talks to Bob from A2; the ticks
+// turn to read when Bob opens the chat. Screenshots of each main screen,
+// at desktop and phone width, are saved for review (PARLEY_SCREENSHOTS).
+func TestUIJourney(t *testing.T) {
+	srv := StartServer(t)
+	a1 := NewBrowser(t)
+	desktop(t, a1)
+	a1.Navigate(srv.URL)
+	waitUI(t, a1, "onboarding", visible("#form-create")+` && document.getElementById('fingerprint').textContent !== ''`)
+	screenshot(t, a1, "onboarding-desktop", 1280, 800)
+	checkAccessible(t, a1, []string{"#create-handle", "#create-device", "#form-create button", "#link-device", "#form-link button"})
+
+	createAccountUI(t, a1, srv.URL, "alice", "Alice's phone")
+	b := NewBrowser(t)
+	phone(t, b)
+	createAccountUI(t, b, srv.URL, "bob", "Bob's laptop")
+
+	// A2 asks to be linked and shows its code.
+	a2 := NewBrowser(t)
+	desktop(t, a2)
+	a2.Navigate(srv.URL)
+	waitUI(t, a2, "onboarding", visible("#form-link"))
+	typeInto(t, a2, "#link-device", "Alice's browser")
+	click(t, a2, "#form-link button[type=submit]")
+	waitUI(t, a2, "the link code", visible("#link-qr")+` && document.getElementById('link-payload').value.startsWith('parley-link:')`)
+	screenshot(t, a2, "link-code-desktop", 1280, 800)
+	payload := MustEval[string](a2, `document.getElementById('link-payload').value`)
+
+	// A1 pastes it and sees the new device's name and the check code.
+	click(t, a1, "#btn-link-device")
+	pasteInto(t, a1, "#approve-payload", payload)
+	click(t, a1, "#form-approve button[type=submit]")
+	waitUI(t, a1, "the check code on the primary", visible("#approve-code")+` && document.getElementById('approve-code').textContent !== ''`)
+	code := textOf(t, a1, "#approve-code")
+	if name := textOf(t, a1, "#approve-name"); name != "Alice's browser" {
+		t.Fatalf("primary shows device name %q", name)
+	}
+	waitUI(t, a2, "the check code on the companion", visible("#link-check-code"))
+	if got := textOf(t, a2, "#link-check-code"); got != code {
+		t.Fatalf("check codes differ: primary %q, companion %q", code, got)
+	}
+	screenshot(t, a1, "link-approve-desktop", 1280, 800)
+	click(t, a1, "#btn-approve-confirm")
+	waitUI(t, a1, "linked", `document.getElementById('approve-status').textContent.includes('is linked')`)
+	waitUI(t, a2, "A2's chat list", visible("#view-main")+` && document.getElementById('me').textContent === 'alice'`)
+
+	// The primary's device list: both devices, a revoke button for A2.
+	click(t, a1, "#btn-devices")
+	waitUI(t, a1, "the device list", `document.querySelectorAll('#device-list li').length === 2`)
+	if txt := textOf(t, a1, "#device-list"); !strings.Contains(txt, "Alice's browser") || !strings.Contains(txt, "This device") || !strings.Contains(txt, "Works until") {
+		t.Fatalf("device list shows %q", txt)
+	}
+	screenshot(t, a1, "devices-desktop", 1280, 800)
+	a1.Close() // the primary goes away
+
+	// A2 starts a chat with Bob and writes.
+	click(t, a2, "#btn-new-chat")
+	typeInto(t, a2, "#newchat-handle", "bob")
+	click(t, a2, "#form-newchat button[type=submit]")
+	waitUI(t, a2, "the conversation", visible("#composer-text")+` && document.getElementById('chat-title').textContent === 'bob'`)
+	typeInto(t, a2, "#composer-text", "hi bob, from my browser")
+	click(t, a2, "#composer-send")
+	waitUI(t, a2, "the sent bubble", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('hi bob, from my browser'))`)
+
+	// Bob sees an unread chat from alice, opens it, reads, replies.
+	waitUI(t, b, "alice's chat with an unread badge", `!!document.querySelector('#chat-list [data-chat="alice"] .badge')`)
+	screenshot(t, b, "chat-list-phone", 390, 844)
+	click(t, b, `#chat-list [data-chat="alice"]`)
+	waitUI(t, b, "alice's message", `document.getElementById('message-list').innerText.includes('hi bob, from my browser')`)
+	typeInto(t, b, "#composer-text", "hello alice")
+	if err := b.Do(chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitUI(t, a2, "Bob's reply", `document.getElementById('message-list').innerText.includes('hello alice')`)
+	waitUI(t, a2, "the read ticks", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('hi bob') && m.querySelector('.tick[data-status="read"]'))`)
+	screenshot(t, b, "conversation-phone", 390, 844)
+	screenshot(t, a2, "conversation-desktop", 1280, 800)
+
+	// The main screen's controls are reachable by Tab, in order.
+	checkAccessible(t, a2, []string{"#btn-new-chat", "#btn-new-group", `#chat-list [data-chat="bob"]`, "#btn-devices", "#btn-settings"})
+
+	// Contact info: the safety number as digits and QR.
+	click(t, a2, "#btn-contact")
+	waitUI(t, a2, "the safety number", `/^[0-9 ]{20,}$/.test(document.getElementById('contact-digits').textContent) && !!document.getElementById('contact-qr').src`)
+	screenshot(t, a2, "safety-number-desktop", 1280, 800)
+	screenshot(t, a2, "safety-number-phone", 390, 844)
+	click(t, a2, "#pane-contact .back")
+	waitUI(t, a2, "back in the conversation", visible("#composer-text"))
+
+	desktop(t, a2)
+	click(t, a2, "#btn-settings")
+	waitUI(t, a2, "settings", visible("#form-lock")+` && document.getElementById('settings-fingerprint').textContent !== ''`)
+	screenshot(t, a2, "settings-desktop", 1280, 800)
+}
+
+// checkAccessible is the accessibility smoke check: every form field on
+// the page has a label, every button a name, and pressing Tab from the top
+// reaches the given controls in this order.
+func checkAccessible(t *testing.T, b *Browser, order []string) {
+	t.Helper()
+	unlabelled := MustEval[[]string](b, `[...document.querySelectorAll('input, textarea, select')].filter(el => {
+	  if (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) return false;
+	  return !(el.labels && el.labels.length && el.labels[0].textContent.trim());
+	}).map(el => el.id || el.outerHTML.slice(0, 60))`)
+	if len(unlabelled) > 0 {
+		t.Errorf("fields without a label: %v", unlabelled)
+	}
+	nameless := MustEval[[]string](b, `[...document.querySelectorAll('button')].filter(el =>
+	  !(el.getAttribute('aria-label') || el.textContent.trim())).map(el => el.id || el.outerHTML.slice(0, 60))`)
+	if len(nameless) > 0 {
+		t.Errorf("buttons without a name: %v", nameless)
+	}
+	MustEval[chromedp.Void](b, `document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)`)
+	var seen []string
+	next := 0
+	for i := 0; i < 40 && next < len(order); i++ {
+		if err := b.Do(chromedp.KeyEvent(kb.Tab)); err != nil {
+			t.Fatal(err)
+		}
+		hit := MustEval[bool](b, `document.activeElement === document.querySelector(`+jsString(order[next])+`)`)
+		desc := MustEval[string](b, `(() => { const e = document.activeElement; return e ? (e.id || e.tagName + ':' + e.textContent.trim().slice(0, 20)) : ''; })()`)
+		seen = append(seen, desc)
+		if hit {
+			next++
+		}
+	}
+	if next < len(order) {
+		t.Errorf("Tab did not reach %s in order %v; focus went through %v", order[next], order, seen)
+	}
+}

@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// swapHeader marks the requests of the browser the lying relay lies to.
+const swapHeader = "X-Parley-Test-Victim"
+
+// TestUISafetyNumberAndRevoke: a relay that starts serving another account
+// key for Alice to Bob makes Bob's page show the "safety number changed"
+// banner, and sending stays off until Bob acknowledges it; then Alice's
+// primary revokes her companion through the devices screen, with a
+// confirmation, and the companion's page says it was removed.
+//
+// The setup (accounts, the link) goes through the API: the journey test
+// covers doing it by hand.
+func TestUISafetyNumberAndRevoke(t *testing.T) {
+	var lie atomic.Bool
+	srv := startUIServer(t, uiServerOptions{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if lie.Load() && r.Method == "GET" && r.URL.Path == "/v1/accounts/alice" && r.Header.Get(swapHeader) != "" {
+				r = r.Clone(r.Context())
+				r.URL.Path = "/v1/accounts/mallory"
+				r.SetPathValue("handle", "mallory")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	a := NewBrowser(t)
+	ready(t, a, srv.URL)
+	MustEval[map[string]any](a, `window.parley.createAccount('alice', "Alice's phone")`)
+	b := NewBrowser(t)
+	desktop(t, b)
+	ready(t, b, srv.URL)
+	MustEval[map[string]any](b, `window.parley.createAccount('bob', "Bob's laptop")`)
+	m := NewBrowser(t)
+	ready(t, m, srv.URL)
+	MustEval[map[string]any](m, `window.parley.createAccount('mallory', "Mallory")`)
+	m.Close()
+
+	send(t, b, "alice", "hi alice")
+	waitText(t, a, "bob", "hi alice")
+
+	// From now on the relay tells Bob's browser that Alice's account key is
+	// Mallory's. Bob notices when a device of Alice he does not know yet
+	// writes to him.
+	ctx, cancel := contextFor(b)
+	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	if err == nil {
+		_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{swapHeader: "1"}})
+	}
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lie.Store(true)
+	a2 := NewBrowser(t)
+	ready(t, a2, srv.URL)
+	linkByAPI(t, a, a2, "Alice's browser")
+	send(t, a2, "bob", "from alice's new browser")
+
+	waitUI(t, b, "bob's chat list", visible(`#chat-list [data-chat="alice"]`))
+	click(t, b, `#chat-list [data-chat="alice"]`)
+	waitUI(t, b, "the safety banner", visible("#safety-banner")+` && document.getElementById('composer-send').disabled && document.getElementById('composer-text').disabled`)
+	screenshot(t, b, "safety-changed-desktop", 1280, 800)
+	if r := MustEval[map[string]any](b, jsSettle+`(window.parley.send('alice', 'are you really alice?'))`); r["code"] != "safety_number_changed" {
+		t.Fatalf("send with the banner up = %v, want safety_number_changed", r)
+	}
+
+	// Bob reviews the number and acknowledges; the relay stops lying, so
+	// the acknowledged key is Alice's real one again, and sending works.
+	lie.Store(false)
+	click(t, b, "#btn-safety-review")
+	waitUI(t, b, "the contact screen with the warning", visible("#contact-changed"))
+	click(t, b, "#btn-contact-ack")
+	waitUI(t, b, "the warning gone", `!`+visible("#contact-changed"))
+	click(t, b, "#pane-contact .back")
+	waitUI(t, b, "the conversation without the banner", visible("#composer-text")+` && !`+visible("#safety-banner")+` && !document.getElementById('composer-send').disabled`)
+	typeInto(t, b, "#composer-text", "safety number checked")
+	click(t, b, "#composer-send")
+	waitText(t, a, "bob", "safety number checked")
+
+	// Alice's primary revokes the companion through the devices screen.
+	desktop(t, a)
+	click(t, a, "#btn-devices")
+	waitUI(t, a, "the companion in the list", `!!document.querySelector('#device-list button[aria-label="Revoke Alice\'s browser"]')`)
+	click(t, a, `#device-list button[aria-label="Revoke Alice's browser"]`)
+	waitUI(t, a, "the confirmation", `document.getElementById('confirm').open`)
+	screenshot(t, a, "revoke-confirm-desktop", 1280, 800)
+	click(t, a, "#confirm-ok")
+	waitUI(t, a, "one device left", `document.querySelectorAll('#device-list li').length === 1`)
+	waitUI(t, a2, "the revoked state", visible("#view-revoked"))
+	screenshot(t, a2, "revoked-desktop", 1280, 800)
+}
+
+// linkByAPI links companion to primary through window.parley.
+func linkByAPI(t *testing.T, primary, companion *Browser, name string) {
+	t.Helper()
+	start := MustEval[map[string]any](companion, fmt.Sprintf(`(async () => {
+	  const s = await window.parley.startLink(%q);
+	  window.__linked = window.parley.waitLinked();
+	  window.__linked.catch(() => {});
+	  return s;
+	})()`, name))
+	p := MustEval[map[string]any](primary, fmt.Sprintf(`window.parley.approveLink(%q)`, start["payload"]))
+	MustEval[chromedp.Void](primary, fmt.Sprintf(`window.parley.confirmLink(%q)`, p["linkId"]))
+	MustEval[map[string]any](companion, `window.__linked`)
+}
