@@ -1,7 +1,8 @@
 // Package wranglertest holds the Workers build to the Go relay's behaviour:
 // it starts `wrangler dev --local` (workerd, offline) on a loopback port
-// and runs one conformance suite, the same native relayclient calls and
-// assertions, against it and against the Go relay in-process.
+// and runs the same tests against it and against the Go relay in-process:
+// a conformance suite of native relayclient calls (codes included) and the
+// engine's headline scenario (client.NewRelay).
 //
 // It needs `make workers` to have built the worker and npm to have
 // installed wrangler; `make test-workers` does both, then runs it. It never
