@@ -72,6 +72,8 @@ func init() {
 				b.emit(ev.Type, toJS(ev))
 			},
 			Logger: consoleLogger{},
+			// WebCrypto where it is faster (webcrypto_backends.go).
+			BulkCipher: installWebCrypto(),
 		})
 		host.mu.Lock()
 		host.eng, host.cancel, host.err = eng, cancel, nil
