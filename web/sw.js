@@ -23,6 +23,10 @@ const SHELL = [
   "/web/dist/parley.wasm",
   "/web/icon.svg",
   "/web/icons/icon-192.png",
+  "/web/icons/icon-512.png",
+  "/web/icons/maskable-512.png",
+  "/web/icons/attach.svg",
+  "/manifest.webmanifest",
 ];
 // The cache is named after the versioned URLs, so each build has its own.
 const CACHE = 'parley-shell-' + hash(SHELL.join('\n'));
@@ -57,5 +61,13 @@ self.addEventListener('fetch', (event) => {
     event.respondWith(caches.open(CACHE).then((c) => c.match(PAGE)).then((r) => r || fetch(req)));
     return;
   }
-  event.respondWith(caches.open(CACHE).then((c) => c.match(req)).then((r) => r || fetch(req)));
+  if (url.pathname === '/manifest.webmanifest') {
+    // Unversioned: the network's copy when there is one.
+    event.respondWith(fetch(req).catch(() => caches.open(CACHE).then((c) => c.match(req))).then((r) => r || Response.error()));
+    return;
+  }
+  // Versioned URLs match exactly; an unversioned one (the manifest names
+  // its icons without ?v=) goes to the network, else to the cached copy.
+  event.respondWith(caches.open(CACHE).then((c) => c.match(req).then((r) => r ||
+    fetch(req).catch((err) => c.match(req, { ignoreSearch: true }).then((r2) => r2 || Promise.reject(err))))));
 });

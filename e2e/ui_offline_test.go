@@ -1,0 +1,67 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// TestUIOfflineStart: once the service worker has the app shell, Alice's
+// browser starts with the server stopped: the page, the wasm and her
+// stored chats appear, the page says it is offline and retrying, and a
+// message written then is sent when the server is back. The served app is
+// installable (Chromium's own check finds no errors).
+func TestUIOfflineStart(t *testing.T) {
+	srv := startUIServer(t, uiServerOptions{})
+	b := NewBrowser(t)
+	ready(t, b, srv.URL)
+	MustEval[map[string]any](b, `window.parley.createAccount('bob', "Bob's laptop")`)
+	a := NewBrowser(t)
+	desktop(t, a)
+	ready(t, a, srv.URL)
+	MustEval[map[string]any](a, `window.parley.createAccount('alice', "Alice's laptop")`)
+	send(t, a, "bob", "before the outage")
+	waitText(t, b, "alice", "before the outage")
+
+	// The worker has installed and controls the page after one reload.
+	MustEval[chromedp.Void](a, `navigator.serviceWorker.ready`)
+	a.Navigate(srv.URL)
+	waitUI(t, a, "a page controlled by the service worker", `!!navigator.serviceWorker.controller`)
+	checkInstallable(t, a)
+
+	srv.Stop()
+	a.Navigate(srv.URL)
+	waitUI(t, a, "the chat list from storage, offline", visible("#view-main")+` && !!document.querySelector('#chat-list [data-chat="bob"]')`)
+	waitUI(t, a, "the offline notice", visible("#banner-offline"))
+	click(t, a, `#chat-list [data-chat="bob"]`)
+	waitUI(t, a, "the stored conversation", `document.getElementById('message-list').innerText.includes('before the outage')`)
+	typeInto(t, a, "#composer-text", "written while offline")
+	click(t, a, "#composer-send")
+	waitUI(t, a, "the waiting message", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('written while offline') && m.querySelector('.tick[data-status="pending"]'))`)
+	screenshot(t, a, "offline-desktop", 1280, 800)
+	allowNetworkErrors(t, a)
+	allowNetworkErrors(t, b)
+
+	srv.Start()
+	waitText(t, b, "alice", "written while offline")
+	waitUI(t, a, "the sent tick", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('written while offline') && !m.querySelector('.tick[data-status="pending"]'))`)
+	waitUI(t, a, "the offline notice gone", `!`+visible("#banner-offline"))
+	allowNetworkErrors(t, a)
+	allowNetworkErrors(t, b)
+}
+
+// checkInstallable asserts Chromium's installability check passes.
+func checkInstallable(t *testing.T, b *Browser) {
+	t.Helper()
+	ctx, cancel := contextFor(b)
+	defer cancel()
+	res, err := chromedp.Call(ctx, page.GetInstallabilityErrors, cdp.Empty{})
+	if err != nil {
+		t.Fatalf("Page.getInstallabilityErrors: %v", err)
+	}
+	for _, e := range res.InstallabilityErrors {
+		t.Errorf("not installable: %s %v", e.ErrorID, e.ErrorArguments)
+	}
+}
