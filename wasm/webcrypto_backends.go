@@ -29,9 +29,9 @@ package main
 //   - AES-256-GCM for bulk objects: installed.
 //
 // Each backend is checked against Go on a known answer when the owner tab
-// starts (feature detection that also catches a wrong implementation);
-// one that is missing or disagrees is not installed, and the pure-Go
-// default stays. A WebCrypto call that fails later falls back to Go for
+// starts, in the background (feature detection that also catches a wrong
+// implementation); one that is missing or disagrees is not installed, and
+// the pure-Go default stays. A WebCrypto call that fails later falls back to Go for
 // that call, so a browser quirk can cost speed but never a message.
 
 import (
@@ -44,6 +44,7 @@ import (
 	"errors"
 	"sync"
 	"syscall/js"
+	"time"
 
 	"filippo.io/edwards25519"
 	"github.com/hack-pad/safejs"
@@ -468,35 +469,95 @@ func detectWebCrypto() webBackends {
 // basePoint is u = 9.
 var basePoint = [32]byte{9}
 
-// installed is what installWebCrypto put in place (nil: pure Go).
+// installed is what installWebCrypto put in place (nil: pure Go); read it
+// only after installDone is closed.
 var installed struct {
 	x25519  x25519.Backend
 	ed25519 senderkey.Ed25519
 	bulk    engine.BulkCipher
+	took    time.Duration // the start-up checks
 }
 
-var installOnce sync.Once
+var (
+	installOnce sync.Once
+	installDone = make(chan struct{})
+)
 
-// installWebCrypto detects the WebCrypto backends and installs the ones
-// that win (see the file comment) for the whole process, once. It runs in
-// the owner tab before the engine opens; it returns the BulkCipher for
-// the engine's Config (nil: Go's).
+// installWebCrypto starts the checks and returns the BulkCipher for the
+// engine's Config. It runs in the owner tab before the engine opens, once.
+// The checks (10–20 ms of promises) run in the background, off the path to
+// parley.ready: until they finish, X25519 and Ed25519 are Go's (the seams
+// are atomic, installing later is safe), and a bulk operation waits for
+// them.
 func installWebCrypto() engine.BulkCipher {
 	installOnce.Do(func() {
-		b := detectWebCrypto()
-		if b.X25519 != nil {
-			installed.x25519 = goPublicKey{b.X25519}
-			x25519.SetBackend(installed.x25519)
-		}
-		if b.Ed25519 != nil {
-			installed.ed25519 = b.Ed25519
-			senderkey.SetEd25519(installed.ed25519)
-		}
-		if b.Bulk != nil {
+		go func() {
+			defer close(installDone)
+			t0 := time.Now()
+			b := detectWebCrypto()
+			installed.took = time.Since(t0)
+			if b.X25519 != nil {
+				installed.x25519 = goPublicKey{b.X25519}
+				x25519.SetBackend(installed.x25519)
+			}
+			if b.Ed25519 != nil {
+				installed.ed25519 = b.Ed25519
+				senderkey.SetEd25519(installed.ed25519)
+			}
 			installed.bulk = b.Bulk
-		}
+		}()
 	})
-	return installed.bulk
+	return lazyBulk{}
+}
+
+// lazyBulk is WebCrypto's AES-GCM once the checks passed, else Go's.
+type lazyBulk struct{}
+
+func (lazyBulk) cipher() engine.BulkCipher {
+	<-installDone
+	if installed.bulk != nil {
+		return installed.bulk
+	}
+	return goBulk{}
+}
+
+func (l lazyBulk) Seal(key, nonce, plaintext, ad []byte) ([]byte, error) {
+	return l.cipher().Seal(key, nonce, plaintext, ad)
+}
+
+func (l lazyBulk) Open(key, nonce, ciphertext, ad []byte) ([]byte, error) {
+	return l.cipher().Open(key, nonce, ciphertext, ad)
+}
+
+// goBulk is the engine's default BulkCipher (crypto/aes), for when
+// WebCrypto's is not installed.
+type goBulk struct{}
+
+func (goBulk) gcm(key, nonce []byte) (cipher.AEAD, error) {
+	if len(key) != 32 || len(nonce) != 12 {
+		return nil, errors.New("bulk cipher: bad key or nonce size")
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func (g goBulk) Seal(key, nonce, plaintext, ad []byte) ([]byte, error) {
+	a, err := g.gcm(key, nonce)
+	if err != nil {
+		return nil, err
+	}
+	return a.Seal(nil, nonce, plaintext, ad), nil
+}
+
+func (g goBulk) Open(key, nonce, ciphertext, ad []byte) ([]byte, error) {
+	a, err := g.gcm(key, nonce)
+	if err != nil {
+		return nil, err
+	}
+	return a.Open(nil, nonce, ciphertext, ad)
 }
 
 // goPublicKey keeps key generation in Go and sends shared secrets to

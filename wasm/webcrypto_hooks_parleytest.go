@@ -9,8 +9,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -47,9 +45,16 @@ func installWebCryptoHooks(_ *client, parley js.Value) {
 		}))
 	}
 	// webcryptoInstalled() names what installWebCrypto put in place in this
-	// tab (the owner's engine uses exactly these).
+	// tab (the owner's engine uses exactly these) and how long its start-up
+	// checks took.
 	fn("webcryptoInstalled", func([]js.Value) (any, error) {
-		return map[string]any{"x25519": installed.x25519 != nil, "ed25519": installed.ed25519 != nil, "bulk": installed.bulk != nil}, nil
+		select {
+		case <-installDone:
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("the WebCrypto checks never finished (is this tab the owner?)")
+		}
+		return map[string]any{"x25519": installed.x25519 != nil, "ed25519": installed.ed25519 != nil, "bulk": installed.bulk != nil,
+			"checkMs": float64(installed.took.Microseconds()) / 1000}, nil
 	})
 	// webcryptoCheck(n) compares every detected backend with Go on n random
 	// inputs and the §14.4 known answer; resolves {name: problem} for each
@@ -139,6 +144,7 @@ func setBackends(b webBackends, web bool) {
 }
 
 func restoreInstalled() {
+	<-installDone
 	if installed.x25519 != nil {
 		x25519.SetBackend(installed.x25519)
 	} else {
@@ -229,26 +235,6 @@ func checkEd25519(b webBackends, n int) error {
 		}
 	}
 	return nil
-}
-
-// goBulk is client's default BulkCipher, repeated (it is unexported).
-type goBulk struct{}
-
-func (goBulk) gcm(key []byte) cipher.AEAD {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		panic(err)
-	}
-	g, _ := cipher.NewGCM(block)
-	return g
-}
-
-func (g goBulk) Seal(key, nonce, pt, ad []byte) ([]byte, error) {
-	return g.gcm(key).Seal(nil, nonce, pt, ad), nil
-}
-
-func (g goBulk) Open(key, nonce, ct, ad []byte) ([]byte, error) {
-	return g.gcm(key).Open(nil, nonce, ct, ad)
 }
 
 func checkBulk(b webBackends, n int) error {
