@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,6 +21,8 @@ func TestUIJourney(t *testing.T) {
 	a1.Navigate(srv.URL)
 	waitUI(t, a1, "onboarding", visible("#form-create")+` && document.getElementById('fingerprint').textContent !== ''`)
 	screenshot(t, a1, "onboarding-desktop", 1280, 800)
+	screenshot(t, a1, "onboarding-phone", 390, 844)
+	desktop(t, a1)
 	checkAccessible(t, a1, []string{"#create-handle", "#create-device", "#form-create button", "#link-device", "#form-link button"})
 
 	createAccountUI(t, a1, srv.URL, "alice", "Alice's phone")
@@ -85,6 +88,16 @@ func TestUIJourney(t *testing.T) {
 	}
 	waitUI(t, a2, "Bob's reply", `document.getElementById('message-list').innerText.includes('hello alice')`)
 	waitUI(t, a2, "the read ticks", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('hi bob') && m.querySelector('.tick[data-status="read"]'))`)
+
+	// An image through the attach button: Bob sees its preview.
+	icon, err := filepath.Abs("../web/icons/icon-192.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Do(chromedp.SetUploadFiles(chromedp.CSS("#composer-file"), []string{icon})); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	waitUI(t, b, "the image preview", `(() => { const i = document.querySelector('#message-list img.preview'); return !!i && i.complete && i.naturalWidth === 192; })()`)
 	screenshot(t, b, "conversation-phone", 390, 844)
 	screenshot(t, a2, "conversation-desktop", 1280, 800)
 
@@ -103,6 +116,22 @@ func TestUIJourney(t *testing.T) {
 	click(t, a2, "#btn-settings")
 	waitUI(t, a2, "settings", visible("#form-lock")+` && document.getElementById('settings-fingerprint').textContent !== ''`)
 	screenshot(t, a2, "settings-desktop", 1280, 800)
+
+	// A passphrase lock set, used and opened through the page.
+	click(t, a2, "#lock-passphrase")
+	typeInto(t, a2, "#lock-pass1", "correct horse battery")
+	typeInto(t, a2, "#lock-pass2", "correct horse battery")
+	click(t, a2, "#form-lock button[type=submit]")
+	waitUI(t, a2, "the lock saved", `document.getElementById('lock-status').textContent.includes('locked with a passphrase')`)
+	click(t, a2, "#btn-lock-now")
+	waitUI(t, a2, "the locked screen", visible("#unlock-passphrase"))
+	screenshot(t, a2, "locked-phone", 390, 844)
+	typeInto(t, a2, "#unlock-passphrase", "not the passphrase")
+	click(t, a2, "#form-unlock-passphrase button[type=submit]")
+	waitUI(t, a2, "the refusal", `document.getElementById('unlock-error').textContent.includes('not right')`)
+	typeInto(t, a2, "#unlock-passphrase", "correct horse battery")
+	click(t, a2, "#form-unlock-passphrase button[type=submit]")
+	waitUI(t, a2, "the chats again", visible("#view-main")+` && !!document.querySelector('#chat-list [data-chat="bob"]')`)
 }
 
 // checkAccessible is the accessibility smoke check: every form field on
