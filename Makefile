@@ -69,6 +69,12 @@ bench:
 bench-relay:
 	./bench/relay.sh
 
+# Lighthouse accessibility and best-practices scores (each must be >= 95)
+# against a local server; installs lighthouse@12.2.3 into ~/.cache once.
+.PHONY: lighthouse
+lighthouse: server
+	./scripts/lighthouse.sh
+
 # The relay on Cloudflare Workers (workers/, README "Deploying on Cloudflare
 # Workers"): the client's static assets with their _headers, the Go worker
 # (wasm, via syumai/workers), and wrangler from workers/package-lock.json.
