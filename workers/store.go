@@ -377,26 +377,31 @@ func (s *cfStore) PutLink(key, data []byte, expires, now time.Time) error {
 }
 
 // TakeLink takes the message and leaves a tombstone, in one statement
-// (RETURNING gives the updated row, so the bytes are dropped after).
+// (RETURNING gives the updated row, so the bytes are dropped after). When
+// the take finds nothing, a second look tells a consumed slot (ErrGone)
+// from an empty one (ErrNotFound) or one filled in between (take again).
 func (s *cfStore) TakeLink(key []byte, now time.Time) ([]byte, error) {
-	var data []byte
-	err := s.db.QueryRow(`UPDATE links SET filled = 0 WHERE key = ? AND expires > ? AND filled = 1 RETURNING data`, key, now.UnixMilli()).Scan(&data)
-	if err == nil {
-		_, err = s.db.Exec(`UPDATE links SET data = NULL WHERE key = ? AND filled = 0`, key)
-		return data, err
+	for {
+		var data []byte
+		err := s.db.QueryRow(`UPDATE links SET filled = 0 WHERE key = ? AND expires > ? AND filled = 1 RETURNING data`, key, now.UnixMilli()).Scan(&data)
+		if err == nil {
+			_, err = s.db.Exec(`UPDATE links SET data = NULL WHERE key = ? AND filled = 0`, key)
+			return data, err
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		var filled int
+		err = s.db.QueryRow(`SELECT filled FROM links WHERE key = ? AND expires > ?`, key, now.UnixMilli()).Scan(&filled)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, store.ErrNotFound
+		case err != nil:
+			return nil, err
+		case filled == 0:
+			return nil, store.ErrGone
+		}
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, err
-	}
-	var filled int
-	err = s.db.QueryRow(`SELECT filled FROM links WHERE key = ? AND expires > ?`, key, now.UnixMilli()).Scan(&filled)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return nil, store.ErrGone
 }
 
 // ---- blobs ----
