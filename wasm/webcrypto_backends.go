@@ -123,7 +123,7 @@ func (w *webCrypto) call(method string, args ...any) (p js.Value, err error) {
 // settled values and must not block (it only starts the next WebCrypto
 // call, whose promise it returns). It lets an operation chain its key
 // imports and the operation itself behind a single Go await.
-func (w *webCrypto) then(ps []any, f func(vals js.Value) (js.Value, error)) (js.Value, func(), error) {
+func (w *webCrypto) then(ps []any, f func(vals js.Value) (js.Value, error)) (js.Value, func()) {
 	cb := js.FuncOf(func(_ js.Value, args []js.Value) any {
 		v, err := f(args[0])
 		if err != nil {
@@ -132,7 +132,7 @@ func (w *webCrypto) then(ps []any, f func(vals js.Value) (js.Value, error)) (js.
 		return v
 	})
 	all := w.promise.Call("all", js.ValueOf(ps))
-	return all.Call("then", cb), cb.Release, nil
+	return all.Call("then", cb), cb.Release
 }
 
 // await waits for p (jsutil's Await; a variant with one persistent
@@ -160,6 +160,14 @@ func (w *webCrypto) bytesJS(parts ...[]byte) js.Value {
 	js.CopyBytesToJS(u, b)
 	clear(b)
 	return u
+}
+
+// importSecret imports key material and zeroes the JS copy at once:
+// importKey copies its keyData before it returns the promise.
+func (w *webCrypto) importSecret(format string, alg js.Value, usage string, parts ...[]byte) (js.Value, error) {
+	u := w.bytesJS(parts...)
+	defer u.Call("fill", 0)
+	return w.call("importKey", format, u, alg, false, []any{usage})
 }
 
 // bytesGo copies an ArrayBuffer into dst (which must have its length).
@@ -228,7 +236,7 @@ func goX25519(priv, pub *[x25519.Size]byte) [x25519.Size]byte {
 // derive computes X25519(priv, pub) into out; pub nil means the base point.
 func (x *webX25519) derive(out *[x25519.Size]byte, priv *[x25519.Size]byte, pub []byte) error {
 	w := x.w
-	pk, err := w.call("importKey", "pkcs8", w.bytesJS(pkcs8X25519, priv[:]), w.x25519, false, []any{"deriveBits"})
+	pk, err := w.importSecret("pkcs8", w.x25519, "deriveBits", pkcs8X25519, priv[:])
 	if err != nil {
 		return err
 	}
@@ -238,15 +246,12 @@ func (x *webX25519) derive(out *[x25519.Size]byte, priv *[x25519.Size]byte, pub 
 			return err
 		}
 	}
-	p, release, err := w.then([]any{pk, peer}, func(keys js.Value) (js.Value, error) {
+	p, release := w.then([]any{pk, peer}, func(keys js.Value) (js.Value, error) {
 		alg := js.Global().Get("Object").New()
 		alg.Set("name", "X25519")
 		alg.Set("public", keys.Index(1))
 		return w.call("deriveBits", alg, keys.Index(0), 256)
 	})
-	if err != nil {
-		return err
-	}
 	bits, err := w.await(p, release)
 	if err != nil {
 		return err
@@ -314,7 +319,7 @@ func (e *webEd25519) Sign(priv ed25519.PrivateKey, message []byte) ([]byte, erro
 func (e *webEd25519) signJS(priv ed25519.PrivateKey, message []byte) ([]byte, error) {
 	w := e.w
 	key, err := e.key(e.sign, maxSignKeys, string(priv), func() (js.Value, error) {
-		return w.call("importKey", "pkcs8", w.bytesJS(pkcs8Ed25519, priv.Seed()), w.ed25519, false, []any{"sign"})
+		return w.importSecret("pkcs8", w.ed25519, "sign", pkcs8Ed25519, priv.Seed())
 	})
 	if err != nil {
 		return nil, err
@@ -385,7 +390,7 @@ func (a webAESGCM) do(method string, key, nonce, in, ad []byte, outLen int) ([]b
 		return nil, errors.New("bulk cipher: bad key or nonce size")
 	}
 	w := a.w
-	k, err := w.call("importKey", "raw", w.bytesJS(key), w.aesGCM, false, []any{method})
+	k, err := w.importSecret("raw", w.aesGCM, method, key)
 	if err != nil {
 		return nil, err
 	}
@@ -395,12 +400,9 @@ func (a webAESGCM) do(method string, key, nonce, in, ad []byte, outLen int) ([]b
 	alg.Set("additionalData", w.bytesJS(ad))
 	alg.Set("tagLength", 128)
 	data := w.bytesJS(in)
-	p, release, err := w.then([]any{k}, func(keys js.Value) (js.Value, error) {
+	p, release := w.then([]any{k}, func(keys js.Value) (js.Value, error) {
 		return w.call(method, alg, keys.Index(0), data)
 	})
-	if err != nil {
-		return nil, err
-	}
 	v, err := w.await(p, release)
 	if err != nil {
 		if method == "decrypt" {
