@@ -101,10 +101,21 @@ func TestUIJourney(t *testing.T) {
 	screenshot(t, b, "conversation-phone", 390, 844)
 	screenshot(t, a2, "conversation-desktop", 1280, 800)
 
+	// A group, made from the page; Bob sees it by its name.
+	click(t, a2, "#btn-new-group")
+	typeInto(t, a2, "#newgroup-name", "Weekend plans")
+	typeInto(t, a2, "#newgroup-members", "bob")
+	click(t, a2, "#form-newgroup button[type=submit]")
+	waitUI(t, a2, "the group conversation", visible("#composer-text")+` && document.getElementById('chat-title').textContent === 'Weekend plans'`)
+	typeInto(t, a2, "#composer-text", "saturday?")
+	click(t, a2, "#composer-send")
+	waitUI(t, b, "the group in Bob's list", `[...document.querySelectorAll('#chat-list .chat-item')].some(c => c.innerText.includes('Weekend plans') && c.innerText.includes('saturday?'))`)
+
 	// The main screen's controls are reachable by Tab, in order.
 	checkAccessible(t, a2, []string{"#btn-new-chat", "#btn-new-group", `#chat-list [data-chat="bob"]`, "#btn-devices", "#btn-settings"})
 
 	// Contact info: the safety number as digits and QR.
+	click(t, a2, `#chat-list [data-chat="bob"]`)
 	click(t, a2, "#btn-contact")
 	waitUI(t, a2, "the safety number", `/^[0-9 ]{20,}$/.test(document.getElementById('contact-digits').textContent) && !!document.getElementById('contact-qr').src`)
 	screenshot(t, a2, "safety-number-desktop", 1280, 800)

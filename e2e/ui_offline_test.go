@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -22,6 +23,8 @@ func TestUIOfflineStart(t *testing.T) {
 	desktop(t, a)
 	ready(t, a, srv.URL)
 	MustEval[map[string]any](a, `window.parley.createAccount('alice', "Alice's laptop")`)
+	// More history than one page of the conversation view.
+	MustEval[chromedp.Void](a, `(async () => { for (let i = 0; i < 55; i++) await window.parley.send('bob', 'old ' + i); })()`)
 	send(t, a, "bob", "before the outage")
 	waitText(t, b, "alice", "before the outage")
 
@@ -37,6 +40,15 @@ func TestUIOfflineStart(t *testing.T) {
 	waitUI(t, a, "the offline notice", visible("#banner-offline"))
 	click(t, a, `#chat-list [data-chat="bob"]`)
 	waitUI(t, a, "the stored conversation", `document.getElementById('message-list').innerText.includes('before the outage')`)
+	// One page (50) first; scrolling back fetches the rest, oldest first.
+	if n := MustEval[int](a, `document.querySelectorAll('#message-list .msg').length`); n != 50 {
+		t.Fatalf("the conversation opened with %d messages, want one page of 50", n)
+	}
+	MustEval[chromedp.Void](a, `document.getElementById('messages').scrollTop = 0`)
+	waitUI(t, a, "older messages after scrolling up", `document.querySelectorAll('#message-list .msg').length === 56`)
+	if first := textOf(t, a, "#message-list .msg"); !strings.HasPrefix(first, "old 0") {
+		t.Fatalf("the oldest message shown is %q, want old 0", first)
+	}
 	typeInto(t, a, "#composer-text", "written while offline")
 	click(t, a, "#composer-send")
 	waitUI(t, a, "the waiting message", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('written while offline') && m.querySelector('.tick[data-status="pending"]'))`)
