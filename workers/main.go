@@ -209,8 +209,12 @@ func sweep(ctx context.Context) error {
 		return err
 	}
 	n, err := st.Sweep(time.Now())
-	if n > 0 {
+	if err != nil {
+		// Logged rather than returned: syumai/workers panics on a task
+		// error, and the next run retries anyway.
+		logger.Error("sweeping expired records", "swept", n, "err", err)
+	} else if n > 0 {
 		logger.Warn("swept expired records", "count", n)
 	}
-	return err
+	return nil
 }

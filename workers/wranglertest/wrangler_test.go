@@ -118,6 +118,22 @@ func startGoRelay(t *testing.T) string {
 type wrangler struct {
 	origin string
 	cold   time.Duration // the first successful request
+	dir    string        // workers/
+	bin    string        // node_modules/.bin/wrangler
+	state  string        // --persist-to: D1, R2 and Durable Objects
+	env    []string
+}
+
+// run runs a wrangler command on the local state and returns its output.
+func (w *wrangler) run(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(w.bin, append(args, "--local", "--persist-to", w.state)...)
+	cmd.Dir, cmd.Env = w.dir, w.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("wrangler %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
 }
 
 // workersDir is the Workers build's directory (this package's parent).
@@ -131,7 +147,10 @@ func workersDir(t *testing.T) string {
 
 // startWrangler applies the D1 migrations to a fresh local state and runs
 // wrangler dev on free loopback ports until the test ends.
-func startWrangler(t *testing.T) *wrangler {
+func startWrangler(t *testing.T) *wrangler { return startWranglerWith(t, nil) }
+
+// startWranglerWith is startWrangler with extra arguments for wrangler dev.
+func startWranglerWith(t *testing.T, extra []string) *wrangler {
 	dir := workersDir(t)
 	bin := filepath.Join(dir, "node_modules", ".bin", "wrangler")
 	for _, need := range []struct{ path, fix string }{
@@ -143,20 +162,17 @@ func startWrangler(t *testing.T) *wrangler {
 			t.Fatalf("%s (%v)", need.fix, err)
 		}
 	}
-	state := t.TempDir()
-	env := append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CLOUDFLARE_CF_FETCH_ENABLED=false", "NO_COLOR=1", "CI=1")
-
-	mig := exec.Command(bin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state)
-	mig.Dir, mig.Env = dir, env
-	if out, err := mig.CombinedOutput(); err != nil {
-		t.Fatalf("wrangler d1 migrations apply: %v\n%s", err, out)
-	}
+	w := &wrangler{dir: dir, bin: bin, state: t.TempDir(),
+		env: append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CLOUDFLARE_CF_FETCH_ENABLED=false", "NO_COLOR=1", "CI=1")}
+	w.run(t, "d1", "migrations", "apply", "DB")
+	state, env := w.state, w.env
 
 	port, inspector := freePort(t), freePort(t)
 	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "dev", "--local", "--ip", "127.0.0.1", "--port", fmt.Sprint(port),
 		"--inspector-port", fmt.Sprint(inspector), "--persist-to", state,
 		"--var", "ORIGIN:"+origin, "--show-interactive-dev-session=false", "--log-level", cmp.Or(os.Getenv("WRANGLER_LOG_LEVEL"), "warn"))
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop workerd with it
 	logs := &tail{}
@@ -179,7 +195,7 @@ func startWrangler(t *testing.T) *wrangler {
 		}
 	})
 
-	w := &wrangler{origin: origin}
+	w.origin = origin
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
