@@ -130,19 +130,23 @@ func (c *conn) run() {
 		c.r.log.Error("reading randomness", "err", err)
 		return
 	}
-	actx, acancel := context.WithTimeout(c.ctx, authTimeout)
+	actx, acancel := context.WithCancel(c.ctx)
 	defer acancel()
 	// Close ends logins in progress at once instead of waiting authTimeout.
 	defer context.AfterFunc(c.r.closingCtx, acancel)()
+	// The login deadline answers like any other refusal, with an Error
+	// frame and a close code: a read context that expired would make the
+	// websocket library cut the connection, and the device learn nothing.
+	deadline := time.AfterFunc(authTimeout, func() {
+		c.fail(0, frame.CodeAuthFailed, "no Auth frame within the time limit")
+	})
+	defer deadline.Stop()
 	if err := c.ws.Write(actx, websocket.MessageBinary, frame.Encode(&frame.Challenge{Nonce: nonce, ServerTime: uint64(c.r.cfg.Now().UnixMilli())})); err != nil {
 		return
 	}
 	typ, b, err := c.ws.Read(actx)
-	if err != nil {
-		if actx.Err() != nil {
-			c.failWait(0, frame.CodeAuthFailed, "no Auth frame within the time limit")
-		}
-		return
+	if err != nil || !deadline.Stop() {
+		return // closed, or the deadline has answered
 	}
 	if typ != websocket.MessageBinary {
 		c.failWait(0, frame.CodeBadRequest, "frames are binary messages")

@@ -27,6 +27,11 @@ func conformance(t *testing.T, origin string) {
 	alice := register(t, origin, h("alice"), 2)
 	bob := register(t, origin, h("bob"), 1)
 
+	// A socket that never answers its challenge is closed at the login
+	// deadline (10 s); it waits alongside the other subtests.
+	silent := make(chan error, 1)
+	go func() { silent <- loginDeadline(origin) }()
+
 	t.Run("accounts", func(t *testing.T) {
 		a, err := relayclient.GetAccount(ctx(t), origin, alice.handle)
 		if err != nil || a.Version != 1 || !bytes.Equal(a.AccountKey, alice.acct.Public()) {
@@ -272,6 +277,31 @@ func conformance(t *testing.T, origin string) {
 			t.Fatalf("send after revoke: %v", err)
 		}
 	})
+
+	t.Run("login deadline", func(t *testing.T) {
+		wantCode(t, "silent socket", <-silent, frame.CodeAuthFailed)
+	})
+}
+
+// loginDeadline opens a socket, answers nothing, and returns the relay's
+// refusal.
+func loginDeadline(origin string) error {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := relayclient.DialRaw(c, origin)
+	if err != nil {
+		return err
+	}
+	defer ws.CloseNow()
+	_, b, err := ws.Read(c)
+	if err != nil {
+		return err
+	}
+	f, err := frame.Decode(b)
+	if e, ok := f.(*frame.Error); ok {
+		return &frame.RelayError{Code: e.Code, Message: e.Message}
+	}
+	return fmt.Errorf("got %T (%v) instead of an Error frame", f, err)
 }
 
 // user is an account with its devices; devs[0] is the primary.
