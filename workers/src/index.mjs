@@ -58,7 +58,11 @@ export class Socket extends DurableObject {
     if (req.headers.get("Upgrade")?.toLowerCase() === "websocket") {
       const protocols = (req.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim());
       if (!protocols.includes(SUBPROTOCOL)) {
-        return new Response(`subprotocol ${SUBPROTOCOL} required`, { status: 400 });
+        // As the Go relay does: accept, then close with a policy violation.
+        const [client, server] = Object.values(new WebSocketPair());
+        server.accept();
+        server.close(1008, `subprotocol ${SUBPROTOCOL} required`);
+        return new Response(null, { status: 101, webSocket: client });
       }
       const [client, server] = Object.values(new WebSocketPair());
       this.ctx.acceptWebSocket(server);

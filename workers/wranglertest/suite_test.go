@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/server/relay/frame"
@@ -44,6 +45,18 @@ func conformance(t *testing.T, origin string) {
 		// Publishing the same version again is a rollback.
 		_, err = relayclient.Publish(ctx(t), origin, alice.handle, alice.signed(t))
 		wantHTTP(t, "same version", err, "stale_version")
+	})
+
+	t.Run("subprotocol required", func(t *testing.T) {
+		ws, _, err := websocket.Dial(ctx(t), relayclient.WSURL(origin), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		_, _, err = ws.Read(ctx(t))
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Fatalf("socket without the subprotocol: %v, want close 1008", err)
+		}
 	})
 
 	t.Run("auth refusals", func(t *testing.T) {
