@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,13 +28,58 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley"
+	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/store"
 )
 
 func TestConformance(t *testing.T) {
 	t.Run("go", func(t *testing.T) { conformance(t, startGoRelay(t)) })
-	t.Run("workers", func(t *testing.T) { conformance(t, startWrangler(t).origin) })
+	t.Run("workers", func(t *testing.T) {
+		w := startWrangler(t)
+		conformance(t, w.origin)
+		t.Run("static headers", func(t *testing.T) { staticHeaders(t, w.origin) })
+		t.Run("hosted calls are in-process only", func(t *testing.T) {
+			res, err := http.Post(w.origin+"/_hosted/open", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusNotFound {
+				t.Fatalf("POST /_hosted/open from outside: %d, want 404", res.StatusCode)
+			}
+		})
+	})
+}
+
+// staticHeaders compares the worker's static files with the Go server's
+// answers for the same paths: the security and cache headers must match.
+func staticHeaders(t *testing.T, origin string) {
+	srv, err := server.New(server.Config{Assets: parley.Assets, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/", "/web/app.js", "/web/dist/parley.wasm"} {
+		want := httptest.NewRecorder()
+		srv.ServeHTTP(want, httptest.NewRequest(http.MethodGet, p, nil))
+		res, err := http.Get(origin + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", p, res.StatusCode)
+			continue
+		}
+		for _, h := range []string{"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
+			"Permissions-Policy", "Cross-Origin-Opener-Policy", "Cache-Control", "Content-Type"} {
+			if got, w := res.Header.Get(h), want.Header().Get(h); got != w {
+				t.Errorf("GET %s: %s is %q, the Go server says %q", p, h, got, w)
+			}
+		}
+	}
 }
 
 // TestFigures measures the Workers build locally: the first request after
