@@ -19,8 +19,8 @@ const swapHeader = "X-Parley-Test-Victim"
 // primary revokes her companion through the devices screen, with a
 // confirmation, and the companion's page says it was removed.
 //
-// The setup (accounts, the link) goes through the API: the journey test
-// covers doing it by hand.
+// Accounts are made through the API (the journey test types them); the
+// companion is linked by scanning its QR code with the primary's camera.
 func TestUISafetyNumberAndRevoke(t *testing.T) {
 	var lie atomic.Bool
 	srv := startUIServer(t, uiServerOptions{Wrap: func(next http.Handler) http.Handler {
@@ -63,7 +63,7 @@ func TestUISafetyNumberAndRevoke(t *testing.T) {
 	lie.Store(true)
 	a2 := NewBrowser(t)
 	ready(t, a2, srv.URL)
-	linkByAPI(t, a, a2, "Alice's browser")
+	linkByCamera(t, a, a2, "Alice's browser")
 	send(t, a2, "bob", "from alice's new browser")
 
 	waitUI(t, b, "bob's chat list", visible(`#chat-list [data-chat="alice"]`))
@@ -100,16 +100,40 @@ func TestUISafetyNumberAndRevoke(t *testing.T) {
 	screenshot(t, a2, "revoked-desktop", 1280, 800)
 }
 
-// linkByAPI links companion to primary through window.parley.
-func linkByAPI(t *testing.T, primary, companion *Browser, name string) {
+// linkByCamera links companion to primary the way a phone does: the
+// companion shows its QR code, the primary's "Scan the QR code" reads it
+// from the camera (here a stream of a canvas painting the companion's QR
+// image, in place of the hardware), and the person compares the check
+// codes and confirms.
+func linkByCamera(t *testing.T, primary, companion *Browser, name string) {
 	t.Helper()
 	start := MustEval[map[string]any](companion, fmt.Sprintf(`(async () => {
+	  window.__check = new Promise((res) => window.parley.on('link-check', (e) => res(e.checkCode)));
 	  const s = await window.parley.startLink(%q);
 	  window.__linked = window.parley.waitLinked();
 	  window.__linked.catch(() => {});
 	  return s;
 	})()`, name))
-	p := MustEval[map[string]any](primary, fmt.Sprintf(`window.parley.approveLink(%q)`, start["payload"]))
-	MustEval[chromedp.Void](primary, fmt.Sprintf(`window.parley.confirmLink(%q)`, p["linkId"]))
+	MustEval[chromedp.Void](primary, fmt.Sprintf(`(async (svg) => {
+	  const img = new Image();
+	  img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg);
+	  await img.decode();
+	  const c = document.createElement('canvas');
+	  c.width = c.height = 480;
+	  const g = c.getContext('2d');
+	  const paint = () => { g.fillStyle = '#fff'; g.fillRect(0, 0, 480, 480); g.drawImage(img, 40, 40, 400, 400); };
+	  paint();
+	  setInterval(paint, 100);
+	  const stream = c.captureStream(10);
+	  navigator.mediaDevices.getUserMedia = async () => stream;
+	})(%q)`, start["qrSvg"]))
+	click(t, primary, "#btn-link-device")
+	click(t, primary, "#btn-scan")
+	waitUI(t, primary, "the check code after scanning", visible("#approve-code")+` && document.getElementById('approve-code').textContent !== ''`)
+	if got, want := textOf(t, primary, "#approve-code"), MustEval[string](companion, `window.__check`); got != want {
+		t.Fatalf("check codes after scanning: primary %q, companion %q", got, want)
+	}
+	click(t, primary, "#btn-approve-confirm")
+	waitUI(t, primary, "linked", `document.getElementById('approve-status').textContent.includes('is linked')`)
 	MustEval[map[string]any](companion, `window.__linked`)
 }
