@@ -182,6 +182,11 @@ func effects(r *relay.Relay, st *cfStore, s *relay.Session, socket string, out *
 	if s == nil || !s.Authed {
 		return nil
 	}
+	defer func() {
+		if st.truncated && out.Close == 0 {
+			out.More = true // a page stopped at its byte bound: read on
+		}
+	}()
 	addr := store.Addr{Handle: s.Handle, Device: s.Device}
 	if out.Close != 0 {
 		return st.unsubscribe(addr, socket)

@@ -37,7 +37,14 @@ type cfStore struct {
 	db        *sql.DB
 	mailboxes *cloudflare.DurableObjectNamespace
 	blobs     *r2.Bucket
+	// truncated: a Mailbox read stopped at pageBytes, not at its limit.
+	truncated bool
 }
+
+// pageBytes bounds the envelope bytes of one mailbox read: a page crosses
+// JSON and base64 three times on its way to the socket, and a Worker has
+// 128 MB. An envelope is at most frame.MaxFrame.
+const pageBytes = 2 << 20
 
 // Binding names, as declared in wrangler.jsonc.
 const (
@@ -214,11 +221,19 @@ func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 	return func() error { return err }
 }
 
+// Mailbox reads at most pageBytes of envelopes (at least one), so a page
+// of large envelopes fits a Worker's memory several times over; when a
+// read stops short of limit for that reason, truncated is set and the
+// hosted session is told to deliver again (see effects in main.go).
 func (s *cfStore) Mailbox(to store.Addr, after uint64, limit int, now time.Time) ([]store.Envelope, error) {
-	var out struct{ Items []mailboxItem }
-	if err := s.call(to, "read", map[string]any{"after": after, "limit": limit, "now": now.UnixMilli()}, &out); err != nil {
+	var out struct {
+		Items []mailboxItem
+		More  bool
+	}
+	if err := s.call(to, "read", map[string]any{"after": after, "limit": limit, "bytes": pageBytes, "now": now.UnixMilli()}, &out); err != nil {
 		return nil, err
 	}
+	s.truncated = s.truncated || out.More
 	envs := make([]store.Envelope, 0, len(out.Items))
 	for _, it := range out.Items {
 		f, err := frame.Decode(it.Data)

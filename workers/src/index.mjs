@@ -188,10 +188,20 @@ export class Mailbox extends DurableObject {
         return Response.json({ seq });
       }
       case "/read": {
+        // Up to a.limit envelopes after a.after, but no more than a.bytes
+        // of them (at least one): "more" says the page stopped early.
         this.sql.exec("DELETE FROM envelopes WHERE expires <= ?", a.now);
-        const items = this.sql.exec("SELECT seq, expires, data FROM envelopes WHERE seq > ? ORDER BY seq LIMIT ?",
-          a.after, a.limit).toArray().map((r) => ({ seq: r.seq, expires: r.expires, data: toBase64(new Uint8Array(r.data)) }));
-        return Response.json({ items });
+        const items = [];
+        let bytes = 0, more = false;
+        for (const r of this.sql.exec("SELECT seq, expires, data FROM envelopes WHERE seq > ? ORDER BY seq LIMIT ?", a.after, a.limit)) {
+          if (items.length > 0 && bytes + r.data.byteLength > a.bytes) {
+            more = true;
+            break;
+          }
+          bytes += r.data.byteLength;
+          items.push({ seq: r.seq, expires: r.expires, data: toBase64(new Uint8Array(r.data)) });
+        }
+        return Response.json({ items, more });
       }
       case "/len":
         return Response.json({ n: this.count() });

@@ -267,6 +267,43 @@ func conformance(t *testing.T, origin string) {
 		wantHTTP(t, "empty slot", err, "not_found")
 	})
 
+	t.Run("large envelopes", func(t *testing.T) {
+		// Twelve sends of 250 KiB per device (3 MB) while Bob is away: his login
+		// gets all twelve, in order, however the relay pages them.
+		a0 := dial(t, origin, alice, 0)
+		var ids [][16]byte
+		for i := range 12 {
+			big := randBytes(250 << 10)
+			big[0] = byte(i)
+			id := msgID()
+			ids = append(ids, id)
+			to := []frame.Sealed{{To: bob.addr(0), Payload: big}, {To: alice.addr(1), Payload: big}}
+			if _, err := a0.Send(ctx(t), id, to); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		for _, who := range []struct {
+			u *user
+			i int
+		}{{bob, 0}, {alice, 1}} {
+			c := dial(t, origin, who.u, who.i)
+			next := 0
+			for next < len(ids) {
+				e := recv(t, c)
+				if e.MessageID != ids[next] {
+					continue // an earlier envelope whose batched delete is not done
+				}
+				if len(e.Payload) != 250<<10 || e.Payload[0] != byte(next) {
+					t.Fatalf("%s: envelope %d has %d bytes", who.u.handle, next, len(e.Payload))
+				}
+				if err := c.Ack(ctx(t), e.Seq); err != nil {
+					t.Fatal(err)
+				}
+				next++
+			}
+		}
+	})
+
 	t.Run("revoke", func(t *testing.T) {
 		a1 := dial(t, origin, alice, 1)
 		b0 := dial(t, origin, bob, 0)
