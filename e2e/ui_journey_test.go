@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -59,6 +60,17 @@ func TestUIJourney(t *testing.T) {
 	waitUI(t, a1, "linked", `document.getElementById('approve-status').textContent.includes('is linked')`)
 	waitUI(t, a2, "A2's chat list", visible("#view-main")+` && document.getElementById('me').textContent === 'alice'`)
 
+	// The phone writes to Bob; the browser shows it as Alice's, sent from
+	// her phone.
+	click(t, a1, "#btn-new-chat")
+	typeInto(t, a1, "#newchat-handle", "bob")
+	click(t, a1, "#form-newchat button[type=submit]")
+	typeInto(t, a1, "#composer-text", "from my phone")
+	click(t, a1, "#composer-send")
+	waitUI(t, a2, "the phone's message on the browser", `!!document.querySelector('#chat-list [data-chat="bob"]')`)
+	click(t, a2, `#chat-list [data-chat="bob"]`)
+	waitUI(t, a2, "the sending device", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('from my phone') && m.querySelector('.via') && m.querySelector('.via').textContent.includes("Alice's phone"))`)
+
 	// The primary's device list: both devices, a revoke button for A2.
 	click(t, a1, "#btn-devices")
 	waitUI(t, a1, "the device list", `document.querySelectorAll('#device-list li').length === 2`)
@@ -68,10 +80,7 @@ func TestUIJourney(t *testing.T) {
 	screenshot(t, a1, "devices-desktop", 1280, 800)
 	a1.Close() // the primary goes away
 
-	// A2 starts a chat with Bob and writes.
-	click(t, a2, "#btn-new-chat")
-	typeInto(t, a2, "#newchat-handle", "bob")
-	click(t, a2, "#form-newchat button[type=submit]")
+	// A2 writes to Bob in the same chat.
 	waitUI(t, a2, "the conversation", visible("#composer-text")+` && document.getElementById('chat-title').textContent === 'bob'`)
 	typeInto(t, a2, "#composer-text", "hi bob, from my browser")
 	click(t, a2, "#composer-send")
@@ -100,6 +109,7 @@ func TestUIJourney(t *testing.T) {
 	waitUI(t, b, "the image preview", `(() => { const i = document.querySelector('#message-list img.preview'); return !!i && i.complete && i.naturalWidth === 192; })()`)
 	screenshot(t, b, "conversation-phone", 390, 844)
 	screenshot(t, a2, "conversation-desktop", 1280, 800)
+	darkScreenshot(t, a2, "conversation-dark-desktop")
 
 	// A group, made from the page; Bob sees it by its name.
 	click(t, a2, "#btn-new-group")
@@ -143,6 +153,21 @@ func TestUIJourney(t *testing.T) {
 	typeInto(t, a2, "#unlock-passphrase", "correct horse battery")
 	click(t, a2, "#form-unlock-passphrase button[type=submit]")
 	waitUI(t, a2, "the chats again", visible("#view-main")+` && !!document.querySelector('#chat-list [data-chat="bob"]')`)
+}
+
+// darkScreenshot saves the page as a dark-scheme browser shows it.
+func darkScreenshot(t *testing.T, b *Browser, name string) {
+	t.Helper()
+	ctx, cancel := contextFor(b)
+	defer cancel()
+	dark := emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, dark); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, b, name, 1280, 800)
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkAccessible is the accessibility smoke check: every form field on
