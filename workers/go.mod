@@ -3,6 +3,7 @@ module github.com/parley-im/parley/workers
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/parley-im/parley v0.0.0
 	github.com/syumai/workers v0.33.0
 )
@@ -11,7 +12,6 @@ require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
