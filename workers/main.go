@@ -49,8 +49,9 @@ func main() {
 	<-workers.Done()
 }
 
-// newRelay builds the relay for one request. Close stops its background
-// goroutines, which would otherwise keep this instance's timers alive.
+// newRelay builds the relay for one request. Hosted: it starts no pinger
+// or sweeper (the cron trigger sweeps), so a finished request leaves no
+// timer behind; Close ends its delete batcher.
 func newRelay() (*relay.Relay, *cfStore, error) {
 	st, err := openStore()
 	if err != nil {
