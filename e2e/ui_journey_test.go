@@ -146,6 +146,9 @@ func TestUIJourney(t *testing.T) {
 	waitUI(t, a2, "the lock saved", `document.getElementById('lock-status').textContent.includes('locked with a passphrase')`)
 	click(t, a2, "#btn-lock-now")
 	waitUI(t, a2, "the locked screen", visible("#unlock-passphrase"))
+	if held := MustEval[bool](a2, `document.body.textContent.includes('hello alice') || document.body.textContent.includes('from my phone')`); held {
+		t.Fatalf("the locked page still holds message text")
+	}
 	screenshot(t, a2, "locked-phone", 390, 844)
 	typeInto(t, a2, "#unlock-passphrase", "not the passphrase")
 	click(t, a2, "#form-unlock-passphrase button[type=submit]")

@@ -173,6 +173,7 @@ async function renderNow() {
       showProblem(st.error || { code: 'unknown', message: 'Unknown error' });
       return;
     case 'locked':
+      wipe();
       $('status').textContent = 'Parley is locked on this browser.';
       show($('form-unlock-passphrase'), st.lock !== 'passkey');
       show($('btn-unlock-passkey'), st.lock === 'passkey');
@@ -183,6 +184,7 @@ async function renderNow() {
       postHost({ type: 'state', status: 'locked' });
       return;
     case 'revoked':
+      wipe();
       $('status').textContent = 'This browser is no longer part of your account.';
       setView('view-revoked');
       postHost({ type: 'state', status: 'revoked' });
@@ -200,6 +202,28 @@ async function renderNow() {
     default:
       $('status').textContent = 'Starting…';
   }
+}
+
+// wipe drops every message, name and decrypted file from the page when
+// the keys leave memory (lock, revocation): a locked browser shows and
+// holds nothing of the conversations.
+function wipe() {
+  if (scan) stopScan();
+  for (const url of ui.urls.values()) URL.revokeObjectURL(url);
+  ui.urls.clear();
+  ui.msgs = new Map();
+  ui.chats = [];
+  ui.devices = [];
+  ui.groups.clear();
+  ui.chat = null;
+  ui.chatsKey = ui.devicesKey = null;
+  ui.pendingLink = null;
+  for (const id of ['message-list', 'chat-list', 'device-list']) clear($(id));
+  for (const id of ['chat-title', 'contact-title', 'contact-digits', 'me', 'settings-fingerprint', 'announce', 'composer-error']) $(id).textContent = '';
+  $('contact-qr').removeAttribute('src');
+  $('composer-text').value = '';
+  $('approve-payload').value = '';
+  if (ui.view === 'view-main') openPane('welcome', false);
 }
 
 async function renderOnboard(st) {
@@ -1103,8 +1127,12 @@ on('message', (e) => {
   if (!m) return;
   if (ui.view === 'view-main') loadChats();
   if (m.chatId === ui.chat) {
+    const known = ui.msgs.has(m.id);
     ui.msgs.set(m.id, m);
     loadLatest().then(markRead);
+    // The list is redrawn as a whole, so it is not a live region; a new
+    // incoming message is read out once from here.
+    if (!known && !m.outgoing) $('announce').textContent = m.from + ': ' + (m.text || (m.attachment ? 'sent a file' : ''));
   }
   notify(m);
 });
