@@ -39,6 +39,7 @@ echo "bench: building $pkg (native and js/wasm)" >&2
 go test -c -o "$out/cryptobench.native" "$pkg"
 GOOS=js GOARCH=wasm go test -c -o "$out/cryptobench.wasm" "$pkg"
 
+load_before="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 : >"$out/native.txt"
 : >"$out/wasm.txt"
 : >"$out/libsignal.jsonl"
@@ -63,4 +64,6 @@ strict=()
 go run ./bench/cmd/benchtable -native "$out/native.txt" -wasm "$out/wasm.txt" \
   -libsignal "$out/libsignal.jsonl" "${strict[@]}"
 echo
+# The machine is shared: say how busy it was, so a reader can weigh the run.
+echo "load average (1/5/15 min): $load_before before, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?') after; $(nproc) CPUs"
 echo "raw outputs: $out" >&2

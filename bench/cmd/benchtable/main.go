@@ -86,8 +86,8 @@ type libsignalReport struct {
 }
 
 type libsignalWorkload struct {
-	USPerOp *float64 // median over all runs; nil if never measured
-	NA      string   // why libsignal has no equivalent, if it has none
+	RunsUS []float64 // µs/op of every run; empty if never measured
+	NA     string    // why libsignal has no equivalent, if it has none
 }
 
 func main() {
@@ -122,9 +122,9 @@ func check(err error) {
 // GOMAXPROCS suffix is absent under wasm, where it is always 1.
 var benchLine = regexp.MustCompile(`^Benchmark([A-Za-z0-9_/]+?)(?:-\d+)?\s+\d+\s+([0-9.e+]+) ns/op`)
 
-// readGoBench returns the median µs/op of every benchmark in a go test
-// -bench output, over however many -count runs it holds.
-func readGoBench(path string) (map[string]float64, error) {
+// readGoBench returns the µs/op samples of every benchmark in a go test
+// -bench output, one per -count run.
+func readGoBench(path string) (map[string][]float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -146,15 +146,11 @@ func readGoBench(path string) (map[string]float64, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
-	med := map[string]float64{}
-	for name, xs := range runs {
-		med[name] = median(xs)
-	}
-	return med, nil
+	return runs, nil
 }
 
 // readLibsignal reads one or more JSON lines from bench.mjs (crypto.sh runs
-// it once per round) and takes the median over all their runs.
+// it once per round) and gathers all their runs.
 func readLibsignal(path string) (*libsignalReport, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -185,8 +181,7 @@ func readLibsignal(path string) (*libsignalReport, error) {
 	}
 	for name, xs := range runs {
 		if len(xs) > 0 {
-			m := median(xs)
-			r.Workloads[name] = libsignalWorkload{USPerOp: &m}
+			r.Workloads[name] = libsignalWorkload{RunsUS: xs}
 		}
 	}
 	return r, nil
@@ -216,33 +211,52 @@ func us(v float64, ok bool) string {
 	}
 }
 
-// writeTable prints the table and reports whether any target failed or
-// could not be measured.
-func writeTable(w io.Writer, native, wasm map[string]float64, ls *libsignalReport) (failed bool) {
+// stat is one cell's samples: median, spread and count.
+type stat struct {
+	med, min, max float64
+	n             int
+}
+
+func statOf(xs []float64) (stat, bool) {
+	if len(xs) == 0 {
+		return stat{}, false
+	}
+	return stat{med: median(xs), min: slices.Min(xs), max: slices.Max(xs), n: len(xs)}, true
+}
+
+func (s stat) spread() string {
+	return fmt.Sprintf("%s–%s (n=%d)", us(s.min, true), us(s.max, true), s.n)
+}
+
+// writeTable prints the table, then the spread of the samples behind each
+// median so a reader can see how noisy the run was, and reports whether
+// any target failed or could not be measured.
+func writeTable(w io.Writer, native, wasm map[string][]float64, ls *libsignalReport) (failed bool) {
 	fmt.Fprintf(w, "Parley crypto vs libsignal %s (Node %s), 1 KiB messages, medians in µs/op\n\n", ls.Version, ls.Node)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tGo native\tGo wasm\tlibsignal\twasm/libsignal\ttarget\tresult")
 	var notes []string
+	var spreads []string
 	for _, wl := range workloads {
-		nv, nok := native[wl.name]
-		wv, wok := wasm[wl.name]
+		ns, nok := statOf(native[wl.name])
+		ws, wok := statOf(wasm[wl.name])
 		lsEntry, lsSeen := ls.Workloads[wl.name]
-		lv, lok := 0.0, lsSeen && lsEntry.USPerOp != nil
-		if lok {
-			lv = *lsEntry.USPerOp
+		lst, lok := statOf(lsEntry.RunsUS)
+		if !nok && !wok && !lsSeen {
+			continue // not run at all (BENCH_RE)
 		}
-		lsCell := us(lv, lok)
+		lsCell := us(lst.med, lok)
 		if lsSeen && lsEntry.NA != "" {
 			lsCell = "n/a"
 			notes = append(notes, fmt.Sprintf("%s: libsignal n/a: %s", wl.name, lsEntry.NA))
 		}
-		ratio, rok := 0.0, wok && lok && lv > 0
+		ratio, rok := 0.0, wok && lok && lst.med > 0
 		ratioCell := "—"
 		if rok {
-			ratio = wv / lv
+			ratio = ws.med / lst.med
 			ratioCell = fmt.Sprintf("%.2f×", ratio)
 		}
-		result := verdict(wl.target, wv, wok, ratio, rok)
+		result := verdict(wl.target, ws.med, wok, ratio, rok)
 		if result == "FAIL" || strings.HasPrefix(result, "unmeasured") {
 			failed = true
 		}
@@ -250,9 +264,24 @@ func writeTable(w io.Writer, native, wasm map[string]float64, ls *libsignalRepor
 			notes = append(notes, fmt.Sprintf("%s: no Go benchmark result (native %v, wasm %v)", wl.name, nok, wok))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			wl.name, us(nv, nok), us(wv, wok), lsCell, ratioCell, wl.target, result)
+			wl.name, us(ns.med, nok), us(ws.med, wok), lsCell, ratioCell, wl.target, result)
+		sp := wl.name + ":"
+		for _, c := range []struct {
+			label string
+			s     stat
+			ok    bool
+		}{{"native", ns, nok}, {"wasm", ws, wok}, {"libsignal", lst, lok}} {
+			if c.ok {
+				sp += fmt.Sprintf("  %s %s", c.label, c.s.spread())
+			}
+		}
+		spreads = append(spreads, sp)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "\nspread of the samples behind each median (min–max µs/op):")
+	for _, sp := range spreads {
+		fmt.Fprintln(w, "  "+sp)
+	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w)
 		for _, n := range notes {

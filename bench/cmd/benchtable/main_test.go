@@ -35,28 +35,29 @@ BenchmarkGroup1KiB 	   100	    300000 ns/op
 "Group1KiB":{"us_per_op":150,"runs_us":[150]},"DeviceListVerify5":{"na":"no signed device list"}}}
 {"version":"0.103.0","node":"v20","workloads":{
 "Stream1KiB":{"us_per_op":205,"runs_us":[200,210]},"PingPong1KiB":{"us_per_op":300,"runs_us":[300]},
-"Group1KiB":{"us_per_op":150,"runs_us":[150]},"DeviceListVerify5":{"na":"no signed device list"}}}
+"Group1KiB":{"us_per_op":150,"runs_us":[150]},"DeviceListVerify5":{"na":"no signed device list"},
+"Setup":{"us_per_op":1500,"runs_us":[1500]}}}
 `)
 
 	native, err := readGoBench(nativeOut)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := native["Stream1KiB"]; got != 20 {
+	if got := median(native["Stream1KiB"]); got != 20 {
 		t.Errorf("native Stream1KiB median = %v µs, want 20", got)
 	}
 	wasm, err := readGoBench(wasmOut)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := wasm["Stream1KiB"]; got != 160 {
+	if got := median(wasm["Stream1KiB"]); got != 160 {
 		t.Errorf("wasm Stream1KiB median = %v µs, want 160 (even count: mean of middle two)", got)
 	}
 	ls, err := readLibsignal(lsOut)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := *ls.Workloads["Stream1KiB"].USPerOp; got != 200 {
+	if got := median(ls.Workloads["Stream1KiB"].RunsUS); got != 200 {
 		t.Errorf("libsignal Stream1KiB median over both lines = %v µs, want 200", got)
 	}
 	var sb strings.Builder
@@ -66,10 +67,14 @@ BenchmarkGroup1KiB 	   100	    300000 ns/op
 	if !failed {
 		t.Error("ping-pong at 800 µs should fail its 700 µs target")
 	}
+	if strings.Contains(out, "StateMarshal") {
+		t.Error("a workload run nowhere should have no row")
+	}
 	for _, want := range []string{
 		"Stream1KiB", "0.80×", "pass", // 160/200
 		"2.67×", "FAIL", // ping-pong 800/300
-		"n/a", "unmeasured", // device list; setup has no numbers
+		"n/a", "unmeasured", // device list; setup has no Go numbers
+		"Stream1KiB:  native 10.0–30.0 (n=3)  wasm 150.0–170.0 (n=2)  libsignal 190.0–210.0 (n=3)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)
