@@ -296,6 +296,8 @@ func TestHostileRelayForgedAndOldLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	a2.waitMessage("bob", "after the replay")
+	// The relay may deliver before Send returns to Bob and is recorded.
+	eventually(t, "Bob's send to be recorded", func() bool { return hostile.sentTo(id) != nil })
 	var toCompanion bool
 	for _, a := range hostile.sentTo(id) {
 		if a.Device == frame.DeviceID(a2.eng.Device().ID) {

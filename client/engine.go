@@ -402,17 +402,24 @@ func (e *Engine) session(ctx context.Context) error {
 	if err := e.publishPrekeys(ctx, conn); err != nil {
 		return err
 	}
-	e.flushOutbox(ctx)
-	// A paused outbox (a recipient without prekeys yet, a full mailbox)
-	// is retried on this tick even when nothing else happens.
-	retry := time.NewTicker(outboxRetry)
-	defer retry.Stop()
+	// Sending runs beside receiving: the flusher waits on the relay's
+	// durable acks without the engine lock, so a long outbox never holds
+	// up incoming messages (or their acks, which the relay's delivery
+	// window waits for).
+	sctx, stopFlusher := context.WithCancel(ctx)
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		e.flusher(sctx)
+	}()
+	defer func() {
+		stopFlusher()
+		<-flusherDone
+	}()
 	handled := map[uint64]struct{}{}
 
 	for {
 		select {
-		case <-retry.C:
-			e.flushOutbox(ctx)
 		case <-ctx.Done():
 			return ctx.Err()
 		case env, ok := <-conn.Envelopes():
@@ -430,14 +437,30 @@ func (e *Engine) session(ctx context.Context) error {
 			}
 			handled[env.Seq] = struct{}{}
 			e.receive(ctx, conn, env)
-		case <-e.kick:
-			e.flushOutbox(ctx)
 		case <-conn.LowStock():
 			if err := e.refillPrekeys(ctx, conn); err != nil {
 				e.log.Warn("prekey refill failed", "err", err)
 			}
 		case <-conn.Done():
 			return connErr(conn)
+		}
+	}
+}
+
+// flusher sends the outbox now, whenever kicked, and on a timer (a paused
+// outbox — a recipient without prekeys yet, a full mailbox — is retried
+// even when nothing else happens), until ctx ends. It is the only caller
+// of flushOutbox, so an entry is never sent twice at once.
+func (e *Engine) flusher(ctx context.Context) {
+	retry := time.NewTicker(outboxRetry)
+	defer retry.Stop()
+	for {
+		e.flushOutbox(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.kick:
+		case <-retry.C:
 		}
 	}
 }

@@ -72,6 +72,7 @@ func TestRevokeCompanion(t *testing.T) {
 		t.Fatal(err)
 	}
 	a1.waitMessage("bob", "after")
+	eventually(t, "Bob's send to be recorded", func() bool { return hostile.sentTo(id) != nil })
 	for _, a := range hostile.sentTo(id) {
 		if a.Device == frame.DeviceID(a2.eng.Device().ID) {
 			t.Fatalf("Bob encrypted to the revoked companion")

@@ -289,8 +289,15 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 			for i, s := range sealed {
 				frames[i] = frame.Sealed{To: frame.Addr{Handle: s.Handle, Device: s.Device}, Payload: s.Payload}
 			}
+			// The ciphertexts and ratchets are committed: the network wait
+			// need not hold the engine, so envelopes keep being received
+			// (and acknowledged) while the relay fsyncs this send. Only
+			// the session goroutine flushes, so the entry cannot be sent
+			// twice meanwhile.
 			sctx, cancel := context.WithTimeout(ctx, opTimeout)
+			e.mu.Unlock()
 			err = conn.Send(sctx, p.ID, frames)
+			e.mu.Lock()
 			cancel()
 			var stale *StaleError
 			if errors.As(err, &stale) {

@@ -186,6 +186,9 @@ func (b *Browser) watchConsole(ctx context.Context) {
 			if strings.HasSuffix(m.URL, "/favicon.ico") {
 				continue
 			}
+			if os.Getenv("PARLEY_E2E_CONSOLE") != "" {
+				b.t.Logf("console %s (%s): %s", m.Type, filepath.Base(b.Profile), m.Text)
+			}
 			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
 				b.mu.Lock()
 				b.errors = append(b.errors, fmt.Sprintf("%s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line))

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +24,10 @@ import (
 // own receive timings (decrypt + sealed IndexedDB batch) come from
 // parley.stats().
 func BenchmarkBrowserClient(b *testing.B) {
-	const n = 1000
+	n := 1000
+	if v := os.Getenv("PARLEY_BENCH_MESSAGES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
 	srv := StartServer(b)
 	bob := NewBrowser(b)
 	bob.Navigate(srv.URL)
@@ -35,9 +40,14 @@ func BenchmarkBrowserClient(b *testing.B) {
 
 	text := strings.Repeat("x", 1024)
 	start := time.Now()
-	MustEval[chromedp.Void](bob, fmt.Sprintf(`(async () => {
-	  for (let i = 0; i < %d; i++) await window.parley.send('alice', %q + i);
-	})()`, n, text))
+	for i := 0; i < n; i += 50 {
+		MustEval[chromedp.Void](bob, fmt.Sprintf(`(async () => {
+		  const p = [];
+		  for (let i = %d; i < %d; i++) p.push(window.parley.send('alice', %q + i));
+		  await Promise.all(p);
+		})()`, i, i+50, text))
+	}
+	b.Logf("1,000 sends queued in %v", time.Since(start).Round(time.Millisecond))
 	if !WaitFor(alice, fmt.Sprintf(`window.parley.stats().then((s) => s.received >= %d)`, n), 5*time.Minute) {
 		b.Fatalf("alice received %v", MustEval[any](alice, `window.parley.stats()`))
 	}

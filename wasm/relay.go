@@ -28,7 +28,11 @@ import (
 
 // Socket limits, as in relayclient.
 const (
-	envelopeBuffer = 64
+	// envelopeBuffer holds the relay's whole delivery window (it never has
+	// more unacknowledged envelopes in flight on a socket), so queued
+	// envelopes can never hold up a reply to a request behind them while
+	// the engine is busy sending.
+	envelopeBuffer = frame.MaxAcks
 	// maxHTTPBody bounds what a relay HTTP answer may make us buffer.
 	maxHTTPBody = 64 << 20
 )
@@ -149,6 +153,10 @@ type browserConn struct {
 	ready  frame.Ready
 	frames chan frame.Frame // before Ready: challenge and the auth answer
 
+	qmu   sync.Mutex
+	queue []frame.Frame // after Ready, from the JS callback to pump
+	qsig  chan struct{}
+
 	mu     sync.Mutex
 	err    error
 	closed bool
@@ -173,6 +181,7 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 		low:    make(chan frame.Stock, 4),
 		done:   make(chan struct{}),
 		frames: make(chan frame.Frame, 2),
+		qsig:   make(chan struct{}, 1),
 		waits:  map[uint32]chan frame.Frame{},
 	}
 	c.ws = js.Global().Get("WebSocket").New(wsURL(r.origin), frame.Subprotocol)
@@ -186,6 +195,12 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 		c.ws.Set(name, f)
 	}
 	authed := false
+	// Frames are handed from the JS callback to one goroutine through an
+	// unbounded queue: a js.FuncOf callback must never block (the engine
+	// that drains the envelopes needs the event loop, e.g. for IndexedDB,
+	// and would never run). The relay bounds what is in flight per socket
+	// (its delivery window), so the queue stays small.
+	go c.pump()
 	on("onmessage", func(ev js.Value) {
 		data := ev.Get("data")
 		if !data.InstanceOf(js.Global().Get("ArrayBuffer")) {
@@ -209,7 +224,7 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 			}
 			return
 		}
-		c.dispatch(f)
+		c.enqueue(f)
 	})
 	on("onclose", func(ev js.Value) {
 		code := ev.Get("code").Int()
@@ -271,6 +286,39 @@ func (c *browserConn) write(b []byte) error {
 	}
 	c.ws.Call("send", safejs.Unsafe(bytesToJS(b)))
 	return nil
+}
+
+func (c *browserConn) enqueue(f frame.Frame) {
+	c.qmu.Lock()
+	c.queue = append(c.queue, f)
+	c.qmu.Unlock()
+	select {
+	case c.qsig <- struct{}{}:
+	default:
+	}
+}
+
+// pump dispatches queued frames in order until the socket ends.
+func (c *browserConn) pump() {
+	for {
+		select {
+		case <-c.qsig:
+		case <-c.done:
+			return
+		}
+		for {
+			c.qmu.Lock()
+			if len(c.queue) == 0 {
+				c.qmu.Unlock()
+				break
+			}
+			f := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.qmu.Unlock()
+			c.dispatch(f)
+		}
+	}
 }
 
 func (c *browserConn) dispatch(f frame.Frame) {
