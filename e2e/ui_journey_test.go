@@ -120,6 +120,13 @@ func TestUIJourney(t *testing.T) {
 	typeInto(t, a2, "#composer-text", "saturday?")
 	click(t, a2, "#composer-send")
 	waitUI(t, b, "the group in Bob's list", `[...document.querySelectorAll('#chat-list .chat-item')].some(c => c.innerText.includes('Weekend plans') && c.innerText.includes('saturday?'))`)
+	click(t, a2, "#btn-contact")
+	waitUI(t, a2, "the group's members", `(() => { const t = document.getElementById('group-members').innerText; return t.includes('alice (you)') && t.includes('bob'); })()`)
+	if !MustEval[bool](a2, visible(`#group-members button[aria-label="Remove bob"]`)+` && `+visible("#group-add-handle")) {
+		t.Fatalf("the group's creator is not offered to change its members")
+	}
+	click(t, a2, "#pane-group .back")
+	waitUI(t, a2, "back in the group", visible("#composer-text")+` && document.getElementById('chat-title').textContent === 'Weekend plans'`)
 
 	// The main screen's controls are reachable by Tab, in order.
 	checkAccessible(t, a2, []string{"#btn-new-chat", "#btn-new-group", `#chat-list [data-chat="bob"]`, "#btn-devices", "#btn-settings"})

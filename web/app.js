@@ -218,8 +218,8 @@ function wipe() {
   ui.chat = null;
   ui.chatsKey = ui.devicesKey = null;
   ui.pendingLink = null;
-  for (const id of ['message-list', 'chat-list', 'device-list']) clear($(id));
-  for (const id of ['chat-title', 'contact-title', 'contact-digits', 'me', 'settings-fingerprint', 'announce', 'composer-error']) $(id).textContent = '';
+  for (const id of ['message-list', 'chat-list', 'device-list', 'group-members']) clear($(id));
+  for (const id of ['chat-title', 'group-title', 'contact-title', 'contact-digits', 'me', 'settings-fingerprint', 'announce', 'composer-error']) $(id).textContent = '';
   $('contact-qr').removeAttribute('src');
   $('composer-text').value = '';
   $('approve-payload').value = '';
@@ -400,6 +400,10 @@ function openPane(name, focus = true) {
 }
 
 function back() {
+  if (ui.pane === 'group' && ui.groupOpen) {
+    openChat(ui.groupOpen);
+    return;
+  }
   if (ui.pane === 'contact' && ui.contactFrom) {
     const c = ui.contactFrom; ui.contactFrom = null;
     openChat(c);
@@ -479,6 +483,17 @@ function renderChats() {
   if (navigator.setAppBadge) navigator.setAppBadge(unread).catch(() => {});
 }
 
+// Arrow keys move between chats; Home and End jump to the ends.
+$('chat-list').addEventListener('keydown', (e) => {
+  const items = [...document.querySelectorAll('#chat-list button')];
+  const i = items.indexOf(document.activeElement);
+  if (i < 0) return;
+  const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: items.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  items[Math.max(0, Math.min(items.length - 1, to))].focus();
+});
+
 function markCurrent() {
   for (const b of document.querySelectorAll('#chat-list button')) {
     if (ui.pane === 'chat' && b.dataset.chat === ui.chat) b.setAttribute('aria-current', 'true');
@@ -505,7 +520,7 @@ async function openChat(id) {
   ui.more = true;
   clear($('message-list'));
   $('chat-title').textContent = chatName(id);
-  show($('btn-contact'), !id.startsWith('g:'));
+  $('btn-contact').textContent = id.startsWith('g:') ? 'Group info' : 'Contact info';
   $('composer-error').textContent = '';
   renderSafety();
   markCurrent();
@@ -626,7 +641,7 @@ function renderAttachment(m) {
       type: 'button', class: 'file', onclick: (e) => fetchAttachment(m, e.currentTarget),
       text: (isImage ? 'Show image ' : 'Open ') + a.name + ' (' + fmtSize(a.size) + ')',
     }));
-    if (isImage && a.size < 4 << 20) queueMicrotask(() => fetchAttachment(m, null));
+    if (isImage && a.size < 4 << 20 && !ui.failed?.has(m.id)) queueMicrotask(() => fetchAttachment(m, null));
   }
   return box;
 }
@@ -640,6 +655,7 @@ async function fetchAttachment(m, btn) {
     ui.urls.set(m.id, await P.fileURL(m.id));
     if (ui.msgs.has(m.id)) renderMessages();
   } catch (err) {
+    (ui.failed = ui.failed || new Set()).add(m.id); // no automatic retry
     if (btn) { btn.disabled = false; toast(words(err)); }
   } finally {
     ui.fetching.delete(m.id);
@@ -723,7 +739,7 @@ $('btn-safety-ack').addEventListener('click', async () => {
   if (ui.chat && await acknowledge(ui.chat)) $('composer-text').focus();
 });
 $('btn-safety-review').addEventListener('click', () => openContact(ui.chat));
-$('btn-contact').addEventListener('click', () => openContact(ui.chat));
+$('btn-contact').addEventListener('click', () => (ui.chat.startsWith('g:') ? openGroup(ui.chat) : openContact(ui.chat)));
 $('btn-contact-ack').addEventListener('click', async () => {
   const who = $('contact-title').dataset.handle;
   if (await acknowledge(who)) openContact(who);
@@ -795,6 +811,60 @@ $('form-newgroup').addEventListener('submit', async (e) => {
     openChat(g.id);
   } catch (err) {
     $('newgroup-error').textContent = words(err);
+  }
+});
+
+// ---- group info ----
+
+async function openGroup(id) {
+  ui.groupOpen = id;
+  openPane('group');
+  await loadGroups();
+  renderGroup();
+}
+
+function renderGroup() {
+  const g = ui.groups.get(ui.groupOpen);
+  $('group-error').textContent = '';
+  const list = $('group-members');
+  clear(list);
+  if (!g) { $('group-title').textContent = 'Group'; return; }
+  $('group-title').textContent = g.name || 'Group';
+  const me = ui.st && ui.st.handle;
+  for (const m of g.members) {
+    const li = h('li', { class: 'member' }, h('span', { text: m + (m === me ? ' (you)' : '') }),
+      (g.admins || []).includes(m) ? h('span', { class: 'tag', text: 'Admin' }) : null);
+    if (g.admin && m !== me) {
+      li.append(h('button', { type: 'button', class: 'danger', 'aria-label': 'Remove ' + m, text: 'Remove', onclick: () => removeMember(g, m) }));
+    }
+    list.append(li);
+  }
+  show($('form-group-add'), !!g.admin && g.member);
+  $('group-note').textContent = !g.member ? 'You are no longer a member of this group.'
+    : g.admin ? 'A removed member cannot read anything sent after.' : 'Only admins can change the members.';
+}
+
+async function removeMember(g, handle) {
+  if (!await confirmDialog('Remove ' + handle + '?', handle + ' will not see messages sent to “' + (g.name || 'the group') + '” from now on.', 'Remove')) return;
+  try {
+    await P.removeMember(g.id, handle);
+    await loadGroups();
+    renderGroup();
+  } catch (err) {
+    $('group-error').textContent = words(err);
+  }
+}
+
+$('form-group-add').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('group-error').textContent = '';
+  try {
+    await P.addMember(ui.groupOpen, $('group-add-handle').value.trim().toLowerCase());
+    $('group-add-handle').value = '';
+    await loadGroups();
+    renderGroup();
+  } catch (err) {
+    $('group-error').textContent = words(err);
   }
 });
 
@@ -1120,7 +1190,14 @@ function notify(m) {
 
 on('state', () => { render(); });
 on('chats', () => { if (ui.view === 'view-main') loadChats(); });
-on('group', () => { loadGroups().then(() => ui.view === 'view-main' && renderChats()); });
+on('group', () => {
+  loadGroups().then(() => {
+    if (ui.view !== 'view-main') return;
+    renderChats();
+    if (ui.pane === 'group') renderGroup();
+    if (ui.chat) $('chat-title').textContent = chatName(ui.chat);
+  });
+});
 on('devices', () => { if (ui.view === 'view-main') loadDevices(); });
 on('message', (e) => {
   const m = e.message;
