@@ -27,7 +27,7 @@ func TestUIEmbedWidget(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html lang="en"><title>Shop</title>
 <h1>Shop</h1><div id="chat" style="width:380px;height:560px;border:1px solid #ccc"></div>
-<script src="%s/web/embed.js" data-parley-mount="#chat" data-parley-title="Chat with support"></script>
+<script src="%s/web/embed.js" data-parley-mount="#chat" data-parley-title="Chat with support" data-parley-theme="dark"></script>
 <script>
   window.__heard = [];
   window.addEventListener('message', (e) => window.__heard.push(JSON.stringify(e.data)));
@@ -60,6 +60,9 @@ func TestUIEmbedWidget(t *testing.T) {
 	  document.querySelector('#form-create button[type=submit]').click();
 	})()`)
 	w.wait(t, "the widget's chat list", `document.getElementById('me').textContent === 'guest1'`)
+	w.wait(t, "the host's theme", `document.documentElement.dataset.theme === 'dark'`)
+	MustEval[chromedp.Void](h, `Parley.setTheme('light')`)
+	w.wait(t, "the theme changed by the host", `document.documentElement.dataset.theme === 'light'`)
 
 	send(t, s, "guest1", "welcome, how can we help?")
 	if !WaitFor(h, `window.__unread === 1`, uiTimeout) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -86,6 +87,20 @@ func TestUISafetyNumberAndRevoke(t *testing.T) {
 	typeInto(t, b, "#composer-text", "safety number checked")
 	click(t, b, "#composer-send")
 	waitText(t, a, "bob", "safety number checked")
+
+	// Two days before its confirmation runs out, the companion warns (the
+	// date comes from devices(); here it is moved, the clock cannot be).
+	MustEval[chromedp.Void](a2, `(() => {
+	  const real = window.parley.devices;
+	  window.parley.devices = async () => (await real()).map((d) => d.thisDevice ? {...d, expires: Math.floor(Date.now() / 1000) + 2 * 86400} : d);
+	})()`)
+	desktop(t, a2)
+	click(t, a2, "#btn-devices")
+	waitUI(t, a2, "the expiry warning", visible("#banner-expiry")+` && document.getElementById('banner-expiry').textContent.includes('unless your primary device confirms it again')`)
+	if txt := textOf(t, a2, "#device-list"); !strings.Contains(txt, "soon") {
+		t.Fatalf("the device list does not flag the near expiry: %q", txt)
+	}
+	screenshot(t, a2, "expiry-warning-desktop", 1280, 800)
 
 	// Alice's primary revokes the companion through the devices screen.
 	desktop(t, a)
