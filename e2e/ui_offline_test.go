@@ -23,6 +23,27 @@ func TestUIOfflineStart(t *testing.T) {
 	desktop(t, a)
 	ready(t, a, srv.URL)
 	MustEval[map[string]any](a, `window.parley.createAccount('alice', "Alice's laptop")`)
+	// Bob turns notifications on in Settings; with his tab in the
+	// background a message raises one that names the sender, not the text.
+	// (Headless Chromium has neither a notification centre nor hidden tabs:
+	// both are stood in for in the page.)
+	MustEval[chromedp.Void](b, `(() => {
+	  window.__notes = [];
+	  window.Notification = class { constructor(title, opts) { window.__notes.push({title, ...opts}); } close() {} };
+	  Notification.permission = 'default';
+	  Notification.requestPermission = async () => (Notification.permission = 'granted');
+	})()`)
+	click(t, b, "#btn-settings")
+	click(t, b, "#btn-notify")
+	waitUI(t, b, "notifications on", `document.getElementById('notify-status').textContent.startsWith('On')`)
+	MustEval[chromedp.Void](b, `Object.defineProperty(document, 'hidden', {configurable: true, get: () => true})`)
+	send(t, a, "bob", "a secret plan")
+	waitUI(t, b, "a notification", `window.__notes.length > 0`)
+	if note := MustEval[string](b, `JSON.stringify(window.__notes)`); !strings.Contains(note, "New message from alice") || strings.Contains(note, "secret") {
+		t.Fatalf("notification %s: want the sender and not the text", note)
+	}
+	MustEval[chromedp.Void](b, `delete document.hidden`)
+
 	// More history than one page of the conversation view.
 	MustEval[chromedp.Void](a, `(async () => { for (let i = 0; i < 55; i++) await window.parley.send('bob', 'old ' + i); })()`)
 	send(t, a, "bob", "before the outage")
@@ -40,14 +61,14 @@ func TestUIOfflineStart(t *testing.T) {
 	waitUI(t, a, "the offline notice", visible("#banner-offline"))
 	click(t, a, `#chat-list [data-chat="bob"]`)
 	waitUI(t, a, "the stored conversation", `document.getElementById('message-list').innerText.includes('before the outage')`)
-	// One page (50) first; scrolling back fetches the rest, oldest first.
+	// One page (50) first; scrolling back fetches the other 7, oldest first.
 	if n := MustEval[int](a, `document.querySelectorAll('#message-list .msg').length`); n != 50 {
 		t.Fatalf("the conversation opened with %d messages, want one page of 50", n)
 	}
 	MustEval[chromedp.Void](a, `document.getElementById('messages').scrollTop = 0`)
-	waitUI(t, a, "older messages after scrolling up", `document.querySelectorAll('#message-list .msg').length === 56`)
-	if first := textOf(t, a, "#message-list .msg"); !strings.HasPrefix(first, "old 0") {
-		t.Fatalf("the oldest message shown is %q, want old 0", first)
+	waitUI(t, a, "older messages after scrolling up", `document.querySelectorAll('#message-list .msg').length === 57`)
+	if first := textOf(t, a, "#message-list .msg"); !strings.HasPrefix(first, "a secret plan") {
+		t.Fatalf("the oldest message shown is %q, want the first one sent", first)
 	}
 	typeInto(t, a, "#composer-text", "written while offline")
 	click(t, a, "#composer-send")
