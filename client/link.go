@@ -486,3 +486,50 @@ func (e *Engine) Reattest(ctx context.Context) error {
 	e.lists[e.acct.Handle] = next
 	return nil
 }
+
+// RenameDevice changes a device's display name (primary only, since names
+// are part of the signed device list): a new list version with the new
+// name is signed and published. The attestation time is unchanged.
+func (e *Engine) RenameDevice(ctx context.Context, deviceID, name string) error {
+	id, err := identity.ParseDeviceID(deviceID)
+	if err != nil {
+		return newError(ErrUnknownDevice.Code, err, "not a device id: %q", deviceID)
+	}
+	if len(name) == 0 || len(name) > devicelist.MaxNameLen {
+		return newError("bad_name", nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.acct == nil {
+		return ErrNoAccount
+	}
+	if e.account == nil {
+		return ErrNotPrimary
+	}
+	cur, err := e.listLocked(ctx, e.acct.Handle, true)
+	if err != nil {
+		return err
+	}
+	if cur.Find(id) == nil {
+		return ErrUnknownDevice
+	}
+	next := cur.Clone()
+	next.Version++
+	next.Timestamp = uint64(e.cfg.Now().Unix())
+	next.Find(id).Name = name
+	if err := e.publishListLocked(ctx, next); err != nil {
+		return err
+	}
+	if id == e.dev.ID {
+		a := *e.acct
+		a.DeviceName = name
+		var b storage.Batch
+		b.Put(bSelf, keyAccount, a.marshal())
+		if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+			return storageErr(err)
+		}
+		e.acct = &a
+	}
+	go e.emit(Event{Type: "devices"})
+	return nil
+}

@@ -143,3 +143,38 @@ func TestCompanionExpiryAndReattestation(t *testing.T) {
 	}
 	a2.waitMessage("bob", "after re-attestation")
 }
+
+// TestRenameDevice: the primary renames a companion; every device of the
+// account (and the relay's list) shows the new name; a companion cannot
+// rename.
+func TestRenameDevice(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1 := newDevice(t, tr, "alice-phone")
+	if err := a1.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	a1.run()
+	a2 := newDevice(t, tr, "alice-browser")
+	linkCompanion(t, a1, a2, "browser")
+	a2.run()
+	if err := a1.eng.RenameDevice(ctx, a2.eng.Device().ID.String(), "work laptop"); err != nil {
+		t.Fatal(err)
+	}
+	devs, err := a2.eng.Devices(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for _, d := range devs {
+		if d.This {
+			got = d.Name
+		}
+	}
+	if got != "work laptop" {
+		t.Fatalf("companion sees its name as %q", got)
+	}
+	if err := a2.eng.RenameDevice(ctx, a1.eng.Device().ID.String(), "x"); !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("companion renaming: %v, want %s", err, ErrNotPrimary.Code)
+	}
+}

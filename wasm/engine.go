@@ -14,6 +14,7 @@ import (
 
 	engine "github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/cache"
 	"github.com/parley-im/parley/crypto/identity"
 )
 
@@ -31,7 +32,9 @@ type engineHost struct {
 	mu     sync.Mutex
 	eng    *engine.Engine
 	cancel context.CancelFunc
-	err    error // why the engine could not start
+	cache  *cache.Store // the engine's read cache over the sealed store
+	timed  *timedStore  // what reaches IndexedDB below the cache
+	err    error        // why the engine could not start
 }
 
 var host engineHost
@@ -64,8 +67,20 @@ func init() {
 	startEngine = func(st storage.Store, dev *identity.Device, b *bus) func() {
 		origin := js.Global().Get("location").Get("origin").String()
 		ctx, cancel := context.WithCancel(context.Background())
+		// Only this (owner) tab's engine writes the store, and it writes
+		// through the cache, so the cache is coherent; it is dropped (its
+		// plaintext zeroed) when the engine stops, before a lock closes
+		// the store.
+		timed := &timedStore{inner: st}
+		cached := cache.New(timed, cache.DefaultLimit)
+		// engine.Open reads the device and account records (client's
+		// records.go names them): one transaction for both instead of
+		// two. A rename there only makes this warm-up miss.
+		if err := cached.Warm(ctx, []cache.Ref{{Bucket: "self", Key: "device"}, {Bucket: "self", Key: "account"}}); err != nil {
+			consoleLogger{}.Warn("start-up read failed", "err", err)
+		}
 		eng, err := engine.Open(ctx, engine.Config{
-			Store:  st,
+			Store:  cached,
 			Relay:  newBrowserRelay(origin),
 			Device: dev,
 			OnEvent: func(ev engine.Event) {
@@ -76,20 +91,31 @@ func init() {
 			BulkCipher: installWebCrypto(),
 		})
 		host.mu.Lock()
-		host.eng, host.cancel, host.err = eng, cancel, nil
+		host.eng, host.cancel, host.cache, host.timed, host.err = eng, cancel, cached, timed, nil
 		if err != nil {
-			host.eng, host.err = nil, toAPIError(err)
+			host.eng, host.cache, host.timed, host.err = nil, nil, nil, toAPIError(err)
 		}
 		host.mu.Unlock()
 		if err != nil {
 			cancel()
+			cached.Close()
 			return func() {}
 		}
-		go runEngine(ctx, eng, b)
+		go func() {
+			// The API works now; connecting can wait until ready has
+			// been delivered (main.go, afterReady).
+			select {
+			case <-afterReady:
+			case <-ctx.Done():
+				return
+			}
+			runEngine(ctx, eng, b)
+		}()
 		return func() {
 			cancel()
+			cached.Close()
 			host.mu.Lock()
-			host.eng, host.cancel = nil, nil
+			host.eng, host.cancel, host.cache, host.timed = nil, nil, nil, nil
 			host.mu.Unlock()
 		}
 	}
@@ -265,7 +291,26 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 		return e.SyncedState(ctx)
 	})
 	method("stats", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
-		return e.Stats(), nil
+		type stats struct {
+			engine.Stats
+			storeStats
+			CacheHits    uint64 `json:"cacheHits"`
+			CacheMisses  uint64 `json:"cacheMisses"`
+			CacheBytes   int    `json:"cacheBytes"`
+			CacheEntries int    `json:"cacheEntries"`
+		}
+		st := stats{Stats: e.Stats()}
+		host.mu.Lock()
+		c, t := host.cache, host.timed
+		host.mu.Unlock()
+		if t != nil {
+			st.storeStats = t.stats()
+		}
+		if c != nil {
+			cs := c.Stats()
+			st.CacheHits, st.CacheMisses, st.CacheBytes, st.CacheEntries = cs.Hits, cs.Misses, cs.Bytes, cs.Entries
+		}
+		return st, nil
 	})
 	method("markRead", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		return nil, e.MarkRead(ctx, str(a, 0))
@@ -275,6 +320,9 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 	})
 	method("revokeDevice", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		return nil, e.RevokeDevice(ctx, str(a, 0))
+	})
+	method("renameDevice", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.RenameDevice(ctx, str(a, 0), str(a, 1))
 	})
 	method("reattest", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		return nil, e.Reattest(ctx)
