@@ -380,10 +380,15 @@ type Device struct {
 	Attested int64  `json:"attested"` // unix seconds
 	Expires  int64  `json:"expires"`  // unix seconds; 0 for the primary
 	This     bool   `json:"thisDevice"`
+	// LastActive is when the device last connected (unix seconds, to
+	// within activeEvery), or 0 if it has not said yet.
+	LastActive int64 `json:"lastActive"`
 }
 
-// Devices lists the account's devices from the verified list.
+// Devices lists the account's devices from the verified list, with when
+// each was last active as its own synced marker says (lastactive.go).
 func (e *Engine) Devices(ctx context.Context, refresh bool) ([]Device, error) {
+	active := e.lastActive(ctx)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.acct == nil {
@@ -396,6 +401,7 @@ func (e *Engine) Devices(ctx context.Context, refresh bool) ([]Device, error) {
 	var out []Device
 	for _, en := range l.Entries {
 		d := Device{ID: en.Device.ID.String(), Name: en.Name, Primary: en.Primary, Added: int64(en.Added), Attested: int64(en.Attested), This: en.Device.ID == e.dev.ID}
+		d.LastActive = active[d.ID]
 		if !en.Primary {
 			d.Expires = int64(en.Attested) + int64(e.cfg.AttestationAge/time.Second)
 		}

@@ -178,3 +178,31 @@ func TestRenameDevice(t *testing.T) {
 		t.Fatalf("companion renaming: %v, want %s", err, ErrNotPrimary.Code)
 	}
 }
+
+// TestLastActive: each device's "last active" reaches the account's other
+// devices through state sync.
+func TestLastActive(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1 := newDevice(t, tr, "alice-phone")
+	if err := a1.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	a1.run()
+	a2 := newDevice(t, tr, "alice-browser")
+	linkCompanion(t, a1, a2, "browser")
+	a2.run()
+	id := a2.eng.Device().ID.String()
+	eventually(t, "the primary to learn when the companion was last active", func() bool {
+		devs, err := a1.eng.Devices(ctx, false)
+		if err != nil {
+			return false
+		}
+		for _, d := range devs {
+			if d.ID == id {
+				return d.LastActive > 0 && time.Since(time.Unix(d.LastActive, 0)) < time.Minute
+			}
+		}
+		return false
+	})
+}
