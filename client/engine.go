@@ -403,6 +403,7 @@ func (e *Engine) session(ctx context.Context) error {
 		return err
 	}
 	go e.noteActive(ctx)
+	go e.resyncIfPending(ctx)
 	// Sending runs beside receiving: the flusher waits on the relay's
 	// durable acks without the engine lock, so a long outbox never holds
 	// up incoming messages (or their acks, which the relay's delivery

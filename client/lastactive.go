@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parley-im/parley/client/storage"
 )
 
 // "Last active" for the devices view travels as a synced setting that each
@@ -46,4 +48,24 @@ func (e *Engine) lastActive(ctx context.Context) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// keyResyncPending marks a newly linked device that has not yet asked its
+// account's other devices for a state snapshot.
+const keyResyncPending = "resync-pending"
+
+// resyncIfPending asks for a state snapshot once after linking.
+func (e *Engine) resyncIfPending(ctx context.Context) {
+	if _, err := e.cfg.Store.Get(ctx, bSelf, keyResyncPending); err != nil {
+		return
+	}
+	if err := e.ResyncState(ctx, ""); err != nil {
+		e.log.Warn("could not ask for a state snapshot", "err", err)
+		return
+	}
+	var b storage.Batch
+	b.Delete(bSelf, keyResyncPending)
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		e.log.Warn("could not clear the snapshot request mark", "err", err)
+	}
 }

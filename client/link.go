@@ -138,6 +138,10 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	rec := &accountRecord{Handle: bundle.Handle, AccountPub: sess.Account(), SyncKey: bundle.SyncKey, DeviceName: name}
 	var b storage.Batch
 	b.Put(bSelf, keyAccount, rec.marshal())
+	// The synced state (contacts, settings, read markers…) made before
+	// this device existed reaches it as a snapshot, asked for on its first
+	// connection.
+	b.Put(bSelf, keyResyncPending, []byte{1})
 	b.Put(bLists, bundle.Handle, (&pinnedList{AccountPub: sess.Account(), Encoded: bundle.DeviceList}).marshal())
 	if err := e.addPrekeys(ctx, &b, true); err != nil {
 		return "", err
