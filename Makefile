@@ -13,7 +13,7 @@ WASMDIR := $(shell $(GO) env GOROOT)/lib/wasm
 DIST    := web/dist
 SERVER  := bin/parley-server
 # Packages that must also pass compiled to wasm (pure Go, no syscall/js).
-WASM_TEST_PKGS ?= ./crypto/... $(if $(wildcard client/*.go),./client/...)
+WASM_TEST_PKGS ?= ./crypto/... ./client/... ./bench/cryptobench
 FUZZTIME ?= 3s
 
 .PHONY: run build wasm server test vet test-native test-wasm test-fuzz fuzz \
