@@ -58,6 +58,7 @@ import (
 
 	engine "github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/crypto/ratchet/x25519"
+	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
 )
 
@@ -502,6 +503,7 @@ func installWebCrypto() engine.BulkCipher {
 	installOnce.Do(func() {
 		go func() {
 			defer close(installDone)
+			<-afterReady // not on the path to parley.ready (main.go)
 			t0 := time.Now()
 			b := detectWebCrypto()
 			installed.took = time.Since(t0)
@@ -512,6 +514,8 @@ func installWebCrypto() engine.BulkCipher {
 			if b.Ed25519 != nil {
 				installed.ed25519 = b.Ed25519
 				senderkey.SetEd25519(installed.ed25519)
+				// Prekey, device-list and link signatures too.
+				identity.SetVerifier(installed.ed25519.Verify)
 			}
 			installed.bulk = b.Bulk
 		}()

@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/mlkem"
 	"crypto/sha256"
 	"encoding/binary"
@@ -331,5 +332,25 @@ func TestX25519LowOrderRejected(t *testing.T) {
 	p, _ := ecdh.X25519().NewPublicKey(zero[:])
 	if _, err := d.DHKey().ECDH(p); err == nil {
 		t.Fatal("low-order point accepted")
+	}
+}
+
+// TestSetVerifier: an installed verifier is the one VerifySignature uses,
+// and nil restores crypto/ed25519.
+func TestSetVerifier(t *testing.T) {
+	acct, err := NewAccount(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := acct.Sign(PurposeDeviceList, []byte("m"))
+	calls := 0
+	SetVerifier(func(ed25519.PublicKey, []byte, []byte) bool { calls++; return false })
+	err = VerifySignature(acct.Public(), PurposeDeviceList, []byte("m"), sig)
+	SetVerifier(nil)
+	if err == nil || calls != 1 {
+		t.Fatalf("with a refusing verifier: err %v after %d calls", err, calls)
+	}
+	if err := VerifySignature(acct.Public(), PurposeDeviceList, []byte("m"), sig); err != nil {
+		t.Fatalf("after SetVerifier(nil): %v", err)
 	}
 }
