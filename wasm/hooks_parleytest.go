@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/cache"
 	"github.com/parley-im/parley/client/storage/storagetest"
 )
 
@@ -69,6 +70,18 @@ func installTestHooks(c *client, parley js.Value) {
 			return nil, err
 		}
 		if err := storagetest.Run(ctx, s); err != nil {
+			return err.Error(), nil
+		}
+		return "", nil
+	})
+	// conformanceCached(name) runs the same suite against the engine's
+	// read cache (client/storage/cache) over a fresh IndexedDB store.
+	fn("conformanceCached", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		if err := storagetest.Run(ctx, cache.New(s, 0)); err != nil {
 			return err.Error(), nil
 		}
 		return "", nil

@@ -161,12 +161,12 @@ func (s *idbStore) Scan(ctx context.Context, bucket, prefix string, opts storage
 		if err != nil {
 			return err
 		}
-		for _, kv := range page {
-			plain, err := s.open(k, bucket, kv.key, kv.sealed)
-			if err != nil {
-				return err
+		plains, errs := openPage(k, bucket, page)
+		for i, kv := range page {
+			if errs[i] != nil {
+				return errs[i]
 			}
-			if err := fn(kv.key, plain); err != nil {
+			if err := fn(kv.key, plains[i]); err != nil {
 				if errors.Is(err, storage.ErrStop) {
 					return nil
 				}

@@ -300,8 +300,8 @@ func (c *client) setIdleLock(ctx context.Context, v js.Value) (any, error) {
 	return nil, nil
 }
 
-func loadIdleLock(ctx context.Context, st storage.Store) (time.Duration, error) {
-	v, err := st.Get(ctx, bucketMeta, recIdleLock)
+// parseIdleLock reads the idle-lock record (v, or err from reading it).
+func parseIdleLock(v []byte, err error) (time.Duration, error) {
 	if errors.Is(err, storage.ErrNotFound) {
 		return 0, nil
 	}

@@ -81,6 +81,37 @@ var startEngine func(st storage.Store, dev *identity.Device, b *bus) (stop func(
 // api/forward helpers exist.
 var apiHooks []func(b *bus, api func(string, func([]js.Value) (any, error)), forward func(string))
 
+// mark records a boot milestone in parley.timing (ms since navigation);
+// main sets it.
+var mark = func(string) {}
+
+// afterReady is closed once parley.ready has settled and the page's own
+// reactions to it (its first API calls) have run: work that the API does
+// not need (the relay connection, the WebCrypto checks) waits for it, so
+// it does not stand between navigation and ready on the one JS thread.
+var afterReady = make(chan struct{})
+
+// releaseAfterReady closes afterReady from a fresh task: a MessageChannel
+// message runs after the promise reactions queued by resolve, and unlike
+// setTimeout it is not throttled in a background tab.
+func releaseAfterReady() {
+	mc := js.Global().Get("MessageChannel")
+	if mc.IsUndefined() {
+		close(afterReady)
+		return
+	}
+	ch := mc.New()
+	var f js.Func
+	f = js.FuncOf(func(js.Value, []js.Value) any {
+		f.Release()
+		ch.Get("port1").Call("close")
+		close(afterReady)
+		return nil
+	})
+	ch.Get("port1").Set("onmessage", f)
+	ch.Get("port2").Call("postMessage", js.Null())
+}
+
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).
 var testHooks []func(c *client, parley js.Value)
 
@@ -94,7 +125,7 @@ func main() {
 	js.Global().Delete("__parleyBoot")
 
 	// Milestones in ms since navigation, for the boot benchmark.
-	mark := func(name string) {
+	mark = func(name string) {
 		parley.Get("timing").Set(name, js.Global().Get("performance").Call("now"))
 	}
 	mark("wasmStart")
@@ -106,7 +137,11 @@ func main() {
 		c.boot(context.Background())
 		mark("storage")
 	}
-	b.onReady = func() { boot.Call("resolve", js.Undefined()) }
+	b.onReady = func() {
+		boot.Call("resolve", js.Undefined())
+		mark("resolved")
+		releaseAfterReady()
+	}
 	b.onTouch = func() { go c.touch() }
 
 	one := func(args []js.Value) js.Value {
@@ -204,6 +239,7 @@ func main() {
 		js.Global().Call("addEventListener", ev, activity, map[string]any{"passive": true, "capture": true})
 	}
 
+	mark("api")
 	b.start()
 	select {} // keep the Go runtime alive for callbacks
 }
@@ -213,7 +249,9 @@ func main() {
 // an error state: the API is up and state() explains the problem.
 func (c *client) boot(ctx context.Context) {
 	persistent := requestPersistence()
+	mark("persist")
 	db, err := openDB(ctx, dbName)
+	mark("db")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.persistent = persistent

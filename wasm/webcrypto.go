@@ -210,7 +210,9 @@ func unwrapDataKey(wrapper safejs.Value, kind string, iv, wrapped []byte, extrac
 
 // sealMany seals the values of a batch with all WebCrypto calls in flight
 // at once, returning each sealed record as a Uint8Array (undefined for a
-// delete). The layout is the one seal produces.
+// delete). The layout is the one seal produces. The whole batch costs one
+// Go await (Promise.all), not one per value: each await is a round trip
+// through the JS event loop (≈ 25–45 µs here).
 func sealMany(storageKey safejs.Value, ops []storage.Op) ([]safejs.Value, error) {
 	s, err := subtle()
 	if err != nil {
@@ -218,6 +220,7 @@ func sealMany(storageKey safejs.Value, ops []storage.Op) ([]safejs.Value, error)
 	}
 	ivs := make([][]byte, len(ops))
 	pending := make([]safejs.Value, len(ops))
+	all := make([]any, 0, len(ops))
 	for i, op := range ops {
 		pending[i] = safejs.Undefined()
 		if op.Value == nil {
@@ -236,19 +239,27 @@ func sealMany(storageKey safejs.Value, ops []storage.Op) ([]safejs.Value, error)
 		if err != nil {
 			return nil, err
 		}
+		all = append(all, safejs.Unsafe(pending[i]))
 	}
 	out := make([]safejs.Value, len(ops))
-	u8 := js.Global().Get("Uint8Array")
-	for i, p := range pending {
+	for i := range out {
 		out[i] = safejs.Undefined()
+	}
+	if len(all) == 0 {
+		return out, nil
+	}
+	cts, err := Await(safejs.Safe(js.Global().Get("Promise").Call("all", all)))
+	if err != nil {
+		return nil, fmt.Errorf("seal %d records: %w", len(all), err)
+	}
+	u8 := js.Global().Get("Uint8Array")
+	n := 0
+	for i, p := range pending {
 		if p.IsUndefined() {
 			continue
 		}
-		ct, err := Await(p)
-		if err != nil {
-			return nil, fmt.Errorf("seal %s/%s: %w", ops[i].Bucket, ops[i].Key, err)
-		}
-		ctv := u8.New(safejs.Unsafe(ct))
+		ctv := u8.New(safejs.Unsafe(cts).Index(n))
+		n++
 		rec := u8.New(1 + ivSize + ctv.Length())
 		rec.SetIndex(0, sealVersion)
 		js.CopyBytesToJS(rec.Call("subarray", 1, 1+ivSize), ivs[i])

@@ -1,0 +1,89 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/cache"
+)
+
+// timedStore counts the engine's calls that reach IndexedDB (the cache's
+// misses, every Scan and Commit) and the time they take, for
+// parley.stats(): it shows where a receive's milliseconds go.
+type timedStore struct {
+	inner storage.Store
+
+	mu                   sync.Mutex
+	gets, scans, commits uint64
+	getT, scanT, commitT time.Duration
+}
+
+func (t *timedStore) add(n *uint64, d *time.Duration, since time.Time) {
+	el := time.Since(since)
+	t.mu.Lock()
+	*n++
+	*d += el
+	t.mu.Unlock()
+}
+
+func (t *timedStore) Get(ctx context.Context, bucket, key string) ([]byte, error) {
+	defer t.add(&t.gets, &t.getT, time.Now())
+	return t.inner.Get(ctx, bucket, key)
+}
+
+func (t *timedStore) Scan(ctx context.Context, bucket, prefix string, opts storage.ScanOptions, fn func(string, []byte) error) error {
+	// fn's own time is included: it is the engine's work on each record.
+	defer t.add(&t.scans, &t.scanT, time.Now())
+	return t.inner.Scan(ctx, bucket, prefix, opts, fn)
+}
+
+func (t *timedStore) Commit(ctx context.Context, b *storage.Batch) error {
+	defer t.add(&t.commits, &t.commitT, time.Now())
+	return t.inner.Commit(ctx, b)
+}
+
+// GetMany is the IndexedDB store's getMany (cache.MultiGetter); counted
+// as one read.
+func (t *timedStore) GetMany(ctx context.Context, refs []cache.Ref) ([][]byte, []error, error) {
+	defer t.add(&t.gets, &t.getT, time.Now())
+	st, ok := t.inner.(*idbStore)
+	if !ok {
+		return nil, nil, errors.New("storage: no multi-record read")
+	}
+	rs := make([]recordRef, len(refs))
+	for i, r := range refs {
+		rs[i] = recordRef{r.Bucket, r.Key}
+	}
+	return st.getMany(ctx, rs)
+}
+
+// storeStats is the IndexedDB part of parley.stats().
+type storeStats struct {
+	StoreGets     uint64  `json:"storeGets"`
+	StoreGetMs    float64 `json:"storeGetMs"` // mean
+	StoreScans    uint64  `json:"storeScans"`
+	StoreScanMs   float64 `json:"storeScanMs"`
+	StoreCommits  uint64  `json:"storeCommits"`
+	StoreCommitMs float64 `json:"storeCommitMs"`
+}
+
+func (t *timedStore) stats() storeStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mean := func(d time.Duration, n uint64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return float64(d.Microseconds()) / 1000 / float64(n)
+	}
+	return storeStats{
+		StoreGets: t.gets, StoreGetMs: mean(t.getT, t.gets),
+		StoreScans: t.scans, StoreScanMs: mean(t.scanT, t.scans),
+		StoreCommits: t.commits, StoreCommitMs: mean(t.commitT, t.commits),
+	}
+}
