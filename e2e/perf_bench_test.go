@@ -54,6 +54,7 @@ func BenchmarkBrowserClient(b *testing.B) {
 	stats := MustEval[map[string]any](alice, `window.parley.stats()`)
 	b.Logf("1,000 × 1 KiB sent and received in %v; receive (decrypt + sealed write) p50 %.2f ms, p99 %.2f ms",
 		time.Since(start).Round(time.Millisecond), stats["receiveP50Ms"], stats["receiveP99Ms"])
+	b.Logf("parley.stats() after the burst: %v", stats)
 
 	var ready, listed []float64
 	for b.Loop() {
