@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parley-im/parley/client/storage"
@@ -22,6 +23,9 @@ import (
 
 // Attachment limits.
 const (
+	// attachmentConnectWait is how long SendAttachment waits for a
+	// connection that is being set up before answering offline.
+	attachmentConnectWait = 10 * time.Second
 	// MaxAttachmentSize bounds one file: 25 MiB, the common messenger
 	// limit, held twice (plain and sealed) in a browser tab's memory.
 	MaxAttachmentSize = 25 << 20
@@ -182,6 +186,13 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 	}
 	if !handleRule.MatchString(to) {
 		return "", ErrBadHandle
+	}
+	// A device that is (re)connecting — just started, or between two
+	// sockets — gets a moment before the upload is refused as offline.
+	if e.Status().Status == "ready" {
+		wctx, cancel := context.WithTimeout(ctx, attachmentConnectWait)
+		_ = e.WaitOnline(wctx)
+		cancel()
 	}
 	e.mu.Lock()
 	conn := e.conn

@@ -9,6 +9,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-im/parley/client/storage"
@@ -30,7 +31,7 @@ const (
 	// sequence numbers.
 	maxHandledSeqs = 4096
 	// outboxRetry is how often a connected device retries a paused outbox.
-	outboxRetry = 5 * time.Second
+	outboxRetry = 2 * time.Second
 	// opTimeout bounds one relay round trip made on behalf of a call.
 	opTimeout = 30 * time.Second
 )
@@ -147,8 +148,9 @@ type Engine struct {
 	kick   chan struct{} // wakes the session loop to flush the outbox
 
 	stats      receiveStats
-	expired    bool   // the relay refuses us for an expired attestation
-	lastSentAt uint64 // see nextSentAtLocked
+	lastStatus atomic.Pointer[Status] // see Status
+	expired    bool                   // the relay refuses us for an expired attestation
+	lastSentAt uint64                 // see nextSentAtLocked
 }
 
 // Open loads this device from the store, creating its identity on first
@@ -255,9 +257,24 @@ type Status struct {
 }
 
 // Status reports whether the device has an account, is online, revoked.
+//
+// It never waits for the engine: while another call holds the engine (a
+// slow storage commit, a relay round trip) it answers with the status it
+// last computed, so the UI's state never freezes.
 func (e *Engine) Status() Status {
-	e.mu.Lock()
+	if !e.mu.TryLock() {
+		if st := e.lastStatus.Load(); st != nil {
+			return *st
+		}
+		e.mu.Lock()
+	}
 	defer e.mu.Unlock()
+	return e.statusLocked()
+}
+
+// statusLocked computes the status and keeps it for Status's lock-free
+// answer; every change of account, connection or expiry calls it.
+func (e *Engine) statusLocked() Status {
 	st := Status{Status: "new", DeviceID: e.dev.ID.String(), Online: e.conn != nil, Expired: e.expired}
 	if e.acct != nil {
 		st.Status, st.Handle, st.Primary = "ready", e.acct.Handle, e.acct.Primary
@@ -265,6 +282,7 @@ func (e *Engine) Status() Status {
 			st.Status = "revoked"
 		}
 	}
+	e.lastStatus.Store(&st)
 	return st
 }
 
@@ -321,6 +339,7 @@ func (e *Engine) CreateAccount(ctx context.Context, handle, deviceName string) e
 	}
 	e.acct, e.account = rec, account
 	e.lists[handle] = list
+	e.statusLocked()
 	e.log.Info("account created", "handle", handle, "device", e.dev.ID.String())
 	e.emit(Event{Type: "state"})
 	return nil
@@ -388,6 +407,7 @@ func (e *Engine) session(ctx context.Context) error {
 	e.setExpired(false)
 	e.mu.Lock()
 	e.conn = conn
+	e.statusLocked()
 	close(e.online)
 	e.online = make(chan struct{})
 	e.mu.Unlock()
@@ -395,6 +415,7 @@ func (e *Engine) session(ctx context.Context) error {
 	defer func() {
 		e.mu.Lock()
 		e.conn = nil
+		e.statusLocked()
 		e.mu.Unlock()
 		e.emit(Event{Type: "state"})
 	}()
@@ -490,6 +511,7 @@ func (e *Engine) markRevoked(ctx context.Context) {
 		return
 	}
 	e.acct = &a
+	e.statusLocked()
 	e.log.Warn("this device was revoked from its account")
 	go e.emit(Event{Type: "state", Code: ErrRevoked.Code})
 }
@@ -513,6 +535,7 @@ func (e *Engine) setExpired(v bool) {
 	e.mu.Lock()
 	changed := e.expired != v
 	e.expired = v
+	e.statusLocked()
 	e.mu.Unlock()
 	if changed {
 		e.emit(Event{Type: "state", Code: map[bool]string{true: "attestation_expired", false: ""}[v]})

@@ -151,6 +151,7 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	}
 	e.acct, e.companion = rec, nil
 	e.lists[bundle.Handle] = list
+	e.statusLocked()
 	e.log.Info("linked", "handle", bundle.Handle, "device", e.dev.ID.String())
 	go e.emit(Event{Type: "state"})
 	return bundle.Handle, nil

@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"time"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 )
+
+// listFetchTimeout bounds one device-list fetch from the relay.
+const listFetchTimeout = 10 * time.Second
 
 // listLocked returns the verified device list of handle. Without refresh
 // it uses the pinned copy when there is one. With refresh (or no pin) it
@@ -32,7 +36,11 @@ func (e *Engine) listLocked(ctx context.Context, handle string, refresh bool) (*
 		e.lists[handle] = l
 		return l, nil
 	}
-	keyBytes, encoded, err := e.cfg.Relay.Account(ctx, handle)
+	// Bounded: this runs under the engine lock, which every API call and
+	// the receive loop wait on.
+	actx, cancel := context.WithTimeout(ctx, listFetchTimeout)
+	keyBytes, encoded, err := e.cfg.Relay.Account(actx, handle)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
