@@ -3,42 +3,20 @@ package link
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 )
 
-// detRand is the deterministic stream used for tests and vectors:
-// block i = SHA-256(seed || u64be(i)), concatenated.
-type detRand struct {
-	seed []byte
-	ctr  uint64
-	buf  []byte
-}
+// detRand is the vectors' deterministic stream (crypto/internal/vectortest,
+// PROTOCOL.md §9): block i = SHA-256(seed || u64be(i)).
+type detRand = vectortest.DetRand
 
-func newDetRand(seed string) io.Reader { return &detRand{seed: []byte(seed)} }
-
-func (d *detRand) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(d.buf) == 0 {
-			var c [8]byte
-			binary.BigEndian.PutUint64(c[:], d.ctr)
-			d.ctr++
-			s := sha256.Sum256(append(append([]byte(nil), d.seed...), c[:]...))
-			d.buf = s[:]
-		}
-		k := copy(p[n:], d.buf)
-		d.buf = d.buf[k:]
-		n += k
-	}
-	return n, nil
-}
+func newDetRand(seed string) *detRand { return vectortest.NewDetRand(seed) }
 
 var t0 = time.Unix(1_780_000_000, 0)
 

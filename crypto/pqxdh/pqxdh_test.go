@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/mlkem"
 	"crypto/mlkem/mlkemtest"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,34 +11,15 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 	"github.com/parley-im/parley/crypto/ratchet"
 )
 
-// detRand: block i = SHA-256(seed || u64be(i)), as in crypto/identity.
-type detRand struct {
-	seed []byte
-	ctr  uint64
-	buf  []byte
-}
+// detRand is the vectors' deterministic stream (crypto/internal/vectortest,
+// PROTOCOL.md §9): block i = SHA-256(seed || u64be(i)).
+type detRand = vectortest.DetRand
 
-func newDetRand(seed string) *detRand { return &detRand{seed: []byte(seed)} }
-
-func (d *detRand) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(d.buf) == 0 {
-			var c [8]byte
-			binary.BigEndian.PutUint64(c[:], d.ctr)
-			d.ctr++
-			s := sha256.Sum256(append(append([]byte(nil), d.seed...), c[:]...))
-			d.buf = s[:]
-		}
-		k := copy(p[n:], d.buf)
-		d.buf = d.buf[k:]
-		n += k
-	}
-	return n, nil
-}
+func newDetRand(seed string) *detRand { return vectortest.NewDetRand(seed) }
 
 // Tests use derandomized ML-KEM encapsulation: the 32 bytes of encapsulation
 // randomness come from the same reader as the ephemeral key, after it.

@@ -3,7 +3,6 @@ package pqxdh
 import (
 	"bytes"
 	"crypto/mlkem/mlkemtest"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 	"github.com/parley-im/parley/crypto/ratchet"
 	"github.com/parley-im/parley/crypto/ratchet/x25519"
 )
@@ -23,18 +23,7 @@ import (
 // 9. Regenerate with: go test ./crypto/pqxdh -run TestVectors -update
 var update = flag.Bool("update", false, "rewrite testdata vectors")
 
-type hexBytes []byte
-
-func (h hexBytes) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToString(h)) }
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
+type hexBytes = vectortest.HexBytes
 
 type vecResponse struct {
 	InitialMessage hexBytes `json:"initial_message"`

@@ -2,42 +2,20 @@ package ratchet
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"testing"
 
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 	"github.com/parley-im/parley/crypto/ratchet/x25519"
 )
 
-// detRand is the deterministic stream used for tests and vectors (the same
-// construction as crypto/identity's): block i = SHA-256(seed || u64be(i)).
-type detRand struct {
-	seed []byte
-	ctr  uint64
-	buf  []byte
-}
+// detRand is the vectors' deterministic stream (crypto/internal/vectortest,
+// PROTOCOL.md §9): block i = SHA-256(seed || u64be(i)).
+type detRand = vectortest.DetRand
 
-func newDetRand(seed string) *detRand { return &detRand{seed: []byte(seed)} }
-
-func (d *detRand) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(d.buf) == 0 {
-			var c [8]byte
-			binary.BigEndian.PutUint64(c[:], d.ctr)
-			d.ctr++
-			s := sha256.Sum256(append(append([]byte(nil), d.seed...), c[:]...))
-			d.buf = s[:]
-		}
-		k := copy(p[n:], d.buf)
-		d.buf = d.buf[k:]
-		n += k
-	}
-	return n, nil
-}
+func newDetRand(seed string) *detRand { return vectortest.NewDetRand(seed) }
 
 func read(r io.Reader, n int) []byte {
 	b := make([]byte, n)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 	"github.com/parley-im/parley/crypto/ratchet/x25519"
 )
 
@@ -20,18 +21,7 @@ import (
 // 9. Regenerate with: go test ./crypto/ratchet -run TestVectors -update
 var update = flag.Bool("update", false, "rewrite testdata vectors")
 
-type hexBytes []byte
-
-func (h hexBytes) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToString(h)) }
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
+type hexBytes = vectortest.HexBytes
 
 type vecStep struct {
 	Party     string   `json:"party"` // "alice" (initiator) or "bob"

@@ -2,7 +2,6 @@ package senderkey
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,24 +11,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 )
 
 // Test vectors: testdata/{good,fail}_*.json, layout in PROTOCOL.md section
 // 9. Regenerate with: go test ./crypto/senderkey -run TestVectors -update
 var update = flag.Bool("update", false, "rewrite testdata vectors")
 
-type hexBytes []byte
-
-func (h hexBytes) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToString(h)) }
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
+type hexBytes = vectortest.HexBytes
 
 type vecSender struct {
 	State        hexBytes `json:"sender_state"` // Sender.MarshalBinary at the start
