@@ -2,10 +2,8 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"sync"
@@ -564,8 +562,3 @@ func (e *Engine) WaitOnline(ctx context.Context) error {
 func (e *Engine) ownList(ctx context.Context) (*devicelist.List, error) {
 	return e.listLocked(ctx, e.acct.Handle, false)
 }
-
-// accountPub is a helper for the primary.
-func (e *Engine) accountPub() ed25519.PublicKey { return e.acct.AccountPub }
-
-var errStop = fmt.Errorf("stop")

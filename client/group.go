@@ -691,7 +691,7 @@ func (e *Engine) queuePairwiseLocked(ctx context.Context, b *storage.Batch, kind
 		return err
 	}
 	p := &payload{Kind: kind, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: body}
-	seq, err := e.nextOutboxSeqInBatch(ctx, b)
+	seq, err := e.nextOutboxSeq(ctx, b)
 	if err != nil {
 		return err
 	}

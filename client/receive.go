@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/parley-im/parley/client/storage"
@@ -288,43 +287,12 @@ func (e *Engine) queueReceiptLocked(ctx context.Context, b *storage.Batch, to st
 		return err
 	}
 	p := &payload{Kind: kindReceipt, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: receiptBody(status, ids)}
-	seq, err := e.nextOutboxSeqInBatch(ctx, b)
+	seq, err := e.nextOutboxSeq(ctx, b)
 	if err != nil {
 		return err
 	}
 	b.Put(bOutbox, seq, (&outboxRecord{Payload: p.marshal(), To: to}).marshal())
 	return nil
-}
-
-// nextOutboxSeqInBatch is nextOutboxSeq aware of a counter already bumped
-// in b (one batch may queue several entries).
-func (e *Engine) nextOutboxSeqInBatch(ctx context.Context, b *storage.Batch) (string, error) {
-	for i := len(b.Ops) - 1; i >= 0; i-- {
-		op := b.Ops[i]
-		if op.Bucket == bSelf && op.Key == keyOutSeq && op.Value != nil {
-			var n uint64
-			for _, c := range op.Value {
-				n = n<<8 | uint64(c)
-			}
-			n++
-			v := make([]byte, 8)
-			for j := 7; j >= 0; j-- {
-				v[j] = byte(n)
-				n >>= 8
-			}
-			b.Put(bSelf, keyOutSeq, v)
-			return fmt.Sprintf("%016x", bytesToU64(v)), nil
-		}
-	}
-	return e.nextOutboxSeq(ctx, b)
-}
-
-func bytesToU64(v []byte) uint64 {
-	var n uint64
-	for _, c := range v {
-		n = n<<8 | uint64(c)
-	}
-	return n
 }
 
 // MarkRead marks a chat read: its unread count drops to zero on every own

@@ -113,9 +113,21 @@ func (e *Engine) nextSentAtLocked() uint64 {
 	return t
 }
 
+// nextOutboxSeq bumps the outbox counter inside b and returns the new
+// entry's key. A counter already bumped earlier in b (one batch may queue
+// several entries) is the one continued.
 func (e *Engine) nextOutboxSeq(ctx context.Context, b *storage.Batch) (string, error) {
 	var n uint64
-	v, err := e.cfg.Store.Get(ctx, bSelf, keyOutSeq)
+	var v []byte
+	var err error
+	for i := len(b.Ops) - 1; i >= 0 && v == nil; i-- {
+		if op := b.Ops[i]; op.Bucket == bSelf && op.Key == keyOutSeq && op.Value != nil {
+			v = op.Value
+		}
+	}
+	if v == nil {
+		v, err = e.cfg.Store.Get(ctx, bSelf, keyOutSeq)
+	}
 	if err == nil {
 		r := wire.NewReader(v)
 		n = r.U64()

@@ -57,8 +57,8 @@ import (
 	"github.com/hack-pad/safejs"
 
 	engine "github.com/parley-im/parley/client"
-	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/senderkey"
 )
 

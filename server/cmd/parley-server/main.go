@@ -5,6 +5,9 @@
 //
 // Every flag can also come from the environment (PARLEY_ADDR, PARLEY_DATA,
 // PARLEY_FRAME_ANCESTORS); a flag given on the command line wins.
+// PARLEY_ORIGIN sets the public origin devices sign when they log in
+// (default http:// + the listen address); PARLEY_METRICS_ADDR, if set,
+// serves Prometheus metrics on a separate address.
 package main
 
 import (
