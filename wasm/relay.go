@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"syscall/js"
 	"time"
@@ -157,20 +156,7 @@ type browserConn struct {
 	queue []frame.Frame // after Ready, from the JS callback to pump
 	qsig  chan struct{}
 
-	mu     sync.Mutex
-	err    error
-	closed bool
-	next   uint32
-	waits  map[uint32]chan frame.Frame
-}
-
-func wsURL(origin string) string {
-	switch {
-	case strings.HasPrefix(origin, "https://"):
-		return "wss://" + strings.TrimPrefix(origin, "https://") + "/v1/ws"
-	default:
-		return "ws://" + strings.TrimPrefix(origin, "http://") + "/v1/ws"
-	}
+	calls frame.Calls // requests and their answers; why the socket ended
 }
 
 // Connect opens the socket and answers the relay's challenge by signing
@@ -182,9 +168,8 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 		done:   make(chan struct{}),
 		frames: make(chan frame.Frame, 2),
 		qsig:   make(chan struct{}, 1),
-		waits:  map[uint32]chan frame.Frame{},
 	}
-	c.ws = js.Global().Get("WebSocket").New(wsURL(r.origin), frame.Subprotocol)
+	c.ws = js.Global().Get("WebSocket").New(frame.SocketURL(r.origin), frame.Subprotocol)
 	c.ws.Set("binaryType", "arraybuffer")
 	on := func(name string, fn func(js.Value)) {
 		f := js.FuncOf(func(_ js.Value, args []js.Value) any {
@@ -278,10 +263,7 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 }
 
 func (c *browserConn) write(b []byte) error {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.calls.Closed() {
 		return fmt.Errorf("relay connection closed: %w", c.Err())
 	}
 	c.ws.Call("send", safejs.Unsafe(bytesToJS(b)))
@@ -322,6 +304,9 @@ func (c *browserConn) pump() {
 }
 
 func (c *browserConn) dispatch(f frame.Frame) {
+	if c.calls.Answer(f) {
+		return
+	}
 	switch f := f.(type) {
 	case *frame.Envelope:
 		select {
@@ -333,83 +318,25 @@ func (c *browserConn) dispatch(f frame.Frame) {
 		case c.low <- f.Stock:
 		default:
 		}
-	case *frame.Error:
-		if f.Req == 0 {
-			c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
-			return
-		}
-		c.deliver(f.Req, f)
-	case *frame.OK:
-		c.deliver(f.Req, f)
-	case *frame.Stale:
-		c.deliver(f.Req, f)
-	case *frame.Bundle:
-		c.deliver(f.Req, f)
-	case *frame.BlobID:
-		c.deliver(f.Req, f)
-	}
-}
-
-func (c *browserConn) deliver(req uint32, f frame.Frame) {
-	c.mu.Lock()
-	ch := c.waits[req]
-	delete(c.waits, req)
-	c.mu.Unlock()
-	if ch != nil {
-		ch <- f
+	case *frame.Error: // request 0: the relay ends the socket
+		c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
 	}
 }
 
 func (c *browserConn) finish(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
+	if c.calls.Close(err) {
+		close(c.done)
 	}
-	c.closed, c.err = true, err
-	for id, ch := range c.waits {
-		close(ch)
-		delete(c.waits, id)
-	}
-	close(c.done)
 }
 
+// request sends a request frame and waits for its answer; a Stale answer
+// becomes the engine's *StaleError.
 func (c *browserConn) request(ctx context.Context, build func(req uint32) frame.Frame) (frame.Frame, error) {
-	c.mu.Lock()
-	if c.closed {
-		err := c.err
-		c.mu.Unlock()
-		return nil, fmt.Errorf("relay connection closed: %w", err)
+	f, err := c.calls.Do(ctx, c.write, build)
+	if st, ok := f.(*frame.Stale); ok {
+		return nil, &engine.StaleError{Accounts: st.Accounts}
 	}
-	c.next++
-	if c.next == 0 {
-		c.next = 1
-	}
-	req := c.next
-	ch := make(chan frame.Frame, 1)
-	c.waits[req] = ch
-	c.mu.Unlock()
-	if err := c.write(frame.Encode(build(req))); err != nil {
-		return nil, err
-	}
-	select {
-	case f, ok := <-ch:
-		if !ok {
-			return nil, fmt.Errorf("relay connection closed: %w", c.Err())
-		}
-		switch f := f.(type) {
-		case *frame.Error:
-			return nil, &frame.RelayError{Code: f.Code, Message: f.Message}
-		case *frame.Stale:
-			return nil, &engine.StaleError{Accounts: f.Accounts}
-		}
-		return f, nil
-	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.waits, req)
-		c.mu.Unlock()
-		return nil, ctx.Err()
-	}
+	return f, err
 }
 
 func (c *browserConn) Envelopes() <-chan *frame.Envelope { return c.envs }
@@ -417,11 +344,7 @@ func (c *browserConn) LowStock() <-chan frame.Stock      { return c.low }
 func (c *browserConn) Stock() frame.Stock                { return c.ready.Stock }
 func (c *browserConn) Done() <-chan struct{}             { return c.done }
 
-func (c *browserConn) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
+func (c *browserConn) Err() error { return c.calls.Err() }
 
 func (c *browserConn) Ack(ctx context.Context, seqs ...uint64) error {
 	for len(seqs) > 0 {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -42,27 +41,16 @@ func (e *StaleError) Error() string {
 
 // Client is one authenticated device socket.
 type Client struct {
-	ws     *websocket.Conn
-	Ready  frame.Ready
-	envs   chan *frame.Envelope
-	low    chan frame.Stock
-	done   chan struct{}
-	mu     sync.Mutex
-	next   uint32
-	waits  map[uint32]chan frame.Frame
-	err    error // why the socket ended
-	closed bool
+	ws    *websocket.Conn
+	Ready frame.Ready
+	envs  chan *frame.Envelope
+	low   chan frame.Stock
+	done  chan struct{}
+	calls frame.Calls // requests and their answers; why the socket ended
 }
 
 // WSURL turns an origin ("https://host") into the socket URL.
-func WSURL(origin string) string {
-	switch {
-	case strings.HasPrefix(origin, "https://"):
-		return "wss://" + strings.TrimPrefix(origin, "https://") + "/v1/ws"
-	default:
-		return "ws://" + strings.TrimPrefix(origin, "http://") + "/v1/ws"
-	}
-}
+func WSURL(origin string) string { return frame.SocketURL(origin) }
 
 // Dial connects to the relay at origin and authenticates as dev of handle.
 func Dial(ctx context.Context, origin, handle string, dev *identity.Device) (*Client, error) {
@@ -103,10 +91,9 @@ func Finish(ctx context.Context, ws *websocket.Conn, auth *frame.Auth) (*Client,
 	case *frame.Ready:
 		c := &Client{
 			ws: ws, Ready: *f,
-			envs:  make(chan *frame.Envelope, envelopeBuffer),
-			low:   make(chan frame.Stock, 4),
-			done:  make(chan struct{}),
-			waits: make(map[uint32]chan frame.Frame),
+			envs: make(chan *frame.Envelope, envelopeBuffer),
+			low:  make(chan frame.Stock, 4),
+			done: make(chan struct{}),
 		}
 		go c.readLoop()
 		return c, nil
@@ -160,6 +147,9 @@ func (c *Client) readLoop() {
 			c.finish(err)
 			return
 		}
+		if c.calls.Answer(f) {
+			continue
+		}
 		switch f := f.(type) {
 		case *frame.Envelope:
 			c.envs <- f
@@ -168,54 +158,17 @@ func (c *Client) readLoop() {
 			case c.low <- f.Stock:
 			default:
 			}
-		case *frame.Error:
-			if f.Req == 0 {
-				c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
-				continue
-			}
-			c.deliver(f.Req, f)
-		case *frame.OK:
-			c.deliver(f.Req, f)
-		case *frame.Stale:
-			c.deliver(f.Req, f)
-		case *frame.Bundle:
-			c.deliver(f.Req, f)
-		case *frame.BlobID:
-			c.deliver(f.Req, f)
+		case *frame.Error: // request 0: the relay ends the socket
+			c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
 		}
 	}
 }
 
-func (c *Client) finish(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = err
-	}
-	for id, ch := range c.waits {
-		close(ch)
-		delete(c.waits, id)
-	}
-	c.closed = true
-}
-
-func (c *Client) deliver(req uint32, f frame.Frame) {
-	c.mu.Lock()
-	ch := c.waits[req]
-	delete(c.waits, req)
-	c.mu.Unlock()
-	if ch != nil {
-		ch <- f
-	}
-}
+func (c *Client) finish(err error) { c.calls.Close(err) }
 
 // Err is why the socket ended (a *frame.RelayError when the relay said),
 // or nil while it is open.
-func (c *Client) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
+func (c *Client) Err() error { return c.calls.Err() }
 
 // Done is closed when the socket has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -238,43 +191,14 @@ func (c *Client) Close() error {
 func (c *Client) Conn() *websocket.Conn { return c.ws }
 
 // request sends a frame built with a fresh request id and waits for its
-// answer.
+// answer; a Stale answer becomes a *StaleError.
 func (c *Client) request(ctx context.Context, build func(req uint32) frame.Frame) (frame.Frame, error) {
-	c.mu.Lock()
-	if c.closed {
-		err := c.err
-		c.mu.Unlock()
-		return nil, fmt.Errorf("relayclient: socket closed: %w", err)
+	write := func(b []byte) error { return c.ws.Write(ctx, websocket.MessageBinary, b) }
+	f, err := c.calls.Do(ctx, write, build)
+	if st, ok := f.(*frame.Stale); ok {
+		return nil, &StaleError{Accounts: st.Accounts}
 	}
-	c.next++
-	if c.next == 0 {
-		c.next = 1
-	}
-	req := c.next
-	ch := make(chan frame.Frame, 1)
-	c.waits[req] = ch
-	c.mu.Unlock()
-	if err := c.ws.Write(ctx, websocket.MessageBinary, frame.Encode(build(req))); err != nil {
-		return nil, err
-	}
-	select {
-	case f, ok := <-ch:
-		if !ok {
-			return nil, fmt.Errorf("relayclient: socket closed: %w", c.Err())
-		}
-		switch f := f.(type) {
-		case *frame.Error:
-			return nil, &frame.RelayError{Code: f.Code, Message: f.Message}
-		case *frame.Stale:
-			return nil, &StaleError{Accounts: f.Accounts}
-		}
-		return f, nil
-	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.waits, req)
-		c.mu.Unlock()
-		return nil, ctx.Err()
-	}
+	return f, err
 }
 
 // Send submits one message as per-device ciphertexts and returns once the
