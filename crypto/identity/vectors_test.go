@@ -7,11 +7,9 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
@@ -232,40 +230,25 @@ func replay(t *testing.T, v vector) error {
 func TestVectors(t *testing.T) {
 	if *update {
 		for name, v := range generateVectors(t) {
-			b, err := json.MarshalIndent(v, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join("testdata", name+".json"), append(b, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			vectortest.Write(t, name, v)
 		}
 	}
-	files, _ := filepath.Glob("testdata/*.json")
-	if len(files) == 0 {
-		t.Fatal("no vectors; run with -update")
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		t.Run(name, func(t *testing.T) {
-			v := readVector(t, f)
+	for _, f := range vectortest.Files(t) {
+		t.Run(f.Name, func(t *testing.T) {
+			v := readVector(t, f.Path)
 			err := replay(t, v)
-			switch {
-			case strings.HasPrefix(name, "good_"):
+			if f.Good() {
 				if v.Error != "" || err != nil {
 					t.Fatalf("good vector failed: %v", err)
 				}
-			case strings.HasPrefix(name, "fail_"):
-				want, ok := vectorErrors[v.Error]
-				if !ok {
-					t.Fatalf("unknown error name %q", v.Error)
-				}
-				if !errors.Is(err, want) {
-					t.Fatalf("got %v, want %s", err, v.Error)
-				}
-			default:
-				t.Fatal("vector name must start with good_ or fail_")
+				return
+			}
+			want, ok := vectorErrors[v.Error]
+			if !ok {
+				t.Fatalf("unknown error name %q", v.Error)
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("got %v, want %s", err, v.Error)
 			}
 		})
 	}

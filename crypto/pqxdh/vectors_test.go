@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/identity"
@@ -259,26 +257,11 @@ func scenarios() []scenario {
 func TestVectors(t *testing.T) {
 	if *update {
 		for _, sc := range scenarios() {
-			v := genScenario(t, sc)
-			data, err := json.MarshalIndent(v, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join("testdata", sc.name+".json"), append(data, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			vectortest.Write(t, sc.name, genScenario(t, sc))
 		}
 	}
-	files, _ := filepath.Glob("testdata/*.json")
-	if len(files) == 0 {
-		t.Fatal("no vectors")
-	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		if !strings.HasPrefix(name, "good_") && !strings.HasPrefix(name, "fail_") {
-			t.Errorf("%s: vector names start with good_ or fail_", f)
-		}
-		t.Run(name, func(t *testing.T) { replay(t, loadVector(t, f)) })
+	for _, f := range vectortest.Files(t) {
+		t.Run(f.Name, func(t *testing.T) { replay(t, loadVector(t, f.Path)) })
 	}
 }
 

@@ -7,9 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/internal/vectortest"
@@ -192,26 +189,11 @@ func scenarios(t *testing.T) map[string]*vector {
 func TestVectors(t *testing.T) {
 	if *update {
 		for name, v := range scenarios(t) {
-			data, err := json.MarshalIndent(v, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join("testdata", name+".json"), append(data, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			vectortest.Write(t, name, v)
 		}
 	}
-	files, _ := filepath.Glob("testdata/*.json")
-	if len(files) == 0 {
-		t.Fatal("no vectors")
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		if !strings.HasPrefix(name, "good_") && !strings.HasPrefix(name, "fail_") {
-			t.Errorf("%s: vector names start with good_ or fail_", f)
-		}
-		t.Run(name, func(t *testing.T) { replay(t, loadVector(t, f)) })
+	for _, f := range vectortest.Files(t) {
+		t.Run(f.Name, func(t *testing.T) { replay(t, loadVector(t, f.Path)) })
 	}
 }
 

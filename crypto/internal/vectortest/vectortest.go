@@ -9,6 +9,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
 )
 
 // DetRand is the vectors' deterministic stream: block i is
@@ -56,4 +61,51 @@ func (h *HexBytes) UnmarshalJSON(b []byte) error {
 	v, err := hex.DecodeString(s)
 	*h = v
 	return err
+}
+
+// Dir is where every package keeps its vectors.
+const Dir = "testdata"
+
+// Write stores v as testdata/<name>.json, indented with a final newline:
+// what a package's TestVectors does under -update.
+func Write(t testing.TB, name string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(Dir, name+".json"), append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// File is one vector file.
+type File struct {
+	Name string // without .json; starts with good_ or fail_
+	Path string
+}
+
+// Good reports whether the vector must succeed (good_) rather than fail.
+func (f File) Good() bool { return strings.HasPrefix(f.Name, "good_") }
+
+// Files lists testdata/*.json in name order. It fails t when there are no
+// vectors or a name starts with neither good_ nor fail_, so the listing
+// alone tells which cases are covered.
+func Files(t testing.TB) []File {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(Dir, "*.json"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no vectors in %s (%v); generate them with -update", Dir, err)
+	}
+	sort.Strings(paths)
+	var out []File
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".json")
+		if !strings.HasPrefix(name, "good_") && !strings.HasPrefix(name, "fail_") {
+			t.Errorf("%s: vector names start with good_ or fail_", p)
+			continue
+		}
+		out = append(out, File{Name: name, Path: p})
+	}
+	return out
 }
