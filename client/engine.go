@@ -421,6 +421,14 @@ func (e *Engine) session(ctx context.Context) error {
 	if err := e.publishPrekeys(ctx, conn); err != nil {
 		return err
 	}
+	// The relay reports a low stock at login too, before this device's
+	// first upload; publishPrekeys already acted on the login stock, so
+	// that notice is stale (acting on it made a companion generate and
+	// seal 70 needless prekeys at its first connection).
+	select {
+	case <-conn.LowStock():
+	default:
+	}
 	go e.noteActive(ctx)
 	go e.resyncIfPending(ctx)
 	// Sending runs beside receiving: the flusher waits on the relay's
@@ -459,6 +467,13 @@ func (e *Engine) session(ctx context.Context) error {
 			handled[env.Seq] = struct{}{}
 			e.receive(ctx, conn, env)
 		case <-conn.LowStock():
+			// A socket that already ended (revoked, say) gets no new
+			// prekeys: making them is the slowest thing a device does.
+			select {
+			case <-conn.Done():
+				return connErr(conn)
+			default:
+			}
 			if err := e.refillPrekeys(ctx, conn); err != nil {
 				e.log.Warn("prekey refill failed", "err", err)
 			}
