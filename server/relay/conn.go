@@ -211,10 +211,23 @@ func (c *conn) run() {
 	c.writers.Wait()
 }
 
+// liveCounter is implemented by stores that can count a mailbox without
+// the envelopes whose TTL ran out but which no sweep has deleted yet, so
+// Ready.Queued is what the device will actually receive. Stores without it
+// report MailboxLen.
+type liveCounter interface {
+	LiveMailboxLen(to store.Addr, now time.Time) (int, error)
+}
+
 // ready is what a device learns right after its login: the size of its
 // queue and its prekey stock, plus LowStock when that stock is low.
 func (r *Relay) ready(a store.Addr) (*frame.Ready, *frame.LowStock) {
-	queued, _ := r.st.MailboxLen(a)
+	var queued int
+	if lc, ok := r.st.(liveCounter); ok {
+		queued, _ = lc.LiveMailboxLen(a, r.cfg.Now())
+	} else {
+		queued, _ = r.st.MailboxLen(a)
+	}
 	stock, _ := r.st.PrekeyStock(a)
 	fs := frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}
 	if stock.OneTime < lowStockThreshold || stock.KEM < lowStockThreshold {

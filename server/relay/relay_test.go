@@ -955,3 +955,29 @@ func TestPipelinedSendsKeepOrder(t *testing.T) {
 		b.Ack(ctx(t), e.Seq)
 	}
 }
+
+// Ready.Queued counts only envelopes the device will receive: those whose
+// TTL ran out before any sweep deleted them are left out.
+func TestReadyQueuedSkipsExpired(t *testing.T) {
+	// A TTL under the login clock-skew limit, so the relay's clock can pass
+	// it and devices still log in.
+	tr := startRelay(t, func(c *relay.Config) { c.DefaultTTL = time.Minute })
+	alice := tr.register(t, "alice", 1)
+	bob := tr.register(t, "bob", 1)
+	a := tr.dial(t, alice, 0)
+	for i := 0; i < 2; i++ {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.clock.Advance(90 * time.Second) // past the TTL, before any sweep
+	if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.st.Queued(); n != 3 {
+		t.Fatalf("store holds %d envelopes, want 3 (the sweep has not run)", n)
+	}
+	if b := tr.dial(t, bob, 0); b.Ready.Queued != 1 {
+		t.Fatalf("Ready.Queued = %d, want 1 (two expired)", b.Ready.Queued)
+	}
+}

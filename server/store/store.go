@@ -675,6 +675,30 @@ func (s *Store) MailboxLen(to Addr) (int, error) {
 	return n, err
 }
 
+// LiveMailboxLen is the number of unexpired envelopes waiting for to at
+// now: MailboxLen less those whose TTL ran out and that the next Sweep
+// will delete. It reads each envelope's expiry, not its payload.
+func (s *Store) LiveMailboxLen(to Addr, now time.Time) (int, error) {
+	var n int
+	nowMs := now.UnixMilli()
+	k := to.key()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		env := tx.Bucket(bucketEnv)
+		c := tx.Bucket(bucketMbox).Cursor()
+		for ik, _ := c.Seek(k); ik != nil && len(ik) == len(k)+8 && bytes.HasPrefix(ik, k); ik, _ = c.Next() {
+			v := env.Get(ik[len(k):])
+			if v == nil {
+				continue
+			}
+			if exp, err := envExpires(v); err == nil && exp > nowMs {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // Delete removes acknowledged envelopes of any number of mailboxes in one
 // commit; seqs already gone are ignored.
 func (s *Store) Delete(acks []Acked) error {

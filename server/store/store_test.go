@@ -136,9 +136,22 @@ func TestDeleteAndSweep(t *testing.T) {
 	if err := s.Enqueue(envs, 100); err != nil {
 		t.Fatal(err)
 	}
+	// A neighbouring mailbox whose key extends a's must not be counted.
+	if err := s.Enqueue([]Envelope{env(addr("a", 2), "q")}, 100); err != nil {
+		t.Fatal(err)
+	}
 	got, _ := s.Mailbox(a, 0, 100, time.Now())
 	if len(got) != 4 {
 		t.Fatalf("expired envelope served: %d", len(got))
+	}
+	if n, _ := s.MailboxLen(a); n != 5 {
+		t.Fatalf("len = %d, want 5 until the sweep", n)
+	}
+	if n, err := s.LiveMailboxLen(a, time.Now()); err != nil || n != 4 {
+		t.Fatalf("live len = %d, %v; want 4 (the expired one not counted)", n, err)
+	}
+	if n, _ := s.LiveMailboxLen(a, time.Now().Add(48*time.Hour)); n != 0 {
+		t.Fatalf("live len two days on = %d", n)
 	}
 	if err := s.Delete([]Acked{{To: a, Seqs: []uint64{got[0].Seq, got[0].Seq, 999}}}); err != nil {
 		t.Fatal(err)
@@ -153,7 +166,7 @@ func TestDeleteAndSweep(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("sweep removed %d, %v", n, err)
 	}
-	if s.Queued() != 3 {
+	if s.Queued() != 4 {
 		t.Fatalf("queued = %d", s.Queued())
 	}
 }
