@@ -250,12 +250,24 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		b.Ack(ctx(t), recv(t, b).Seq)
 	}
-	time.Sleep(100 * time.Millisecond) // let the relay read the last ack
+	// A link long-poll in flight must not hold the sockets' going-away
+	// back until http.Server.Shutdown gives up on it.
+	polled := make(chan error, 1)
+	go func() {
+		_, err := relayclient.GetLink(ctx(t), p.origin, make([]byte, 16), 0, 20*time.Second)
+		polled <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the relay read the last ack, and the poll start
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	for _, c := range []*relayclient.Client{a, b} {
-		if err := waitClosed(t, c, 5*time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		if err := waitClosed(t, c, 3*time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 			t.Fatalf("socket ended with %v, want going away", err)
 		}
+	}
+	select {
+	case <-polled:
+	case <-time.After(3 * time.Second):
+		t.Fatal("link long-poll still open 3 s after SIGTERM")
 	}
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("server exit: %v", err)

@@ -4,7 +4,10 @@
 //	parley-server -addr 127.0.0.1:8080 -data ./data
 //
 // Every flag can also come from the environment (PARLEY_ADDR, PARLEY_DATA,
-// PARLEY_FRAME_ANCESTORS); a flag given on the command line wins.
+// PARLEY_FRAME_ANCESTORS, and for the relay's limits
+// PARLEY_ATTESTATION_AGE, PARLEY_BLOB_QUOTA, PARLEY_MAILBOX_LIMIT,
+// PARLEY_MAX_CONNECTIONS, PARLEY_TTL); a flag given on the command line
+// wins.
 // PARLEY_ORIGIN sets the public origin devices sign when they log in
 // (default http:// + the listen address); PARLEY_METRICS_ADDR, if set,
 // serves Prometheus metrics on a separate address.
@@ -15,12 +18,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/parley-im/parley"
 	"github.com/parley-im/parley/server"
@@ -41,6 +47,11 @@ func main() {
 type config struct {
 	addr, data     string
 	frameAncestors []string
+	// The relay's operator limits (relay.Config); zero is never produced:
+	// each defaults to the relay's own default.
+	attestationAge, ttl   time.Duration
+	blobQuota             int64
+	mailboxLimit, maxConn int
 }
 
 // parseConfig reads flags over environment over defaults, so `make run
@@ -57,13 +68,48 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	data := fs.String("data", or("PARLEY_DATA", "data"), "data directory for the embedded store (env PARLEY_DATA)")
 	frames := fs.String("frame-ancestors", or("PARLEY_FRAME_ANCESTORS", ""),
 		"space-separated origins allowed to embed the client in an iframe (env PARLEY_FRAME_ANCESTORS)")
+	attest := fs.String("attestation-age", or("PARLEY_ATTESTATION_AGE", relay.DefaultAttestationAge.String()),
+		"companions the primary has not re-attested for this long are retired (env PARLEY_ATTESTATION_AGE)")
+	ttl := fs.String("ttl", or("PARLEY_TTL", relay.DefaultTTL.String()),
+		"how long an undelivered envelope is kept, at most "+relay.DefaultTTL.String()+" (env PARLEY_TTL)")
+	quota := fs.String("blob-quota", or("PARLEY_BLOB_QUOTA", strconv.FormatInt(relay.DefaultBlobQuota, 10)),
+		"bytes of unexpired blobs one account may store (env PARLEY_BLOB_QUOTA)")
+	mbox := fs.String("mailbox-limit", or("PARLEY_MAILBOX_LIMIT", strconv.Itoa(relay.DefaultMailboxLimit)),
+		"envelopes queued per device before sends to it are refused (env PARLEY_MAILBOX_LIMIT)")
+	conns := fs.String("max-connections", or("PARLEY_MAX_CONNECTIONS", strconv.Itoa(relay.DefaultMaxConnections)),
+		"device sockets open at once (env PARLEY_MAX_CONNECTIONS)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	return config{addr: *addr, data: *data, frameAncestors: strings.Fields(*frames)}, nil
+	c := config{addr: *addr, data: *data, frameAncestors: strings.Fields(*frames)}
+	var err error
+	duration := func(name, v string, max time.Duration) time.Duration {
+		d, perr := time.ParseDuration(v)
+		if err == nil && (perr != nil || d <= 0 || (max > 0 && d > max)) {
+			err = fmt.Errorf("-%s: want a positive duration such as 720h, at most %v, got %q", name, max, v)
+		}
+		return d
+	}
+	positive := func(name, v string) int64 {
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if err == nil && (perr != nil || n <= 0 || n > math.MaxInt32) {
+			err = fmt.Errorf("-%s: want a positive whole number, got %q", name, v)
+		}
+		return n
+	}
+	c.attestationAge = duration("attestation-age", *attest, 0)
+	c.ttl = duration("ttl", *ttl, relay.DefaultTTL)
+	c.mailboxLimit = int(positive("mailbox-limit", *mbox))
+	c.maxConn = int(positive("max-connections", *conns))
+	if q, perr := strconv.ParseInt(*quota, 10, 64); err == nil && (perr != nil || q <= 0) {
+		err = fmt.Errorf("-blob-quota: want a positive number of bytes, got %q", *quota)
+	} else {
+		c.blobQuota = q
+	}
+	return c, err
 }
 
 func run(args []string, log *slog.Logger) error {
@@ -87,7 +133,11 @@ func run(args []string, log *slog.Logger) error {
 	if origin == "" {
 		origin = "http://" + ln.Addr().String()
 	}
-	rl, err := relay.New(st, relay.Config{Origin: origin, Logger: log})
+	rl, err := relay.New(st, relay.Config{
+		Origin: origin, Logger: log,
+		AttestationAge: cfg.attestationAge, DefaultTTL: cfg.ttl, BlobQuota: cfg.blobQuota,
+		MailboxLimit: cfg.mailboxLimit, MaxConnections: cfg.maxConn,
+	})
 	if err != nil {
 		return err
 	}
@@ -107,7 +157,23 @@ func run(args []string, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log.Info("parley-server listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "data", cfg.data)
-	err = server.Serve(ctx, ln, srv, func(ctx context.Context) { _ = rl.Close(ctx) })
+	// The relay closes as soon as shutdown starts, alongside
+	// http.Server.Shutdown rather than after it: Shutdown waits for
+	// in-flight requests, link long-polls (up to 25 s) among them, and
+	// those end only when the relay closes; device sockets would hear
+	// going-away only once Shutdown gave up. Serve returns after both.
+	relayClosed := make(chan struct{})
+	go func() {
+		defer close(relayClosed)
+		<-ctx.Done()
+		cctx, cancel := context.WithTimeout(context.Background(), server.ShutdownTimeout)
+		defer cancel()
+		_ = rl.Close(cctx)
+	}()
+	err = server.Serve(ctx, ln, srv, func(context.Context) { <-relayClosed })
+	// If Serve failed on its own, close the relay before the store too.
+	stop()
+	<-relayClosed
 	log.Info("parley-server stopped gracefully")
 	return err
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/parley-im/parley/server/relay"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -25,5 +28,33 @@ func TestParseConfig(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"stray"}, getenv); err == nil {
 		t.Fatal("stray argument accepted")
+	}
+}
+
+func TestParseConfigRelayLimits(t *testing.T) {
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	c, err := parseConfig(nil, getenv)
+	if err != nil || c.attestationAge != relay.DefaultAttestationAge || c.ttl != relay.DefaultTTL ||
+		c.blobQuota != relay.DefaultBlobQuota || c.mailboxLimit != relay.DefaultMailboxLimit || c.maxConn != relay.DefaultMaxConnections {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	env["PARLEY_ATTESTATION_AGE"], env["PARLEY_BLOB_QUOTA"], env["PARLEY_TTL"] = "168h", "1048576", "24h"
+	env["PARLEY_MAILBOX_LIMIT"], env["PARLEY_MAX_CONNECTIONS"] = "500", "2000"
+	c, err = parseConfig(nil, getenv)
+	if err != nil || c.attestationAge != 168*time.Hour || c.blobQuota != 1<<20 || c.ttl != 24*time.Hour || c.mailboxLimit != 500 || c.maxConn != 2000 {
+		t.Fatalf("environment: %+v %v", c, err)
+	}
+	c, err = parseConfig([]string{"-attestation-age", "72h", "-blob-quota", "2048", "-mailbox-limit", "7"}, getenv)
+	if err != nil || c.attestationAge != 72*time.Hour || c.blobQuota != 2048 || c.mailboxLimit != 7 {
+		t.Fatalf("flags must win over environment: %+v %v", c, err)
+	}
+	for _, bad := range [][]string{
+		{"-attestation-age", "0s"}, {"-attestation-age", "soon"}, {"-ttl", "8760h"}, {"-ttl", "-1h"},
+		{"-blob-quota", "0"}, {"-blob-quota", "1GiB"}, {"-mailbox-limit", "-3"}, {"-max-connections", "9999999999"},
+	} {
+		if _, err := parseConfig(bad, getenv); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }
