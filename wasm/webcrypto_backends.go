@@ -45,7 +45,6 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
@@ -194,11 +193,7 @@ type webX25519 struct {
 func (x *webX25519) PublicKey(priv *[x25519.Size]byte) [x25519.Size]byte {
 	var out [x25519.Size]byte
 	if err := x.derive(&out, priv, nil); err != nil {
-		k, err := ecdh.X25519().NewPrivateKey(priv[:])
-		if err != nil {
-			panic("x25519: " + err.Error()) // 32 bytes never fail
-		}
-		copy(out[:], k.PublicKey().Bytes())
+		out = x25519.PurePublicKey(priv)
 	}
 	return out
 }
@@ -211,27 +206,7 @@ func (x *webX25519) X25519(priv, pub *[x25519.Size]byte) ([x25519.Size]byte, err
 	// WebCrypto refuses a low-order peer key (an all-zero result) with an
 	// OperationError, as it refuses anything it cannot do: compute in Go
 	// and let the caller see the zero secret as x25519.ErrLowOrder.
-	return goX25519(priv, pub), nil
-}
-
-// goX25519 is RFC 7748's function through crypto/ecdh, for fallbacks: the
-// all-zero output of a low-order point is returned as zeros.
-func goX25519(priv, pub *[x25519.Size]byte) [x25519.Size]byte {
-	var out [x25519.Size]byte
-	k, err := ecdh.X25519().NewPrivateKey(priv[:])
-	if err != nil {
-		return out
-	}
-	p, err := ecdh.X25519().NewPublicKey(pub[:])
-	if err != nil {
-		return out
-	}
-	s, err := k.ECDH(p)
-	if err != nil {
-		return out
-	}
-	copy(out[:], s)
-	return out
+	return x25519.PureX25519(priv, pub), nil
 }
 
 // derive computes X25519(priv, pub) into out; pub nil means the base point.
@@ -435,14 +410,15 @@ func detectWebCrypto() webBackends {
 	}
 	seed := sha256.Sum256([]byte("parley/webcrypto-selftest"))
 
-	// X25519: a shared secret equal to crypto/ecdh's.
+	// X25519: a shared secret equal to the pure-Go one (tested against
+	// crypto/ecdh in crypto/ratchet/x25519).
 	xb := &webX25519{w: w}
 	if base, err := w.call("importKey", "raw", w.bytesJS(basePoint[:]), w.x25519, true, []any{}); err == nil {
 		if xb.base, err = w.await(base, nil); err == nil {
 			other := sha256.Sum256(seed[:])
-			pub := goX25519(&other, &basePoint)
+			pub := x25519.PureX25519(&other, &basePoint)
 			var got [32]byte
-			if xb.derive(&got, &seed, pub[:]) == nil && got == goX25519(&seed, &pub) {
+			if xb.derive(&got, &seed, pub[:]) == nil && got == x25519.PureX25519(&seed, &pub) {
 				b.X25519 = xb
 			}
 		}

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
@@ -19,9 +19,10 @@ import (
 // map onto standard primitives that WebCrypto and Go's standard library
 // implement directly (see PROTOCOL.md section 12).
 type Device struct {
-	ID   DeviceID
-	sign ed25519.PrivateKey
-	dh   *ecdh.PrivateKey
+	ID    DeviceID
+	sign  ed25519.PrivateKey
+	dh    [x25519.Size]byte // X25519 private key
+	dhPub [x25519.Size]byte // its public key
 }
 
 // DevicePublic is the public half of a Device, as published in device lists
@@ -48,18 +49,18 @@ func newDevice(id, seed, dh []byte) (*Device, error) {
 	if d.ID.IsZero() {
 		return nil, fmt.Errorf("%w: all zero", ErrBadDeviceID)
 	}
-	k, err := ecdh.X25519().NewPrivateKey(dh)
-	if err != nil {
-		return nil, fmt.Errorf("identity: X25519 key: %w", err)
+	if len(dh) != x25519.Size {
+		return nil, fmt.Errorf("%w: X25519 key of %d bytes", ErrBadKey, len(dh))
 	}
-	d.dh = k
+	copy(d.dh[:], dh)
+	d.dhPub = x25519.PublicKey(&d.dh)
 	return d, nil
 }
 
 // Public returns the device's public keys.
 func (d *Device) Public() DevicePublic {
 	p := DevicePublic{ID: d.ID, SignPub: d.sign.Public().(ed25519.PublicKey)}
-	copy(p.DHPub[:], d.dh.PublicKey().Bytes())
+	p.DHPub = d.dhPub
 	return p
 }
 
@@ -68,8 +69,9 @@ func (d *Device) Sign(purpose string, msg []byte) []byte {
 	return ed25519.Sign(d.sign, SigningInput(purpose, msg))
 }
 
-// DHKey is the device's X25519 identity key, for PQXDH.
-func (d *Device) DHKey() *ecdh.PrivateKey { return d.dh }
+// DHKey is a copy of the device's X25519 identity private key, for PQXDH
+// (crypto/ratchet/x25519); the caller clears it after use.
+func (d *Device) DHKey() [x25519.Size]byte { return d.dh }
 
 // MarshalBinary encodes the private device for sealed storage:
 // u8 version (1) || id (16) || Ed25519 seed (32) || X25519 private key (32).
@@ -78,7 +80,7 @@ func (d *Device) MarshalBinary() ([]byte, error) {
 	w.U8(deviceVersion)
 	w.Fixed(d.ID[:])
 	w.Fixed(d.sign.Seed())
-	w.Fixed(d.dh.Bytes())
+	w.Fixed(d.dh[:])
 	return w.Bytes(), nil
 }
 
@@ -93,15 +95,6 @@ func UnmarshalDevice(b []byte) (*Device, error) {
 		return nil, fmt.Errorf("identity: decoding device: %w", err)
 	}
 	return newDevice(id, seed, dh)
-}
-
-// DHPublicKey returns DHPub as a crypto/ecdh key.
-func (p DevicePublic) DHPublicKey() (*ecdh.PublicKey, error) {
-	k, err := ecdh.X25519().NewPublicKey(p.DHPub[:])
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	return k, nil
 }
 
 // Equal reports whether p and q are the same device with the same keys.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/crypto/internal/vectortest"
+	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
@@ -135,14 +136,19 @@ func TestDeviceRoundTrip(t *testing.T) {
 	if mustDevice(t, "other").Public().Fingerprint() == p.Fingerprint() {
 		t.Fatal("fingerprints collide")
 	}
-	// DH between two devices agrees.
+	// DH between two devices agrees, and the public key is the one
+	// crypto/ecdh computes from the same private key.
 	o := mustDevice(t, "other")
-	op, _ := o.Public().DHPublicKey()
-	dp, _ := d.Public().DHPublicKey()
-	s1, _ := d.DHKey().ECDH(op)
-	s2, _ := o.DHKey().ECDH(dp)
-	if !bytes.Equal(s1, s2) {
+	dk, ok := d.DHKey(), o.DHKey()
+	op, dp := o.Public().DHPub, d.Public().DHPub
+	s1, err1 := x25519.X25519(&dk, &op)
+	s2, err2 := x25519.X25519(&ok, &dp)
+	if err1 != nil || err2 != nil || s1 != s2 {
 		t.Fatal("DH mismatch")
+	}
+	ek, err := ecdh.X25519().NewPrivateKey(dk[:])
+	if err != nil || !bytes.Equal(ek.PublicKey().Bytes(), dp[:]) {
+		t.Fatalf("device public key differs from crypto/ecdh's: %v", err)
 	}
 }
 
@@ -182,7 +188,7 @@ func TestPrekeysAndBundle(t *testing.T) {
 
 	// Private halves round trip.
 	sb, _ := spk.MarshalBinary()
-	if s2, err := UnmarshalSignedPrekey(sb); err != nil || !bytes.Equal(s2.PrivateKey().Bytes(), spk.PrivateKey().Bytes()) {
+	if s2, err := UnmarshalSignedPrekey(sb); err != nil || s2.PrivateKey() != spk.PrivateKey() {
 		t.Fatalf("signed prekey: %v", err)
 	}
 	kb, _ := kpk.MarshalBinary()
@@ -304,11 +310,11 @@ func TestSafetyNumber(t *testing.T) {
 
 func TestX25519LowOrderRejected(t *testing.T) {
 	// The all-zero public key gives an all-zero shared secret, which
-	// crypto/ecdh refuses; PQXDH relies on that.
+	// x25519 (like crypto/ecdh) refuses; PQXDH relies on that.
 	d := mustDevice(t, "device")
 	var zero [32]byte
-	p, _ := ecdh.X25519().NewPublicKey(zero[:])
-	if _, err := d.DHKey().ECDH(p); err == nil {
+	k := d.DHKey()
+	if _, err := x25519.X25519(&k, &zero); err == nil {
 		t.Fatal("low-order point accepted")
 	}
 }

@@ -1,13 +1,13 @@
 package identity
 
 import (
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/mlkem"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
@@ -41,11 +41,6 @@ func (p *SignedPrekeyPublic) Verify(deviceSignPub ed25519.PublicKey) error {
 	return nil
 }
 
-// PublicKey returns Pub as a crypto/ecdh key.
-func (p *SignedPrekeyPublic) PublicKey() (*ecdh.PublicKey, error) {
-	return ecdh.X25519().NewPublicKey(p.Pub[:])
-}
-
 // Encode appends u8 version (1) || id u32 || created u64 || public (32) ||
 // signature (64).
 func (p *SignedPrekeyPublic) Encode(w *wire.Writer) {
@@ -68,7 +63,7 @@ func DecodeSignedPrekeyPublic(r *wire.Reader) SignedPrekeyPublic {
 // SignedPrekey is the private signed prekey with its public half.
 type SignedPrekey struct {
 	Public SignedPrekeyPublic
-	priv   *ecdh.PrivateKey
+	priv   [x25519.Size]byte
 }
 
 // NewSignedPrekey makes a signed prekey from 32 bytes of rand and signs it.
@@ -77,27 +72,25 @@ func (d *Device) NewSignedPrekey(rand io.Reader, id uint32, created time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	k, err := ecdh.X25519().NewPrivateKey(b)
-	if err != nil {
-		return nil, err
-	}
-	s := &SignedPrekey{priv: k}
+	s := &SignedPrekey{priv: [x25519.Size]byte(b)}
+	clear(b)
 	s.Public.ID = id
 	s.Public.Created = uint64(created.Unix())
-	copy(s.Public.Pub[:], k.PublicKey().Bytes())
+	s.Public.Pub = x25519.PublicKey(&s.priv)
 	s.Public.Sig = d.Sign(PurposeSignedPrekey, s.Public.signedBytes())
 	return s, nil
 }
 
-// PrivateKey is the X25519 private key, for PQXDH.
-func (s *SignedPrekey) PrivateKey() *ecdh.PrivateKey { return s.priv }
+// PrivateKey is a copy of the X25519 private key, for PQXDH; the caller
+// clears it after use.
+func (s *SignedPrekey) PrivateKey() [x25519.Size]byte { return s.priv }
 
 // MarshalBinary encodes u8 version (1) || private key (32) || public
 // encoding (as Encode).
 func (s *SignedPrekey) MarshalBinary() ([]byte, error) {
 	w := wire.NewWriter(1 + 32 + 109)
 	w.U8(signedPrekeyVersion)
-	w.Fixed(s.priv.Bytes())
+	w.Fixed(s.priv[:])
 	s.Public.Encode(w)
 	return w.Bytes(), nil
 }
@@ -112,11 +105,8 @@ func UnmarshalSignedPrekey(b []byte) (*SignedPrekey, error) {
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("identity: decoding signed prekey: %w", err)
 	}
-	k, err := ecdh.X25519().NewPrivateKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("identity: decoding signed prekey: %w", err)
-	}
-	if [32]byte(k.PublicKey().Bytes()) != pub.Pub {
+	k := [x25519.Size]byte(priv)
+	if x25519.PublicKey(&k) != pub.Pub {
 		return nil, fmt.Errorf("%w: signed prekey public key does not match private key", ErrMalformed)
 	}
 	return &SignedPrekey{Public: pub, priv: k}, nil
@@ -146,16 +136,11 @@ func DecodeOneTimePrekeyPublic(r *wire.Reader) OneTimePrekeyPublic {
 	return p
 }
 
-// PublicKey returns Pub as a crypto/ecdh key.
-func (p *OneTimePrekeyPublic) PublicKey() (*ecdh.PublicKey, error) {
-	return ecdh.X25519().NewPublicKey(p.Pub[:])
-}
-
 // OneTimePrekey is a private one-time prekey. The owner deletes it once a
 // session has consumed it.
 type OneTimePrekey struct {
 	Public OneTimePrekeyPublic
-	priv   *ecdh.PrivateKey
+	priv   [x25519.Size]byte
 }
 
 // MaxOneTimePrekeyBatch bounds how many one-time prekeys one call makes (and
@@ -174,27 +159,25 @@ func NewOneTimePrekeys(rand io.Reader, firstID uint32, n int) ([]*OneTimePrekey,
 		if err != nil {
 			return nil, err
 		}
-		k, err := ecdh.X25519().NewPrivateKey(b)
-		if err != nil {
-			return nil, err
-		}
-		o := &OneTimePrekey{priv: k}
+		o := &OneTimePrekey{priv: [x25519.Size]byte(b)}
+		clear(b)
 		o.Public.ID = firstID + uint32(i)
-		copy(o.Public.Pub[:], k.PublicKey().Bytes())
+		o.Public.Pub = x25519.PublicKey(&o.priv)
 		out = append(out, o)
 	}
 	return out, nil
 }
 
-// PrivateKey is the X25519 private key, for PQXDH.
-func (o *OneTimePrekey) PrivateKey() *ecdh.PrivateKey { return o.priv }
+// PrivateKey is a copy of the X25519 private key, for PQXDH; the caller
+// clears it after use.
+func (o *OneTimePrekey) PrivateKey() [x25519.Size]byte { return o.priv }
 
 // MarshalBinary encodes u8 version (1) || id u32 || private key (32).
 func (o *OneTimePrekey) MarshalBinary() ([]byte, error) {
 	w := wire.NewWriter(37)
 	w.U8(oneTimePrekeyVersion)
 	w.U32(o.Public.ID)
-	w.Fixed(o.priv.Bytes())
+	w.Fixed(o.priv[:])
 	return w.Bytes(), nil
 }
 
@@ -207,13 +190,9 @@ func UnmarshalOneTimePrekey(b []byte) (*OneTimePrekey, error) {
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("identity: decoding one-time prekey: %w", err)
 	}
-	k, err := ecdh.X25519().NewPrivateKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("identity: decoding one-time prekey: %w", err)
-	}
-	o := &OneTimePrekey{priv: k}
+	o := &OneTimePrekey{priv: [x25519.Size]byte(priv)}
 	o.Public.ID = id
-	copy(o.Public.Pub[:], k.PublicKey().Bytes())
+	o.Public.Pub = x25519.PublicKey(&o.priv)
 	return o, nil
 }
 

@@ -33,7 +33,6 @@
 package link
 
 import (
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -44,12 +43,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
@@ -202,23 +201,73 @@ func (p *Payload) CheckExpiry(now time.Time) error {
 
 // checkOrigin accepts exactly "https://host[:port]" or "http://host[:port]",
 // the form browsers use for an origin, so the same relay always encodes the
-// same way.
+// same way: a lowercase scheme, a host name or IPv4 address (ASCII letters,
+// digits, '-', '.', '_') or a bracketed IPv6 address, and an optional port
+// of 1 to maxPortDigits digits; no user info, path, query or fragment.
+// (Written out rather than through net/url, which would bring net/netip and
+// unique into the wasm client for this one check.)
 func checkOrigin(o string) error {
 	if len(o) > MaxOriginLen {
 		return fmt.Errorf("%w: relay origin of %d bytes", ErrMalformed, len(o))
 	}
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
-		u.Scheme+"://"+u.Host != o {
+	host, ok := strings.CutPrefix(o, "https://")
+	if !ok {
+		host, ok = strings.CutPrefix(o, "http://")
+	}
+	if !ok || !validHostPort(host) {
 		return fmt.Errorf("%w: relay origin %q is not scheme://host[:port]", ErrMalformed, o)
 	}
 	return nil
 }
 
+// maxPortDigits bounds the port of a relay origin (65535 has five).
+const maxPortDigits = 5
+
+const (
+	digits    = "0123456789"
+	hostBytes = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" + digits + "-._"
+	ipv6Bytes = "abcdefABCDEF" + digits + ":."
+)
+
+// validHostPort reports whether s is host[:port] as checkOrigin describes.
+func validHostPort(s string) bool {
+	port := ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 || !onlyBytes(s[1:end], ipv6Bytes) || !strings.Contains(s[1:end], ":") {
+			return false
+		}
+		port = s[end+1:]
+	} else {
+		host := s
+		if i := strings.IndexByte(s, ':'); i >= 0 {
+			host, port = s[:i], s[i:]
+		}
+		if host == "" || !onlyBytes(host, hostBytes) {
+			return false
+		}
+	}
+	if port == "" {
+		return true
+	}
+	p, ok := strings.CutPrefix(port, ":")
+	return ok && p != "" && len(p) <= maxPortDigits && onlyBytes(p, digits)
+}
+
+// onlyBytes reports whether every byte of s is in set.
+func onlyBytes(s, set string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(set, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Companion is the new device's side before the hello arrives.
 type Companion struct {
 	payload Payload
-	priv    *ecdh.PrivateKey
+	priv    [x25519.Size]byte
 }
 
 // NewCompanion reads link id (16), link private key (32) and secret (32)
@@ -234,13 +283,9 @@ func NewCompanion(rnd io.Reader, relayOrigin string, now time.Time) (*Companion,
 	if _, err := io.ReadFull(rnd, b); err != nil {
 		return nil, fmt.Errorf("link: reading randomness: %w", err)
 	}
-	priv, err := ecdh.X25519().NewPrivateKey(b[16:48])
-	if err != nil {
-		return nil, err
-	}
-	c := &Companion{priv: priv}
+	c := &Companion{priv: [x25519.Size]byte(b[16:48])}
 	copy(c.payload.LinkID[:], b[:16])
-	copy(c.payload.LinkPub[:], priv.PublicKey().Bytes())
+	c.payload.LinkPub = x25519.PublicKey(&c.priv)
 	copy(c.payload.Secret[:], b[48:])
 	c.payload.Expires = uint64(now.Add(Lifetime).Unix())
 	c.payload.RelayOrigin = relayOrigin
@@ -260,7 +305,7 @@ func (c *Companion) MarshalBinary() ([]byte, error) {
 	}
 	w := wire.NewWriter(1 + 32 + len(pb))
 	w.U8(companionVersion)
-	w.Fixed(c.priv.Bytes())
+	w.Fixed(c.priv[:])
 	w.Fixed(pb)
 	return w.Bytes(), nil
 }
@@ -277,11 +322,8 @@ func UnmarshalCompanion(b []byte) (*Companion, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := ecdh.X25519().NewPrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	if [32]byte(k.PublicKey().Bytes()) != p.LinkPub {
+	k := [x25519.Size]byte(priv)
+	if x25519.PublicKey(&k) != p.LinkPub {
 		return nil, fmt.Errorf("%w: companion: link key does not match payload", ErrMalformed)
 	}
 	return &Companion{payload: *p, priv: k}, nil
@@ -366,19 +408,16 @@ func StartPrimary(rnd io.Reader, p *Payload, account ed25519.PublicKey, now time
 	if _, err := io.ReadFull(rnd, seed); err != nil {
 		return nil, nil, fmt.Errorf("link: reading randomness: %w", err)
 	}
-	eph, err := ecdh.X25519().NewPrivateKey(seed)
-	if err != nil {
-		return nil, nil, err
-	}
-	linkPub, err := ecdh.X25519().NewPublicKey(p.LinkPub[:])
+	eph := [x25519.Size]byte(seed)
+	clear(seed)
+	dhOut, err := x25519.X25519(&eph, &p.LinkPub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: link key: %v", ErrMalformed, err)
 	}
-	dh, err := eph.ECDH(linkPub)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: link key: %v", ErrMalformed, err)
-	}
-	ephPub := eph.PublicKey().Bytes()
+	dh := dhOut[:]
+	ephPubA := x25519.PublicKey(&eph)
+	clear(eph[:])
+	ephPub := ephPubA[:]
 	th, confirm, p2c, c2p, code, err := keys(p, ephPub, account, dh)
 	if err != nil {
 		return nil, nil, err
@@ -416,15 +455,12 @@ func (c *Companion) Accept(hello []byte, now time.Time) (*Session, error) {
 	if !hmac.Equal(linkID, c.payload.LinkID[:]) {
 		return nil, ErrWrongLink
 	}
-	eph, err := ecdh.X25519().NewPublicKey(ephPub)
-	if err != nil {
-		return nil, fmt.Errorf("%w: hello: %v", ErrMalformed, err)
-	}
-	dh, err := c.priv.ECDH(eph)
+	dhOut, err := x25519.X25519(&c.priv, (*[x25519.Size]byte)(ephPub))
 	if err != nil {
 		// A low-order point: nobody honest sends one.
 		return nil, ErrBadConfirmation
 	}
+	dh := dhOut[:]
 	th, confirm, p2c, c2p, code, err := keys(&c.payload, ephPub, account, dh)
 	if err != nil {
 		return nil, err

@@ -155,13 +155,18 @@ func TestPayloadParsing(t *testing.T) {
 			t.Errorf("ParsePayload(%.40q): %v", bad, err)
 		}
 	}
-	for _, o := range []string{"", "relay.example", "ftp://x", "https://x/path", "https://x?q", "https://u@x", "https://x/"} {
+	for _, o := range []string{"", "relay.example", "ftp://x", "https://x/path", "https://x?q", "https://u@x", "https://x/",
+		"HTTPS://x", "https://", "https://:443", "https://x:", "https://x:123456", "https://x:8a", "https://x#f",
+		"https://x y", "https://[::1", "https://[]", "https://[::1]x", "https://x%41", "https://[::1%25eth0]", "https://x:1:2"} {
 		if _, err := NewCompanion(nil, o, t0); !errors.Is(err, ErrMalformed) {
 			t.Errorf("origin %q: %v", o, err)
 		}
 	}
-	if _, err := NewCompanion(nil, "http://127.0.0.1:8080", t0); err != nil {
-		t.Error(err)
+	for _, o := range []string{"http://127.0.0.1:8080", "https://relay.parley.example", "http://localhost",
+		"https://[::1]:8443", "https://[2001:db8::1]", "https://my_host-1.example:65535"} {
+		if _, err := NewCompanion(nil, o, t0); err != nil {
+			t.Errorf("origin %q: %v", o, err)
+		}
 	}
 }
 

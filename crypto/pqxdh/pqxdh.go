@@ -245,7 +245,7 @@ func Initiate(rand io.Reader, self *identity.Device, pinned identity.DevicePubli
 		return nil, nil, fmt.Errorf("%w: %w", ErrKeyAgreement, err)
 	}
 
-	ik := [32]byte(self.DHKey().Bytes())
+	ik := self.DHKey()
 	dhs := make([][32]byte, 0, 4)
 	for _, p := range []struct{ priv, pub *[32]byte }{
 		{&ik, &bundle.SignedPrekey.Pub},    // DH1
@@ -337,8 +337,8 @@ func Respond(self *identity.Device, keys Prekeys, m *InitialMessage) (*ratchet.S
 		return nil, nil, fmt.Errorf("%w: %w", ErrKeyAgreement, err)
 	}
 
-	ik := [32]byte(self.DHKey().Bytes())
-	spkPriv := [32]byte(spk.PrivateKey().Bytes())
+	ik := self.DHKey()
+	spkPriv := spk.PrivateKey()
 	initiatorIK := m.Initiator.DHPub
 	dhs := make([][32]byte, 0, 4)
 	for _, p := range []struct{ priv, pub *[32]byte }{
@@ -354,7 +354,7 @@ func Respond(self *identity.Device, keys Prekeys, m *InitialMessage) (*ratchet.S
 	}
 	var otpPub *identity.OneTimePrekeyPublic
 	if otp != nil {
-		otpPriv := [32]byte(otp.PrivateKey().Bytes())
+		otpPriv := otp.PrivateKey()
 		s, err := dh(&otpPriv, &m.Ephemeral) // DH4
 		clear(otpPriv[:])
 		if err != nil {

@@ -107,7 +107,7 @@ func expected(t testing.TB, alice *identity.Device, b *identity.Bundle, random, 
 	if err != nil || !bytes.Equal(ct, ct2) {
 		t.Fatalf("KEM ciphertext differs: %v", err)
 	}
-	ik := [32]byte(alice.DHKey().Bytes())
+	ik := alice.DHKey()
 	var dhs [][32]byte
 	pubs := []*[32]byte{&b.SignedPrekey.Pub, &b.Device.DHPub, &b.SignedPrekey.Pub}
 	if b.OneTime != nil {

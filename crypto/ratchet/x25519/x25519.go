@@ -87,6 +87,19 @@ func PublicKey(priv *[Size]byte) [Size]byte {
 	return publicKey(priv)
 }
 
+// PurePublicKey is PublicKey in pure Go, whatever Backend is installed: the
+// fallback for a Backend that fails.
+func PurePublicKey(priv *[Size]byte) [Size]byte { return publicKey(priv) }
+
+// PureX25519 is RFC 7748's function in pure Go, whatever Backend is
+// installed: the fallback for a Backend that fails. Unlike X25519 it
+// returns the all-zero output of a low-order point as it is.
+func PureX25519(priv, pub *[Size]byte) [Size]byte {
+	var out [Size]byte
+	scalarMult(&out, priv, pub)
+	return out
+}
+
 func publicKey(priv *[Size]byte) [Size]byte {
 	s, err := edwards25519.NewScalar().SetBytesWithClamping(priv[:])
 	if err != nil {

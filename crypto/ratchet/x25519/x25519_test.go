@@ -29,6 +29,9 @@ func TestAgainstCryptoECDH(t *testing.T) {
 		if !bytes.Equal(s1[:], s2) {
 			t.Fatalf("shared secret differs from crypto/ecdh")
 		}
+		if PurePublicKey(&a) != apub || PureX25519(&a, &bpub) != s1 {
+			t.Fatalf("Pure functions differ")
+		}
 	}
 }
 
