@@ -28,6 +28,17 @@ const (
 	// maxHandledSeqs bounds the per-socket memory of handled envelope
 	// sequence numbers.
 	maxHandledSeqs = 4096
+	// maxAckGroup bounds how many received envelopes wait for one Sync
+	// before they are acknowledged; the relay's delivery window
+	// (frame.MaxAcks unacknowledged envelopes) is larger, so a group never
+	// stalls the relay.
+	maxAckGroup = 64
+	// ackDelay is how long a received envelope may wait for the Sync that
+	// covers it (and for its delivery receipt, sent after the Sync). A
+	// message arriving alone is shown at once; only its acknowledgement
+	// and receipt wait, so a trickle of messages shares one strict commit
+	// per ackDelay instead of paying one each.
+	ackDelay = 100 * time.Millisecond
 	// outboxRetry is how often a connected device retries a paused outbox.
 	outboxRetry = 2 * time.Second
 	// opTimeout bounds one relay round trip made on behalf of a call.
@@ -147,8 +158,19 @@ type Engine struct {
 
 	stats      receiveStats
 	lastStatus atomic.Pointer[Status] // see Status
-	expired    bool                   // the relay refuses us for an expired attestation
-	lastSentAt uint64                 // see nextSentAtLocked
+
+	// outboxGen counts commits that queued something (outboxWatch);
+	// outboxClean is its value when the flusher last found both outboxes
+	// empty (0: never), so an unchanged count means nothing to send.
+	outboxGen   atomic.Uint64
+	outboxClean uint64
+	// openReceipts maps recipient and receipt status to the outbox key
+	// of a receipt not yet encrypted, which the next receipt of the same
+	// kind joins (queueReceiptLocked): a burst of messages is answered
+	// with a few receipts, not one per message.
+	openReceipts map[string]string
+	expired      bool   // the relay refuses us for an expired attestation
+	lastSentAt   uint64 // see nextSentAtLocked
 }
 
 // Open loads this device from the store, creating its identity on first
@@ -173,7 +195,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if log == nil {
 		log = discardLogger{}
 	}
-	e := &Engine{cfg: cfg, log: log, lists: map[string]*devicelist.List{}, links: map[string]*pendingLink{}, online: make(chan struct{}), kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, log: log, lists: map[string]*devicelist.List{}, links: map[string]*pendingLink{}, online: make(chan struct{}), kick: make(chan struct{}, 1), openReceipts: map[string]string{}}
+	e.outboxGen.Store(1) // unknown at start: the first flush scans
+	e.cfg.Store = outboxWatch{cfg.Store, &e.outboxGen}
+	cfg = e.cfg
 
 	b, err := cfg.Store.Get(ctx, bSelf, keyDevice)
 	switch {
@@ -446,6 +471,20 @@ func (e *Engine) session(ctx context.Context) error {
 		<-flusherDone
 	}()
 	handled := map[uint64]struct{}{}
+	// Envelopes received (in relaxed batches) but not yet acknowledged:
+	// ackDurable syncs the store once for all of them, ackDelay after the
+	// first or when maxAckGroup are pending (group commit: a strict commit
+	// costs more than a receive in the browser). Pending ones left when
+	// the socket ends are delivered again and dropped as duplicates.
+	var pending []uint64
+	ackTimer := time.NewTimer(ackDelay)
+	ackTimer.Stop()
+	defer ackTimer.Stop()
+	flushAcks := func() {
+		ackTimer.Stop()
+		e.ackDurable(ctx, conn, pending)
+		pending = pending[:0]
+	}
 
 	for {
 		select {
@@ -465,7 +504,17 @@ func (e *Engine) session(ctx context.Context) error {
 				clear(handled)
 			}
 			handled[env.Seq] = struct{}{}
-			e.receive(ctx, conn, env)
+			if e.receive(ctx, env) {
+				pending = append(pending, env.Seq)
+				if len(pending) == 1 {
+					ackTimer.Reset(ackDelay)
+				}
+			}
+			if len(pending) >= maxAckGroup {
+				flushAcks()
+			}
+		case <-ackTimer.C:
+			flushAcks()
 		case <-conn.LowStock():
 			// A socket that already ended (revoked, say) gets no new
 			// prekeys: making them is the slowest thing a device does.

@@ -755,14 +755,19 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 // (through the pairwise outbox) before it.
 var errQueuedPairwise = errors.New("sender-key distributions queued")
 
-// flushGroupLocked sends the oldest group outbox entry. It reports whether
-// the flush should go on (pairwise outbox first, then again); false means
-// the group outbox is empty or paused.
-func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn) bool {
+// flushGroupLocked sends the oldest group outbox entry. sent reports
+// whether the flush should go on (pairwise outbox first, then again);
+// empty that the group outbox was found empty (not paused). With scan
+// false the caller knows nothing was queued since it was last empty, and
+// only the group states for own devices are checked.
+func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn, scan bool) (sent, empty bool) {
 	if queued, err := e.syncGroupsToOwnLocked(ctx); err != nil {
 		e.log.Warn("group states not synced to own devices", "err", err)
 	} else if queued {
-		return true
+		return true, false
+	}
+	if !scan {
+		return false, true
 	}
 	var key string
 	var val []byte
@@ -771,7 +776,7 @@ func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn) bool {
 		return nil
 	})
 	if err != nil || key == "" {
-		return false
+		return false, err == nil
 	}
 	rec, err := unmarshalGroupOut(val)
 	if err == nil {
@@ -779,10 +784,10 @@ func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn) bool {
 	}
 	switch {
 	case err == nil, errors.Is(err, errQueuedPairwise):
-		return true
+		return true, false
 	case isTransient(err):
 		e.log.Warn("group outbox paused", "err", err)
-		return false
+		return false, false
 	}
 	var b storage.Batch
 	b.Delete(bGroupOutbox, key)
@@ -793,11 +798,11 @@ func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn) bool {
 	}
 	if cerr := e.cfg.Store.Commit(ctx, &b); cerr != nil {
 		e.log.Error("could not record failed group message", "err", cerr)
-		return false
+		return false, false
 	}
 	e.log.Warn("group message could not be delivered", "code", code(err))
 	go e.emit(Event{Type: "error", Code: code(err), Text: err.Error()})
-	return true
+	return true, false
 }
 
 // syncGroupsToOwnLocked sends every group state to our own devices that
@@ -1027,7 +1032,8 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 		}
 		break
 	}
-	var done storage.Batch
+	// Relaxed, like the pairwise outbox's (sendOutboxLocked).
+	done := storage.Batch{Relaxed: true}
 	done.Delete(bGroupOutbox, key)
 	e.setStatus(ctx, &done, p.ID, StatusSent)
 	if err := e.cfg.Store.Commit(ctx, &done); err != nil {
@@ -1561,7 +1567,7 @@ func (e *Engine) receiveGroupLocked(ctx context.Context, env *frame.Envelope, fr
 	if err != nil {
 		return nil, err
 	}
-	var b storage.Batch
+	b := storage.Batch{Relaxed: true} // acknowledged after a Sync (ackDurable)
 	enc, err := rv.MarshalBinary()
 	if err != nil {
 		return nil, err

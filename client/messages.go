@@ -21,7 +21,10 @@ func (e *Engine) putMessage(ctx context.Context, b *storage.Batch, msg *Message,
 	msg.sortKey = msgSortKey(uint64(msg.SentAt), mid)
 	key := msg.Chat + sep + msg.sortKey
 	b.Put(bMessages, key, msg.marshal())
-	b.Put(bMsgIndex, msg.ID, []byte(key))
+	// Insert: a message id is stored once. A message already here fails
+	// the whole batch with storage.ErrExists, which is how receiving finds
+	// a resent message without reading first (receiveLocked).
+	b.Insert(bMsgIndex, msg.ID, []byte(key))
 	chat, err := e.loadChat(ctx, msg.Chat)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/parley-im/parley/client/storage"
@@ -18,10 +19,13 @@ import (
 var errDuplicate = errors.New("duplicate envelope")
 
 // receive processes one envelope: decrypt, store message and ratchet in
-// one batch, then acknowledge. It acknowledges envelopes that can never
-// be processed (and reports them), but not ones that failed for a local
-// reason (storage), so the relay delivers those again.
-func (e *Engine) receive(ctx context.Context, conn Conn, env *frame.Envelope) {
+// one relaxed batch (storage.Batch.Relaxed), and reports whether the
+// envelope may be acknowledged once a Sync made that batch durable (the
+// session loop acknowledges in groups, PROTOCOL.md 13.6). Envelopes that
+// can never be processed are acknowledged too (and reported), but not
+// ones that failed for a local reason (storage), so the relay delivers
+// those again.
+func (e *Engine) receive(ctx context.Context, env *frame.Envelope) (ack bool) {
 	start := time.Now()
 	e.mu.Lock()
 	events, err := e.receiveLocked(ctx, env)
@@ -32,7 +36,7 @@ func (e *Engine) receive(ctx context.Context, conn Conn, env *frame.Envelope) {
 	var ee *Error
 	if err != nil && errors.As(err, &ee) && ee.Code == ErrStorage.Code {
 		e.log.Error("envelope not stored; it stays in the mailbox", "err", err)
-		return
+		return false
 	}
 	if err != nil && !errors.Is(err, errDuplicate) {
 		// Never silent: the UI shows that a message from this device
@@ -40,13 +44,36 @@ func (e *Engine) receive(ctx context.Context, conn Conn, env *frame.Envelope) {
 		e.log.Warn("envelope refused", "from", env.From.Handle, "code", code(err))
 		events = append(events, Event{Type: "error", Chat: env.From.Handle, Code: "undecryptable", Text: err.Error()})
 	}
-	if aerr := conn.Ack(ctx, env.Seq); aerr != nil {
-		e.log.Warn("ack failed; the envelope will be delivered again", "err", aerr)
-	}
 	for _, ev := range events {
 		e.emit(ev)
 	}
-	e.kickLocked() // a receipt may have been queued
+	return true
+}
+
+// ackDurable makes every batch received so far durable (one strict
+// commit for the whole group) and only then acknowledges the group's
+// envelopes, so the relay never deletes an envelope whose message a power
+// cut could still lose. If the Sync fails nothing is acknowledged: the
+// relay delivers the envelopes again and the ratchet reports the ones
+// already stored as duplicates.
+func (e *Engine) ackDurable(ctx context.Context, conn Conn, seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	start := time.Now()
+	if err := storage.Sync(ctx, e.cfg.Store); err != nil {
+		e.log.Error("received messages not made durable; they stay in the mailbox", "err", err)
+		return
+	}
+	e.stats.recordSync(time.Since(start), len(seqs))
+	if err := conn.Ack(ctx, seqs...); err != nil {
+		e.log.Warn("ack failed; the envelopes will be delivered again", "err", err)
+	}
+	// Whatever the group queued (receipts, above all) goes now, once per
+	// group rather than once per envelope: receipts queued meanwhile join
+	// one entry (queueReceiptLocked), and the flusher's transactions do
+	// not queue up in front of every received message's.
+	e.kickLocked()
 }
 
 func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Event, error) {
@@ -70,7 +97,9 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 	if err != nil {
 		return nil, err
 	}
-	var b storage.Batch
+	// Relaxed: the envelope is acknowledged only after a Sync (ackDurable),
+	// so a batch a power cut loses is delivered again.
+	b := storage.Batch{Relaxed: true}
 	var pt []byte
 	switch env.Payload[0] {
 	case envInitial:
@@ -109,6 +138,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 		return nil, err
 	}
 	b.Put(bSessions, skey, enc)
+	ratchetOnly := len(b.Ops) // the ratchet step (and prekey use) alone
 
 	p, err := unmarshalPayload(pt)
 	if err != nil {
@@ -118,15 +148,18 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 		}
 		return nil, newError("malformed", err, "undecodable message from %s", from)
 	}
-	if m, _, err := e.lookupMessage(ctx, p.ID); err != nil {
-		return nil, err
-	} else if m != nil {
-		// Same message again (a resend after a lost ack): keep the
-		// ratchet step, show nothing new.
-		if err := e.cfg.Store.Commit(ctx, &b); err != nil {
-			return nil, storageErr(err)
+	// The same message again (a resend after a lost ack) keeps the
+	// ratchet step and shows nothing new. A text or file is stored with
+	// an Insert of its id (putMessage), so the commit below finds a
+	// duplicate without a read first: in the browser that read is an
+	// IndexedDB transaction on every received message. Other kinds are
+	// looked up.
+	if p.Kind != kindText && p.Kind != kindAttachment {
+		if m, _, err := e.lookupMessage(ctx, p.ID); err != nil {
+			return nil, err
+		} else if m != nil {
+			return nil, e.commitDuplicateLocked(ctx, &b, ratchetOnly)
 		}
-		return nil, errDuplicate
 	}
 	var events []Event
 	switch p.Kind {
@@ -146,10 +179,25 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 	if err != nil {
 		return nil, err
 	}
-	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+	if err := e.cfg.Store.Commit(ctx, &b); errors.Is(err, storage.ErrExists) {
+		return nil, e.commitDuplicateLocked(ctx, &b, ratchetOnly)
+	} else if err != nil {
 		return nil, storageErr(err)
 	}
 	return events, nil
+}
+
+// commitDuplicateLocked commits only the first n operations of b (the
+// ratchet step) for a message already stored, and returns errDuplicate.
+// Receipts the rest of b queued are dropped with it, so none joins an
+// entry that does not exist.
+func (e *Engine) commitDuplicateLocked(ctx context.Context, b *storage.Batch, n int) error {
+	b.Ops = b.Ops[:n]
+	clear(e.openReceipts)
+	if err := e.cfg.Store.Commit(ctx, b); err != nil {
+		return storageErr(err)
+	}
+	return errDuplicate
 }
 
 // senderEntryLocked finds the sending device in its account's verified
@@ -280,8 +328,17 @@ func (e *Engine) receiveReceiptLocked(ctx context.Context, b *storage.Batch, p *
 	return events, nil
 }
 
-// queueReceiptLocked adds a receipt to the outbox inside batch b.
+// queueReceiptLocked adds a receipt to the outbox inside batch b: to the
+// receipt of the same status for the same recipient that is queued and
+// not yet encrypted, if there is one with room, or as a new entry.
 func (e *Engine) queueReceiptLocked(ctx context.Context, b *storage.Batch, to string, status uint8, ids []MessageID) error {
+	open := fmt.Sprintf("%s/%d", to, status)
+	if key, ok := e.openReceipts[open]; ok {
+		merged, err := e.mergeReceiptLocked(ctx, b, key, status, ids)
+		if err != nil || merged {
+			return err
+		}
+	}
 	var id MessageID
 	if _, err := e.cfg.Rand.Read(id[:]); err != nil {
 		return err
@@ -292,7 +349,40 @@ func (e *Engine) queueReceiptLocked(ctx context.Context, b *storage.Batch, to st
 		return err
 	}
 	b.Put(bOutbox, seq, (&outboxRecord{Payload: p.marshal(), To: to}).marshal())
+	if len(ids) < maxReceiptIDs {
+		e.openReceipts[open] = seq
+	}
 	return nil
+}
+
+// mergeReceiptLocked adds ids to the queued receipt at outbox key if it
+// is still there, not yet encrypted (so nothing of it left), of the same
+// status, and has room. Everything runs under the engine lock, as does
+// the flusher's encryption, so the entry cannot be sent meanwhile.
+func (e *Engine) mergeReceiptLocked(ctx context.Context, b *storage.Batch, key string, status uint8, ids []MessageID) (bool, error) {
+	v, err := e.cfg.Store.Get(ctx, bOutbox, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, storageErr(err)
+	}
+	rec, err := unmarshalOutbox(v)
+	if err != nil || len(rec.Sealed) > 0 {
+		return false, nil
+	}
+	p, err := unmarshalPayload(rec.Payload)
+	if err != nil || p.Kind != kindReceipt {
+		return false, nil
+	}
+	st, have, err := parseReceipt(p.Body)
+	if err != nil || st != status || len(have)+len(ids) > maxReceiptIDs {
+		return false, nil
+	}
+	p.Body = receiptBody(status, append(have, ids...))
+	rec.Payload = p.marshal()
+	b.Put(bOutbox, key, rec.marshal())
+	return true, nil
 }
 
 // MarkRead marks a chat read: its unread count drops to zero on every own

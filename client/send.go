@@ -164,7 +164,14 @@ func isTransient(err error) bool {
 
 // flushOutbox sends queued messages in order until the outbox is empty or
 // the connection fails.
+//
+// One call is one pass: it sends what was queued when it began (and what
+// it queues itself), not entries queued meanwhile, which the next pass
+// sends (whoever queued them kicked the flusher). So the receipts a burst
+// of incoming messages queues while one is on its way join one entry
+// (queueReceiptLocked) instead of each going out alone.
 func (e *Engine) flushOutbox(ctx context.Context) {
+	passEnd := ""
 	for ctx.Err() == nil {
 		e.mu.Lock()
 		conn := e.conn
@@ -172,19 +179,40 @@ func (e *Engine) flushOutbox(ctx context.Context) {
 			e.mu.Unlock()
 			return
 		}
+		if passEnd == "" {
+			passEnd = e.outboxHighLocked(ctx)
+		}
+		// Scan only if something was queued since both outboxes were last
+		// found empty (outboxWatch).
+		gen := e.outboxGen.Load()
+		scan := gen != e.outboxClean
 		var key string
 		var val []byte
-		err := e.cfg.Store.Scan(ctx, bOutbox, "", storage.ScanOptions{Limit: 1}, func(k string, v []byte) error {
-			key, val = k, v
-			return nil
-		})
-		if err == nil && key == "" && e.flushGroupLocked(ctx, conn) {
-			// The pairwise outbox is empty: one group message went (or
-			// the distributions it needs were queued, and go first).
-			e.mu.Unlock()
-			continue
+		var err error
+		if scan {
+			err = e.cfg.Store.Scan(ctx, bOutbox, "", storage.ScanOptions{Limit: 1}, func(k string, v []byte) error {
+				key, val = k, v
+				return nil
+			})
 		}
-		if err != nil || key == "" {
+		later := key > passEnd // queued during this pass
+		if err == nil && (key == "" || later) {
+			sent, empty := e.flushGroupLocked(ctx, conn, scan)
+			if sent {
+				// Nothing more of this pass in the pairwise outbox: one
+				// group message went (or the distributions it needs were
+				// queued, and go first, in this pass).
+				passEnd = e.outboxHighLocked(ctx)
+				e.mu.Unlock()
+				continue
+			}
+			if empty && scan && key == "" {
+				e.outboxClean = gen
+			}
+			e.mu.Unlock()
+			return
+		}
+		if err != nil {
 			e.mu.Unlock()
 			return
 		}
@@ -205,6 +233,22 @@ func (e *Engine) flushOutbox(ctx context.Context) {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// outboxHighLocked is the key of the newest pairwise outbox entry queued
+// so far (entries are keyed by a counter, nextOutboxSeq), or a key above
+// every entry if the counter cannot be read.
+func (e *Engine) outboxHighLocked(ctx context.Context) string {
+	v, err := e.cfg.Store.Get(ctx, bSelf, keyOutSeq)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Sprintf("%016x", 0)
+	}
+	r := wire.NewReader(v)
+	n := r.U64()
+	if err != nil || r.Finish() != nil {
+		return "\xff"
+	}
+	return fmt.Sprintf("%016x", n)
 }
 
 func (e *Engine) failOutboxLocked(ctx context.Context, key string, rec *outboxRecord, cause error) {
@@ -322,7 +366,10 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 				return mapRelayErr(err)
 			}
 		}
-		var done storage.Batch
+		// Relaxed: losing this batch to a power cut only sends the
+		// message again, which its recipients drop by its id; the
+		// ratchet steps it used are durable (the strict commit above).
+		done := storage.Batch{Relaxed: true}
 		done.Delete(bOutbox, key)
 		if p.Kind == kindText || p.Kind == kindAttachment {
 			e.setStatus(ctx, &done, p.ID, StatusSent)

@@ -16,6 +16,18 @@ type receiveStats struct {
 	mu    sync.Mutex
 	count uint64
 	ring  [statsWindow]time.Duration
+
+	syncs, synced uint64 // Syncs before acknowledgements, envelopes they covered
+	syncTime      time.Duration
+}
+
+// recordSync counts one Sync that made n received envelopes durable.
+func (s *receiveStats) recordSync(d time.Duration, n int) {
+	s.mu.Lock()
+	s.syncs++
+	s.synced += uint64(n)
+	s.syncTime += d
+	s.mu.Unlock()
 }
 
 func (s *receiveStats) record(d time.Duration) {
@@ -30,6 +42,12 @@ type Stats struct {
 	Received     uint64  `json:"received"`     // envelopes processed since start
 	ReceiveP50Ms float64 `json:"receiveP50Ms"` // median receive time, recent window
 	ReceiveP99Ms float64 `json:"receiveP99Ms"`
+	// AckSyncs is how many Syncs made received envelopes durable before
+	// their acknowledgement, AckSyncMs their mean duration, and
+	// AckSyncGroup the mean number of envelopes one covered.
+	AckSyncs     uint64  `json:"ackSyncs"`
+	AckSyncMs    float64 `json:"ackSyncMs"`
+	AckSyncGroup float64 `json:"ackSyncGroup"`
 }
 
 // Stats returns counters and recent timings.
@@ -38,7 +56,11 @@ func (e *Engine) Stats() Stats {
 	s.mu.Lock()
 	n := min(s.count, statsWindow)
 	ds := slices.Clone(s.ring[:n])
-	st := Stats{Received: s.count}
+	st := Stats{Received: s.count, AckSyncs: s.syncs}
+	if s.syncs > 0 {
+		st.AckSyncMs = float64(s.syncTime.Microseconds()) / 1000 / float64(s.syncs)
+		st.AckSyncGroup = float64(s.synced) / float64(s.syncs)
+	}
 	s.mu.Unlock()
 	if n == 0 {
 		return st

@@ -38,6 +38,7 @@ const (
 	keyV1Storage = "storage" // v1 only, removed by the migration
 	keyDevice    = "device"  // device wrapping key, present while no lock is set
 	keyDataKey   = "datakey" // the wrapped data key record (dataKeyRecord)
+	keySyncMark  = "sync"    // a counter idbStore.Sync writes (PROTOCOL.md 13.6)
 
 	// The v1 identity record's string key in storeRecords.
 	keyV1Identity = "device/identity"

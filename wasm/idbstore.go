@@ -32,8 +32,9 @@ import (
 type idbStore struct {
 	db *idb.Database
 
-	mu  sync.RWMutex
-	key safejs.Value // the data key; undefined once closed (locked)
+	mu    sync.RWMutex
+	key   safejs.Value // the data key; undefined once closed (locked)
+	syncs uint64       // Syncs so far, the value of the sync mark
 }
 
 // scanPage is how many records one Scan transaction reads.
@@ -111,6 +112,39 @@ func (s *idbStore) Get(ctx context.Context, bucket, key string) ([]byte, error) 
 		return nil, storage.ErrNotFound
 	}
 	return s.open(k, bucket, key, v)
+}
+
+// Sync makes every earlier Commit durable: a strict read-write
+// transaction that writes the keys store's sync mark (a counter, not a
+// secret). IndexedDB commits transactions of one database in order, and a
+// strict commit returns only once "all outstanding changes" are on stable
+// storage (IndexedDB 3.0, transaction durability), so relaxed commits
+// before it are covered. A transaction that writes nothing could commit
+// without touching the disk, hence the mark.
+func (s *idbStore) Sync(ctx context.Context) error {
+	if _, err := s.dataKey(); err != nil {
+		return err
+	}
+	txn, err := s.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: idb.DurabilityStrict}, storeKeys)
+	if err != nil {
+		return err
+	}
+	st, err := txn.ObjectStore(storeKeys)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.syncs++
+	n := s.syncs
+	s.mu.Unlock()
+	if _, err := st.PutKey(js.ValueOf(keySyncMark), js.ValueOf(float64(n))); err != nil {
+		_ = txn.Abort()
+		return err
+	}
+	if err := txn.Await(ctx); err != nil {
+		return fmt.Errorf("storage: sync failed, earlier relaxed commits may not be durable: %w", err)
+	}
+	return nil
 }
 
 // prefixEnd is the smallest byte string greater than every string with
@@ -266,13 +300,17 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 			rw[i].value = sealed[i]
 		}
 	}
-	// Strict durability: the engine acknowledges an envelope to the relay
-	// (which then deletes it) and sends an outgoing message only after its
-	// Commit returns, so "committed" must mean on disk, not in the OS's
-	// buffers — Chromium's default is relaxed, and a power cut after a
-	// relaxed commit would lose an acknowledged message (≈ 11.7 ms per
-	// commit here against 6.5 ms relaxed).
-	txn, err := s.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: idb.DurabilityStrict}, storeRecords)
+	// Strict durability unless the batch is Relaxed (PROTOCOL.md 13.6):
+	// the engine sends an outgoing message only after its Commit returns,
+	// so "committed" must mean on disk, not in the OS's buffers (a power
+	// cut after a relaxed commit could lose a ratchet step whose message
+	// key already left). A received envelope's batch is relaxed; the
+	// engine acknowledges it only after a Sync.
+	durability := idb.DurabilityStrict
+	if b.Relaxed {
+		durability = idb.DurabilityRelaxed
+	}
+	txn, err := s.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: durability}, storeRecords)
 	if err != nil {
 		return err
 	}
@@ -280,10 +318,15 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range rw {
-		if w.value.IsUndefined() {
+	for i, w := range rw {
+		switch {
+		case w.value.IsUndefined():
 			_, err = st.Delete(w.key)
-		} else {
+		case b.Ops[i].IfAbsent:
+			// add() fails with a ConstraintError on an existing key,
+			// which aborts the whole transaction.
+			_, err = st.AddKey(w.key, safejs.Unsafe(w.value))
+		default:
 			_, err = st.PutKey(w.key, safejs.Unsafe(w.value))
 		}
 		if err != nil {
@@ -292,6 +335,9 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 		}
 	}
 	if err := txn.Await(ctx); err != nil {
+		if errors.Is(err, idb.NewDOMException("ConstraintError")) {
+			return fmt.Errorf("%w (IndexedDB: %v); none of the batch was applied", storage.ErrExists, err)
+		}
 		return fmt.Errorf("storage: commit of %d operations failed, none applied: %w", len(b.Ops), err)
 	}
 	return nil

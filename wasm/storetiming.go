@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +23,9 @@ type timedStore struct {
 	mu                   sync.Mutex
 	gets, scans, commits uint64
 	getT, scanT, commitT time.Duration
+	// By bucket: scans, and commits touching it (a batch counts once per
+	// bucket), which show what a burst of messages costs and why.
+	scanBuckets, commitBuckets map[string]uint64
 }
 
 func (t *timedStore) add(n *uint64, d *time.Duration, since time.Time) {
@@ -39,12 +44,36 @@ func (t *timedStore) Get(ctx context.Context, bucket, key string) ([]byte, error
 func (t *timedStore) Scan(ctx context.Context, bucket, prefix string, opts storage.ScanOptions, fn func(string, []byte) error) error {
 	// fn's own time is included: it is the engine's work on each record.
 	defer t.add(&t.scans, &t.scanT, time.Now())
+	t.mu.Lock()
+	t.scanBuckets = addCount(t.scanBuckets, bucket)
+	t.mu.Unlock()
 	return t.inner.Scan(ctx, bucket, prefix, opts, fn)
 }
 
 func (t *timedStore) Commit(ctx context.Context, b *storage.Batch) error {
 	defer t.add(&t.commits, &t.commitT, time.Now())
+	t.mu.Lock()
+	for i, op := range b.Ops {
+		if !slices.ContainsFunc(b.Ops[:i], func(o storage.Op) bool { return o.Bucket == op.Bucket }) {
+			t.commitBuckets = addCount(t.commitBuckets, op.Bucket)
+		}
+	}
+	t.mu.Unlock()
 	return t.inner.Commit(ctx, b)
+}
+
+func addCount(m map[string]uint64, k string) map[string]uint64 {
+	if m == nil {
+		m = map[string]uint64{}
+	}
+	m[k]++
+	return m
+}
+
+// Sync is the IndexedDB store's strict commit that makes earlier relaxed
+// ones durable; the engine times it itself (Stats.AckSyncMs).
+func (t *timedStore) Sync(ctx context.Context) error {
+	return storage.Sync(ctx, t.inner)
 }
 
 // GetMany is the IndexedDB store's getMany (cache.MultiGetter); counted
@@ -70,6 +99,9 @@ type storeStats struct {
 	StoreScanMs   float64 `json:"storeScanMs"`
 	StoreCommits  uint64  `json:"storeCommits"`
 	StoreCommitMs float64 `json:"storeCommitMs"`
+
+	StoreScanBuckets   map[string]uint64 `json:"storeScanBuckets"`
+	StoreCommitBuckets map[string]uint64 `json:"storeCommitBuckets"`
 }
 
 func (t *timedStore) stats() storeStats {
@@ -85,5 +117,6 @@ func (t *timedStore) stats() storeStats {
 		StoreGets: t.gets, StoreGetMs: mean(t.getT, t.gets),
 		StoreScans: t.scans, StoreScanMs: mean(t.scanT, t.scans),
 		StoreCommits: t.commits, StoreCommitMs: mean(t.commitT, t.commits),
+		StoreScanBuckets: maps.Clone(t.scanBuckets), StoreCommitBuckets: maps.Clone(t.commitBuckets),
 	}
 }

@@ -440,6 +440,32 @@ async function loadChats() {
   renderChats();
 }
 
+// Engine events ask for the chat list again; a burst of incoming messages
+// sends two per message. refreshChats runs at most one load at a time and
+// at most one every CHATS_REFRESH_MS, and always one after the last
+// request, so the list ends current without a storage read per message
+// (each would delay the next message's write in the engine).
+const CHATS_REFRESH_MS = 150;
+let chatsBusy = false;
+let chatsAgain = false;
+
+function refreshChats() {
+  if (chatsBusy) {
+    chatsAgain = true;
+    return;
+  }
+  chatsBusy = true;
+  loadChats()
+    .then(() => new Promise((r) => setTimeout(r, CHATS_REFRESH_MS)))
+    .finally(() => {
+      chatsBusy = false;
+      if (chatsAgain) {
+        chatsAgain = false;
+        refreshChats();
+      }
+    });
+}
+
 function chatName(id) {
   if (id.startsWith('g:')) {
     const c = ui.chats.find((x) => x.id === id);
@@ -1189,7 +1215,7 @@ function notify(m) {
 // ---- events from the engine ----
 
 on('state', () => { render(); });
-on('chats', () => { if (ui.view === 'view-main') loadChats(); });
+on('chats', () => { if (ui.view === 'view-main') refreshChats(); });
 on('group', () => {
   loadGroups().then(() => {
     if (ui.view !== 'view-main') return;
@@ -1202,7 +1228,7 @@ on('devices', () => { if (ui.view === 'view-main') loadDevices(); });
 on('message', (e) => {
   const m = e.message;
   if (!m) return;
-  if (ui.view === 'view-main') loadChats();
+  if (ui.view === 'view-main') refreshChats();
   if (m.chatId === ui.chat) {
     const known = ui.msgs.has(m.id);
     ui.msgs.set(m.id, m);

@@ -42,6 +42,9 @@ var (
 	// ErrCorrupt reports a stored value that failed to open or decode
 	// (sealing check failed). Callers surface it; nobody deletes it.
 	ErrCorrupt = errors.New("storage: record is corrupt")
+	// ErrExists is returned by Commit, which then applies nothing, when
+	// an Insert's key already holds a value.
+	ErrExists = errors.New("storage: key exists")
 )
 
 // Store is the engine's storage.
@@ -54,8 +57,25 @@ type Store interface {
 	// true the order is descending. limit <= 0 means no limit.
 	Scan(ctx context.Context, bucket, prefix string, opts ScanOptions, fn func(key string, value []byte) error) error
 	// Commit applies b atomically: after a crash either every operation
-	// of b is visible or none is.
+	// of b is visible or none is. When it returns, b is durable, unless
+	// b.Relaxed (see Batch).
 	Commit(ctx context.Context, b *Batch) error
+}
+
+// Syncer is implemented by stores where a relaxed Commit can return before
+// its batch reaches stable storage (IndexedDB). Sync returns once every
+// batch committed before it is durable.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Sync makes every earlier Commit of s durable: Syncer's Sync, or nothing
+// for stores whose every Commit is durable.
+func Sync(ctx context.Context, s Store) error {
+	if y, ok := s.(Syncer); ok {
+		return y.Sync(ctx)
+	}
+	return nil
 }
 
 // ScanOptions select the range and order of a Scan.
@@ -74,16 +94,35 @@ var ErrStop = errors.New("storage: stop scan")
 type Op struct {
 	Bucket, Key string
 	Value       []byte // nil means delete
+	// IfAbsent makes a put fail the whole batch with ErrExists if the key
+	// holds a value (as left by the operations before it). The engine
+	// stores a received message this way, so a message it already has is
+	// found by the write itself, with no read before it.
+	IfAbsent bool
 }
 
 // Batch is an ordered list of puts and deletes applied atomically.
 type Batch struct {
 	Ops []Op
+	// Relaxed lets Commit return once the batch is applied and visible to
+	// every later read, before it is on stable storage: a power cut may
+	// then lose it (whole, never in part) together with every relaxed
+	// batch after it, but never one committed earlier by a strict Commit
+	// or covered by a Sync. The engine uses it for a received envelope,
+	// which the relay keeps until the engine acknowledges it after a Sync:
+	// a lost batch is delivered again (PROTOCOL.md 13.6).
+	Relaxed bool
 }
 
 // Put adds a put of value at bucket/key.
 func (b *Batch) Put(bucket, key string, value []byte) {
 	b.Ops = append(b.Ops, Op{Bucket: bucket, Key: key, Value: value})
+}
+
+// Insert adds a put of value at bucket/key that fails the batch with
+// ErrExists if the key holds a value.
+func (b *Batch) Insert(bucket, key string, value []byte) {
+	b.Ops = append(b.Ops, Op{Bucket: bucket, Key: key, Value: value, IfAbsent: true})
 }
 
 // Delete adds a delete of bucket/key.
@@ -103,6 +142,9 @@ func (b *Batch) Validate() error {
 	for _, op := range b.Ops {
 		if err := ValidKey(op.Bucket, op.Key); err != nil {
 			return err
+		}
+		if op.IfAbsent && op.Value == nil {
+			return fmt.Errorf("%w: insert without a value at %s/%s", ErrInvalid, op.Bucket, op.Key)
 		}
 		if op.Value != nil && len(op.Value) > MaxValueLen {
 			return fmt.Errorf("%w: value of %d bytes at %s/%s (limit %d)", ErrInvalid, len(op.Value), op.Bucket, op.Key, MaxValueLen)

@@ -147,6 +147,9 @@ func (s *Store) Commit(ctx context.Context, b *storage.Batch) error {
 			if err != nil {
 				return err
 			}
+			if op.IfAbsent && bk.Get([]byte(op.Key)) != nil {
+				return fmt.Errorf("%w: %s/%s", storage.ErrExists, op.Bucket, op.Key)
+			}
 			if op.Value == nil {
 				err = bk.Delete([]byte(op.Key))
 			} else {

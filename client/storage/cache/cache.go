@@ -238,6 +238,12 @@ func (s *Store) Commit(ctx context.Context, b *storage.Batch) error {
 	return err
 }
 
+// Sync passes through to the inner store (storage.Sync): the cache holds
+// nothing that is not already committed there.
+func (s *Store) Sync(ctx context.Context) error {
+	return storage.Sync(ctx, s.inner)
+}
+
 // Close drops (and zeroes) every cached value; afterwards the cache only
 // passes calls through. It does not close the inner store.
 func (s *Store) Close() {

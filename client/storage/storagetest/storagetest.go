@@ -25,6 +25,8 @@ func Run(ctx context.Context, s storage.Store) error {
 		{"scan order and paging", scanOrder},
 		{"buckets are separate", bucketsSeparate},
 		{"limits", limits},
+		{"relaxed commits then sync", relaxedThenSync},
+		{"insert if absent", insertIfAbsent},
 	} {
 		if err := c.fn(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
@@ -63,6 +65,72 @@ func putGetDelete(ctx context.Context, s storage.Store) error {
 	}
 	if _, err := s.Get(ctx, "t", "a"); !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("deleted key still there: %v", err)
+	}
+	return nil
+}
+
+// relaxedThenSync: a relaxed batch is visible to the next read at once (the
+// engine reads its own receive batches before any Sync), it replaces
+// earlier values in commit order, and Sync succeeds after it.
+func relaxedThenSync(ctx context.Context, s storage.Store) error {
+	for i, v := range []string{"first", "second"} {
+		b := storage.Batch{Relaxed: true}
+		b.Put("relaxed", "k", []byte(v))
+		b.Put("relaxed", fmt.Sprint("n", i), []byte(v))
+		if err := s.Commit(ctx, &b); err != nil {
+			return err
+		}
+		if got, err := s.Get(ctx, "relaxed", "k"); err != nil || string(got) != v {
+			return fmt.Errorf("Get after relaxed commit %d = %q, %v; want %q", i, got, err, v)
+		}
+	}
+	if err := storage.Sync(ctx, s); err != nil {
+		return fmt.Errorf("Sync: %w", err)
+	}
+	n := 0
+	err := s.Scan(ctx, "relaxed", "n", storage.ScanOptions{}, func(string, []byte) error { n++; return nil })
+	if err != nil || n != 2 {
+		return fmt.Errorf("Scan after Sync found %d records, %v; want 2", n, err)
+	}
+	return nil
+}
+
+// insertIfAbsent: an Insert succeeds on a new key; on a key with a value
+// it fails the whole batch with ErrExists, and nothing of it is applied;
+// it sees the batch's own earlier operations.
+func insertIfAbsent(ctx context.Context, s storage.Store) error {
+	var b storage.Batch
+	b.Insert("ins", "k", []byte("first"))
+	if err := s.Commit(ctx, &b); err != nil {
+		return fmt.Errorf("Insert of a new key: %w", err)
+	}
+	b = storage.Batch{}
+	b.Put("ins", "other", []byte("x"))
+	b.Insert("ins", "k", []byte("second"))
+	if err := s.Commit(ctx, &b); !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("Insert of an existing key = %v, want ErrExists", err)
+	}
+	if v, err := s.Get(ctx, "ins", "k"); err != nil || string(v) != "first" {
+		return fmt.Errorf("after a refused Insert k = %q, %v", v, err)
+	}
+	if _, err := s.Get(ctx, "ins", "other"); !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("a refused batch applied its other put: %v", err)
+	}
+	b = storage.Batch{}
+	b.Delete("ins", "k")
+	b.Insert("ins", "k", []byte("third"))
+	b.Insert("ins", "new", []byte("y"))
+	if err := s.Commit(ctx, &b); err != nil {
+		return fmt.Errorf("Insert after a delete in the same batch: %w", err)
+	}
+	b = storage.Batch{}
+	b.Put("ins", "p", []byte("z"))
+	b.Insert("ins", "p", []byte("z"))
+	if err := s.Commit(ctx, &b); !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("Insert after a put in the same batch = %v, want ErrExists", err)
+	}
+	if v, err := s.Get(ctx, "ins", "k"); err != nil || string(v) != "third" {
+		return fmt.Errorf("k = %q, %v", v, err)
 	}
 	return nil
 }

@@ -1,0 +1,160 @@
+//go:build !js
+
+package client
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/parley-im/parley/client/storage"
+)
+
+// TestReceiptsJoinInABurst: Bob comes online to a burst of messages; every
+// one of them ends up "delivered" on Alice's side, carried by fewer
+// receipts than messages (receipts queued while one is not yet encrypted
+// join it), and none is acknowledged twice.
+func TestReceiptsJoinInABurst(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	alice := newDevice(t, tr, "alice")
+	if err := alice.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	alice.run()
+	bob := newDevice(t, tr, "bob")
+	if err := bob.eng.CreateAccount(ctx, "bob", "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	bob.run() // publishes prekeys
+	bob.stop()
+
+	const n = 40
+	for i := 0; i < n; i++ {
+		if _, err := alice.eng.SendText(ctx, "bob", fmt.Sprint("burst ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "Alice's outbox sent", func() bool {
+		msgs, _ := alice.eng.Messages(ctx, "bob", "", 0)
+		for _, m := range msgs {
+			if m.Status != StatusSent {
+				return false
+			}
+		}
+		return len(msgs) == n
+	})
+	before := alice.eng.Stats().Received
+	bob.start()
+	bob.run()
+	eventually(t, "every message delivered", func() bool {
+		msgs, _ := alice.eng.Messages(ctx, "bob", "", 0)
+		for _, m := range msgs {
+			if m.Status != StatusDelivered {
+				return false
+			}
+		}
+		return len(msgs) == n
+	})
+	receipts := alice.eng.Stats().Received - before
+	t.Logf("%d messages acknowledged by %d receipts", n, receipts)
+	if receipts >= n {
+		t.Fatalf("%d receipts for %d messages: none joined", receipts, n)
+	}
+	msgs, err := bob.eng.Messages(ctx, "alice", "", 0)
+	if err != nil || len(msgs) != n {
+		t.Fatalf("Bob has %d messages, %v", len(msgs), err)
+	}
+}
+
+// TestResentMessageShownOnce: a message encrypted again under the same id
+// (an outbox entry sent twice, say after its "sent" record was lost to a
+// power cut and the recipient list changed) reaches Bob as a new
+// ciphertext; his store refuses the id's second insert, he keeps the
+// ratchet step and shows the message once.
+func TestResentMessageShownOnce(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	alice := newDevice(t, tr, "alice")
+	if err := alice.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	alice.run()
+	bob := newDevice(t, tr, "bob")
+	if err := bob.eng.CreateAccount(ctx, "bob", "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	bob.run()
+	if _, err := alice.eng.SendText(ctx, "bob", "first"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "first")
+
+	// Queue "hello" with Alice offline and keep a copy of its outbox
+	// entry as queued (nothing encrypted yet).
+	alice.stop()
+	alice.start()
+	if _, err := alice.eng.SendText(ctx, "bob", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	var queued []byte
+	err := alice.store.Scan(ctx, bOutbox, "", storage.ScanOptions{}, func(k string, v []byte) error {
+		key, queued = k, v
+		return nil
+	})
+	if err != nil || queued == nil {
+		t.Fatalf("no queued entry: %v", err)
+	}
+	alice.run()
+	bob.waitMessage("alice", "hello")
+
+	// The same entry again: encrypted anew, a later ratchet step.
+	alice.stop()
+	alice.start()
+	var b storage.Batch
+	b.Put(bOutbox, key, queued) // as if its removal had been lost
+	if err := alice.store.Commit(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	alice.run()
+	eventually(t, "the resend left Alice", func() bool {
+		n := 0
+		alice.store.Scan(ctx, bOutbox, "", storage.ScanOptions{}, func(string, []byte) error { n++; return nil })
+		return n == 0
+	})
+	if _, err := alice.eng.SendText(ctx, "bob", "after"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "after")
+	msgs, err := bob.eng.Messages(ctx, "alice", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range msgs {
+		texts = append(texts, m.Text)
+	}
+	if fmt.Sprint(texts) != "[first hello after]" {
+		t.Fatalf("Bob shows %q, want first, hello, after once each", texts)
+	}
+	// The same id is the same record, so a second store would not show
+	// twice in the list; it would count twice as unread and notify twice.
+	chats, err := bob.eng.Chats(ctx)
+	if err != nil || len(chats) != 1 || chats[0].Unread != 3 {
+		t.Fatalf("Bob's chats %+v, %v; want alice with 3 unread", chats, err)
+	}
+	bob.mu.Lock()
+	hellos := 0
+	for _, ev := range bob.events {
+		if ev.Type == "message" && ev.Message != nil && ev.Message.Text == "hello" {
+			hellos++
+		}
+	}
+	bob.mu.Unlock()
+	if hellos != 1 {
+		t.Fatalf("Bob was told of hello %d times", hellos)
+	}
+	if bob.hasEvent("error", "undecryptable") {
+		t.Fatal("the resend was reported undecryptable")
+	}
+}
