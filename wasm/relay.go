@@ -4,8 +4,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,6 +17,7 @@ import (
 	engine "github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/wasm/jsonenc"
 )
 
 // The engine's relay transport in the browser: fetch for the HTTP calls and
@@ -74,28 +75,68 @@ func fetchBytes(ctx context.Context, method, url string, body []byte, contentTyp
 	}
 	status := safejs.Unsafe(resp).Get("status").Int()
 	if status >= 300 {
-		var e struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+		// {"code", "message"}; anything else is an internal error.
+		var code, message string
+		if e, err := parseJSON(b); err == nil {
+			code, message = jsonString(e, "code"), jsonString(e, "message")
 		}
-		_ = json.Unmarshal(b, &e)
-		c, ok := frame.ParseCode(e.Code)
+		c, ok := frame.ParseCode(code)
 		if !ok {
 			c = frame.CodeInternal
 		}
-		return nil, &frame.RelayError{Code: c, Message: e.Message}
+		return nil, &frame.RelayError{Code: c, Message: message}
 	}
 	return b, nil
 }
 
-type accountAnswer struct {
-	AccountKey []byte `json:"account_key"`
-	DeviceList []byte `json:"device_list"`
+// jsonBytes is a JSON request body (jsonenc, as for toJS).
+func jsonBytes(v any) []byte {
+	b, _ := jsonenc.Marshal(v)
+	return b
 }
 
-func jsonBytes(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
+// parseJSON parses a relay's JSON answer with the browser's JSON.parse
+// (the wasm client carries no JSON decoder of its own).
+func parseJSON(b []byte) (safejs.Value, error) {
+	j, err := safejs.Global().Get("JSON")
+	if err != nil {
+		return safejs.Undefined(), err
+	}
+	v, err := j.Call("parse", string(b))
+	if err != nil {
+		return safejs.Undefined(), err
+	}
+	if t := v.Type(); t != safejs.TypeObject {
+		return safejs.Undefined(), errors.New("not a JSON object")
+	}
+	return v, nil
+}
+
+// jsonString is field name of a parsed object if it is a string, else "".
+func jsonString(o safejs.Value, name string) string {
+	v, err := o.Get(name)
+	if err != nil || v.Type() != safejs.TypeString {
+		return ""
+	}
+	s, _ := v.String()
+	return s
+}
+
+// jsonBytesField decodes field name of a parsed object as encoding/json
+// decodes a []byte: a standard base64 string, or null (or absent) for nil.
+func jsonBytesField(o safejs.Value, name string) ([]byte, error) {
+	v, err := o.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	switch v.Type() {
+	case safejs.TypeNull, safejs.TypeUndefined:
+		return nil, nil
+	case safejs.TypeString:
+		s, _ := v.String()
+		return base64.StdEncoding.DecodeString(s)
+	}
+	return nil, fmt.Errorf("%s is not a base64 string", name)
 }
 
 func (r *browserRelay) Register(ctx context.Context, handle string, list []byte) error {
@@ -113,11 +154,20 @@ func (r *browserRelay) Account(ctx context.Context, handle string) ([]byte, []by
 	if err != nil {
 		return nil, nil, engine.MapRelayErr(err)
 	}
-	var a accountAnswer
-	if err := json.Unmarshal(b, &a); err != nil {
+	// {"account_key", "device_list"}, both base64.
+	a, err := parseJSON(b)
+	if err != nil {
 		return nil, nil, fmt.Errorf("relay account answer: %w", err)
 	}
-	return a.AccountKey, a.DeviceList, nil
+	key, err := jsonBytesField(a, "account_key")
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay account answer: %w", err)
+	}
+	list, err := jsonBytesField(a, "device_list")
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay account answer: %w", err)
+	}
+	return key, list, nil
 }
 
 func (r *browserRelay) PutLink(ctx context.Context, id []byte, slot int, data []byte) error {
