@@ -41,7 +41,12 @@ func buildTestWasm(t testing.TB) []byte {
 			return
 		}
 		out := filepath.Join(testWasm.dir, "parley.wasm")
-		cmd := exec.Command("go", "build", "-tags", "parleytest", "-trimpath", "-ldflags=-s -w", "-o", out, "./wasm")
+		// The gcflags are the Makefile's WASM_GCFLAGS: the same code as
+		// the real client, so timings measured on this build hold for it.
+		cmd := exec.Command("go", "build", "-tags", "parleytest", "-trimpath",
+			"-gcflags=github.com/parley-im/parley/...=-l",
+			"-gcflags=github.com/parley-im/parley/crypto/ratchet/x25519=",
+			"-ldflags=-s -w", "-o", out, "./wasm")
 		cmd.Dir = ".." // the module root
 		cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 		b, err := cmd.CombinedOutput()
