@@ -79,9 +79,14 @@ func appendValue(b []byte, v reflect.Value, depth int) ([]byte, error) {
 		if v.Type().Key().Kind() != reflect.String {
 			return nil, ErrUnsupported
 		}
+		// MapRange and not MapIndex, whose key conversion would bring
+		// reflect's method-value machinery into the wasm.
 		keys := make([]string, 0, v.Len())
+		vals := make(map[string]reflect.Value, v.Len())
 		for it := v.MapRange(); it.Next(); {
-			keys = append(keys, it.Key().String())
+			k := it.Key().String()
+			keys = append(keys, k)
+			vals[k] = it.Value()
 		}
 		slices.Sort(keys)
 		b = append(b, '{')
@@ -92,7 +97,7 @@ func appendValue(b []byte, v reflect.Value, depth int) ([]byte, error) {
 			b = appendString(b, k)
 			b = append(b, ':')
 			var err error
-			if b, err = appendValue(b, v.MapIndex(reflect.ValueOf(k).Convert(v.Type().Key())), depth+1); err != nil {
+			if b, err = appendValue(b, vals[k], depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -194,10 +199,16 @@ func isEmpty(v reflect.Value) bool {
 	switch v.Kind() {
 	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
 		return v.Len() == 0
-	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
-		return v.IsZero()
+	case reflect.Bool:
+		return !v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return v.Float() == 0
+	case reflect.Interface, reflect.Pointer:
+		return v.IsNil()
 	}
 	return false
 }
