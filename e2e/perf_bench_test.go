@@ -22,7 +22,11 @@ import (
 // navigation start: parley.ready, and the chat list plus the newest 50
 // messages of the chat loaded (what the UI needs to show it). The engine's
 // own receive timings (decrypt + sealed IndexedDB batch) come from
-// parley.stats().
+// parley.stats(): for messages sent one at a time (ms-receive-p50), and
+// in the burst (ms-receive-burst-p50).
+// singleMessages is how many messages the benchmark sends one at a time.
+const singleMessages = 40
+
 func BenchmarkBrowserClient(b *testing.B) {
 	n := 1000
 	if v := os.Getenv("PARLEY_BENCH_MESSAGES"); v != "" {
@@ -39,6 +43,19 @@ func BenchmarkBrowserClient(b *testing.B) {
 	MustEval[map[string]any](alice, `window.parley.createAccount('alice', 'Alice')`)
 
 	text := strings.Repeat("x", 1024)
+	// One message at a time first (each sent once the previous one is
+	// shown): the engine's receive time for a message arriving alone,
+	// the case issue 6's 2 ms target is about.
+	for i := 0; i < singleMessages; i++ {
+		MustEval[chromedp.Void](alice, `void (window.__next = new Promise((r) => {
+		  const off = window.parley.on('message', () => { off(); r(); });
+		}))`)
+		MustEval[map[string]any](bob, fmt.Sprintf(`window.parley.send('alice', %q)`, fmt.Sprint("single ", i, " ", text)))
+		MustEval[chromedp.Void](alice, `window.__next`)
+	}
+	single := MustEval[map[string]any](alice, `window.parley.stats()`)
+	b.Logf("%d single messages: receive p50 %.2f ms, p99 %.2f ms; %v", singleMessages, single["receiveP50Ms"], single["receiveP99Ms"], single)
+
 	start := time.Now()
 	for i := 0; i < n; i += 50 {
 		MustEval[chromedp.Void](bob, fmt.Sprintf(`(async () => {
@@ -48,12 +65,12 @@ func BenchmarkBrowserClient(b *testing.B) {
 		})()`, i, i+50, text))
 	}
 	b.Logf("1,000 sends queued in %v", time.Since(start).Round(time.Millisecond))
-	if !WaitFor(alice, fmt.Sprintf(`window.parley.stats().then((s) => s.received >= %d)`, n), 5*time.Minute) {
+	if !WaitFor(alice, fmt.Sprintf(`window.parley.stats().then((s) => s.received >= %d)`, n+singleMessages), 5*time.Minute) {
 		b.Fatalf("alice received %v", MustEval[any](alice, `window.parley.stats()`))
 	}
 	stats := MustEval[map[string]any](alice, `window.parley.stats()`)
-	b.Logf("1,000 × 1 KiB sent and received in %v; receive (decrypt + sealed write) p50 %.2f ms, p99 %.2f ms",
-		time.Since(start).Round(time.Millisecond), stats["receiveP50Ms"], stats["receiveP99Ms"])
+	b.Logf("%d × 1 KiB sent and received in %v; receive in the burst (decrypt + sealed write) p50 %.2f ms, p99 %.2f ms",
+		n, time.Since(start).Round(time.Millisecond), stats["receiveP50Ms"], stats["receiveP99Ms"])
 	b.Logf("parley.stats() after the burst: %v", stats)
 
 	var ready, listed []float64
@@ -77,6 +94,7 @@ func BenchmarkBrowserClient(b *testing.B) {
 	slices.Sort(listed)
 	b.ReportMetric(ready[len(ready)/2], "ms-to-ready")
 	b.ReportMetric(listed[len(listed)/2], "ms-to-chat-list")
-	b.ReportMetric(stats["receiveP50Ms"].(float64), "ms-receive-p50")
+	b.ReportMetric(single["receiveP50Ms"].(float64), "ms-receive-p50")
+	b.ReportMetric(stats["receiveP50Ms"].(float64), "ms-receive-burst-p50")
 	b.Logf("navigation→ready %v ms; navigation→chat list + 50 messages %v ms", ready, listed)
 }
