@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
@@ -107,11 +109,49 @@ func (e *Engine) addPrekeys(ctx context.Context, b *storage.Batch, first bool) e
 		b.Put(bPrekeys, kemKey(lastResortKEMID), enc)
 		st.Published = false
 	}
-	otks, err := identity.NewOneTimePrekeys(e.cfg.Rand, st.NextOneTime, oneTimeBatch)
+	keys, err := generatePrekeys(e.dev, e.cfg.Rand, st, now)
 	if err != nil {
 		return err
 	}
-	for _, k := range otks {
+	return keys.add(b, st)
+}
+
+// freshPrekeys is a batch of one-time and KEM prekeys made for a given
+// prekey state and not stored yet.
+type freshPrekeys struct {
+	nextOneTime, nextKEM uint32 // the state's counters they were made for
+	oneTime              []*identity.OneTimePrekey
+	kem                  []*identity.KEMPrekey
+}
+
+// generatePrekeys makes the next batch of prekeys after st's counters. It
+// touches neither the store nor the engine, so a refill runs it without
+// the engine lock: making them (ML-KEM key pairs above all) takes tens of
+// milliseconds in the browser, during which messages keep arriving.
+func generatePrekeys(dev *identity.Device, rand io.Reader, st *prekeyState, now time.Time) (*freshPrekeys, error) {
+	f := &freshPrekeys{nextOneTime: st.NextOneTime, nextKEM: st.NextKEM}
+	otks, err := identity.NewOneTimePrekeys(rand, st.NextOneTime, oneTimeBatch)
+	if err != nil {
+		return nil, err
+	}
+	f.oneTime = otks
+	for i := range uint32(kemBatch) {
+		k, err := dev.NewKEMPrekey(rand, st.NextKEM+i, now, false)
+		if err != nil {
+			return nil, err
+		}
+		f.kem = append(f.kem, k)
+	}
+	return f, nil
+}
+
+// add puts the prekeys' private halves and the advanced state st into b.
+// st must still be the state they were made for.
+func (f *freshPrekeys) add(b *storage.Batch, st *prekeyState) error {
+	if st.NextOneTime != f.nextOneTime || st.NextKEM != f.nextKEM {
+		return errors.New("prekeys: made for another prekey state")
+	}
+	for _, k := range f.oneTime {
 		enc, err := k.MarshalBinary()
 		if err != nil {
 			return err
@@ -120,12 +160,8 @@ func (e *Engine) addPrekeys(ctx context.Context, b *storage.Batch, first bool) e
 		b.Put(bPrekeys, key, enc)
 		st.Pending = append(st.Pending, key)
 	}
-	st.NextOneTime += oneTimeBatch
-	for i := 0; i < kemBatch; i++ {
-		k, err := e.dev.NewKEMPrekey(e.cfg.Rand, st.NextKEM, now, false)
-		if err != nil {
-			return err
-		}
+	st.NextOneTime += uint32(len(f.oneTime))
+	for _, k := range f.kem {
 		enc, err := k.MarshalBinary()
 		if err != nil {
 			return err
@@ -139,44 +175,49 @@ func (e *Engine) addPrekeys(ctx context.Context, b *storage.Batch, first bool) e
 	return nil
 }
 
-// publishPrekeys uploads what is stored but not yet published.
+// publishPrekeys uploads what is stored but not yet published; if nothing
+// was, a low stock reported by the relay at login triggers a new batch
+// (made without the engine lock, refillPrekeys).
 func (e *Engine) publishPrekeys(ctx context.Context, conn Conn) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.publishLocked(ctx, conn, true)
-}
-
-// publishLocked uploads pending prekeys; with refill, a low stock reported
-// by the relay at login triggers a new batch first.
-func (e *Engine) publishLocked(ctx context.Context, conn Conn, refill bool) error {
-	st, err := e.loadPrekeyState(ctx)
-	if err != nil {
+	uploaded, err := e.publishLocked(ctx, conn)
+	e.mu.Unlock()
+	if err != nil || uploaded {
 		return err
 	}
+	if s := conn.Stock(); s.OneTime < lowOneTimeMark || s.KEM < lowOneTimeMark/2 {
+		return e.refillPrekeys(ctx, conn)
+	}
+	return nil
+}
+
+// publishLocked uploads pending prekeys and reports whether there were any.
+func (e *Engine) publishLocked(ctx context.Context, conn Conn) (bool, error) {
+	st, err := e.loadPrekeyState(ctx)
+	if err != nil {
+		return false, err
+	}
 	if st.Published && len(st.Pending) == 0 {
-		if s := conn.Stock(); refill && (s.OneTime < lowOneTimeMark || s.KEM < lowOneTimeMark/2) {
-			return e.refillLocked(ctx, conn)
-		}
-		return nil
+		return false, nil
 	}
 	var up frame.Prekeys
 	get := func(key string) ([]byte, error) { return e.cfg.Store.Get(ctx, bPrekeys, key) }
 	if !st.Published {
 		b, err := get(spkKey(st.SignedID))
 		if err != nil {
-			return storageErr(err)
+			return false, storageErr(err)
 		}
 		spk, err := identity.UnmarshalSignedPrekey(b)
 		if err != nil {
-			return err
+			return false, err
 		}
 		up.SignedPrekey = encodePublic(spk.Public.Encode)
 		if b, err = get(kemKey(lastResortKEMID)); err != nil {
-			return storageErr(err)
+			return false, storageErr(err)
 		}
 		lr, err := identity.UnmarshalKEMPrekey(b)
 		if err != nil {
-			return err
+			return false, err
 		}
 		up.LastResortKEM = encodePublic(lr.Public.Encode)
 	}
@@ -186,33 +227,33 @@ func (e *Engine) publishLocked(ctx context.Context, conn Conn, refill bool) erro
 			continue // consumed already (cannot be, but harmless)
 		}
 		if err != nil {
-			return storageErr(err)
+			return false, storageErr(err)
 		}
 		switch key[:3] {
 		case "otk":
 			k, err := identity.UnmarshalOneTimePrekey(b)
 			if err != nil {
-				return err
+				return false, err
 			}
 			up.OneTime = append(up.OneTime, encodePublic(k.Public.Encode))
 		case "kem":
 			k, err := identity.UnmarshalKEMPrekey(b)
 			if err != nil {
-				return err
+				return false, err
 			}
 			up.KEM = append(up.KEM, encodePublic(k.Public.Encode))
 		}
 	}
 	if err := conn.UploadPrekeys(ctx, up); err != nil {
-		return mapRelayErr(err)
+		return false, mapRelayErr(err)
 	}
 	st.Published, st.Pending = true, nil
 	var b storage.Batch
 	b.Put(bPrekeys, keyPrekeys, st.marshal())
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
-		return storageErr(err)
+		return false, storageErr(err)
 	}
-	return nil
+	return true, nil
 }
 
 func encodePublic(enc func(*wire.Writer)) []byte {
@@ -221,21 +262,35 @@ func encodePublic(enc func(*wire.Writer)) []byte {
 	return w.Bytes()
 }
 
+// refillPrekeys makes a new batch of prekeys without the engine lock,
+// then stores and uploads it. Only the session goroutine refills, so the
+// state cannot move meanwhile; if it did, the batch is dropped unstored.
 func (e *Engine) refillPrekeys(ctx context.Context, conn Conn) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.refillLocked(ctx, conn)
-}
-
-func (e *Engine) refillLocked(ctx context.Context, conn Conn) error {
-	var b storage.Batch
-	if err := e.addPrekeys(ctx, &b, false); err != nil {
+	st, err := e.loadPrekeyState(ctx)
+	dev := e.dev
+	e.mu.Unlock()
+	if err != nil {
 		return err
+	}
+	keys, err := generatePrekeys(dev, e.cfg.Rand, st, e.cfg.Now())
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st, err = e.loadPrekeyState(ctx); err != nil {
+		return err
+	}
+	var b storage.Batch
+	if err := keys.add(&b, st); err != nil {
+		return nil // another batch went in meanwhile
 	}
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return storageErr(err)
 	}
-	return e.publishLocked(ctx, conn, false)
+	_, err = e.publishLocked(ctx, conn)
+	return err
 }
 
 // prekeyView is pqxdh.Prekeys over the store; consumption goes into the
