@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/server/relay/frame"
 )
 
 // TestReceiptsJoinInABurst: Bob comes online to a burst of messages; every
@@ -157,4 +158,57 @@ func TestResentMessageShownOnce(t *testing.T) {
 	if bob.hasEvent("error", "undecryptable") {
 		t.Fatal("the resend was reported undecryptable")
 	}
+}
+
+// TestPrekeyRefill: when other devices use up Bob's one-time prekeys
+// below the low mark, the relay tells Bob's socket and Bob makes and
+// uploads a new batch (outside the engine lock), and sessions still open.
+func TestPrekeyRefill(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	alice := newDevice(t, tr, "alice")
+	if err := alice.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	alice.run()
+	bob := newDevice(t, tr, "bob")
+	if err := bob.eng.CreateAccount(ctx, "bob", "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	bob.run()
+	bobDev := func() frame.Addr {
+		bob.eng.mu.Lock()
+		defer bob.eng.mu.Unlock()
+		return frame.Addr{Handle: "bob", Device: bob.eng.dev.ID}
+	}()
+	alice.eng.mu.Lock()
+	conn := alice.eng.conn
+	alice.eng.mu.Unlock()
+	used := oneTimeBatch - lowOneTimeMark + 1
+	for i := 0; i < used; i++ {
+		if _, err := conn.Fetch(ctx, bobDev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "Bob refilled and published", func() bool {
+		bob.eng.mu.Lock()
+		defer bob.eng.mu.Unlock()
+		st, err := bob.eng.loadPrekeyState(ctx)
+		return err == nil && st.NextOneTime > oneTimeBatch && st.Published && len(st.Pending) == 0
+	})
+	// The new batch is on the relay: more fetches than the first batch
+	// had left all get a one-time prekey.
+	for i := 0; i < lowOneTimeMark; i++ {
+		b, err := conn.Fetch(ctx, bobDev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.OneTime) == 0 {
+			t.Fatalf("fetch %d after the refill got no one-time prekey", i)
+		}
+	}
+	if _, err := alice.eng.SendText(ctx, "bob", "after the refill"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "after the refill")
 }

@@ -177,7 +177,7 @@ func (c *client) start(ctx context.Context) error {
 // ready; wrapper is the key that wrapped dataKey (kept to re-wrap it when
 // the lock changes).
 func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error {
-	st := newIDBStore(c.db, dataKey)
+	st := newIDBStore(c.db, dbName, dataKey)
 	// The three records start-up needs, in one transaction and behind one
 	// unseal await (each separate Get cost ~10 ms while the page loads).
 	vals, errs, err := st.getMany(ctx, []recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}})

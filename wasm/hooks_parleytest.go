@@ -58,7 +58,7 @@ func installTestHooks(c *client, parley js.Value) {
 		if err != nil {
 			return nil, err
 		}
-		stores[name] = newIDBStore(db, k)
+		stores[name] = newIDBStore(db, "parley-test-"+name, k)
 		return stores[name], nil
 	}
 	ctx := context.Background()

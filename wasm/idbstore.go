@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -19,9 +20,10 @@ import (
 // by WebCrypto AES-256-GCM under the (non-extractable) data key, with
 // associated data naming its bucket and key (PROTOCOL.md 13.1).
 //
-// Commit seals every value first and only then opens one read-write
-// transaction for the whole batch: a transaction with nothing pending
-// auto-commits, so awaiting WebCrypto inside it would split the batch.
+// Commit hands the batch to boot.js's commit, which seals every value and
+// only then opens one read-write transaction for the whole batch (a
+// transaction with nothing pending auto-commits, so awaiting WebCrypto
+// inside it would split the batch): one call and one await from Go.
 // Scan reads a page of sealed values in one read-only transaction, closes
 // it, unseals, and calls fn; fn may use the store freely. Pages are
 // separate transactions, so a long scan sees writes made between pages
@@ -30,7 +32,8 @@ import (
 // Keys are stored in the clear (they must be, to be ordered and scanned);
 // the engine must not put secrets in keys.
 type idbStore struct {
-	db *idb.Database
+	db   *idb.Database
+	name string // the database's name, for boot.js's commit
 
 	mu    sync.RWMutex
 	key   safejs.Value // the data key; undefined once closed (locked)
@@ -43,8 +46,8 @@ const scanPage = 128
 // errStoreLocked is returned after the store was closed by a lock.
 var errStoreLocked = newAPIError(codeLocked, "Parley is locked: unlock it to read or write its data")
 
-func newIDBStore(db *idb.Database, dataKey safejs.Value) *idbStore {
-	return &idbStore{db: db, key: dataKey}
+func newIDBStore(db *idb.Database, name string, dataKey safejs.Value) *idbStore {
+	return &idbStore{db: db, name: name, key: dataKey}
 }
 
 // close drops the data key; every later call fails with errStoreLocked.
@@ -288,17 +291,28 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	if err != nil {
 		return err
 	}
-	// Seal everything first, all WebCrypto calls in flight at once.
-	sealed, err := sealMany(k, b.Ops)
-	if err != nil {
+	if jsStore.IsUndefined() {
+		return errors.New("storage: boot.js did not provide the store's commit")
+	}
+	// boot.js seals every value and writes them in one read-write
+	// transaction, in one call: a transaction with nothing pending
+	// auto-commits, so the WebCrypto work comes first, and every await
+	// Go saves is a trip through the event loop.
+	n := len(b.Ops)
+	keys, values, ivs, ads, ifAbsent := make([]any, n), make([]any, n), make([]any, n), make([]any, n), make([]any, n)
+	iv := make([]byte, n*ivSize)
+	if _, err := rand.Read(iv); err != nil {
 		return err
 	}
-	rw := make([]recWrite, len(b.Ops))
 	for i, op := range b.Ops {
-		rw[i] = recWrite{key: recordKey(op.Bucket, op.Key), value: safejs.Undefined()}
+		keys[i] = recordKey(op.Bucket, op.Key)
+		values[i], ivs[i], ads[i] = nil, nil, nil
 		if op.Value != nil {
-			rw[i].value = sealed[i]
+			values[i] = safejs.Unsafe(bytesToJS(op.Value))
+			ivs[i] = safejs.Unsafe(bytesToJS(iv[i*ivSize : (i+1)*ivSize]))
+			ads[i] = safejs.Unsafe(bytesToJS(recordAD(op.Bucket, op.Key)))
 		}
+		ifAbsent[i] = op.IfAbsent
 	}
 	// Strict durability unless the batch is Relaxed (PROTOCOL.md 13.6):
 	// the engine sends an outgoing message only after its Commit returns,
@@ -306,39 +320,17 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	// cut after a relaxed commit could lose a ratchet step whose message
 	// key already left). A received envelope's batch is relaxed; the
 	// engine acknowledges it only after a Sync.
-	durability := idb.DurabilityStrict
+	durability := "strict"
 	if b.Relaxed {
-		durability = idb.DurabilityRelaxed
+		durability = "relaxed"
 	}
-	txn, err := s.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: durability}, storeRecords)
+	p := jsStore.Call("commit", s.name, safejs.Unsafe(k), durability, keys, values, ivs, ads, ifAbsent)
+	res, err := Await(safejs.Safe(p))
 	if err != nil {
-		return err
+		return fmt.Errorf("storage: commit of %d operations failed, none applied: %w", n, err)
 	}
-	st, err := txn.ObjectStore(storeRecords)
-	if err != nil {
-		return err
-	}
-	for i, w := range rw {
-		switch {
-		case w.value.IsUndefined():
-			_, err = st.Delete(w.key)
-		case b.Ops[i].IfAbsent:
-			// add() fails with a ConstraintError on an existing key,
-			// which aborts the whole transaction.
-			_, err = st.AddKey(w.key, safejs.Unsafe(w.value))
-		default:
-			_, err = st.PutKey(w.key, safejs.Unsafe(w.value))
-		}
-		if err != nil {
-			_ = txn.Abort()
-			return err
-		}
-	}
-	if err := txn.Await(ctx); err != nil {
-		if errors.Is(err, idb.NewDOMException("ConstraintError")) {
-			return fmt.Errorf("%w (IndexedDB: %v); none of the batch was applied", storage.ErrExists, err)
-		}
-		return fmt.Errorf("storage: commit of %d operations failed, none applied: %w", len(b.Ops), err)
+	if r, _ := res.String(); r == "exists" {
+		return fmt.Errorf("%w; none of the batch was applied", storage.ErrExists)
 	}
 	return nil
 }

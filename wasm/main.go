@@ -112,6 +112,10 @@ func releaseAfterReady() {
 	ch.Get("port2").Call("postMessage", js.Null())
 }
 
+// jsStore is boot.js's sealed commit (idbStore.Commit), taken from the
+// global scope at start like __parleyBoot.
+var jsStore js.Value
+
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).
 var testHooks []func(c *client, parley js.Value)
 
@@ -123,6 +127,8 @@ func main() {
 		return
 	}
 	js.Global().Delete("__parleyBoot")
+	jsStore = js.Global().Get("__parleyStore")
+	js.Global().Delete("__parleyStore")
 
 	// Milestones in ms since navigation, for the boot benchmark.
 	mark = func(name string) {
