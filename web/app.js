@@ -440,31 +440,39 @@ async function loadChats() {
   renderChats();
 }
 
-// Engine events ask for the chat list again; a burst of incoming messages
-// sends two per message. refreshChats runs at most one load at a time and
-// at most one every CHATS_REFRESH_MS, and always one after the last
-// request, so the list ends current without a storage read per message
-// (each would delay the next message's write in the engine).
-const CHATS_REFRESH_MS = 150;
-let chatsBusy = false;
-let chatsAgain = false;
+// Engine events ask for the chat list (and the open chat) again; a burst
+// of incoming messages sends several per message. coalesced(fn) runs fn at
+// most once at a time and at most once every REFRESH_MS, and always once
+// after the last request, so the view ends current without a storage read
+// per message (each would delay the next message's write in the engine).
+const REFRESH_MS = 150;
 
-function refreshChats() {
-  if (chatsBusy) {
-    chatsAgain = true;
-    return;
-  }
-  chatsBusy = true;
-  loadChats()
-    .then(() => new Promise((r) => setTimeout(r, CHATS_REFRESH_MS)))
-    .finally(() => {
-      chatsBusy = false;
-      if (chatsAgain) {
-        chatsAgain = false;
-        refreshChats();
-      }
-    });
+function coalesced(fn) {
+  let busy = false;
+  let again = false;
+  const run = () => {
+    if (busy) {
+      again = true;
+      return;
+    }
+    busy = true;
+    Promise.resolve()
+      .then(fn)
+      .catch(() => {})
+      .then(() => new Promise((r) => setTimeout(r, REFRESH_MS)))
+      .finally(() => {
+        busy = false;
+        if (again) {
+          again = false;
+          run();
+        }
+      });
+  };
+  return run;
 }
+
+const refreshChats = coalesced(() => loadChats());
+const refreshOpenChat = coalesced(() => loadLatest().then(markRead));
 
 function chatName(id) {
   if (id.startsWith('g:')) {
@@ -1232,7 +1240,7 @@ on('message', (e) => {
   if (m.chatId === ui.chat) {
     const known = ui.msgs.has(m.id);
     ui.msgs.set(m.id, m);
-    loadLatest().then(markRead);
+    refreshOpenChat();
     // The list is redrawn as a whole, so it is not a live region; a new
     // incoming message is read out once from here.
     if (!known && !m.outgoing) $('announce').textContent = m.from + ': ' + (m.text || (m.attachment ? 'sent a file' : ''));
