@@ -27,13 +27,15 @@ build: wasm server
 # The client: Go compiled to wasm, Go's loader, and brotli/gzip copies made
 # once at build time so the server never compresses on the request path.
 # WASM_GCFLAGS turns inlining off in Parley's own packages (engine, binding,
-# protocol glue; not the field arithmetic of crypto/ratchet/x25519, nor the
-# standard library's crypto): inlined copies cost about 100 KB of the
-# brotli'd client (issue 6's 1.2 MB budget) for 1-4 % on the crypto
-# workloads of bench/cryptobench. e2e/testbuild.go builds the parleytest
-# client with the same flags.
+# protocol glue), but not in the per-message crypto (crypto/ratchet with its
+# X25519 ladder, crypto/senderkey, crypto/wire) nor in the standard library
+# or x/crypto: inlined copies cost about 100 KB of the brotli'd client
+# (issue 6's 1.2 MB budget), and the per-message path keeps its speed.
+# e2e/testbuild.go builds the parleytest client with the same flags.
 WASM_GCFLAGS := -gcflags='github.com/parley-im/parley/...=-l' \
-                -gcflags='github.com/parley-im/parley/crypto/ratchet/x25519='
+                -gcflags='github.com/parley-im/parley/crypto/ratchet/...=' \
+                -gcflags='github.com/parley-im/parley/crypto/senderkey=' \
+                -gcflags='github.com/parley-im/parley/crypto/wire='
 wasm:
 	@mkdir -p $(DIST)
 	GOOS=js GOARCH=wasm $(GO) build -trimpath $(WASM_GCFLAGS) -ldflags='-s -w' -o $(DIST)/parley.wasm ./wasm

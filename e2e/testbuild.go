@@ -45,7 +45,9 @@ func buildTestWasm(t testing.TB) []byte {
 		// the real client, so timings measured on this build hold for it.
 		cmd := exec.Command("go", "build", "-tags", "parleytest", "-trimpath",
 			"-gcflags=github.com/parley-im/parley/...=-l",
-			"-gcflags=github.com/parley-im/parley/crypto/ratchet/x25519=",
+			"-gcflags=github.com/parley-im/parley/crypto/ratchet/...=",
+			"-gcflags=github.com/parley-im/parley/crypto/senderkey=",
+			"-gcflags=github.com/parley-im/parley/crypto/wire=",
 			"-ldflags=-s -w", "-o", out, "./wasm")
 		cmd.Dir = ".." // the module root
 		cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
