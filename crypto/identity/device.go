@@ -3,11 +3,14 @@ package identity
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
+
+	"filippo.io/edwards25519"
 
 	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/wire"
@@ -44,7 +47,10 @@ func NewDevice(rand io.Reader) (*Device, error) {
 }
 
 func newDevice(id, seed, dh []byte) (*Device, error) {
-	d := &Device{sign: ed25519.NewKeyFromSeed(seed)}
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%w: Ed25519 seed of %d bytes", ErrBadKey, len(seed))
+	}
+	d := &Device{sign: signingKeyFromSeed(seed)}
 	copy(d.ID[:], id)
 	if d.ID.IsZero() {
 		return nil, fmt.Errorf("%w: all zero", ErrBadDeviceID)
@@ -53,8 +59,32 @@ func newDevice(id, seed, dh []byte) (*Device, error) {
 		return nil, fmt.Errorf("%w: X25519 key of %d bytes", ErrBadKey, len(dh))
 	}
 	copy(d.dh[:], dh)
-	d.dhPub = x25519.PublicKey(&d.dh)
+	// The ladder, not the fixed-base tables: this runs when the browser
+	// client starts, before anything else needs the tables (PROTOCOL.md
+	// 13.3), and building them would add ≈ 8 ms to start-up.
+	d.dhPub = x25519.LadderPublicKey(&d.dh)
 	return d, nil
+}
+
+// signingKeyFromSeed is ed25519.NewKeyFromSeed (RFC 8032 §5.1.5: the
+// public key is [s]B for s the clamped first half of SHA-512(seed)) with
+// a variable-base multiplication instead of the fixed-base tables: the
+// browser client loads its device and account keys at start-up, when
+// building those tables would cost ≈ 9 ms of Go-wasm before the client is
+// ready; the first signature (the relay's challenge, made while the
+// network is waited on anyway) builds them instead. The tests check it
+// against ed25519.NewKeyFromSeed.
+func signingKeyFromSeed(seed []byte) ed25519.PrivateKey {
+	h := sha512.Sum512(seed)
+	s, err := edwards25519.NewScalar().SetBytesWithClamping(h[:32])
+	if err != nil {
+		panic("identity: clamping a 32-byte scalar failed: " + err.Error())
+	}
+	pub := new(edwards25519.Point).ScalarMult(s, edwards25519.NewGeneratorPoint()).Bytes()
+	k := make(ed25519.PrivateKey, ed25519.PrivateKeySize)
+	copy(k, seed)
+	copy(k[ed25519.SeedSize:], pub)
+	return k
 }
 
 // Public returns the device's public keys.

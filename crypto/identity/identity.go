@@ -204,7 +204,7 @@ func NewAccount(rand io.Reader) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Account{priv: ed25519.NewKeyFromSeed(seed)}, nil
+	return &Account{priv: signingKeyFromSeed(seed)}, nil
 }
 
 // Public is the account public key.
@@ -234,7 +234,7 @@ func UnmarshalAccount(b []byte) (*Account, error) {
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("identity: decoding account key: %w", err)
 	}
-	return &Account{priv: ed25519.NewKeyFromSeed(seed)}, nil
+	return &Account{priv: signingKeyFromSeed(seed)}, nil
 }
 
 // checkEd25519Public validates the length of an Ed25519 public key. Invalid

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/mlkem"
+	"crypto/rand"
 	"errors"
 	"io"
 	"strings"
@@ -336,5 +337,24 @@ func TestSetVerifier(t *testing.T) {
 	}
 	if err := VerifySignature(acct.Public(), PurposeDeviceList, []byte("m"), sig); err != nil {
 		t.Fatalf("after SetVerifier(nil): %v", err)
+	}
+}
+
+// TestSigningKeyFromSeed: the start-up derivation of the device's signing
+// key (no fixed-base tables) gives exactly ed25519.NewKeyFromSeed's key,
+// and its signatures verify.
+func TestSigningKeyFromSeed(t *testing.T) {
+	for i := 0; i < 64; i++ {
+		seed := make([]byte, ed25519.SeedSize)
+		if _, err := rand.Read(seed); err != nil {
+			t.Fatal(err)
+		}
+		got, want := signingKeyFromSeed(seed), ed25519.NewKeyFromSeed(seed)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("seed %x: key %x, want %x", seed, got, want)
+		}
+		if sig := ed25519.Sign(got, seed); !ed25519.Verify(want.Public().(ed25519.PublicKey), seed, sig) {
+			t.Fatal("signature does not verify")
+		}
 	}
 }

@@ -32,6 +32,9 @@ func TestAgainstCryptoECDH(t *testing.T) {
 		if PurePublicKey(&a) != apub || PureX25519(&a, &bpub) != s1 {
 			t.Fatalf("Pure functions differ")
 		}
+		if LadderPublicKey(&a) != apub || LadderPublicKey(&b) != bpub {
+			t.Fatalf("LadderPublicKey differs from the fixed-base public key")
+		}
 	}
 }
 
