@@ -94,6 +94,7 @@ func main() {
 	fmt.Printf("  memory per idle socket (RSS)         %7.1f KiB\n", m.IdleRSSKiB)
 	fmt.Printf("  envelopes per store commit           %7.1f\n", m.PerCommit)
 	fmt.Printf("  disk: raw 4 KiB write+fsync p50 / p99 %6.2f ms / %.2f ms (context: the floor under durable acks)\n", m.FsyncP50, m.FsyncP99)
+	fmt.Printf("  machine load (1-min avg, after paced) %6.2f on %d cores (this bench and its relay make about 2; the rest is other processes)\n", m.Load, runtime.NumCPU())
 	if *baseline != "" {
 		var js struct{ Median result }
 		if b, err := os.ReadFile(*baseline); err != nil || json.Unmarshal(b, &js) != nil || js.Median.Throughput == 0 {
@@ -127,11 +128,15 @@ type result struct {
 	// The same during the paced phase.
 	PacedPerCommit float64 `json:"paced_ops_per_commit"`
 	PacedCommitMs  float64 `json:"paced_commit_ms"`
+	// Load is the machine's 1-minute load average as the paced phase
+	// ends (bench and relay included): on a shared machine it is what
+	// separates a slow relay from a busy one.
+	Load float64 `json:"load_avg_1m"`
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f ops/commit, %.2f ms/commit, writer busy %.0f%%, paced %.1f ops/commit %.2f ms/commit, raw fsync p99 %.2f ms",
-		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit, r.CommitMs, 100*r.CommitBusy, r.PacedPerCommit, r.PacedCommitMs, r.FsyncP99)
+	return fmt.Sprintf("%.0f env/s, delivery p50 %.2f p99 %.2f ms, durable ack (half load %.0f/s) p50 %.2f p99 %.2f ms, idle %.1f KiB (RSS %.1f), %.1f ops/commit, %.2f ms/commit, writer busy %.0f%%, paced %.1f ops/commit %.2f ms/commit, raw fsync p99 %.2f ms, load %.2f",
+		r.Throughput, r.DeliveryP50, r.DeliveryP99, r.HalfRate, r.AckP50, r.AckP99, r.IdleKiB, r.IdleRSSKiB, r.PerCommit, r.CommitMs, 100*r.CommitBusy, r.PacedPerCommit, r.PacedCommitMs, r.FsyncP99, r.Load)
 }
 
 func medians(rs []result) result {
@@ -155,6 +160,7 @@ func medians(rs []result) result {
 		PerCommit:   med(func(r result) float64 { return r.PerCommit }),
 		FsyncP50:    med(func(r result) float64 { return r.FsyncP50 }),
 		FsyncP99:    med(func(r result) float64 { return r.FsyncP99 }),
+		Load:        med(func(r result) float64 { return r.Load }),
 	}
 }
 
@@ -570,6 +576,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 		res.PacedCommitMs = float64(memD.CommitNs-memC.CommitNs) / 1e6 / float64(memD.Commits-memC.Commits)
 	}
 	res.HalfRate = float64(sentB.Load()-s0) / time.Since(t0).Seconds()
+	res.Load = loadAvg()
 	ackMu.Lock()
 	res.AckP50, res.AckP99 = percentile(acks, 0.50), percentile(acks, 0.99)
 	ackMu.Unlock()
@@ -590,6 +597,20 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 		return res, err
 	}
 	return res, nil
+}
+
+// loadAvg is the 1-minute load average (0 where /proc is missing).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // drained waits until every accepted envelope was acked and deleted.
