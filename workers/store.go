@@ -255,6 +255,14 @@ func (s *cfStore) MailboxLen(to store.Addr) (int, error) {
 	return out.N, err
 }
 
+// LiveMailboxLen counts only the envelopes that have not expired at now
+// (relay.liveCounter), so Ready.Queued leaves out what the sweep deletes.
+func (s *cfStore) LiveMailboxLen(to store.Addr, now time.Time) (int, error) {
+	var out struct{ N int }
+	err := s.call(to, "len", map[string]any{"now": now.UnixMilli()}, &out)
+	return out.N, err
+}
+
 func (s *cfStore) Delete(acks []store.Acked) error {
 	var errs []error
 	for _, a := range acks {

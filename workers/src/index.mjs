@@ -204,6 +204,9 @@ export class Mailbox extends DurableObject {
         return Response.json({ items, more });
       }
       case "/len":
+        // With now: only envelopes whose TTL has not run out (what a
+        // device is told is queued at login); the sweep deletes the rest.
+        if (a.now) return Response.json({ n: this.sql.exec("SELECT count(*) AS n FROM envelopes WHERE expires > ?", a.now).one().n });
         return Response.json({ n: this.count() });
       case "/delete":
         this.sql.exec("DELETE FROM envelopes WHERE seq IN (SELECT value FROM json_each(?))", JSON.stringify(a.seqs));
