@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -37,7 +38,11 @@ import (
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	slog.SetDefault(log)
-	if err := run(os.Args[1:], log); err != nil {
+	err := run(os.Args[1:], log)
+	if errors.Is(err, flag.ErrHelp) {
+		return // -help: the usage is printed already
+	}
+	if err != nil {
 		log.Error("parley-server stopped", "err", err)
 		os.Exit(1)
 	}
