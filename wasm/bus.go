@@ -125,6 +125,15 @@ func (b *bus) start() {
 		go b.receive(msg) // never block a JS callback
 		return nil
 	}))
+	if !ownerPromise.IsUndefined() && !ownerPromise.IsNull() {
+		// boot.js asked for the lock already (the same name).
+		ownerPromise.Call("then", js.FuncOf(func(js.Value, []js.Value) any {
+			go b.becomeOwner()
+			return nil
+		}))
+		b.post(map[string]any{"t": "who", "from": b.id})
+		return
+	}
 	locks := js.Global().Get("navigator").Get("locks")
 	if locks.IsUndefined() {
 		// No Web Locks (very old browser): run alone as the owner.

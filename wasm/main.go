@@ -112,9 +112,11 @@ func releaseAfterReady() {
 	ch.Get("port2").Call("postMessage", js.Null())
 }
 
-// jsStore is boot.js's sealed commit (idbStore.Commit), taken from the
-// global scope at start like __parleyBoot.
-var jsStore js.Value
+// jsStore is boot.js's sealed commit (idbStore.Commit), and ownerPromise
+// its request for the owner lock (bus.start, resolved once granted; null
+// without Web Locks), both taken from the global scope at start like
+// __parleyBoot.
+var jsStore, ownerPromise js.Value
 
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).
 var testHooks []func(c *client, parley js.Value)
@@ -129,6 +131,8 @@ func main() {
 	js.Global().Delete("__parleyBoot")
 	jsStore = js.Global().Get("__parleyStore")
 	js.Global().Delete("__parleyStore")
+	ownerPromise = js.Global().Get("__parleyOwner")
+	js.Global().Delete("__parleyOwner")
 
 	// Milestones in ms since navigation, for the boot benchmark.
 	mark = func(name string) {

@@ -73,9 +73,22 @@
   // Milliseconds from navigation start to ready, for the boot benchmark.
   ready.then(() => { parley.timing.ready = performance.now(); }, () => {});
   Object.defineProperty(globalThis, 'parley', { value: parley, enumerable: true });
+  // The election of the tab that runs the engine (wasm/bus.go, PROTOCOL.md
+  // 13.4) starts here, while the client downloads and compiles, rather
+  // than once Go runs: the Web Lock is granted, or queued behind the owner
+  // tab, meanwhile. The promise resolves when this tab holds the lock,
+  // which it keeps for the life of the page.
+  const owner = navigator.locks ? new Promise((resolve) => {
+    navigator.locks.request('parley-owner', () => {
+      resolve();
+      return new Promise(() => {});
+    });
+  }) : null;
+
   // Private hand-offs to the Go side; deleted once Go has taken them.
   globalThis.__parleyBoot = settle;
   globalThis.__parleyStore = { commit };
+  globalThis.__parleyOwner = owner;
 
   const meta = document.querySelector('meta[name="parley-wasm"]');
   const url = meta ? meta.content : '/web/dist/parley.wasm';
