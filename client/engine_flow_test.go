@@ -17,16 +17,8 @@ import (
 func TestReceiptsJoinInABurst(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	alice := newDevice(t, tr, "alice")
-	if err := alice.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	alice.run()
-	bob := newDevice(t, tr, "bob")
-	if err := bob.eng.CreateAccount(ctx, "bob", "laptop"); err != nil {
-		t.Fatal(err)
-	}
-	bob.run() // publishes prekeys
+	alice := newAccount(t, tr, "alice", "alice")
+	bob := newAccount(t, tr, "bob", "bob") // publishes prekeys
 	bob.stop()
 
 	const n = 40
@@ -75,16 +67,8 @@ func TestReceiptsJoinInABurst(t *testing.T) {
 func TestResentMessageShownOnce(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	alice := newDevice(t, tr, "alice")
-	if err := alice.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	alice.run()
-	bob := newDevice(t, tr, "bob")
-	if err := bob.eng.CreateAccount(ctx, "bob", "laptop"); err != nil {
-		t.Fatal(err)
-	}
-	bob.run()
+	alice := newAccount(t, tr, "alice", "alice")
+	bob := newAccount(t, tr, "bob", "bob")
 	if _, err := alice.eng.SendText(ctx, "bob", "first"); err != nil {
 		t.Fatal(err)
 	}
@@ -166,16 +150,8 @@ func TestResentMessageShownOnce(t *testing.T) {
 func TestPrekeyRefill(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	alice := newDevice(t, tr, "alice")
-	if err := alice.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	alice.run()
-	bob := newDevice(t, tr, "bob")
-	if err := bob.eng.CreateAccount(ctx, "bob", "laptop"); err != nil {
-		t.Fatal(err)
-	}
-	bob.run()
+	alice := newAccount(t, tr, "alice", "alice")
+	bob := newAccount(t, tr, "bob", "bob")
 	bobDev := func() frame.Addr {
 		bob.eng.mu.Lock()
 		defer bob.eng.mu.Unlock()
