@@ -169,8 +169,9 @@ type Engine struct {
 	// kind joins (queueReceiptLocked): a burst of messages is answered
 	// with a few receipts, not one per message.
 	openReceipts map[string]string
-	expired      bool   // the relay refuses us for an expired attestation
-	lastSentAt   uint64 // see nextSentAtLocked
+	repair       repairs // repair.go
+	expired      bool    // the relay refuses us for an expired attestation
+	lastSentAt   uint64  // see nextSentAtLocked
 }
 
 // Open loads this device from the store, creating its identity on first

@@ -20,6 +20,7 @@ const (
 const (
 	kindText       = 1 // body: UTF-8 text
 	kindReceipt    = 2 // body: u8 status, count, message ids
+	kindRetry      = 3 // body: device id || message id (repair.go, PROTOCOL.md §14.7)
 	kindAttachment = 8 // body: attachmentBody (attachment.go, PROTOCOL.md §14.4)
 	// State sync, own devices only (statesync.go, PROTOCOL.md §14.5).
 	kindSyncMutation = 16 // body: sealed state-sync changes
@@ -84,7 +85,7 @@ func unmarshalPayload(b []byte) (*payload, error) {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
 	switch p.Kind {
-	case kindText, kindReceipt, kindAttachment:
+	case kindText, kindReceipt, kindRetry, kindAttachment:
 	case kindSyncMutation, kindSyncSnapshot, kindSyncRequest, kindSyncKey:
 	case kindGroupState, kindSenderKey:
 	default:

@@ -47,6 +47,9 @@ func (e *Engine) receive(ctx context.Context, env *frame.Envelope) (ack bool) {
 	for _, ev := range events {
 		e.emit(ev)
 	}
+	if err != nil && repairable(err) {
+		e.requestRetry(ctx, env) // and repaired (repair.go)
+	}
 	return true
 }
 
@@ -175,6 +178,8 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 		events, err = e.receiveGroupStateLocked(ctx, &b, p, from)
 	case kindSenderKey:
 		events, err = e.receiveSenderKeyLocked(ctx, &b, p, from, devID)
+	case kindRetry:
+		events, err = e.receiveRetryLocked(ctx, &b, p, from)
 	}
 	if err != nil {
 		return nil, err

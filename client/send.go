@@ -389,12 +389,19 @@ func (e *Engine) encryptLocked(ctx context.Context, conn Conn, b *storage.Batch,
 	if err != nil {
 		return nil, err
 	}
-	if len(rec.Sessions) == 0 {
+	if len(rec.Sessions) == 0 || e.renewSessionLocked(skey) {
+		// No session yet, or one to start anew after a failed decryption
+		// (repair.go): the older ones stay, behind it, for messages
+		// still in flight.
 		s, err := e.initiateLocked(ctx, conn, t)
 		if err != nil {
 			return nil, err
 		}
-		rec.Sessions = []*session{s}
+		rec.Sessions = append([]*session{s}, rec.Sessions...)
+		if len(rec.Sessions) > maxSessionsPerDevice {
+			rec.Sessions = rec.Sessions[:maxSessionsPerDevice]
+		}
+		e.sessionRenewedLocked(skey)
 	}
 	s := rec.Sessions[0]
 	ct, err := s.State.Encrypt(e.cfg.Rand, plaintext)

@@ -1,0 +1,139 @@
+//go:build !js
+
+package client
+
+import (
+	"encoding/hex"
+	"fmt"
+	"testing"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/server/relay/frame"
+)
+
+func deviceOf(d *device) identity.DeviceID {
+	d.eng.mu.Lock()
+	defer d.eng.mu.Unlock()
+	return d.eng.dev.ID
+}
+
+// TestUndecryptableIsRepaired: Bob loses his session with Alice's device
+// (a damaged or restored store). Her next message fails to decrypt: Bob is
+// told, asks her device for it again over a new session, and shows it
+// once; both directions keep working afterwards.
+func TestUndecryptableIsRepaired(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	alice := newAccount(t, tr, "alice", "alice")
+	bob := newAccount(t, tr, "bob", "bob")
+	if _, err := alice.eng.SendText(ctx, "bob", "one"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "one")
+	if _, err := bob.eng.SendText(ctx, "alice", "two"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitMessage("bob", "two")
+
+	bob.stop()
+	bob.start()
+	var b storage.Batch
+	b.Delete(bSessions, sessionKey("alice", deviceOf(alice)))
+	if err := bob.store.Commit(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	bob.run()
+
+	if _, err := alice.eng.SendText(ctx, "bob", "three"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "three")
+	if !bob.hasEvent("error", "undecryptable") {
+		t.Fatal("the failed decryption was not reported")
+	}
+	if _, err := alice.eng.SendText(ctx, "bob", "four"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "four")
+	if _, err := bob.eng.SendText(ctx, "alice", "five"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitMessage("bob", "five")
+	msgs, err := bob.eng.Messages(ctx, "alice", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range msgs {
+		texts = append(texts, m.Text)
+	}
+	if fmt.Sprint(texts) != "[one two three four five]" {
+		t.Fatalf("Bob shows %q", texts)
+	}
+	bob.eng.mu.Lock()
+	requests := bob.eng.repair.requests
+	bob.eng.mu.Unlock()
+	if requests < 1 || requests > maxRetryRequests {
+		t.Fatalf("%d retry requests", requests)
+	}
+}
+
+// TestRetryRateLimited: failures from one device cause at most
+// maxRetryRequests retry requests per repairInterval, however many arrive
+// (a hostile relay can forge garbage in a device's name), and a retry
+// request from someone outside the chat resends nothing.
+func TestRetryRateLimited(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	alice := newAccount(t, tr, "alice", "alice")
+	bob := newAccount(t, tr, "bob", "bob")
+	newAccount(t, tr, "carol", "carol")
+	id, err := alice.eng.SendText(ctx, "bob", "for bob only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "for bob only")
+
+	env := &frame.Envelope{From: frame.Addr{Handle: "alice", Device: deviceOf(alice)}, Payload: []byte{envRatchet, 1, 2, 3}}
+	requests := func() int {
+		bob.eng.mu.Lock()
+		defer bob.eng.mu.Unlock()
+		return bob.eng.repair.requests
+	}
+	for i := 0; i < 3*maxRetryRequests; i++ {
+		bob.eng.requestRetry(ctx, env)
+	}
+	if n := requests(); n != maxRetryRequests {
+		t.Fatalf("%d retry requests for %d failures within the interval, want %d", n, 3*maxRetryRequests, maxRetryRequests)
+	}
+	tr.clock.Advance(repairInterval)
+	bob.eng.requestRetry(ctx, env)
+	if n := requests(); n != maxRetryRequests+1 {
+		t.Fatalf("%d retry requests after the interval, want %d", n, maxRetryRequests+1)
+	}
+
+	// Carol asks Alice's device for Alice's message to Bob: nothing.
+	var mid MessageID
+	raw, _ := hex.DecodeString(id)
+	copy(mid[:], raw)
+	dev := deviceOf(alice)
+	p := &payload{Kind: kindRetry, Body: append(append([]byte{}, dev[:]...), mid[:]...)}
+	alice.eng.mu.Lock()
+	var b storage.Batch
+	_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "carol")
+	alice.eng.mu.Unlock()
+	if err != nil || b.Len() != 0 {
+		t.Fatalf("a retry request from outside the chat queued %d operations, %v", b.Len(), err)
+	}
+	// Bob's request is honoured once per interval.
+	for i, want := range []int{1, 0} {
+		alice.eng.mu.Lock()
+		b = storage.Batch{}
+		_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "bob")
+		alice.eng.mu.Unlock()
+		if err != nil || (b.Len() > 0) != (want == 1) {
+			t.Fatalf("request %d from Bob queued %d operations, %v", i, b.Len(), err)
+		}
+	}
+}
