@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 	"unicode/utf8"
 
 	"github.com/parley-im/parley/client/storage"
@@ -23,9 +22,6 @@ import (
 
 // Attachment limits.
 const (
-	// attachmentConnectWait is how long SendAttachment waits for a
-	// connection that is being set up before answering offline.
-	attachmentConnectWait = 10 * time.Second
 	// MaxAttachmentSize bounds one file: 25 MiB, the common messenger
 	// limit, held twice (plain and sealed) in a browser tab's memory.
 	MaxAttachmentSize = 25 << 20
@@ -187,13 +183,6 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 	if !handleRule.MatchString(to) {
 		return "", ErrBadHandle
 	}
-	// A device that is (re)connecting — just started, or between two
-	// sockets — gets a moment before the upload is refused as offline.
-	if e.Status().Status == "ready" {
-		wctx, cancel := context.WithTimeout(ctx, attachmentConnectWait)
-		_ = e.WaitOnline(wctx)
-		cancel()
-	}
 	e.mu.Lock()
 	conn := e.conn
 	acct := e.acct
@@ -203,17 +192,23 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 		return "", ErrNoAccount
 	case acct.Revoked:
 		return "", ErrRevoked
-	case conn == nil:
-		return "", newError(ErrOffline.Code, nil, "a file can only be sent while connected")
 	}
 	var id MessageID
 	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
 		return "", err
 	}
+	if conn == nil {
+		// Offline: kept, shown pending, uploaded when connected.
+		return e.queueUpload(ctx, id, to, f)
+	}
 	idHex := hex.EncodeToString(id[:])
 	ref, err := e.uploadBulk(ctx, conn, labelAttachment, f.Data, func(done, total int64) {
 		e.emit(Event{Type: "transfer-progress", MessageID: idHex, Chat: to, Done: done, Total: total, Text: "upload"})
 	})
+	if err != nil && isTransient(err) {
+		// The connection went during the upload: keep it for later.
+		return e.queueUpload(ctx, id, to, f)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -298,6 +293,12 @@ func (e *Engine) loadAttachment(ctx context.Context, messageID string) (*attachm
 // with everything else; it takes no engine lock.
 func (e *Engine) FetchAttachment(ctx context.Context, messageID string) ([]byte, error) {
 	rec, m, err := e.loadAttachment(ctx, messageID)
+	if errors.Is(err, ErrNoAttachment) {
+		// Our own file still waiting for a connection (uploads.go).
+		if _, data, qerr := e.queuedFile(ctx, messageID); qerr != nil || data != nil {
+			return data, qerr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +315,13 @@ func (e *Engine) FetchAttachment(ctx context.Context, messageID string) ([]byte,
 // if none).
 func (e *Engine) AttachmentThumbnail(ctx context.Context, messageID string) ([]byte, error) {
 	rec, _, err := e.loadAttachment(ctx, messageID)
+	if errors.Is(err, ErrNoAttachment) {
+		if v, gerr := e.cfg.Store.Get(ctx, bUploads, messageID); gerr == nil {
+			if u, uerr := unmarshalUpload(v); uerr == nil {
+				return u.Thumbnail, nil
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -541,6 +541,7 @@ func (e *Engine) flusher(ctx context.Context) {
 	retry := time.NewTicker(outboxRetry)
 	defer retry.Stop()
 	for {
+		e.flushUploads(ctx) // files first: their messages join the outbox
 		e.flushOutbox(ctx)
 		select {
 		case <-ctx.Done():

@@ -43,7 +43,7 @@ func (e *Engine) idleLocked(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	queued := false
-	for _, bucket := range []string{bOutbox, bGroupOutbox} {
+	for _, bucket := range []string{bUploads, bOutbox, bGroupOutbox} {
 		err = e.cfg.Store.Scan(ctx, bucket, "", storage.ScanOptions{Limit: 1}, func(string, []byte) error {
 			queued = true
 			return nil

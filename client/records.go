@@ -24,6 +24,9 @@ const (
 	bOutbox   = "outbox"   // <seq, 16 hex> → outboxRecord
 	bLink     = "link"     // companion: state of a link in progress
 	bAttach   = "attach"   // <message id hex> → attachmentRecord (blob reference, thumbnail)
+	// A file waiting for a connection (uploads.go).
+	bUploads    = "uploads" // <message id hex> → uploadRecord
+	bUploadData = "upchunk" // <message id hex>/<chunk, 4 hex> → up to uploadChunk bytes of the file
 
 	keyDevice  = "device"
 	keyAccount = "account"

@@ -20,13 +20,14 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(append([]byte{6}, receiptBody(receiptRead, []MessageID{{9}})...))
 	f.Add(append([]byte{7}, (&prekeyState{NextOneTime: 51, NextKEM: 22, SignedID: 1, Pending: []string{"otk/00000001"}}).marshal()...))
 	f.Add([]byte{8, 1, 0})
+	f.Add(append([]byte{9}, (&uploadRecord{To: "bob", Name: "a.bin", Type: "x/y", Caption: "c", Thumbnail: []byte{1}, Size: 3, Chunks: 1, SentAt: 7}).marshal()...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return
 		}
 		in := data[1:]
 		var out []byte
-		switch data[0] % 9 {
+		switch data[0] % 10 {
 		case 0:
 			if v, err := unmarshalPayload(in); err == nil {
 				out = v.marshal()
@@ -64,9 +65,13 @@ func FuzzDecoders(f *testing.F) {
 			// the state format, this one the record around it.
 			unmarshalSessions(in)
 			return
+		case 9:
+			if v, err := unmarshalUpload(in); err == nil {
+				out = v.marshal()
+			}
 		}
 		if out != nil && !bytes.Equal(out, in) {
-			t.Fatalf("decoder %d accepted %x but re-encodes to %x", data[0]%9, in, out)
+			t.Fatalf("decoder %d accepted %x but re-encodes to %x", data[0]%10, in, out)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -73,12 +74,16 @@ func TestUIOfflineStart(t *testing.T) {
 	typeInto(t, a, "#composer-text", "written while offline")
 	click(t, a, "#composer-send")
 	waitUI(t, a, "the waiting message", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('written while offline') && m.querySelector('.tick[data-status="pending"]'))`)
+	// A file sent offline is kept and shown waiting too.
+	fileID := MustEval[map[string]any](a, fmt.Sprintf(`window.parley.sendFile('bob', %s)`, jsFile(300_000, "offline.bin")))["id"].(string)
+	waitUI(t, a, "the waiting file", fmt.Sprintf(`window.parley.messages('bob', {limit: 5}).then((ms) => ms.some((m) => m.id === %q && m.status === 'pending' && m.attachment && m.attachment.name === 'offline.bin'))`, fileID))
 	screenshot(t, a, "offline-desktop", 1280, 800)
 	allowNetworkErrors(t, a)
 	allowNetworkErrors(t, b)
 
 	srv.Start()
 	waitText(t, b, "alice", "written while offline")
+	waitUI(t, b, "the file sent offline", fmt.Sprintf(`window.parley.messages('alice', {limit: 5}).then((ms) => ms.some((m) => m.id === %q && m.attachment && m.attachment.size === 300000))`, fileID))
 	waitUI(t, a, "the sent tick", `[...document.querySelectorAll('#message-list .msg.out')].some(m => m.innerText.includes('written while offline') && !m.querySelector('.tick[data-status="pending"]'))`)
 	waitUI(t, a, "the offline notice gone", `!`+visible("#banner-offline"))
 	allowNetworkErrors(t, a)
