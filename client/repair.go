@@ -28,7 +28,9 @@ import (
 // id, to every device of the chat; devices that have it drop the copy by
 // id (the store's insert-if-absent). Both sides are rate-limited, so
 // garbage a hostile relay forges in a device's name cannot make either
-// side loop or flood, and only text messages are resent.
+// side loop or flood. Texts and files are resent; group messages are
+// not repaired this way (one whose chain is not held yet waits for its
+// distribution, PROTOCOL.md 14.6).
 const (
 	// repairInterval is how often one sending device can cause a new
 	// session, the window for maxRetryRequests, and how often one message
@@ -134,7 +136,7 @@ func (e *Engine) renewSessionLocked(skey string) bool { return e.repair.renew[sk
 func (e *Engine) sessionRenewedLocked(skey string) { delete(e.repair.renew, skey) }
 
 // receiveRetryLocked answers a retry request: if it names this device and
-// a text message this device sent to from (or, from our own account, any
+// a text or file message this device sent to from (or, from our own account, any
 // chat), younger than maxRetryAge and not resent within repairInterval,
 // the message is queued again under its id.
 func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
@@ -152,7 +154,7 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 	}
 	now := e.cfg.Now()
 	switch {
-	case !m.Outgoing || m.FromDevice != e.dev.ID.String() || m.Attachment != nil:
+	case !m.Outgoing || m.FromDevice != e.dev.ID.String():
 		return nil, nil
 	case from != e.acct.Handle && m.Chat != from:
 		return nil, nil // only the chat's peer (or our own devices) may ask
@@ -170,6 +172,24 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 	// Into the receive batch: it goes with the next flush, after the Sync
 	// that acknowledges the request (ackDurable).
 	resend := &payload{Kind: kindText, ID: id, SentAt: uint64(m.SentAt), To: m.Chat, Body: []byte(m.Text)}
+	if m.Attachment != nil {
+		// The same blob reference again (the blob outlives maxRetryAge);
+		// a file still waiting for its upload has none yet, and its
+		// message has not been sent.
+		rec, _, err := e.loadAttachment(ctx, m.ID)
+		if errors.Is(err, ErrNoAttachment) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		ref, err := unmarshalBlobRef(rec.Ref)
+		if err != nil {
+			return nil, newError(ErrStorage.Code, err, "attachment record of %s is corrupt", m.ID)
+		}
+		resend.Kind = kindAttachment
+		resend.Body = (&attachmentBody{Ref: ref, Name: m.Attachment.Name, Type: m.Attachment.Type, Caption: m.Text, Thumbnail: rec.Thumbnail}).marshal()
+	}
 	seq, err := e.nextOutboxSeq(ctx, b)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"testing"
@@ -135,5 +136,50 @@ func TestRetryRateLimited(t *testing.T) {
 		if err != nil || (b.Len() > 0) != (want == 1) {
 			t.Fatalf("request %d from Bob queued %d operations, %v", i, b.Len(), err)
 		}
+	}
+}
+
+// TestRetryResendsFile: a retry request for a file message queues the
+// attachment message again with the same blob reference.
+func TestRetryResendsFile(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	alice := newAccount(t, tr, "alice", "alice")
+	bob := newAccount(t, tr, "bob", "bob")
+	data := randomBytes(t, 70_000)
+	id, err := alice.eng.SendAttachment(ctx, "bob", File{Name: "f.bin", Data: data, Caption: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMessageID(t, bob, "alice", id)
+	raw, _ := hex.DecodeString(id)
+	dev := deviceOf(alice)
+	p := &payload{Kind: kindRetry, Body: append(append([]byte{}, dev[:]...), raw...)}
+	alice.eng.mu.Lock()
+	var b storage.Batch
+	_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "bob")
+	rec, _, lerr := alice.eng.loadAttachment(ctx, id)
+	alice.eng.mu.Unlock()
+	if err != nil || lerr != nil {
+		t.Fatal(err, lerr)
+	}
+	var queued *outboxRecord
+	for _, op := range b.Ops {
+		if op.Bucket == bOutbox {
+			if queued, err = unmarshalOutbox(op.Value); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if queued == nil {
+		t.Fatal("no resend queued")
+	}
+	rp, err := unmarshalPayload(queued.Payload)
+	if err != nil || rp.Kind != kindAttachment || hex.EncodeToString(rp.ID[:]) != id || queued.To != "bob" {
+		t.Fatalf("resent payload %+v, %v", rp, err)
+	}
+	a, err := unmarshalAttachmentBody(rp.Body)
+	if err != nil || !bytes.Equal(a.Ref.marshal(), rec.Ref) || a.Name != "f.bin" || a.Caption != "c" {
+		t.Fatalf("resent attachment %+v, %v", a, err)
 	}
 }
