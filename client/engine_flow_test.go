@@ -111,16 +111,8 @@ func TestResentMessageShownOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.waitMessage("alice", "after")
-	msgs, err := bob.eng.Messages(ctx, "alice", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var texts []string
-	for _, m := range msgs {
-		texts = append(texts, m.Text)
-	}
-	if fmt.Sprint(texts) != "[first hello after]" {
-		t.Fatalf("Bob shows %q, want first, hello, after once each", texts)
+	if got := textsOf(t, bob, "alice"); got != "[first hello after]" {
+		t.Fatalf("Bob shows %s, want first, hello, after once each", got)
 	}
 	// The same id is the same record, so a second store would not show
 	// twice in the list; it would count twice as unread and notify twice.

@@ -61,16 +61,8 @@ func TestUndecryptableIsRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.waitMessage("bob", "five")
-	msgs, err := bob.eng.Messages(ctx, "alice", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var texts []string
-	for _, m := range msgs {
-		texts = append(texts, m.Text)
-	}
-	if fmt.Sprint(texts) != "[one two three four five]" {
-		t.Fatalf("Bob shows %q", texts)
+	if got := textsOf(t, bob, "alice"); got != "[one two three four five]" {
+		t.Fatalf("Bob shows %s", got)
 	}
 	bob.eng.mu.Lock()
 	requests := bob.eng.repair.requests
@@ -182,4 +174,18 @@ func TestRetryResendsFile(t *testing.T) {
 	if err != nil || !bytes.Equal(a.Ref.marshal(), rec.Ref) || a.Name != "f.bin" || a.Caption != "c" {
 		t.Fatalf("resent attachment %+v, %v", a, err)
 	}
+}
+
+// textsOf is the texts of d's chat, oldest first, as fmt prints a slice.
+func textsOf(t *testing.T, d *device, chat string) string {
+	t.Helper()
+	msgs, err := d.eng.Messages(ctxT(t), chat, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range msgs {
+		texts = append(texts, m.Text)
+	}
+	return fmt.Sprint(texts)
 }
