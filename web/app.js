@@ -43,6 +43,8 @@ const errorWords = {
   passkey_failed: 'The passkey did not answer. Try again.',
   too_large: 'That file is too large.',
   too_long: 'That message is too long.',
+  undecryptable: 'A message could not be read on this device. Parley has asked the sender\'s device to send it again.',
+  upload_queue_full: 'Too many files are already waiting for the connection. Send this one once you are back online.',
 };
 const words = (err) => errorWords[err && err.code] || (err && err.message) || String(err);
 
