@@ -164,6 +164,9 @@ type Engine struct {
 	// empty (0: never), so an unchanged count means nothing to send.
 	outboxGen   atomic.Uint64
 	outboxClean uint64
+	// uploadsClean is outboxGen when the upload queue was last found
+	// empty, so flushUploads does not scan it on every flush.
+	uploadsClean uint64
 	// openReceipts maps recipient and receipt status to the outbox key
 	// of a receipt not yet encrypted, which the next receipt of the same
 	// kind joins (queueReceiptLocked): a burst of messages is answered

@@ -163,16 +163,21 @@ func (e *Engine) flushUploads(ctx context.Context) {
 	for ctx.Err() == nil {
 		e.mu.Lock()
 		conn := e.conn
+		gen := e.outboxGen.Load()
+		if conn == nil || gen == e.uploadsClean {
+			e.mu.Unlock()
+			return // offline, or nothing queued since the queue was empty
+		}
 		var id string
-		var err error
-		if conn != nil {
-			err = e.cfg.Store.Scan(ctx, bUploads, "", storage.ScanOptions{Limit: 1}, func(k string, _ []byte) error {
-				id = k
-				return nil
-			})
+		err := e.cfg.Store.Scan(ctx, bUploads, "", storage.ScanOptions{Limit: 1}, func(k string, _ []byte) error {
+			id = k
+			return nil
+		})
+		if err == nil && id == "" {
+			e.uploadsClean = gen
 		}
 		e.mu.Unlock()
-		if conn == nil || err != nil || id == "" {
+		if err != nil || id == "" {
 			return
 		}
 		u, data, err := e.queuedFile(ctx, id)
