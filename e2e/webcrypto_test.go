@@ -70,6 +70,7 @@ func BenchmarkWebCrypto(b *testing.B) {
 		{"ed25519", 50, 0},
 		{"group", 50, 0},
 		{"pingpong", 50, 0},
+		{"setup", 20, 0},
 		{"bulk-seal", 2, bulkBytes},
 		{"attachment-seal", 2, bulkBytes},
 		{"bulk-open", 2, bulkBytes},

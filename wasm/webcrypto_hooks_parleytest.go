@@ -24,6 +24,8 @@ import (
 	"github.com/hack-pad/safejs"
 
 	engine "github.com/parley-im/parley/client"
+	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/pqxdh"
 	"github.com/parley-im/parley/crypto/ratchet"
 	"github.com/parley-im/parley/crypto/ratchet/x25519"
 	"github.com/parley-im/parley/crypto/senderkey"
@@ -137,10 +139,37 @@ func setBackends(b webBackends, web bool) {
 	if web {
 		x25519.SetBackend(goPublicKey{b.X25519})
 		senderkey.SetEd25519(b.Ed25519)
+		identity.SetVerifier(b.Ed25519.Verify)
 	} else {
 		x25519.SetBackend(nil)
 		senderkey.SetEd25519(nil)
+		identity.SetVerifier(nil)
 	}
+}
+
+// benchResponder is a device's prekeys for the setup workload
+// (pqxdh.Prekeys), with one-time prekeys made ahead, as devices upload
+// them.
+type benchResponder struct {
+	dev     *identity.Device
+	spk     *identity.SignedPrekey
+	kem     *identity.KEMPrekey
+	oneTime []*identity.OneTimePrekey
+}
+
+func (r *benchResponder) SignedPrekey(id uint32) *identity.SignedPrekey { return r.spk }
+func (r *benchResponder) KEMPrekey(id uint32) *identity.KEMPrekey       { return r.kem }
+func (r *benchResponder) OneTimePrekey(id uint32) *identity.OneTimePrekey {
+	for _, k := range r.oneTime {
+		if k.Public.ID == id {
+			return k
+		}
+	}
+	return nil
+}
+func (r *benchResponder) Consume(uint32, bool, uint32, bool) error {
+	r.oneTime = r.oneTime[1:]
+	return nil
 }
 
 func restoreInstalled() {
@@ -152,8 +181,10 @@ func restoreInstalled() {
 	}
 	if installed.ed25519 != nil {
 		senderkey.SetEd25519(installed.ed25519)
+		identity.SetVerifier(installed.ed25519.Verify)
 	} else {
 		senderkey.SetEd25519(nil)
+		identity.SetVerifier(nil)
 	}
 }
 
@@ -321,6 +352,10 @@ func checkBulkKnownAnswer(b webBackends, _ int) error {
 // A benchWorkload builds fixtures and returns one operation.
 type benchWorkload func(b webBackends, web bool, bulk engine.BulkCipher) (func() error, error)
 
+// setupBenchPrekeys is how many one-time prekeys a setup workload makes
+// ahead: one per op of the benchmark's rounds (15 × 20) plus the check.
+const setupBenchPrekeys = 400
+
 // bulkBenchSize is the object the bulk workloads seal: 16 chunks, one blob.
 const bulkBenchSize = 16 * engine.ChunkSize
 
@@ -415,6 +450,61 @@ var benchWorkloads = map[string]benchWorkload{
 	},
 	// pingpong: 1 KiB ratchet messages whose sender alternates, so each
 	// costs a DH step (keygen + 2 X25519; bench/cryptobench PingPong1KiB).
+	// setup: a session start as bench/cryptobench measures it (the
+	// Setup row of make bench): the initiator checks the bundle and runs
+	// PQXDH, encrypts a first 1 KiB message; the responder decodes it,
+	// runs PQXDH and decrypts. Each op uses a fresh one-time prekey.
+	"setup": func(webBackends, bool, engine.BulkCipher) (func() error, error) {
+		initiator, err := identity.NewDevice(nil)
+		if err != nil {
+			return nil, err
+		}
+		r := &benchResponder{}
+		if r.dev, err = identity.NewDevice(nil); err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		if r.spk, err = r.dev.NewSignedPrekey(nil, 1, now); err != nil {
+			return nil, err
+		}
+		if r.kem, err = r.dev.NewKEMPrekey(nil, 1, now, true); err != nil {
+			return nil, err
+		}
+		for id := uint32(1); len(r.oneTime) < setupBenchPrekeys; id += 100 { // 100: NewOneTimePrekeys' limit
+			ks, err := identity.NewOneTimePrekeys(nil, id, 100)
+			if err != nil {
+				return nil, err
+			}
+			r.oneTime = append(r.oneTime, ks...)
+		}
+		pt := random(1024)
+		return func() error {
+			if len(r.oneTime) == 0 {
+				return errors.New("setup bench: out of one-time prekeys")
+			}
+			bundle := &identity.Bundle{Device: r.dev.Public(), SignedPrekey: r.spk.Public, KEMPrekey: r.kem.Public, OneTime: &r.oneTime[0].Public}
+			a, tmpl, err := pqxdh.Initiate(nil, initiator, r.dev.Public(), bundle)
+			if err != nil {
+				return err
+			}
+			if tmpl.Message, err = a.Encrypt(nil, pt); err != nil {
+				return err
+			}
+			enc, err := tmpl.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			m, err := pqxdh.UnmarshalInitialMessage(enc)
+			if err != nil {
+				return err
+			}
+			_, got, err := pqxdh.Respond(r.dev, r, m)
+			if err == nil && !bytes.Equal(got, pt) {
+				err = errors.New("first message differs")
+			}
+			return err
+		}, nil
+	},
 	"pingpong": func(webBackends, bool, engine.BulkCipher) (func() error, error) {
 		sk, ad := random(32), random(32)
 		var priv [32]byte
