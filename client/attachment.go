@@ -316,10 +316,11 @@ func (e *Engine) FetchAttachment(ctx context.Context, messageID string) ([]byte,
 func (e *Engine) AttachmentThumbnail(ctx context.Context, messageID string) ([]byte, error) {
 	rec, _, err := e.loadAttachment(ctx, messageID)
 	if errors.Is(err, ErrNoAttachment) {
-		if v, gerr := e.cfg.Store.Get(ctx, bUploads, messageID); gerr == nil {
-			if u, uerr := unmarshalUpload(v); uerr == nil {
-				return u.Thumbnail, nil
-			}
+		// Our own file still waiting for a connection (uploads.go).
+		if u, qerr := e.queuedUpload(ctx, messageID); qerr != nil {
+			return nil, qerr
+		} else if u != nil {
+			return u.Thumbnail, nil
 		}
 	}
 	if err != nil {

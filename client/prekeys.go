@@ -145,11 +145,14 @@ func generatePrekeys(dev *identity.Device, rand io.Reader, st *prekeyState, now 
 	return f, nil
 }
 
+// errPrekeysStale: a batch made for a prekey state that moved since.
+var errPrekeysStale = errors.New("prekeys: made for another prekey state")
+
 // add puts the prekeys' private halves and the advanced state st into b.
-// st must still be the state they were made for.
+// st must still be the state they were made for (else errPrekeysStale).
 func (f *freshPrekeys) add(b *storage.Batch, st *prekeyState) error {
 	if st.NextOneTime != f.nextOneTime || st.NextKEM != f.nextKEM {
-		return errors.New("prekeys: made for another prekey state")
+		return errPrekeysStale
 	}
 	for _, k := range f.oneTime {
 		enc, err := k.MarshalBinary()
@@ -283,8 +286,10 @@ func (e *Engine) refillPrekeys(ctx context.Context, conn Conn) error {
 		return err
 	}
 	var b storage.Batch
-	if err := keys.add(&b, st); err != nil {
+	if err := keys.add(&b, st); errors.Is(err, errPrekeysStale) {
 		return nil // another batch went in meanwhile
+	} else if err != nil {
+		return err
 	}
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return storageErr(err)

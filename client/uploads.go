@@ -127,19 +127,28 @@ func (e *Engine) queueUpload(ctx context.Context, id MessageID, to string, f Fil
 	return idHex, nil
 }
 
-// queuedFile returns a queued upload's record and bytes (nil, nil, nil if
-// id has none).
-func (e *Engine) queuedFile(ctx context.Context, id string) (*uploadRecord, []byte, error) {
+// queuedUpload returns a queued upload's record (nil, nil if id has none).
+func (e *Engine) queuedUpload(ctx context.Context, id string) (*uploadRecord, error) {
 	v, err := e.cfg.Store.Get(ctx, bUploads, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, storageErr(err)
+		return nil, storageErr(err)
 	}
 	u, err := unmarshalUpload(v)
 	if err != nil {
-		return nil, nil, newError(ErrStorage.Code, err, "queued file %s is corrupt", id)
+		return nil, newError(ErrStorage.Code, err, "queued file %s is corrupt", id)
+	}
+	return u, nil
+}
+
+// queuedFile returns a queued upload's record and bytes (nil, nil, nil if
+// id has none).
+func (e *Engine) queuedFile(ctx context.Context, id string) (*uploadRecord, []byte, error) {
+	u, err := e.queuedUpload(ctx, id)
+	if u == nil || err != nil {
+		return nil, nil, err
 	}
 	data := make([]byte, 0, u.Size)
 	for i := uint32(0); i < u.Chunks; i++ {

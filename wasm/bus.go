@@ -17,7 +17,8 @@ import (
 // view (PROTOCOL.md 13.4).
 //
 // Election uses the Web Locks API: every tab requests the exclusive lock
-// ownerLock and holds it until it closes; the browser grants it to one
+// "parley-owner" and holds it until it closes (web/boot.js asks for it
+// while the client downloads and hands Go the request, ownerPromise); the browser grants it to one
 // tab at a time and, when that tab goes away (closed, navigated, crashed),
 // at once to the next waiting tab. We chose a tab elected this way over a
 // SharedWorker because (1) Chrome for Android has no SharedWorker, (2)
@@ -51,7 +52,6 @@ import (
 // does that part in the tab first and forwards the rest, as setLock and
 // unlock do for passkeys.
 const (
-	ownerLock  = "parley-owner"
 	busChannel = "parley-bus"
 	// doneCacheSize bounds the owner's memory of answered calls, which
 	// lets it answer a re-sent call without running it twice.
@@ -125,25 +125,15 @@ func (b *bus) start() {
 		go b.receive(msg) // never block a JS callback
 		return nil
 	}))
-	if !ownerPromise.IsUndefined() && !ownerPromise.IsNull() {
-		// boot.js asked for the lock already (the same name).
-		ownerPromise.Call("then", js.FuncOf(func(js.Value, []js.Value) any {
-			go b.becomeOwner()
-			return nil
-		}))
-		b.post(map[string]any{"t": "who", "from": b.id})
-		return
-	}
-	locks := js.Global().Get("navigator").Get("locks")
-	if locks.IsUndefined() {
+	if ownerPromise.IsNull() {
 		// No Web Locks (very old browser): run alone as the owner.
 		go b.becomeOwner()
 		return
 	}
-	locks.Call("request", ownerLock, js.FuncOf(func(js.Value, []js.Value) any {
+	// boot.js's request for the lock, which it holds for the page's life.
+	ownerPromise.Call("then", js.FuncOf(func(js.Value, []js.Value) any {
 		go b.becomeOwner()
-		// Hold the lock for the life of the page.
-		return js.Global().Get("Promise").New(js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+		return nil
 	}))
 	b.post(map[string]any{"t": "who", "from": b.id})
 }

@@ -291,9 +291,6 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	if err != nil {
 		return err
 	}
-	if jsStore.IsUndefined() {
-		return errors.New("storage: boot.js did not provide the store's commit")
-	}
 	// boot.js seals every value and writes them in one read-write
 	// transaction, in one call: a transaction with nothing pending
 	// auto-commits, so the WebCrypto work comes first, and every await

@@ -124,14 +124,14 @@ var testHooks []func(c *client, parley js.Value)
 func main() {
 	parley := js.Global().Get("parley")
 	boot := js.Global().Get("__parleyBoot")
-	if parley.IsUndefined() || boot.IsUndefined() {
+	jsStore = js.Global().Get("__parleyStore")
+	ownerPromise = js.Global().Get("__parleyOwner")
+	if parley.IsUndefined() || boot.IsUndefined() || jsStore.IsUndefined() || ownerPromise.IsUndefined() {
 		js.Global().Get("console").Call("error", "parley: boot.js must run before the wasm")
 		return
 	}
 	js.Global().Delete("__parleyBoot")
-	jsStore = js.Global().Get("__parleyStore")
 	js.Global().Delete("__parleyStore")
-	ownerPromise = js.Global().Get("__parleyOwner")
 	js.Global().Delete("__parleyOwner")
 
 	// Milestones in ms since navigation, for the boot benchmark.
