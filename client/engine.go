@@ -175,6 +175,12 @@ type Engine struct {
 	repair       repairs // repair.go
 	expired      bool    // the relay refuses us for an expired attestation
 	lastSentAt   uint64  // see nextSentAtLocked
+
+	// outboxSeq is the outbox's counter, the key of the newest entry
+	// queued (nextOutboxSeqLocked); outboxSeqLoaded says it was recovered
+	// from the store in this run.
+	outboxSeq       uint64
+	outboxSeqLoaded bool
 }
 
 // Open loads this device from the store, creating its identity on first

@@ -691,7 +691,7 @@ func (e *Engine) queuePairwiseLocked(ctx context.Context, b *storage.Batch, kind
 		return err
 	}
 	p := &payload{Kind: kind, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: body}
-	seq, err := e.nextOutboxSeq(ctx, b)
+	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return err
 	}
@@ -738,7 +738,7 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	if err := e.putMessage(ctx, &b, msg, false); err != nil {
 		return "", err
 	}
-	seq, err := e.nextOutboxSeq(ctx, &b)
+	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -100,6 +100,9 @@ type device struct {
 
 	attestationAge time.Duration // 0: the default
 	wrap           func(Relay) Relay
+	// wrapStore, if set, is given the device's file store at every start
+	// and returns the store the engine uses.
+	wrapStore func(storage.Store) storage.Store
 }
 
 func newDevice(t testing.TB, tr *testRelay, name string, opts ...func(*device)) *device {
@@ -120,19 +123,26 @@ func (d *device) start() {
 		d.t.Fatal(err)
 	}
 	d.store = st
-	d.notify = make(chan struct{}, 1)
+	// The engine's events go to this start's channel: an event the
+	// previous engine emits late must not read d.notify while it changes.
+	notify := make(chan struct{}, 1)
+	d.notify = notify
 	rel := d.relay
 	if d.wrap != nil {
 		rel = d.wrap(rel)
 	}
+	var est storage.Store = st
+	if d.wrapStore != nil {
+		est = d.wrapStore(st)
+	}
 	eng, err := Open(context.Background(), Config{
-		Store: st, Relay: rel, Now: d.clock.Now,
+		Store: est, Relay: rel, Now: d.clock.Now,
 		OnEvent: func(ev Event) {
 			d.mu.Lock()
 			d.events = append(d.events, ev)
 			d.mu.Unlock()
 			select {
-			case d.notify <- struct{}{}:
+			case notify <- struct{}{}:
 			default:
 			}
 		},

@@ -349,7 +349,7 @@ func (e *Engine) queueReceiptLocked(ctx context.Context, b *storage.Batch, to st
 		return err
 	}
 	p := &payload{Kind: kindReceipt, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: receiptBody(status, ids)}
-	seq, err := e.nextOutboxSeq(ctx, b)
+	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return err
 	}

@@ -190,7 +190,7 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 		resend.Kind = kindAttachment
 		resend.Body = (&attachmentBody{Ref: ref, Name: m.Attachment.Name, Type: m.Attachment.Type, Caption: m.Text, Thumbnail: rec.Thumbnail}).marshal()
 	}
-	seq, err := e.nextOutboxSeq(ctx, b)
+	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/parley-im/parley/client/storage"
@@ -86,7 +87,7 @@ func (e *Engine) queueID(ctx context.Context, id MessageID, kind uint8, to strin
 			return "", err
 		}
 	}
-	seq, err := e.nextOutboxSeq(ctx, &b)
+	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -113,35 +114,80 @@ func (e *Engine) nextSentAtLocked() uint64 {
 	return t
 }
 
-// nextOutboxSeq bumps the outbox counter inside b and returns the new
-// entry's key. A counter already bumped earlier in b (one batch may queue
-// several entries) is the one continued.
-func (e *Engine) nextOutboxSeq(ctx context.Context, b *storage.Batch) (string, error) {
+// nextOutboxSeqLocked returns the key of a new entry of the pairwise or
+// the group outbox (one counter orders both): the counter in "%016x",
+// which sorts like the number. The counter lives in the engine's memory
+// only, so queueing an entry writes the entry and nothing else: one
+// IndexedDB record less for every received message (its receipt) than
+// when the counter was a record of its own.
+//
+// Why that is safe: the keys only have to increase among the entries
+// that exist, the flusher sending each outbox in key order. Only the
+// engine queues entries, under e.mu, and one engine owns a store (the
+// owner lock in the browser, bbolt's file lock natively).
+//   - The counter is recovered once per run (loadOutboxSeqLocked) as the
+//     highest key in either outbox (or the record older versions kept
+//     the counter in, if higher), so every entry in the store sorts below
+//     the next one queued.
+//   - Within a run it never goes back. A batch whose Commit fails after
+//     taking a number leaves a gap, which is harmless, and no later entry
+//     gets that number (a receipt that remembered it, openReceipts, finds
+//     nothing there rather than some other entry).
+//   - A restart may reuse the numbers of entries removed before it, never
+//     that of an entry that exists. Removals are relaxed batches, but a
+//     power cut loses relaxed batches only as a suffix of the commits
+//     (storage.Batch), so it cannot bring back a removed entry and keep
+//     one queued after it under a lower number.
+func (e *Engine) nextOutboxSeqLocked(ctx context.Context) (string, error) {
+	if err := e.loadOutboxSeqLocked(ctx); err != nil {
+		return "", err
+	}
+	e.outboxSeq++
+	return fmt.Sprintf("%016x", e.outboxSeq), nil
+}
+
+// loadOutboxSeqLocked recovers the outbox counter on its first use in this
+// run: the highest key in the pairwise and the group outbox, and at least
+// the counter record that versions before the in-memory counter wrote on
+// every queued entry (self/outbox-seq, now only read), so the keys of a
+// profile they used keep increasing too.
+func (e *Engine) loadOutboxSeqLocked(ctx context.Context) error {
+	if e.outboxSeqLoaded {
+		return nil
+	}
 	var n uint64
-	var v []byte
-	var err error
-	for i := len(b.Ops) - 1; i >= 0 && v == nil; i-- {
-		if op := b.Ops[i]; op.Bucket == bSelf && op.Key == keyOutSeq && op.Value != nil {
-			v = op.Value
-		}
-	}
-	if v == nil {
-		v, err = e.cfg.Store.Get(ctx, bSelf, keyOutSeq)
-	}
-	if err == nil {
+	v, err := e.cfg.Store.Get(ctx, bSelf, keyOutSeq)
+	switch {
+	case err == nil:
 		r := wire.NewReader(v)
 		n = r.U64()
 		if err := r.Finish(); err != nil {
-			return "", newError(ErrStorage.Code, err, "outbox counter corrupt")
+			return newError(ErrStorage.Code, err, "outbox counter corrupt")
 		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return "", storageErr(err)
+	case !errors.Is(err, storage.ErrNotFound):
+		return storageErr(err)
 	}
-	n++
-	w := wire.NewWriter(8)
-	w.U64(n)
-	b.Put(bSelf, keyOutSeq, w.Bytes())
-	return fmt.Sprintf("%016x", n), nil
+	for _, bucket := range []string{bOutbox, bGroupOutbox} {
+		var last string
+		err := e.cfg.Store.Scan(ctx, bucket, "", storage.ScanOptions{Reverse: true, Limit: 1}, func(k string, _ []byte) error {
+			last = k
+			return nil
+		})
+		if err != nil {
+			return storageErr(err)
+		}
+		if last == "" {
+			continue
+		}
+		s, err := strconv.ParseUint(last, 16, 64)
+		if err != nil || len(last) != 16 {
+			return newError(ErrStorage.Code, err, "outbox key %q is not a counter", last)
+		}
+		n = max(n, s)
+	}
+	e.outboxSeq = max(e.outboxSeq, n)
+	e.outboxSeqLoaded = true
+	return nil
 }
 
 // kickLocked wakes the session loop to flush the outbox.
@@ -235,20 +281,14 @@ func (e *Engine) flushOutbox(ctx context.Context) {
 	}
 }
 
-// outboxHighLocked is the key of the newest pairwise outbox entry queued
-// so far (entries are keyed by a counter, nextOutboxSeq), or a key above
-// every entry if the counter cannot be read.
+// outboxHighLocked is the key of the newest outbox entry queued so far
+// (entries are keyed by a counter, nextOutboxSeqLocked), or a key above
+// every entry if the counter cannot be recovered.
 func (e *Engine) outboxHighLocked(ctx context.Context) string {
-	v, err := e.cfg.Store.Get(ctx, bSelf, keyOutSeq)
-	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Sprintf("%016x", 0)
-	}
-	r := wire.NewReader(v)
-	n := r.U64()
-	if err != nil || r.Finish() != nil {
+	if err := e.loadOutboxSeqLocked(ctx); err != nil {
 		return "\xff"
 	}
-	return fmt.Sprintf("%016x", n)
+	return fmt.Sprintf("%016x", e.outboxSeq)
 }
 
 func (e *Engine) failOutboxLocked(ctx context.Context, key string, rec *outboxRecord, cause error) {

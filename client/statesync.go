@@ -458,7 +458,7 @@ func (e *Engine) queueOwnLocked(ctx context.Context, b *storage.Batch, kind uint
 		return err
 	}
 	p := &payload{Kind: kind, ID: id, SentAt: e.nextSentAtLocked(), Body: body}
-	seq, err := e.nextOutboxSeq(ctx, b)
+	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return err
 	}

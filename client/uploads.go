@@ -235,7 +235,7 @@ func (e *Engine) finishUploadLocked(ctx context.Context, id string, u *uploadRec
 	body := (&attachmentBody{Ref: ref, Name: u.Name, Type: u.Type, Caption: u.Caption, Thumbnail: u.Thumbnail}).marshal()
 	p := &payload{Kind: kindAttachment, ID: mid, SentAt: u.SentAt, To: u.To, Body: body}
 	b.Put(bAttach, id, (&attachmentRecord{Ref: ref.marshal(), Thumbnail: u.Thumbnail}).marshal())
-	seq, err := e.nextOutboxSeq(ctx, &b)
+	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return err
 	}
