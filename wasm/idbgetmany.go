@@ -142,22 +142,3 @@ func unsealMany(k safejs.Value, refs []recordRef, sealed [][]byte, errs []error)
 	}
 	return out
 }
-
-// openPage unseals a page of Scan results behind one await (a history
-// page of 50 messages was 50 awaits); errs[i] is what Get would report
-// for page[i].
-func openPage(k safejs.Value, bucket string, page []sealedKV) ([][]byte, []error) {
-	refs := make([]recordRef, len(page))
-	sealed := make([][]byte, len(page))
-	errs := make([]error, len(page))
-	for i, kv := range page {
-		refs[i] = recordRef{bucket, kv.key}
-		b, err := bytesFromJS(safejs.Safe(kv.sealed))
-		if err != nil {
-			errs[i] = &corruptError{bucket, kv.key, "is not in Parley's sealed format"}
-			continue
-		}
-		sealed[i] = b
-	}
-	return unsealMany(k, refs, sealed, errs), errs
-}

@@ -14,6 +14,7 @@ import (
 	"github.com/hack-pad/safejs"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/wasm/idbwire"
 )
 
 // idbStore is the engine's storage.Store on IndexedDB: every value sealed
@@ -194,16 +195,15 @@ func (s *idbStore) Scan(ctx context.Context, bucket, prefix string, opts storage
 		if opts.Limit > 0 && left < n {
 			n = left
 		}
-		page, err := s.readPage(ctx, bucket, lo, loOpen, hi, hasHi, opts.Reverse, n)
+		page, err := s.readPage(k, bucket, lo, loOpen, hi, hasHi, opts.Reverse, n)
 		if err != nil {
 			return err
 		}
-		plains, errs := openPage(k, bucket, page)
-		for i, kv := range page {
-			if errs[i] != nil {
-				return errs[i]
+		for _, kv := range page {
+			if kv.err != nil {
+				return kv.err
 			}
-			if err := fn(kv.key, plains[i]); err != nil {
+			if err := fn(kv.key, kv.value); err != nil {
 				if errors.Is(err, storage.ErrStop) {
 					return nil
 				}
@@ -227,60 +227,51 @@ func (s *idbStore) Scan(ctx context.Context, bucket, prefix string, opts storage
 	}
 }
 
-type sealedKV struct {
-	key    string
-	sealed js.Value
+// openedKV is one record of a Scan page: its key, and its plaintext or
+// what Get would report for it.
+type openedKV struct {
+	key   string
+	value []byte
+	err   error
 }
 
-// readPage reads up to n sealed records of bucket in (lo, hi) in one
-// read-only transaction. An empty upper bound is [bucket, []]: an array
-// sorts after every binary key, so it bounds the whole bucket.
-func (s *idbStore) readPage(ctx context.Context, bucket, lo string, loOpen bool, hi string, hasHi, reverse bool, n int) ([]sealedKV, error) {
-	upper := js.ValueOf([]any{bucket, []any{}})
+// readPage reads up to n records of bucket in (lo, hi) in one read-only
+// transaction and unseals them, all in one call to boot.js's read: one
+// getAllRecords request where the browser has it, where a cursor driven
+// from Go took a trip through the event loop and a dozen JS values per
+// record, and kept the transaction (and every write queued behind it)
+// open meanwhile. No upper bound is [bucket, []]: an array sorts after
+// every binary key, so it bounds the whole bucket.
+func (s *idbStore) readPage(k safejs.Value, bucket, lo string, loOpen bool, hi string, hasHi, reverse bool, n int) ([]openedKV, error) {
+	upper := js.Null()
 	if hasHi {
-		upper = recordKey(bucket, hi)
+		upper = safejs.Unsafe(bytesToJS([]byte(hi)))
 	}
-	kr, err := idb.NewKeyRangeBound(recordKey(bucket, lo), upper, loOpen, true)
+	p := jsStore.Call("read", s.name, safejs.Unsafe(k), bucket, safejs.Unsafe(bytesToJS(recordAD(bucket, ""))),
+		safejs.Unsafe(bytesToJS([]byte(lo))), loOpen, upper, reverse, n)
+	res, err := Await(safejs.Safe(p))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage: reading %s: %w", bucket, err)
 	}
-	txn, err := s.db.Transaction(idb.TransactionReadOnly, storeRecords)
+	packed, err := bytesFromJS(res)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage: reading %s: %w", bucket, err)
 	}
-	st, err := txn.ObjectStore(storeRecords)
+	recs, err := idbwire.UnpackRead(packed, n)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage: reading %s: %w", bucket, err)
 	}
-	dir := idb.CursorNext
-	if reverse {
-		dir = idb.CursorPrevious
+	out := make([]openedKV, len(recs))
+	for i, r := range recs {
+		out[i] = openedKV{key: r.Key, value: r.Value}
+		switch r.State {
+		case idbwire.StateNotBytes:
+			out[i].err = &corruptError{bucket, r.Key, "is not in Parley's sealed format"}
+		case idbwire.StateDamaged:
+			out[i].err = &corruptError{bucket, r.Key, "failed its integrity check (damaged or altered)"}
+		}
 	}
-	req, err := st.OpenCursorRange(kr, dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []sealedKV
-	err = req.Iter(ctx, func(c *idb.CursorWithValue) error {
-		key, err := c.Key()
-		if err != nil {
-			return err
-		}
-		kb, err := bytesFromJS(safejs.Safe(key.Index(1)))
-		if err != nil {
-			return err
-		}
-		v, err := c.Value()
-		if err != nil {
-			return err
-		}
-		out = append(out, sealedKV{string(kb), v})
-		if len(out) >= n {
-			return idb.ErrCursorStopIter
-		}
-		return nil
-	})
-	return out, err
+	return out, nil
 }
 
 func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
@@ -294,23 +285,15 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	// boot.js seals every value and writes them in one read-write
 	// transaction, in one call: a transaction with nothing pending
 	// auto-commits, so the WebCrypto work comes first, and every await
-	// Go saves is a trip through the event loop.
-	n := len(b.Ops)
-	keys, values, ivs, ads, ifAbsent := make([]any, n), make([]any, n), make([]any, n), make([]any, n), make([]any, n)
-	iv := make([]byte, n*ivSize)
-	if _, err := rand.Read(iv); err != nil {
+	// Go saves is a trip through the event loop. The batch travels as one
+	// buffer (idbwire.PackCommit): a JS value made from Go costs a call across
+	// the boundary and a finalizer, about 60 of them for a received
+	// message's six records.
+	packed, err := idbwire.PackCommit(b, rand.Reader, recordAD)
+	if err != nil {
 		return err
 	}
-	for i, op := range b.Ops {
-		keys[i] = recordKey(op.Bucket, op.Key)
-		values[i], ivs[i], ads[i] = nil, nil, nil
-		if op.Value != nil {
-			values[i] = safejs.Unsafe(bytesToJS(op.Value))
-			ivs[i] = safejs.Unsafe(bytesToJS(iv[i*ivSize : (i+1)*ivSize]))
-			ads[i] = safejs.Unsafe(bytesToJS(recordAD(op.Bucket, op.Key)))
-		}
-		ifAbsent[i] = op.IfAbsent
-	}
+	n := len(b.Ops)
 	// Strict durability unless the batch is Relaxed (PROTOCOL.md 13.6):
 	// the engine sends an outgoing message only after its Commit returns,
 	// so "committed" must mean on disk, not in the OS's buffers (a power
@@ -321,7 +304,7 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	if b.Relaxed {
 		durability = "relaxed"
 	}
-	p := jsStore.Call("commit", s.name, safejs.Unsafe(k), durability, keys, values, ivs, ads, ifAbsent)
+	p := jsStore.Call("commit", s.name, safejs.Unsafe(k), durability, safejs.Unsafe(bytesToJS(packed)))
 	res, err := Await(safejs.Safe(p))
 	if err != nil {
 		return fmt.Errorf("storage: commit of %d operations failed, none applied: %w", n, err)
@@ -331,3 +314,6 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	}
 	return nil
 }
+
+// The sealed-record IV and the packed layout's agree (a build error if not).
+const _ = uint(ivSize-idbwire.IVSize) + uint(idbwire.IVSize-ivSize)

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"syscall/js"
 
 	"github.com/hack-pad/safejs"
@@ -51,41 +52,61 @@ func toJSError(err error) js.Value {
 // never run on the goroutine of a js.FuncOf callback (that deadlocks the Go
 // runtime); API entry points run their work in a fresh goroutine, see
 // promise.
+//
+// boot.js's watch(p, id, settled) attaches the handlers: every await goes
+// through the one settled callback made at start-up, keyed by id, rather
+// than two js.FuncOf made and released per await (each a call across the
+// boundary and a finalized JS value, on every IndexedDB and WebCrypto
+// step of a received message).
 func Await(p safejs.Value) (safejs.Value, error) {
-	type result struct {
-		v   safejs.Value
-		err error
+	ch := make(chan awaitResult, 1)
+	awaits.Lock()
+	if awaits.waiting == nil {
+		awaits.waiting = map[uint32]chan<- awaitResult{}
+		awaits.settled = js.FuncOf(settleAwait)
 	}
-	ch := make(chan result, 1)
-	then, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
-		v := safejs.Undefined()
-		if len(args) > 0 {
-			v = args[0]
-		}
-		ch <- result{v: v}
-		return nil
-	})
-	if err != nil {
-		return safejs.Undefined(), err
-	}
-	defer then.Release()
-	catch, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
-		var reason safejs.Value = safejs.Undefined()
-		if len(args) > 0 {
-			reason = args[0]
-		}
-		ch <- result{err: jsReason(reason)}
-		return nil
-	})
-	if err != nil {
-		return safejs.Undefined(), err
-	}
-	defer catch.Release()
-	if _, err := p.Call("then", then.Value(), catch.Value()); err != nil {
-		return safejs.Undefined(), err
-	}
+	awaits.next++
+	id := awaits.next
+	awaits.waiting[id] = ch
+	settled := awaits.settled
+	awaits.Unlock()
+	jsStore.Call("watch", safejs.Unsafe(p), id, settled)
 	r := <-ch
 	return r.v, r.err
+}
+
+type awaitResult struct {
+	v   safejs.Value
+	err error
+}
+
+// awaits are the promises Await is waiting for, by id.
+var awaits struct {
+	sync.Mutex
+	next    uint32
+	waiting map[uint32]chan<- awaitResult
+	settled js.Func
+}
+
+// settleAwait is watch's callback: (id, fulfilled, value or reason).
+func settleAwait(_ js.Value, args []js.Value) any {
+	if len(args) < 3 {
+		return nil
+	}
+	id := uint32(args[0].Int())
+	awaits.Lock()
+	ch := awaits.waiting[id]
+	delete(awaits.waiting, id)
+	awaits.Unlock()
+	if ch == nil {
+		return nil
+	}
+	if args[1].Bool() {
+		ch <- awaitResult{v: safejs.Safe(args[2])}
+	} else {
+		ch <- awaitResult{err: jsReason(safejs.Safe(args[2]))}
+	}
+	return nil
 }
 
 // jsReason describes a rejection reason (usually a DOMException) as an error.

@@ -112,10 +112,10 @@ func releaseAfterReady() {
 	ch.Get("port2").Call("postMessage", js.Null())
 }
 
-// jsStore is boot.js's sealed commit (idbStore.Commit), and ownerPromise
-// its request for the owner lock (bus.start, resolved once granted; null
-// without Web Locks), both taken from the global scope at start like
-// __parleyBoot.
+// jsStore is boot.js's sealed commit (idbStore.Commit) and promise watch
+// (Await), and ownerPromise its request for the owner lock (bus.start,
+// resolved once granted; null without Web Locks), both taken from the
+// global scope at start like __parleyBoot.
 var jsStore, ownerPromise js.Value
 
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).

@@ -35,10 +35,40 @@
     }
     return c;
   }
-  async function commit(name, key, durability, keys, values, ivs, ads, ifAbsent) {
+  // Go's batch arrives packed in one buffer (wasm/idbstore.go,
+  // packCommit), as {bucket, key, iv, ad, value, ifAbsent} per operation.
+  const buckets = new TextDecoder('utf-8', { fatal: true });
+  function unpack(buf) {
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let at = 0;
+    const skip = (n) => {
+      if (n > buf.length - at) throw new RangeError('packed commit is truncated');
+      at += n;
+      return at - n;
+    };
+    const take = (n) => buf.subarray(skip(n), at);
+    const u16 = () => dv.getUint16(skip(2), true);
+    const u32 = () => dv.getUint32(skip(4), true);
+    const n = u32();
+    const ops = [];
+    for (let i = 0; i < n; i++) {
+      const flags = buf[skip(1)];
+      const op = { bucket: buckets.decode(take(u16())), key: take(u32()), ifAbsent: (flags & 2) !== 0, value: null };
+      if ((flags & 1) === 0) {
+        op.iv = take(12);
+        op.ad = take(u32());
+        op.value = take(u32());
+      }
+      ops.push(op);
+    }
+    if (at !== buf.length) throw new RangeError('packed commit has trailing bytes');
+    return ops;
+  }
+  async function commit(name, key, durability, packed) {
+    const ops = unpack(packed);
     const db = await connect(name);
-    const sealed = await Promise.all(values.map((v, i) => (v === null ? null :
-      crypto.subtle.encrypt({ name: 'AES-GCM', iv: ivs[i], additionalData: ads[i] }, key, v))));
+    const sealed = await Promise.all(ops.map((op) => (op.value === null ? null :
+      crypto.subtle.encrypt({ name: 'AES-GCM', iv: op.iv, additionalData: op.ad }, key, op.value))));
     return new Promise((resolve, reject) => {
       const tx = db.transaction('records', 'readwrite', { durability });
       const st = tx.objectStore('records');
@@ -48,20 +78,88 @@
         if (err.name === 'ConstraintError') resolve('exists');
         else reject(err);
       };
-      for (let i = 0; i < keys.length; i++) {
+      ops.forEach((op, i) => {
+        const k = [op.bucket, op.key];
         if (sealed[i] === null) {
-          st.delete(keys[i]);
-          continue;
+          st.delete(k);
+          return;
         }
         const ct = new Uint8Array(sealed[i]);
-        const rec = new Uint8Array(1 + ivs[i].length + ct.length);
+        const rec = new Uint8Array(1 + op.iv.length + ct.length);
         rec[0] = 1;
-        rec.set(ivs[i], 1);
-        rec.set(ct, 1 + ivs[i].length);
-        if (ifAbsent[i]) st.add(rec, keys[i]);
-        else st.put(rec, keys[i]);
-      }
+        rec.set(op.iv, 1);
+        rec.set(ct, 1 + op.iv.length);
+        if (op.ifAbsent) st.add(rec, k);
+        else st.put(rec, k);
+      });
     });
+  }
+
+  // Reads for Go's Scan (wasm/idbstore.go, readPage): up to `limit`
+  // records of one bucket in a key range, in one read-only transaction
+  // (one getAllRecords request where the browser has it, a cursor
+  // otherwise), unsealed here and returned in one buffer, little-endian:
+  // u32 count, then per record u32 len + key, u8 state (0 opened, 1 not
+  // in the sealed format, 2 failed its integrity check), u32 len +
+  // plaintext. `ad` is the associated data without the key; `upper` null
+  // means the end of the bucket (an array sorts after every binary key).
+  async function read(name, key, bucket, ad, lower, lowerOpen, upper, reverse, limit) {
+    const db = await connect(name);
+    const range = IDBKeyRange.bound([bucket, lower], [bucket, upper === null ? [] : upper], lowerOpen, true);
+    const direction = reverse ? 'prev' : 'next';
+    const recs = await new Promise((resolve, reject) => {
+      const tx = db.transaction('records', 'readonly');
+      const st = tx.objectStore('records');
+      tx.onabort = () => reject(tx.error || new DOMException('transaction aborted', 'AbortError'));
+      const out = [];
+      if (st.getAllRecords) {
+        const r = st.getAllRecords({ query: range, count: limit, direction });
+        r.onsuccess = () => resolve(r.result.map((x) => [x.primaryKey[1], x.value]));
+        return;
+      }
+      const r = st.openCursor(range, direction);
+      r.onsuccess = () => {
+        const c = r.result;
+        if (c) out.push([c.primaryKey[1], c.value]);
+        if (!c || out.length >= limit) resolve(out);
+        else c.continue();
+      };
+    });
+    const opened = await Promise.all(recs.map(([k, v]) => {
+      if (v instanceof ArrayBuffer) v = new Uint8Array(v);
+      if (!(v instanceof Uint8Array)) return 1;
+      if (v.length < 1 + 12 + 16 || v[0] !== 1) return 2;
+      const kb = new Uint8Array(k);
+      const data = new Uint8Array(ad.length + kb.length);
+      data.set(ad);
+      data.set(kb, ad.length);
+      return crypto.subtle.decrypt({ name: 'AES-GCM', iv: v.subarray(1, 13), additionalData: data }, key, v.subarray(13))
+        .then((p) => new Uint8Array(p), () => 2);
+    }));
+    let size = 4;
+    recs.forEach(([k], i) => { size += 4 + k.byteLength + 1 + 4 + (typeof opened[i] === 'number' ? 0 : opened[i].length); });
+    const buf = new Uint8Array(size);
+    const dv = new DataView(buf.buffer);
+    dv.setUint32(0, recs.length, true);
+    let at = 4;
+    recs.forEach(([k], i) => {
+      const o = opened[i];
+      dv.setUint32(at, k.byteLength, true);
+      buf.set(new Uint8Array(k), at + 4);
+      at += 4 + k.byteLength;
+      buf[at] = typeof o === 'number' ? o : 0;
+      const plain = typeof o === 'number' ? null : o;
+      dv.setUint32(at + 1, plain ? plain.length : 0, true);
+      if (plain) buf.set(plain, at + 5);
+      at += 5 + (plain ? plain.length : 0);
+    });
+    return buf;
+  }
+
+  // Go's Await (wasm/jsutil.go): one callback for every promise Go waits
+  // for, told which one settled and how.
+  function watch(p, id, settled) {
+    Promise.resolve(p).then((v) => settled(id, true, v), (e) => settled(id, false, e));
   }
 
   let settle;
@@ -87,7 +185,7 @@
 
   // Private hand-offs to the Go side; deleted once Go has taken them.
   globalThis.__parleyBoot = settle;
-  globalThis.__parleyStore = { commit };
+  globalThis.__parleyStore = { commit, read, watch };
   globalThis.__parleyOwner = owner;
 
   const meta = document.querySelector('meta[name="parley-wasm"]');
