@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/journal"
 	"github.com/parley-im/parley/client/storage/memstore"
 )
 
@@ -18,7 +20,14 @@ import (
 // would find, and checks that in the end every
 // message shows exactly once, in order, and the session still works both
 // ways.
-func TestCrashConsistencyDuringReceive(t *testing.T) {
+func TestCrashConsistencyDuringReceive(t *testing.T) { testCrashConsistency(t, false) }
+
+// TestCrashConsistencyJournaled is the same over the journal the browser
+// puts in front of IndexedDB (client/storage/journal): relaxed batches
+// become journal records, applied at the Sync or by the next Open.
+func TestCrashConsistencyJournaled(t *testing.T) { testCrashConsistency(t, true) }
+
+func testCrashConsistency(t *testing.T, journaled bool) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
 	alice := newDevice(t, tr, "alice")
@@ -30,7 +39,15 @@ func TestCrashConsistencyDuringReceive(t *testing.T) {
 	st := memstore.New()
 	rel := NewRelayClock(tr.origin, tr.clock.Now)
 	open := func(st *memstore.Store) *Engine {
-		e, err := Open(ctx, Config{Store: st, Relay: rel, Now: tr.clock.Now, ReconnectMax: 200 * time.Millisecond})
+		var store storage.Store = st
+		if journaled {
+			j, err := journal.Open(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store = j
+		}
+		e, err := Open(ctx, Config{Store: store, Relay: rel, Now: tr.clock.Now, ReconnectMax: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	engine "github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
+	"github.com/parley-im/parley/client/storage/journal"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/wasm/jsonenc"
 )
@@ -71,7 +72,19 @@ func init() {
 		// through the cache, so the cache is coherent; it is dropped (its
 		// plaintext zeroed) when the engine stops, before a lock closes
 		// the store.
-		timed := &timedStore{inner: st}
+		// A received message's batch goes into IndexedDB as one journal
+		// record (client/storage/journal, PROTOCOL.md 13.6) rather than
+		// one record per operation, each its own request; Open applies
+		// what a previous run left in the journal.
+		jst, err := journal.Open(ctx, st)
+		if err != nil {
+			host.mu.Lock()
+			host.eng, host.cancel, host.cache, host.timed, host.err = nil, nil, nil, nil, toAPIError(err)
+			host.mu.Unlock()
+			cancel()
+			return func() {}
+		}
+		timed := &timedStore{inner: jst}
 		cached := cache.New(timed, cache.DefaultLimit)
 		// engine.Open reads the device and account records (client's
 		// records.go names them): one transaction for both instead of
@@ -99,6 +112,7 @@ func init() {
 		if err != nil {
 			cancel()
 			cached.Close()
+			jst.Close()
 			return func() {}
 		}
 		go func() {
@@ -114,6 +128,7 @@ func init() {
 		return func() {
 			cancel()
 			cached.Close()
+			jst.Close()
 			host.mu.Lock()
 			host.eng, host.cancel, host.cache, host.timed = nil, nil, nil, nil
 			host.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/hack-pad/safejs"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/cache"
 )
 
 // Reading several records at once: every Get is its own
@@ -141,4 +142,13 @@ func unsealMany(k safejs.Value, refs []recordRef, sealed [][]byte, errs []error)
 		}
 	}
 	return out
+}
+
+// GetMany is cache.MultiGetter over getMany.
+func (s *idbStore) GetMany(ctx context.Context, refs []cache.Ref) ([][]byte, []error, error) {
+	rs := make([]recordRef, len(refs))
+	for i, r := range refs {
+		rs[i] = recordRef{r.Bucket, r.Key}
+	}
+	return s.getMany(ctx, rs)
 }

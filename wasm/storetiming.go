@@ -76,19 +76,15 @@ func (t *timedStore) Sync(ctx context.Context) error {
 	return storage.Sync(ctx, t.inner)
 }
 
-// GetMany is the IndexedDB store's getMany (cache.MultiGetter); counted
-// as one read.
+// GetMany is the inner store's (cache.MultiGetter: the journal's, over
+// the IndexedDB store's getMany); counted as one read.
 func (t *timedStore) GetMany(ctx context.Context, refs []cache.Ref) ([][]byte, []error, error) {
 	defer t.add(&t.gets, &t.getT, time.Now())
-	st, ok := t.inner.(*idbStore)
+	mg, ok := t.inner.(cache.MultiGetter)
 	if !ok {
 		return nil, nil, errors.New("storage: no multi-record read")
 	}
-	rs := make([]recordRef, len(refs))
-	for i, r := range refs {
-		rs[i] = recordRef{r.Bucket, r.Key}
-	}
-	return st.getMany(ctx, rs)
+	return mg.GetMany(ctx, refs)
 }
 
 // storeStats is the IndexedDB part of parley.stats().
