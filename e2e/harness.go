@@ -27,6 +27,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-im/parley"
+	"github.com/parley-im/parley/client"
+	"github.com/parley-im/parley/client/storage/memstore"
 	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/store"
@@ -300,4 +302,25 @@ func ScreenshotDir(t testing.TB) string {
 		return d
 	}
 	return t.TempDir()
+}
+
+// NativeDevice starts a native engine (Go crypto, memory store) with a new
+// account handle on srv's relay, running until the test ends: a peer for
+// the browsers that is not another Chromium.
+func NativeDevice(t testing.TB, srv *Server, handle string) *client.Engine {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e, err := client.Open(ctx, client.Config{Store: memstore.New(), Relay: client.NewRelay(srv.URL)})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := e.CreateAccount(ctx, handle, handle+"'s server"); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
 }

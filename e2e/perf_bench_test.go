@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/parley-im/parley/client"
-	"github.com/parley-im/parley/client/storage/memstore"
 )
 
 // BenchmarkBrowserClient measures issue 6's targets in headless Chromium
@@ -123,18 +120,8 @@ func BenchmarkBrowserClient(b *testing.B) {
 // reported (ms-receive-p50 there, ms-receive-native-p50 here).
 func BenchmarkBrowserReceiveNative(b *testing.B) {
 	srv := StartServer(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	carol, err := client.Open(ctx, client.Config{Store: memstore.New(), Relay: client.NewRelay(srv.URL)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := carol.CreateAccount(ctx, "carol", "Carol's server"); err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); carol.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	ctx := context.Background()
+	carol := NativeDevice(b, srv, "carol")
 	alice := NewBrowser(b)
 	alice.Navigate(srv.URL)
 	MustEval[chromedp.Void](alice, `window.parley.ready`)

@@ -11,7 +11,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-im/parley/client"
-	"github.com/parley-im/parley/client/storage/memstore"
 )
 
 // TestWebCryptoBackends checks, in Chromium, that the owner tab installed
@@ -149,19 +148,8 @@ func waitFile(t *testing.T, br *Browser, chat, name string) string {
 // engine that uses only Go's crypto.
 func TestWebCryptoInterop(t *testing.T) {
 	srv := StartTestServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	carol, err := client.Open(ctx, client.Config{Store: memstore.New(), Relay: client.NewRelay(srv.URL)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := carol.CreateAccount(ctx, "carol", "Carol's server"); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); carol.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	ctx := context.Background()
+	carol := NativeDevice(t, srv, "carol")
 
 	alice, bob := NewBrowser(t), NewBrowser(t)
 	for name, br := range map[string]*Browser{"alice": alice, "bob": bob} {
