@@ -6,10 +6,36 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-im/parley/crypto/identity"
 )
+
+// TestIndexedDBStoreConformanceCursor runs the same suite where the
+// browser has no IDBObjectStore.getAllRecords (Chromium before 141, other
+// engines): boot.js's read then walks a cursor.
+func TestIndexedDBStoreConformanceCursor(t *testing.T) {
+	srv := StartTestServer(t)
+	b := NewBrowser(t)
+	ctx, cancel := contextFor(b)
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `delete IDBObjectStore.prototype.getAllRecords;`,
+	})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Navigate(srv.URL)
+	MustEval[chromedp.Void](b, `window.parley.ready`)
+	if has := MustEval[bool](b, `'getAllRecords' in IDBObjectStore.prototype`); has {
+		t.Fatal("getAllRecords is still there; the test would not test the cursor")
+	}
+	if msg := MustEval[string](b, `window.parley.__test.conformanceCached('cursor')`); msg != "" {
+		t.Fatalf("IndexedDB store without getAllRecords fails the storage conformance suite: %s", msg)
+	}
+	b.CheckConsole()
+}
 
 // TestIndexedDBStoreConformance runs client/storage/storagetest, the suite
 // every storage.Store passes natively, against the browser's sealed
