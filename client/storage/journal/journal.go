@@ -29,8 +29,10 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
@@ -80,7 +82,11 @@ type entry struct {
 // crash before its Sync). It fails if a journal record does not decode
 // or open: the records it holds are not lost, and nothing is deleted.
 func Open(ctx context.Context, inner storage.Store) (*Store, error) {
-	s := &Store{inner: inner, overlay: map[ref]*entry{}}
+	// Sequence numbers start from the clock, above any a previous run
+	// used: should a transaction of a stopped store still land after
+	// this Open read the journal, its record sorts before this run's and
+	// the next Open applies it first, under the newer values.
+	s := &Store{inner: inner, overlay: map[ref]*entry{}, seq: uint64(time.Now().UnixMicro())}
 	if err := s.replay(ctx); err != nil {
 		return nil, err
 	}
@@ -99,6 +105,9 @@ func (s *Store) replay(ctx context.Context) error {
 			return fmt.Errorf("%w: journal record %s: %v", storage.ErrCorrupt, k, err)
 		}
 		recs = append(recs, rec{k, ops})
+		if n, err := strconv.ParseUint(k, 16, 64); err == nil && n > s.seq {
+			s.seq = n
+		}
 		return nil
 	})
 	if err != nil {
