@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
+	"github.com/parley-im/parley/client/storage/journal"
 	"github.com/parley-im/parley/client/storage/storagetest"
 )
 
@@ -82,6 +83,22 @@ func installTestHooks(c *client, parley js.Value) {
 			return nil, err
 		}
 		if err := storagetest.Run(ctx, cache.New(s, 0)); err != nil {
+			return err.Error(), nil
+		}
+		return "", nil
+	})
+	// conformanceJournal(name) runs it against the journal the engine
+	// puts in front of the IndexedDB store (client/storage/journal).
+	fn("conformanceJournal", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		j, err := journal.Open(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if err := storagetest.Run(ctx, j); err != nil {
 			return err.Error(), nil
 		}
 		return "", nil
