@@ -219,6 +219,26 @@ func (b *Browser) Close() {
 	b.CheckConsole()
 }
 
+// Kill ends the browser process at once (SIGKILL), as a crash would:
+// nothing is flushed or closed. Reopening its profile with OpenBrowser is a
+// restart after a crash.
+func (b *Browser) Kill() {
+	b.t.Helper()
+	if b.cancel == nil {
+		return
+	}
+	if c := chromedp.FromContext(b.ctx); c != nil && c.Browser != nil {
+		if p := c.Browser.Process(); p != nil {
+			if err := p.Kill(); err != nil {
+				b.t.Logf("kill chromium: %v", err)
+			}
+		}
+	}
+	b.cancel()
+	b.allocCancel() // waits for the process to be gone
+	b.cancel = nil
+}
+
 // CheckConsole fails the test if any console error or exception was seen.
 func (b *Browser) CheckConsole() {
 	b.t.Helper()

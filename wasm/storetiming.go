@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
+	"github.com/parley-im/parley/client/storage/journal"
 )
 
 // timedStore counts the engine's calls that reach IndexedDB (the cache's
@@ -96,11 +97,20 @@ type storeStats struct {
 	StoreCommits  uint64  `json:"storeCommits"`
 	StoreCommitMs float64 `json:"storeCommitMs"`
 
+	// The journal (client/storage/journal): records a previous run left
+	// and Open applied, and records not applied yet.
+	JournalReplayed int `json:"journalReplayed"`
+	JournalPending  int `json:"journalPending"`
+
 	StoreScanBuckets   map[string]uint64 `json:"storeScanBuckets"`
 	StoreCommitBuckets map[string]uint64 `json:"storeCommitBuckets"`
 }
 
 func (t *timedStore) stats() storeStats {
+	var jr, jp int
+	if j, ok := t.inner.(*journal.Store); ok {
+		jr, jp = j.Replayed(), j.Pending()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	mean := func(d time.Duration, n uint64) float64 {
@@ -113,6 +123,7 @@ func (t *timedStore) stats() storeStats {
 		StoreGets: t.gets, StoreGetMs: mean(t.getT, t.gets),
 		StoreScans: t.scans, StoreScanMs: mean(t.scanT, t.scans),
 		StoreCommits: t.commits, StoreCommitMs: mean(t.commitT, t.commits),
+		JournalReplayed: jr, JournalPending: jp,
 		StoreScanBuckets: maps.Clone(t.scanBuckets), StoreCommitBuckets: maps.Clone(t.commitBuckets),
 	}
 }

@@ -62,6 +62,8 @@ type Store struct {
 	commitMu sync.Mutex
 	seq      uint64 // last journal sequence number used; under commitMu
 
+	replayed int // journal records Open applied
+
 	mu      sync.Mutex // guards what reads look at
 	closed  bool
 	overlay map[ref]*entry
@@ -113,6 +115,7 @@ func (s *Store) replay(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("journal: replay: %w", err)
 	}
+	s.replayed = len(recs)
 	// Applied in order, in as few batches as the batch limit allows,
 	// never splitting a record's operations.
 	var b storage.Batch
@@ -451,6 +454,17 @@ func (s *Store) Sync(ctx context.Context) error {
 		return storage.Sync(ctx, s.inner)
 	}
 	return s.applyLocked(ctx, nil)
+}
+
+// Replayed is how many journal records Open found and applied (left by a
+// run that stopped before its Sync).
+func (s *Store) Replayed() int { return s.replayed }
+
+// Pending is how many journal records are not applied yet.
+func (s *Store) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.keys)
 }
 
 // Close zeroes the values the journal holds in memory and refuses every

@@ -279,9 +279,15 @@ func TestCrashAndPowerCut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if s.Pending() != 3 {
+		t.Fatalf("%d journal records pending, want 3", s.Pending())
+	}
 	check := func(st storage.Store, n int) {
 		t.Helper()
 		after := open(t, st)
+		if after.Replayed() != n-3 {
+			t.Fatalf("Open replayed %d journal records, want %d", after.Replayed(), n-3)
+		}
 		msgs := scanAll(t, after, "msgs", "", storage.ScanOptions{})
 		idx := scanAll(t, after, "msgidx", "", storage.ScanOptions{})
 		chat, _ := after.Get(ctx, "chats", "bob")
