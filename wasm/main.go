@@ -118,6 +118,10 @@ func releaseAfterReady() {
 // global scope at start like __parleyBoot.
 var jsStore, ownerPromise js.Value
 
+// persistPromise is boot.js's navigator.storage.persist() request, made
+// while the client downloads; it resolves to whether storage is persistent.
+var persistPromise js.Value
+
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).
 var testHooks []func(c *client, parley js.Value)
 
@@ -126,6 +130,7 @@ func main() {
 	boot := js.Global().Get("__parleyBoot")
 	jsStore = js.Global().Get("__parleyStore")
 	ownerPromise = js.Global().Get("__parleyOwner")
+	persistPromise = js.Global().Get("__parleyPersist")
 	if parley.IsUndefined() || boot.IsUndefined() || jsStore.IsUndefined() || ownerPromise.IsUndefined() {
 		js.Global().Get("console").Call("error", "parley: boot.js must run before the wasm")
 		return
@@ -133,6 +138,7 @@ func main() {
 	js.Global().Delete("__parleyBoot")
 	js.Global().Delete("__parleyStore")
 	js.Global().Delete("__parleyOwner")
+	js.Global().Delete("__parleyPersist")
 
 	// Milestones in ms since navigation, for the boot benchmark.
 	mark = func(name string) {
@@ -258,10 +264,10 @@ func main() {
 // the state. The ready promise resolves afterwards even when storage is in
 // an error state: the API is up and state() explains the problem.
 func (c *client) boot(ctx context.Context) {
-	persistent := requestPersistence()
-	mark("persist")
 	db, err := openDB(ctx, dbName)
 	mark("db")
+	persistent := requestPersistence()
+	mark("persist")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.persistent = persistent
@@ -277,15 +283,16 @@ func (c *client) boot(ctx context.Context) {
 	c.touchLocked()
 }
 
-// requestPersistence asks the browser not to evict Parley's storage under
-// pressure (evicted keys would mean a re-link). The answer is reported in
-// state(); Chromium grants it to installed or engaged sites.
+// requestPersistence is the answer to boot.js's request that the browser
+// not evict Parley's storage under pressure (evicted keys would mean a
+// re-link), made while the client downloaded; by now it has usually
+// arrived. The answer is reported in state(); Chromium grants it to
+// installed or engaged sites.
 func requestPersistence() bool {
-	storage := js.Global().Get("navigator").Get("storage")
-	if storage.IsUndefined() || storage.Get("persist").IsUndefined() {
+	if persistPromise.IsUndefined() || persistPromise.IsNull() {
 		return false
 	}
-	v, err := Await(safeValue(storage.Call("persist")))
+	v, err := Await(safeValue(persistPromise))
 	if err != nil {
 		return false
 	}

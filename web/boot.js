@@ -183,10 +183,18 @@
     });
   }) : null;
 
+  // Ask the browser not to evict Parley's storage (evicted keys would mean
+  // a re-link) now rather than once Go runs: the answer takes a trip to
+  // the browser process that used to sit on the path to ready. Go reads it
+  // for state().persistent.
+  const persist = navigator.storage && navigator.storage.persist ?
+    navigator.storage.persist().catch(() => false) : Promise.resolve(false);
+
   // Private hand-offs to the Go side; deleted once Go has taken them.
   globalThis.__parleyBoot = settle;
   globalThis.__parleyStore = { commit, read, watch };
   globalThis.__parleyOwner = owner;
+  globalThis.__parleyPersist = persist;
 
   const meta = document.querySelector('meta[name="parley-wasm"]');
   const url = meta ? meta.content : '/web/dist/parley.wasm';
