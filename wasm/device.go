@@ -13,6 +13,7 @@ import (
 	"github.com/hack-pad/safejs"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/journal"
 	"github.com/parley-im/parley/crypto/identity"
 )
 
@@ -179,8 +180,10 @@ func (c *client) start(ctx context.Context) error {
 func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error {
 	st := newIDBStore(c.db, dbName, dataKey)
 	// The three records start-up needs, in one transaction and behind one
-	// unseal await (each separate Get cost ~10 ms while the page loads).
-	vals, errs, err := st.getMany(ctx, []recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}})
+	// unseal await (each separate Get cost ~10 ms while the page loads),
+	// with the number of journal records a previous run left (the engine
+	// applies them first, client/storage/journal).
+	vals, errs, journaled, err := st.getManyCount(ctx, []recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}}, journal.Bucket)
 	if err != nil {
 		return newAPIError(codeStorageUnavailable, "%v", err)
 	}
@@ -220,7 +223,7 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error 
 	c.status = "new"
 	mark("opened")
 	if startEngine != nil {
-		c.stopEngine = startEngine(st, dev, c.bus)
+		c.stopEngine = startEngine(st, journaled, dev, c.bus)
 	}
 	return nil
 }

@@ -29,35 +29,54 @@ type recordRef struct{ bucket, key string }
 // errs[i] a record that is missing or does not open (storage.ErrCorrupt,
 // naming it, as Get reports it).
 func (s *idbStore) getMany(ctx context.Context, refs []recordRef) (vals [][]byte, errs []error, err error) {
+	vals, errs, _, err = s.getManyCount(ctx, refs, "")
+	return vals, errs, err
+}
+
+// getManyCount is getMany that also counts the records of countBucket (if
+// not empty) in the same transaction: start-up learns whether the journal
+// holds anything (client/storage/journal) without a read of its own.
+func (s *idbStore) getManyCount(ctx context.Context, refs []recordRef, countBucket string) ([][]byte, []error, uint, error) {
+	fail := func(err error) ([][]byte, []error, uint, error) { return nil, nil, 0, err }
 	for _, r := range refs {
 		if err := storage.ValidKey(r.bucket, r.key); err != nil {
-			return nil, nil, err
+			return fail(err)
 		}
 	}
 	k, err := s.dataKey()
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
 	txn, err := s.db.Transaction(idb.TransactionReadOnly, storeRecords)
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
 	st, err := txn.ObjectStore(storeRecords)
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
 	reqs := make([]*idb.Request, len(refs))
 	for i, r := range refs {
 		if reqs[i], err = st.Get(recordKey(r.bucket, r.key)); err != nil {
-			return nil, nil, err
+			return fail(err)
 		}
 	}
-	vals, errs = make([][]byte, len(refs)), make([]error, len(refs))
+	var countReq *idb.UintRequest
+	if countBucket != "" {
+		kr, err := idb.NewKeyRangeBound(recordKey(countBucket, ""), js.ValueOf([]any{countBucket, []any{}}), false, true)
+		if err != nil {
+			return fail(err)
+		}
+		if countReq, err = st.CountRange(kr); err != nil {
+			return fail(err)
+		}
+	}
+	vals, errs := make([][]byte, len(refs)), make([]error, len(refs))
 	sealed := make([][]byte, len(refs))
 	for i, req := range reqs {
 		v, err := req.Await(ctx)
 		if err != nil {
-			return nil, nil, err
+			return fail(err)
 		}
 		if v.IsUndefined() {
 			errs[i] = storage.ErrNotFound
@@ -67,13 +86,19 @@ func (s *idbStore) getMany(ctx context.Context, refs []recordRef) (vals [][]byte
 			errs[i] = &corruptError{refs[i].bucket, refs[i].key, "is not in Parley's sealed format"}
 		}
 	}
+	var count uint
+	if countReq != nil {
+		if count, err = countReq.Await(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	plain := unsealMany(k, refs, sealed, errs)
 	for i := range refs {
 		if errs[i] == nil {
 			vals[i] = plain[i]
 		}
 	}
-	return vals, errs, nil
+	return vals, errs, count, nil
 }
 
 // unsealMany opens sealed[i] for refs[i] where errs[i] is nil, all

@@ -84,15 +84,22 @@ type entry struct {
 // crash before its Sync). It fails if a journal record does not decode
 // or open: the records it holds are not lost, and nothing is deleted.
 func Open(ctx context.Context, inner storage.Store) (*Store, error) {
-	// Sequence numbers start from the clock, above any a previous run
-	// used: should a transaction of a stopped store still land after
-	// this Open read the journal, its record sorts before this run's and
-	// the next Open applies it first, under the newer values.
-	s := &Store{inner: inner, overlay: map[ref]*entry{}, seq: uint64(time.Now().UnixMicro())}
+	s := New(inner)
 	if err := s.replay(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// New wraps inner without reading its journal: only for a caller that
+// has just seen, in a read of inner, that Bucket is empty (the browser
+// counts it with its start-up records). Otherwise use Open.
+func New(inner storage.Store) *Store {
+	// Sequence numbers start from the clock, above any a previous run
+	// used: should a transaction of a stopped store still land after
+	// this run read the journal, its record sorts before this run's and
+	// the next Open applies it first, under the newer values.
+	return &Store{inner: inner, overlay: map[ref]*entry{}, seq: uint64(time.Now().UnixMicro())}
 }
 
 func (s *Store) replay(ctx context.Context) error {
