@@ -16,7 +16,7 @@ SERVER  := bin/parley-server
 WASM_TEST_PKGS ?= ./crypto/... ./client/... ./bench/cryptobench
 FUZZTIME ?= 20000x
 
-.PHONY: run build wasm server test vet test-native test-wasm test-fuzz fuzz \
+.PHONY: run build wasm server test vet test-native test-wasm test-fuzz fuzz bench-browser \
         chromium bench bench-relay clean workers workers-dev test-workers
 
 run: build
@@ -79,6 +79,12 @@ bench:
 
 bench-relay:
 	./bench/relay.sh
+
+# Issue 6's targets in headless Chromium (the release wasm): receive time
+# with a browser and with a native sender, navigation to ready and to the
+# chat list with 1,000 messages, and the start-up milestones; 5 runs each.
+bench-browser: wasm chromium
+	$(GO) test -run '^$$' -bench 'BrowserClient|BrowserReceiveNative|BootPhases' -benchtime 5x -timeout 30m ./e2e
 
 # Lighthouse accessibility and best-practices scores (each must be >= 95)
 # against a local server; installs lighthouse@12.2.3 into ~/.cache once.
