@@ -3,10 +3,7 @@ package devicelist
 import (
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -246,19 +243,7 @@ func replay(t *testing.T, v vector) error {
 	return nil
 }
 
-func readVector(t testing.TB, f string) vector {
-	b, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v vector
-	d := json.NewDecoder(strings.NewReader(string(b)))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
+func readVector(t testing.TB, f string) vector { return vectortest.Read[vector](t, f) }
 
 func TestVectors(t *testing.T) {
 	if *update {
@@ -269,20 +254,7 @@ func TestVectors(t *testing.T) {
 	for _, f := range vectortest.Files(t) {
 		t.Run(f.Name, func(t *testing.T) {
 			v := readVector(t, f.Path)
-			err := replay(t, v)
-			if f.Good() {
-				if v.Error != "" || err != nil {
-					t.Fatalf("good vector failed: %v", err)
-				}
-				return
-			}
-			want, ok := vectorErrors[v.Error]
-			if !ok {
-				t.Fatalf("unknown error name %q", v.Error)
-			}
-			if !errors.Is(err, want) {
-				t.Fatalf("got %v, want %s", err, v.Error)
-			}
+			vectortest.Check(t, f, v.Error, replay(t, v), vectorErrors)
 		})
 	}
 }

@@ -3,10 +3,7 @@ package identity
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"flag"
-	"os"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/internal/vectortest"
@@ -236,32 +233,9 @@ func TestVectors(t *testing.T) {
 	for _, f := range vectortest.Files(t) {
 		t.Run(f.Name, func(t *testing.T) {
 			v := readVector(t, f.Path)
-			err := replay(t, v)
-			if f.Good() {
-				if v.Error != "" || err != nil {
-					t.Fatalf("good vector failed: %v", err)
-				}
-				return
-			}
-			want, ok := vectorErrors[v.Error]
-			if !ok {
-				t.Fatalf("unknown error name %q", v.Error)
-			}
-			if !errors.Is(err, want) {
-				t.Fatalf("got %v, want %s", err, v.Error)
-			}
+			vectortest.Check(t, f, v.Error, replay(t, v), vectorErrors)
 		})
 	}
 }
 
-func readVector(t testing.TB, f string) vector {
-	b, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v vector
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
+func readVector(t testing.TB, f string) vector { return vectortest.Read[vector](t, f) }

@@ -3,12 +3,10 @@ package pqxdh
 import (
 	"bytes"
 	"crypto/mlkem/mlkemtest"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/identity"
@@ -266,14 +264,7 @@ func TestVectors(t *testing.T) {
 }
 
 func loadVector(t testing.TB, f string) *vector {
-	data, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v vector
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
+	v := vectortest.Read[vector](t, f)
 	return &v
 }
 

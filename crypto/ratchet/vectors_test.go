@@ -3,12 +3,10 @@ package ratchet
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/internal/vectortest"
@@ -219,14 +217,7 @@ func TestVectors(t *testing.T) {
 }
 
 func loadVector(t testing.TB, f string) *vector {
-	data, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v vector
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
+	v := vectortest.Read[vector](t, f)
 	return &v
 }
 

@@ -2,11 +2,9 @@ package senderkey
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/internal/vectortest"
@@ -198,14 +196,7 @@ func TestVectors(t *testing.T) {
 }
 
 func loadVector(t testing.TB, f string) *vector {
-	data, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v vector
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
+	v := vectortest.Read[vector](t, f)
 	return &v
 }
 

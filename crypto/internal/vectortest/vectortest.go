@@ -5,10 +5,12 @@
 package vectortest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,4 +110,41 @@ func Files(t testing.TB) []File {
 		out = append(out, File{Name: name, Path: p})
 	}
 	return out
+}
+
+// Read decodes the vector file at path. Numbers in untyped fields stay
+// json.Number, so a vector's integers are read exactly.
+func Read[T any](t testing.TB, path string) T {
+	t.Helper()
+	var v T
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return v
+}
+
+// Check fails t unless err, what replaying f gave, is what f promises: no
+// error for a good_ vector (which must name none), and for a fail_ one the
+// error errs maps the vector's error name to.
+func Check(t testing.TB, f File, name string, err error, errs map[string]error) {
+	t.Helper()
+	if f.Good() {
+		if name != "" || err != nil {
+			t.Fatalf("good vector failed: %v (error name %q)", err, name)
+		}
+		return
+	}
+	want, ok := errs[name]
+	if !ok {
+		t.Fatalf("unknown error name %q", name)
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("got %v, want %s", err, name)
+	}
 }
