@@ -24,6 +24,14 @@ package client
 // A group message whose chain is not known yet (its distribution is still
 // behind it, or the group state is) is kept in bGroupPend and opened when
 // the distribution or state arrives, in the same batch.
+//
+// Renaming is a new version like a membership change (RenameGroup); the
+// device set stays, so no chain is remade. A member who is no admin cannot
+// sign a state, so leaving is a request (LeaveGroup, kindGroupLeave) to the
+// admins' devices: the leaver marks the group left (bGroupLeft) and stops
+// sending at once, and the first admin device to read the request removes
+// the member as RemoveMember would; the state without the leaver then ends
+// its reading like any removed member's.
 
 import (
 	"bytes"
@@ -54,6 +62,7 @@ const (
 	bGroupRecv   = "grecv"    // <group id hex>/<chain ref> → senderkey.Receiver
 	bGroupOutbox = "goutbox"  // <seq, 16 hex> → groupOutRecord
 	bGroupPend   = "gpending" // <chain ref>/<iteration, 8 hex><message id hex> → pendingGroupMsg
+	bGroupLeft   = "gleft"    // <group id hex> → u8 1 || u64 unix ms: this account asked to leave
 
 	// keyGroupSync (bucket self) lists our own other devices that have
 	// been sent every group state (sorted device ids, 16 bytes each).
@@ -106,6 +115,8 @@ var (
 	ErrNotGroupMember     = &Error{Code: "not_group_member", Message: "this account is not a member of the group"}
 	ErrGroupFull          = &Error{Code: "group_full", Message: fmt.Sprintf("a group has at most %d members", MaxGroupMembers)}
 	ErrGroupChangeRefused = &Error{Code: "group_change_refused", Message: "a group change was refused"}
+	ErrLeftGroup          = &Error{Code: "left_group", Message: "this account left the group"}
+	ErrAdminCannotLeave   = &Error{Code: "admin_cannot_leave", Message: "an admin cannot leave the group: handing it to another admin is not built yet, and a group without admins could never change again"}
 )
 
 type groupID = [GroupIDSize]byte
@@ -221,6 +232,31 @@ func parseGroupState(b []byte) (*groupState, error) {
 func (g *groupState) isMember(handle string) bool {
 	_, ok := slices.BinarySearch(g.Members, handle)
 	return ok
+}
+
+// sameContent reports whether g and o say the same thing (name, members,
+// admins), whoever signed them.
+func (g *groupState) sameContent(o *groupState) bool {
+	return g.ID == o.ID && g.Version == o.Version && g.Name == o.Name && slices.Equal(g.Members, o.Members) &&
+		slices.EqualFunc(g.Admins, o.Admins, func(a, b groupAdmin) bool {
+			return a.Handle == b.Handle && a.Device == b.Device && bytes.Equal(a.Key, b.Key)
+		})
+}
+
+// isAdminAccount reports whether any device of handle administers g.
+func (g *groupState) isAdminAccount(handle string) bool {
+	return slices.ContainsFunc(g.Admins, func(a groupAdmin) bool { return a.Handle == handle })
+}
+
+// adminAccounts lists the accounts whose devices administer g.
+func (g *groupState) adminAccounts() []string {
+	var out []string
+	for _, a := range g.Admins {
+		if !slices.Contains(out, a.Handle) {
+			out = append(out, a.Handle)
+		}
+	}
+	return out
 }
 
 func (g *groupState) admin(dev identity.DeviceID) *groupAdmin {
@@ -389,17 +425,15 @@ type Group struct {
 	Version uint64   `json:"version"`
 	Admin   bool     `json:"admin"`  // this device may change the group
 	Member  bool     `json:"member"` // false once this account was removed
+	// Left is set once this account asked to leave (LeaveGroup, on any of
+	// its devices), until it is added again; Member stays true until an
+	// admin's device has removed it.
+	Left bool `json:"left"`
 }
 
-func (e *Engine) groupView(g *groupState) Group {
-	out := Group{ID: groupChatID(g.ID), Name: g.Name, Members: slices.Clone(g.Members), Version: g.Version,
-		Admin: g.admin(e.dev.ID) != nil, Member: g.isMember(e.acct.Handle)}
-	for _, a := range g.Admins {
-		if !slices.Contains(out.Admins, a.Handle) {
-			out.Admins = append(out.Admins, a.Handle)
-		}
-	}
-	return out
+func (e *Engine) groupView(g *groupState, left bool) Group {
+	return Group{ID: groupChatID(g.ID), Name: g.Name, Members: slices.Clone(g.Members), Admins: g.adminAccounts(),
+		Version: g.Version, Admin: g.admin(e.dev.ID) != nil, Member: g.isMember(e.acct.Handle), Left: left}
 }
 
 // Groups lists the groups this device knows, including ones this account
@@ -410,13 +444,21 @@ func (e *Engine) Groups(ctx context.Context) ([]Group, error) {
 	if e.acct == nil {
 		return nil, ErrNoAccount
 	}
+	left := map[string]bool{}
+	err := e.cfg.Store.Scan(ctx, bGroupLeft, "", storage.ScanOptions{}, func(k string, _ []byte) error {
+		left[k] = true
+		return nil
+	})
+	if err != nil {
+		return nil, storageErr(err)
+	}
 	var out []Group
-	err := e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(k string, v []byte) error {
+	err = e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(k string, v []byte) error {
 		g, err := parseGroupState(v)
 		if err != nil {
 			return newError(ErrStorage.Code, err, "group record %s is corrupt", k)
 		}
-		out = append(out, e.groupView(g))
+		out = append(out, e.groupView(g, left[k]))
 		return nil
 	})
 	if err != nil {
@@ -458,8 +500,8 @@ func (e *Engine) loadGroupLocked(ctx context.Context, id groupID) (*groupState, 
 // this account's active devices as its admins, and sends its state to every
 // member device. It returns the group's id, which is also its chat id.
 func (e *Engine) CreateGroup(ctx context.Context, name string, members []string) (string, error) {
-	if name == "" || len(name) > MaxGroupNameLen || !utf8.ValidString(name) {
-		return "", newError("bad_name", nil, "a group name is 1 to %d bytes of UTF-8", MaxGroupNameLen)
+	if err := checkGroupName(name); err != nil {
+		return "", err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -494,6 +536,29 @@ func (e *Engine) CreateGroup(ctx context.Context, name string, members []string)
 	return groupChatID(g.ID), nil
 }
 
+func checkGroupName(name string) error {
+	if name == "" || len(name) > MaxGroupNameLen || !utf8.ValidString(name) {
+		return newError("bad_name", nil, "a group name is 1 to %d bytes of UTF-8", MaxGroupNameLen)
+	}
+	return nil
+}
+
+// RenameGroup gives a group a new name (admin devices only): the next
+// version, sent to every member device like a membership change. The
+// devices stay the same, so no sender chain is remade.
+func (e *Engine) RenameGroup(ctx context.Context, group, name string) error {
+	if err := checkGroupName(name); err != nil {
+		return err
+	}
+	return e.changeGroup(ctx, group, func(_, g *groupState) ([]string, error) {
+		if g.Name == name {
+			return nil, errUnchanged
+		}
+		g.Name = name
+		return nil, nil
+	})
+}
+
 // AddMember adds handle to a group (admin devices only). The new member's
 // devices get the group state; every sending device makes a new chain at
 // its next message, so the newcomer reads nothing sent before.
@@ -501,7 +566,7 @@ func (e *Engine) AddMember(ctx context.Context, group, handle string) error {
 	if !handleRule.MatchString(handle) {
 		return ErrBadHandle
 	}
-	return e.changeMembers(ctx, group, func(g *groupState) ([]string, error) {
+	return e.changeGroup(ctx, group, func(old, g *groupState) ([]string, error) {
 		if g.isMember(handle) {
 			return nil, newError("already_member", nil, "%s is already a member of the group", handle)
 		}
@@ -522,24 +587,151 @@ func (e *Engine) AddMember(ctx context.Context, group, handle string) error {
 // remaining device makes a new chain before its next message and gives it
 // only to the remaining members, so the removed devices cannot read on.
 func (e *Engine) RemoveMember(ctx context.Context, group, handle string) error {
-	return e.changeMembers(ctx, group, func(g *groupState) ([]string, error) {
+	return e.changeGroup(ctx, group, func(old, g *groupState) ([]string, error) {
 		if !g.isMember(handle) {
 			return nil, newError("not_member", nil, "%s is not a member of the group", handle)
 		}
-		for _, a := range g.Admins {
-			if a.Handle == handle {
-				return nil, newError("cannot_remove_admin", nil, "%s administers the group and cannot be removed", handle)
-			}
+		if old.isAdminAccount(handle) {
+			return nil, newError("cannot_remove_admin", nil, "%s administers the group and cannot be removed", handle)
 		}
 		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == handle })
 		return nil, nil
 	})
 }
 
-// changeMembers applies change to a copy of the current state, signs the
-// next version and distributes it; change returns the handles to notify
-// first (new members, so their state is ahead of any chain made for them).
-func (e *Engine) changeMembers(ctx context.Context, group string, change func(*groupState) ([]string, error)) error {
+// errUnchanged tells changeGroup that the change would change nothing.
+var errUnchanged = errors.New("group unchanged")
+
+// LeaveGroup asks the group's admins to remove this account (members who
+// are no admin only; ErrAdminCannotLeave otherwise). The request goes to
+// every device of every admin account (and our own other devices, which
+// mark the group left too). From now on this account sends nothing to the
+// group (ErrLeftGroup) and keeps its history; it reads on until an admin's
+// device has removed it. Asking again sends the request again.
+func (e *Engine) LeaveGroup(ctx context.Context, group string) error {
+	id, err := parseGroupRef(group)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.canSendLocked(); err != nil {
+		return err
+	}
+	g, err := e.loadGroupLocked(ctx, id)
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		return ErrUnknownGroup
+	}
+	if !g.isMember(e.acct.Handle) {
+		return ErrNotGroupMember
+	}
+	if g.isAdminAccount(e.acct.Handle) {
+		return ErrAdminCannotLeave
+	}
+	var b storage.Batch
+	e.markLeftLocked(&b, id)
+	for _, h := range g.adminAccounts() {
+		if err := e.queuePairwiseLocked(ctx, &b, kindGroupLeave, h, id[:]); err != nil {
+			return err
+		}
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.log.Info("asked to leave a group", "admins", len(g.adminAccounts()))
+	go e.emit(Event{Type: "group", Chat: groupChatID(id)})
+	e.kickLocked()
+	return nil
+}
+
+func (e *Engine) markLeftLocked(b *storage.Batch, id groupID) {
+	w := wire.NewWriter(9)
+	w.U8(recordVersion)
+	w.U64(uint64(e.cfg.Now().UnixMilli()))
+	b.Put(bGroupLeft, hex.EncodeToString(id[:]), w.Bytes())
+}
+
+func (e *Engine) hasLeftLocked(ctx context.Context, id groupID) (bool, error) {
+	_, err := e.cfg.Store.Get(ctx, bGroupLeft, hex.EncodeToString(id[:]))
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, storageErr(err)
+	}
+	return true, nil
+}
+
+// parseGroupLeave decodes a leave request's body: exactly one group id.
+func parseGroupLeave(body []byte) (groupID, error) {
+	var id groupID
+	if len(body) != GroupIDSize {
+		return id, fmt.Errorf("leave request: body of %d bytes, want a %d-byte group id", len(body), GroupIDSize)
+	}
+	copy(id[:], body)
+	return id, nil
+}
+
+// receiveGroupLeaveLocked handles a leave request from an account's
+// device. From our own account it marks the group left here too. From
+// another account, an admin device of the group removes that account
+// exactly as RemoveMember does, in the receive batch b, so the new state
+// leaves with the next flush after the request's Sync. Anything else — a
+// group unknown here or not administered by this device, a sender who is
+// not (or no longer) a member, or an admin — is ignored: two admin devices
+// that both read one request sign the same members, and whichever state
+// members keep (§14.6's tie rule) is the same change.
+func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
+	id, err := parseGroupLeave(p.Body)
+	if err != nil {
+		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: fmt.Sprintf("malformed group leave request from %s: %v", from, err)}}, nil
+	}
+	g, err := e.loadGroupLocked(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case g == nil:
+		e.log.Info("leave request for an unknown group ignored", "from", from)
+		return nil, nil
+	case g.isAdminAccount(from):
+		e.log.Warn("leave request from an admin account ignored", "from", from)
+		return nil, nil
+	case from == e.acct.Handle:
+		// Whether or not the removal got here first: a state that adds
+		// this account again (sent after it) clears the mark.
+		e.markLeftLocked(b, id)
+		return []Event{{Type: "group", Chat: groupChatID(id)}}, nil
+	case !g.isMember(from):
+		e.log.Info("leave request from a non-member ignored", "from", from, "version", g.Version)
+		return nil, nil
+	case g.admin(e.dev.ID) == nil || e.acct.Revoked:
+		return nil, nil // for the admins' devices
+	}
+	ng := &groupState{ID: g.ID, Version: g.Version + 1, Name: g.Name,
+		Members: slices.DeleteFunc(slices.Clone(g.Members), func(m string) bool { return m == from })}
+	staged := len(b.Ops)
+	if err := e.stageGroupChangeLocked(ctx, b, g, ng, nil); err != nil {
+		if code(err) == ErrStorage.Code {
+			return nil, err
+		}
+		b.Ops = b.Ops[:staged] // none of a change half made
+		e.log.Warn("leave request not carried out", "from", from, "code", code(err))
+		return nil, nil
+	}
+	e.log.Info("member left the group", "member", from, "version", ng.Version)
+	return []Event{{Type: "group", Chat: groupChatID(id)}, {Type: "chats"}}, nil
+}
+
+// changeGroup applies change to g, the next version of the current state
+// old without its admins (stageGroupChangeLocked sets them), then signs
+// and distributes it; change returns the handles to notify first (new
+// members, so their state is ahead of any chain made for them), or
+// errUnchanged to sign nothing.
+func (e *Engine) changeGroup(ctx context.Context, group string, change func(old, g *groupState) ([]string, error)) error {
 	id, err := parseGroupRef(group)
 	if err != nil {
 		return err
@@ -560,18 +752,38 @@ func (e *Engine) changeMembers(ctx context.Context, group string, change func(*g
 		return ErrNotGroupAdmin
 	}
 	g := &groupState{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
-	first, err := change(g)
+	first, err := change(old, g)
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	return e.commitGroupChangeLocked(ctx, old, g, first)
 }
 
-// commitGroupChangeLocked makes this account's active devices the admins
-// from this account (others' admin devices are kept), signs g, and stores
-// it with its distribution to every member of old and g — first, then the
-// rest — in one batch.
+// commitGroupChangeLocked commits stageGroupChangeLocked's batch and tells
+// the UI.
 func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupState, first []string) error {
+	var b storage.Batch
+	if err := e.stageGroupChangeLocked(ctx, &b, old, g, first); err != nil {
+		return err
+	}
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	e.log.Info("group changed", "version", g.Version, "members", len(g.Members))
+	go e.emit(Event{Type: "group", Chat: groupChatID(g.ID)})
+	go e.emit(Event{Type: "chats"})
+	e.kickLocked()
+	return nil
+}
+
+// stageGroupChangeLocked makes this account's active devices the admins
+// from this account (others' admin devices are kept), signs g, and adds
+// to b the new state with its distribution to every member of old and g
+// — first, then the rest.
+func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, old, g *groupState, first []string) error {
 	own, err := e.ownList(ctx)
 	if err != nil {
 		return err
@@ -593,7 +805,6 @@ func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupState
 	}
 	g.sign(e.dev)
 
-	var b storage.Batch
 	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.raw)
 	notify := slices.Clone(first)
 	for _, h := range g.Members {
@@ -615,7 +826,7 @@ func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupState
 		if h == e.acct.Handle {
 			continue
 		}
-		if err := e.queuePairwiseLocked(ctx, &b, kindGroupState, h, g.raw); err != nil {
+		if err := e.queuePairwiseLocked(ctx, b, kindGroupState, h, g.raw); err != nil {
 			return err
 		}
 		sent = true
@@ -623,26 +834,16 @@ func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupState
 	if !sent {
 		// Only our own other devices need to know (every pairwise send
 		// reaches them too).
-		if err := e.queuePairwiseLocked(ctx, &b, kindGroupState, "", g.raw); err != nil {
+		if err := e.queuePairwiseLocked(ctx, b, kindGroupState, "", g.raw); err != nil {
 			return err
 		}
 	}
 	for _, h := range removed {
-		if err := e.dropChainsLocked(ctx, &b, g.ID, h); err != nil {
+		if err := e.dropChainsLocked(ctx, b, g.ID, h); err != nil {
 			return err
 		}
 	}
-	if err := e.ensureGroupChatLocked(ctx, &b, g.ID); err != nil {
-		return err
-	}
-	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
-		return storageErr(err)
-	}
-	e.log.Info("group changed", "version", g.Version, "members", len(g.Members))
-	go e.emit(Event{Type: "group", Chat: groupChatID(g.ID)})
-	go e.emit(Event{Type: "chats"})
-	e.kickLocked()
-	return nil
+	return e.ensureGroupChatLocked(ctx, b, g.ID)
 }
 
 func (e *Engine) canSendLocked() error {
@@ -721,6 +922,11 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	}
 	if g == nil {
 		return "", ErrUnknownGroup
+	}
+	if left, err := e.hasLeftLocked(ctx, gid); err != nil {
+		return "", err
+	} else if left {
+		return "", ErrLeftGroup
 	}
 	if !g.isMember(e.acct.Handle) {
 		return "", ErrNotGroupMember
@@ -983,6 +1189,11 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 	if g == nil || !g.isMember(e.acct.Handle) {
 		return ErrNotGroupMember
 	}
+	if left, err := e.hasLeftLocked(ctx, rec.GroupID); err != nil {
+		return err
+	} else if left {
+		return ErrLeftGroup // queued before leaving: it fails rather than goes
+	}
 	gidHex := hex.EncodeToString(rec.GroupID[:])
 	for attempt := 0; ; attempt++ {
 		targets, err := e.groupTargetsLocked(ctx, g, attempt > 0)
@@ -1175,6 +1386,11 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 			// keeps the one whose encoding sorts first, whatever the
 			// order they arrive in, so members converge.
 			if bytes.Compare(g.raw, old.raw) > 0 {
+				if g.sameContent(old) {
+					// Both made the same change (a leave request both
+					// read): nothing is lost, nothing to report.
+					return nil, nil
+				}
 				return nil, refused(nil, "a concurrent change of the group's version %d lost to the one held", g.Version)
 			}
 		}
@@ -1213,6 +1429,9 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 				}
 			}
 		}
+	}
+	if old != nil && !old.isMember(e.acct.Handle) && g.isMember(e.acct.Handle) {
+		b.Delete(bGroupLeft, hex.EncodeToString(g.ID[:])) // added again
 	}
 	if !g.isMember(e.acct.Handle) {
 		// We were removed: our chain and every chain we held go.

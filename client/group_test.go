@@ -136,14 +136,15 @@ func newGroupAccount(t *testing.T, tr *testRelay, handle string) (*device, *devi
 	return p, c
 }
 
-// queueForged sends a group state from d's device over its pairwise
-// sessions, as a member who is no admin could.
-func queueForged(t *testing.T, d *device, to string, raw []byte) {
+// queueForged sends a control payload of kind (a group state, a leave
+// request) from d's device over its pairwise sessions, whatever d's
+// rights, as a modified client could.
+func queueForged(t *testing.T, d *device, kind uint8, to string, raw []byte) {
 	t.Helper()
 	ctx := ctxT(t)
 	d.eng.mu.Lock()
 	var b storage.Batch
-	err := d.eng.queuePairwiseLocked(ctx, &b, kindGroupState, to, raw)
+	err := d.eng.queuePairwiseLocked(ctx, &b, kind, to, raw)
 	if err == nil {
 		err = d.eng.cfg.Store.Commit(ctx, &b)
 	}
@@ -311,14 +312,14 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 	forged := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members,
 		Admins: append(slices.Clone(cur.Admins), groupAdmin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})}
 	forged.sign(b1.eng.dev)
-	queueForged(t, b1, "alice", forged.raw)
+	queueForged(t, b1, kindGroupState, "alice", forged.raw)
 	posing := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members, Admins: cur.Admins}
 	msg := func() []byte { posing.Signer = a1.eng.dev.ID; return posing.signedPart() }()
 	posing.Signer, posing.Sig = a1.eng.dev.ID, b1.eng.dev.Sign(purposeGroupChange, msg)
 	posing.raw = append(msg, posing.Sig...)
-	queueForged(t, b1, "alice", posing.raw)
+	queueForged(t, b1, kindGroupState, "alice", posing.raw)
 	// An old state replayed (the relay or a member could hold one).
-	queueForged(t, b1, "alice", loadStateV1(t, a1, gid))
+	queueForged(t, b1, kindGroupState, "alice", loadStateV1(t, a1, gid))
 	for _, d := range []*device{a1, a2, b2} {
 		eventually(t, d.name+" refusing three group changes", func() bool {
 			return countEvents(d, "error", ErrGroupChangeRefused.Code) >= 3
@@ -894,4 +895,258 @@ func TestGroupConcurrentChanges(t *testing.T) {
 	if gb.Version != 2 || !bytes.Equal(gb.raw, gc.raw) || !bytes.Equal(gb.raw, []byte(min(string(x), string(y)))) {
 		t.Fatalf("bob keeps %q, carol keeps %q", gb.Name, gc.Name)
 	}
+}
+
+// senderChain returns the id of d's own sender chain in group gid.
+func senderChain(t *testing.T, d *device, gid string) [senderkey.ChainIDSize]byte {
+	t.Helper()
+	id, _ := parseGroupRef(gid)
+	d.eng.mu.Lock()
+	defer d.eng.mu.Unlock()
+	sr, err := d.eng.loadSenderLocked(context.Background(), id)
+	if err != nil || sr == nil {
+		t.Fatalf("%s: no sender chain in the group (%v)", d.name, err)
+	}
+	return sr.Sender.ChainID()
+}
+
+// TestGroupRename: an admin device renames the group; every device of
+// every member shows the new name (Groups and Chats), and no sender chain
+// is remade, since the devices did not change. A member who is no admin
+// cannot rename, a bad name is refused, and the same name again signs
+// nothing.
+func TestGroupRename(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1, a2 := newGroupAccount(t, tr, "alice")
+	b1, b2 := newGroupAccount(t, tr, "bob")
+	c := newDevice(t, tr, "carol")
+	if err := c.eng.CreateAccount(ctx, "carol", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	c.run()
+	all := []*device{a1, a2, b1, b2, c}
+	gid, err := a1.eng.CreateGroup(ctx, "Book club", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all {
+		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
+	}
+	if _, err := a1.eng.SendGroupText(ctx, gid, "before the rename"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all[1:] {
+		d.waitMessage(gid, "before the rename")
+	}
+	chain := senderChain(t, a1, gid)
+
+	for _, bad := range []string{"", strings.Repeat("x", MaxGroupNameLen+1), "\xff"} {
+		if err := a2.eng.RenameGroup(ctx, gid, bad); code(err) != "bad_name" {
+			t.Fatalf("renaming to %q: %v", bad, err)
+		}
+	}
+	if err := b1.eng.RenameGroup(ctx, gid, "Bob's club"); !errors.Is(err, ErrNotGroupAdmin) {
+		t.Fatalf("bob renaming: %v", err)
+	}
+	// The companion renames, the primary being one of the receivers.
+	if err := a2.eng.RenameGroup(ctx, gid, "Reading circle"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all {
+		g := waitGroup(t, d, gid, "the new name", func(g Group) bool { return g.Name == "Reading circle" })
+		if g.Version != 2 || !slices.Equal(g.Members, []string{"alice", "bob", "carol"}) || g.Left {
+			t.Fatalf("%s sees %+v", d.name, g)
+		}
+	}
+	chats, err := c.eng.Chats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chats) != 1 || chats[0].ID != gid || chats[0].Name != "Reading circle" {
+		t.Fatalf("carol's chats: %+v", chats)
+	}
+	if err := a1.eng.RenameGroup(ctx, gid, "Reading circle"); err != nil {
+		t.Fatal(err)
+	}
+	if g := loadState(t, a1, gid); g.Version != 2 {
+		t.Fatalf("renaming to the same name signed version %d", g.Version)
+	}
+
+	if _, err := a1.eng.SendGroupText(ctx, gid, "after the rename"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all[1:] {
+		d.waitMessage(gid, "after the rename")
+	}
+	if senderChain(t, a1, gid) != chain {
+		t.Fatal("a rename remade the sender chain")
+	}
+}
+
+// TestGroupLeave: a member who is no admin leaves from one device. Both of
+// its devices stop sending at once (left_group) and keep the history; an
+// admin device removes the member, and a second admin device that reads
+// the same request later signs the same change, which no device reports
+// as a conflict; the leaver's chains go and what the others send next is
+// on chains it never gets. An admin cannot leave; a leave request
+// replayed, malformed or sent by a non-member changes nothing; added
+// again, the member takes part again.
+func TestGroupLeave(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1, a2 := newGroupAccount(t, tr, "alice")
+	c1, c2 := newGroupAccount(t, tr, "carol")
+	b := newDevice(t, tr, "bob")
+	dave := newDevice(t, tr, "dave")
+	for _, d := range []*device{b, dave} {
+		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
+			t.Fatal(err)
+		}
+		d.run()
+	}
+	bobCap := capture(b)
+	b.run()
+	all := []*device{a1, a2, b, c1, c2}
+	gid, err := a1.eng.CreateGroup(ctx, "Choir", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := parseGroupRef(gid)
+	for _, d := range all {
+		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
+	}
+	if _, err := b.eng.SendGroupText(ctx, gid, "before carol leaves"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{a1, a2, c1, c2} {
+		d.waitMessage(gid, "before carol leaves")
+	}
+	before := map[*device][]*senderkey.Receiver{c1: storedReceivers(t, c1, gid), c2: storedReceivers(t, c2, gid)}
+
+	for _, d := range []*device{a1, a2} {
+		if err := d.eng.LeaveGroup(ctx, gid); !errors.Is(err, ErrAdminCannotLeave) {
+			t.Fatalf("%s leaving: %v", d.name, err)
+		}
+	}
+	// Nor can an admin remove itself (the check once looked at a state
+	// without admins and let it through).
+	if err := a1.eng.RemoveMember(ctx, gid, "alice"); code(err) != "cannot_remove_admin" {
+		t.Fatalf("alice removing herself: %v", err)
+	}
+	if err := c1.eng.LeaveGroup(ctx, groupChatID(groupID{9})); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("leaving an unknown group: %v", err)
+	}
+
+	// Alice's browser is off: it reads the request after her phone has
+	// acted on it, and acts on it too.
+	a2.stop()
+	if err := c1.eng.LeaveGroup(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{c1, c2} {
+		waitGroup(t, d, gid, "left", func(g Group) bool { return g.Left })
+		if _, err := d.eng.SendGroupText(ctx, gid, "one more thing"); !errors.Is(err, ErrLeftGroup) {
+			t.Fatalf("%s sending after leaving: %v", d.name, err)
+		}
+	}
+	removed := func(g Group) bool { return g.Version == 2 && !slices.Contains(g.Members, "carol") }
+	for _, d := range []*device{a1, b, c1, c2} {
+		waitGroup(t, d, gid, "carol removed", removed)
+	}
+	a2.start()
+	a2.run()
+	waitGroup(t, a2, gid, "carol removed", removed)
+	eventually(t, "every device holding the same version 2", func() bool {
+		raw := loadState(t, a1, gid).raw
+		for _, d := range all {
+			if !bytes.Equal(loadState(t, d, gid).raw, raw) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, d := range []*device{c1, c2} {
+		g := waitGroup(t, d, gid, "removed", func(Group) bool { return true })
+		if g.Member || !g.Left {
+			t.Fatalf("%s sees %+v", d.name, g)
+		}
+		if n := len(storedReceivers(t, d, gid)); n != 0 {
+			t.Fatalf("%s keeps %d chains after leaving", d.name, n)
+		}
+		if _, err := d.eng.SendGroupText(ctx, gid, "one more thing"); !errors.Is(err, ErrLeftGroup) {
+			t.Fatalf("%s sending after its removal: %v", d.name, err)
+		}
+		if !hasMessage(t, d, gid, "before carol leaves") {
+			t.Fatalf("%s lost the history", d.name)
+		}
+	}
+
+	// What bob sends next is on a chain carol's devices never get.
+	secretID, err := b.eng.SendGroupText(ctx, gid, "after carol left")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1.waitMessage(gid, "after carol left")
+	a2.waitMessage(gid, "after carol left")
+	secret := bobCap.get(secretID)
+	if len(secret) < 2 {
+		t.Fatal("no ciphertext captured")
+	}
+	for d, rs := range before {
+		for _, r := range rs {
+			if _, err := r.Decrypt(secret[1:]); err == nil {
+				t.Fatalf("%s's old chain opened a message sent after it left", d.name)
+			}
+		}
+		if hasMessage(t, d, gid, "after carol left") {
+			t.Fatalf("%s stored a message sent after it left", d.name)
+		}
+	}
+
+	// The same request again, one from an account never in the group,
+	// and a malformed one from a member: nothing changes.
+	a1.eng.mu.Lock()
+	var batch storage.Batch
+	evs, err := a1.eng.receiveGroupLeaveLocked(ctx, &batch, &payload{Kind: kindGroupLeave, Body: id[:]}, "carol")
+	a1.eng.mu.Unlock()
+	if err != nil || len(evs) != 0 || batch.Len() != 0 {
+		t.Fatalf("a replayed leave request: events %+v, %d writes, %v", evs, batch.Len(), err)
+	}
+	queueForged(t, c1, kindGroupLeave, "alice", id[:])
+	queueForged(t, dave, kindGroupLeave, "alice", id[:])
+	queueForged(t, b, kindGroupLeave, "alice", []byte("short"))
+	for _, d := range []*device{c1, dave} {
+		if _, err := d.eng.SendText(ctx, "alice", "after the request from "+d.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []*device{a1, a2} {
+		d.waitMessage("carol", "after the request from carol-phone")
+		d.waitMessage("dave", "after the request from dave")
+		eventually(t, d.name+" reporting the malformed request", func() bool { return d.hasEvent("error", "malformed") })
+	}
+	for _, d := range []*device{a1, a2, b} {
+		if g := loadState(t, d, gid); g.Version != 2 || !slices.Equal(g.Members, []string{"alice", "bob"}) {
+			t.Fatalf("%s holds version %d with %v", d.name, g.Version, g.Members)
+		}
+	}
+	for _, d := range all {
+		if n := countEvents(d, "error", ErrGroupChangeRefused.Code); n != 0 {
+			t.Fatalf("%s reported %d refused group changes", d.name, n)
+		}
+	}
+
+	// Added again, carol is no longer marked left and sends again.
+	if err := a1.eng.AddMember(ctx, gid, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{c1, c2} {
+		waitGroup(t, d, gid, "a member again", func(g Group) bool { return g.Member && !g.Left })
+	}
+	if _, err := c2.eng.SendGroupText(ctx, gid, "carol is back"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitMessage(gid, "carol is back")
+	a2.waitMessage(gid, "carol is back")
 }

@@ -30,6 +30,7 @@ const (
 	// Groups (group.go, PROTOCOL.md §14.6).
 	kindGroupState = 24 // body: a signed group state
 	kindSenderKey  = 25 // body: a senderkey.Distribution
+	kindGroupLeave = 26 // body: group id (16): the sending account leaves the group
 )
 
 // Limits.
@@ -87,7 +88,7 @@ func unmarshalPayload(b []byte) (*payload, error) {
 	switch p.Kind {
 	case kindText, kindReceipt, kindRetry, kindAttachment:
 	case kindSyncMutation, kindSyncSnapshot, kindSyncRequest, kindSyncKey:
-	case kindGroupState, kindSenderKey:
+	case kindGroupState, kindSenderKey, kindGroupLeave:
 	default:
 		return nil, fmt.Errorf("payload: unknown kind %d", p.Kind)
 	}

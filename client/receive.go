@@ -178,6 +178,8 @@ func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Even
 		events, err = e.receiveGroupStateLocked(ctx, &b, p, from)
 	case kindSenderKey:
 		events, err = e.receiveSenderKeyLocked(ctx, &b, p, from, devID)
+	case kindGroupLeave:
+		events, err = e.receiveGroupLeaveLocked(ctx, &b, p, from)
 	case kindRetry:
 		events, err = e.receiveRetryLocked(ctx, &b, p, from)
 	}

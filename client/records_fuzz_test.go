@@ -21,13 +21,16 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(append([]byte{7}, (&prekeyState{NextOneTime: 51, NextKEM: 22, SignedID: 1, Pending: []string{"otk/00000001"}}).marshal()...))
 	f.Add([]byte{8, 1, 0})
 	f.Add(append([]byte{9}, (&uploadRecord{To: "bob", Name: "a.bin", Type: "x/y", Caption: "c", Thumbnail: []byte{1}, Size: 3, Chunks: 1, SentAt: 7}).marshal()...))
+	leave := &payload{Kind: kindGroupLeave, ID: MessageID{2}, SentAt: 43, To: "alice", Body: make([]byte, GroupIDSize)}
+	f.Add(append([]byte{0}, leave.marshal()...))
+	f.Add(append([]byte{10}, leave.Body...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return
 		}
 		in := data[1:]
 		var out []byte
-		switch data[0] % 10 {
+		switch data[0] % 11 {
 		case 0:
 			if v, err := unmarshalPayload(in); err == nil {
 				out = v.marshal()
@@ -69,9 +72,13 @@ func FuzzDecoders(f *testing.F) {
 			if v, err := unmarshalUpload(in); err == nil {
 				out = v.marshal()
 			}
+		case 10:
+			if id, err := parseGroupLeave(in); err == nil {
+				out = id[:]
+			}
 		}
 		if out != nil && !bytes.Equal(out, in) {
-			t.Fatalf("decoder %d accepted %x but re-encodes to %x", data[0]%10, in, out)
+			t.Fatalf("decoder %d accepted %x but re-encodes to %x", data[0]%11, in, out)
 		}
 	})
 }
