@@ -383,6 +383,12 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 	method("removeMember", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		return nil, e.RemoveMember(ctx, str(a, 0), str(a, 1))
 	})
+	method("renameGroup", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.RenameGroup(ctx, str(a, 0), str(a, 1))
+	})
+	method("leaveGroup", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.LeaveGroup(ctx, str(a, 0))
+	})
 	method("groups", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		g, err := e.Groups(ctx)
 		if g == nil && err == nil {
