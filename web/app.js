@@ -45,6 +45,10 @@ const errorWords = {
   too_long: 'That message is too long.',
   undecryptable: 'A message could not be read on this device. Parley has asked the sender\'s device to send it again.',
   upload_queue_full: 'Too many files are already waiting for the connection. Send this one once you are back online.',
+  bad_name: 'A group name is 1 to 64 bytes: up to 64 letters, fewer with accents or emoji.',
+  not_group_admin: 'Only an admin of the group can change it.',
+  left_group: 'You left this group, so you cannot send to it. You can still read what is here.',
+  admin_cannot_leave: 'An admin cannot leave the group yet: handing the group to another admin is not built, and without an admin nobody could change it.',
 };
 const words = (err) => errorWords[err && err.code] || (err && err.message) || String(err);
 
@@ -875,9 +879,16 @@ function renderGroup() {
     }
     list.append(li);
   }
-  show($('form-group-add'), !!g.admin && g.member);
-  $('group-note').textContent = !g.member ? 'You are no longer a member of this group.'
-    : g.admin ? 'A removed member cannot read anything sent after.' : 'Only admins can change the members.';
+  const canChange = !!g.admin && g.member;
+  show($('form-group-rename'), canChange);
+  // A change arriving while the admin types must not overwrite the field.
+  if (canChange && document.activeElement !== $('group-rename-name')) $('group-rename-name').value = g.name || '';
+  show($('form-group-add'), canChange);
+  show($('btn-group-leave'), g.member && !g.left && !(g.admins || []).includes(me));
+  $('group-note').textContent = g.left ? (g.member ? 'You left this group and can no longer send to it. An admin’s device will remove you from the members; you keep the messages already here.'
+    : 'You left this group. You keep the messages already here.')
+    : !g.member ? 'You are no longer a member of this group.'
+      : g.admin ? 'A removed member cannot read anything sent after.' : 'Only admins can change the group.';
 }
 
 async function removeMember(g, handle) {
@@ -890,6 +901,38 @@ async function removeMember(g, handle) {
     $('group-error').textContent = words(err);
   }
 }
+
+$('form-group-rename').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('group-error').textContent = '';
+  try {
+    const name = $('group-rename-name').value.trim();
+    await P.renameGroup(ui.groupOpen, name);
+    $('group-rename-name').value = name;
+    await loadGroups();
+    renderGroup();
+    renderChats();
+    $('announce').textContent = 'Group renamed to ' + name;
+  } catch (err) {
+    $('group-error').textContent = words(err);
+  }
+});
+
+$('btn-group-leave').addEventListener('click', async () => {
+  const g = ui.groups.get(ui.groupOpen);
+  if (!g) return;
+  const name = g.name || 'the group';
+  if (!await confirmDialog('Leave “' + name + '”?', 'You will no longer be able to send to “' + name + '”, and once an admin’s device has removed you, you will not see new messages. The messages already here stay.', 'Leave')) return;
+  $('group-error').textContent = '';
+  try {
+    await P.leaveGroup(g.id);
+    await loadGroups();
+    renderGroup();
+    $('group-title').focus(); // the button is gone
+  } catch (err) {
+    $('group-error').textContent = words(err);
+  }
+});
 
 $('form-group-add').addEventListener('submit', async (e) => {
   e.preventDefault();
