@@ -1041,9 +1041,22 @@ func TestGroupLeave(t *testing.T) {
 	// Alice's browser is off: it reads the request after her phone has
 	// acted on it, and acts on it too.
 	a2.stop()
+	// Carol's phone is offline when she leaves: a message it queued just
+	// before fails rather than goes.
+	c1.stop()
+	c1.start()
+	queued, err := c1.eng.SendGroupText(ctx, gid, "queued before leaving")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c1.eng.LeaveGroup(ctx, gid); err != nil {
 		t.Fatal(err)
 	}
+	c1.run()
+	eventually(t, "the queued message failing", func() bool {
+		msgs, err := c1.eng.Messages(ctx, gid, "", 0)
+		return err == nil && slices.ContainsFunc(msgs, func(m Message) bool { return m.ID == queued && m.Status == "failed" })
+	})
 	for _, d := range []*device{c1, c2} {
 		waitGroup(t, d, gid, "left", func(g Group) bool { return g.Left })
 		if _, err := d.eng.SendGroupText(ctx, gid, "one more thing"); !errors.Is(err, ErrLeftGroup) {
@@ -1129,6 +1142,9 @@ func TestGroupLeave(t *testing.T) {
 	for _, d := range []*device{a1, a2, b} {
 		if g := loadState(t, d, gid); g.Version != 2 || !slices.Equal(g.Members, []string{"alice", "bob"}) {
 			t.Fatalf("%s holds version %d with %v", d.name, g.Version, g.Members)
+		}
+		if hasMessage(t, d, gid, "queued before leaving") {
+			t.Fatalf("%s got the message carol queued before leaving", d.name)
 		}
 	}
 	for _, d := range all {
