@@ -148,6 +148,10 @@ func TestAttachmentReachesEveryDevice(t *testing.T) {
 		}
 		checkProgress(t, d.name+" download", progressOf(d, "transfer-progress", id, "download"))
 	}
+	// The chat list knows its last message carries a file.
+	if chats, err := b1.eng.Chats(ctx); err != nil || len(chats) != 1 || !chats[0].LastFile || chats[0].LastText != "the video" {
+		t.Fatalf("bob's chats after the file: %+v, %v", chats, err)
+	}
 	// The sender's own device can fetch it again too.
 	if got, err := a1.eng.FetchAttachment(ctx, id); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("sender refetch: %v", err)

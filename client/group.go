@@ -1734,7 +1734,7 @@ func (e *Engine) storeGroupMessagesLocked(ctx context.Context, b *storage.Batch,
 			return nil, err
 		}
 		if m.SentAt >= chat.LastAt {
-			chat.LastAt, chat.LastText = m.SentAt, m.Text
+			chat.LastAt, chat.LastText, chat.LastFile = m.SentAt, m.Text, m.Attachment != nil
 		}
 		if !m.Outgoing {
 			chat.Unread++

@@ -244,7 +244,7 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(chats) == 0 || chats[0].ID != gid || chats[0].Name != "Hiking club" || chats[0].LastText != "and alice's browser" {
+	if len(chats) == 0 || chats[0].ID != gid || chats[0].Name != "Hiking club" || chats[0].LastText != "and alice's browser" || chats[0].LastFile {
 		t.Fatalf("bob's chats: %+v", chats)
 	}
 

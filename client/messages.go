@@ -30,7 +30,7 @@ func (e *Engine) putMessage(ctx context.Context, b *storage.Batch, msg *Message,
 		return err
 	}
 	if msg.SentAt >= chat.LastAt {
-		chat.LastAt, chat.LastText = msg.SentAt, msg.Text
+		chat.LastAt, chat.LastText, chat.LastFile = msg.SentAt, msg.Text, msg.Attachment != nil
 	}
 	if incoming {
 		chat.Unread++

@@ -283,6 +283,10 @@ type Chat struct {
 	LastText string `json:"lastText"`
 	LastAt   int64  `json:"lastAt"`
 	Unread   int    `json:"unread"`
+	// LastFile is set when the last message carries a file, so a list can
+	// say so when it has no caption (LastText ""), and say nothing for a
+	// chat with no message yet (a new group).
+	LastFile bool `json:"lastFile,omitempty"`
 	// Name is a group's name (from its state, not stored here); "" for a
 	// chat with one contact, whose id is the handle.
 	Name string `json:"name,omitempty"`
@@ -295,6 +299,9 @@ func (c *Chat) marshal() []byte {
 	w.String(c.LastText)
 	w.U64(uint64(c.LastAt))
 	w.U32(uint32(c.Unread))
+	if c.LastFile {
+		w.U8(1) // optional: records before it end after Unread
+	}
 	return w.Bytes()
 }
 
@@ -306,6 +313,12 @@ func unmarshalChat(b []byte) (*Chat, error) {
 	c.LastText = r.String(MaxTextLen)
 	c.LastAt = int64(r.U64())
 	c.Unread = int(r.U32())
+	if r.Err() == nil && r.Remaining() > 0 {
+		if r.U8() != 1 {
+			return nil, fmt.Errorf("chat record: bad file flag")
+		}
+		c.LastFile = true
+	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("chat record: %w", err)
 	}

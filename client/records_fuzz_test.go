@@ -16,6 +16,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(append([]byte{2}, (&pinnedList{AccountPub: make([]byte, 32), Encoded: []byte{1, 2}}).marshal()...))
 	f.Add(append([]byte{3}, (&Message{ID: "00", Chat: "bob", Text: "t", Status: "sent"}).marshal()...))
 	f.Add(append([]byte{4}, (&Chat{ID: "bob", LastText: "t"}).marshal()...))
+	f.Add(append([]byte{4}, (&Chat{ID: "bob", LastFile: true}).marshal()...))
 	f.Add(append([]byte{5}, (&outboxRecord{Payload: p.marshal(), To: "bob", Sealed: []sealedOut{{Handle: "bob", Payload: []byte{2, 3}}}}).marshal()...))
 	f.Add(append([]byte{6}, receiptBody(receiptRead, []MessageID{{9}})...))
 	f.Add(append([]byte{7}, (&prekeyState{NextOneTime: 51, NextKEM: 22, SignedID: 1, Pending: []string{"otk/00000001"}}).marshal()...))

@@ -10,13 +10,13 @@ import (
 	"github.com/parley-im/parley/client"
 )
 
-// TestGroupRenameAndLeave: in Chromium, an admin renames a group through
+// TestUIGroupRenameAndLeave: in Chromium, an admin renames a group through
 // window.parley.renameGroup and a native member shows the new name; in a
 // group a native account administers, the browser's account, a member,
 // cannot rename, leaves through window.parley.leaveGroup, can no longer
 // send (left_group), and is removed by the admin's device. The group pane
 // offers renaming to the admin only and leaving to the member only.
-func TestGroupRenameAndLeave(t *testing.T) {
+func TestUIGroupRenameAndLeave(t *testing.T) {
 	srv := StartTestServer(t)
 	ctx := context.Background()
 	bob := NativeDevice(t, srv, "bob")
@@ -72,6 +72,12 @@ func TestGroupRenameAndLeave(t *testing.T) {
 	groupPane(own)
 	waitUI(t, alice, "the admin's group pane offering a rename, not leaving", visible("#form-group-rename")+` && !`+visible("#btn-group-leave")+
 		` && document.getElementById('group-rename-name').value === 'Allotment' && document.getElementById('group-title').textContent === 'Allotment'`)
+	screenshot(t, alice, "group-admin-desktop", 1280, 800)
+	// A group with no message yet says nothing under its name (it used
+	// to say "Attachment").
+	if last := MustEval[string](alice, fmt.Sprintf(`document.querySelector('#chat-list [data-chat=%q] .chat-last').textContent`, own)); last != "" {
+		t.Fatalf("the new group's chat list entry says %q", last)
+	}
 
 	// Bob's group: alice is a member who is no admin.
 	theirs, err := bob.CreateGroup(ctx, "Five-a-side", []string{"alice"})
@@ -86,6 +92,7 @@ func TestGroupRenameAndLeave(t *testing.T) {
 	}
 	groupPane(theirs)
 	waitUI(t, alice, "the member's group pane offering to leave, not a rename", visible("#btn-group-leave")+` && !`+visible("#form-group-rename"))
+	screenshot(t, alice, "group-member-phone", 390, 844)
 	// The page asks first; cancelled, nothing happens.
 	click(t, alice, "#btn-group-leave")
 	waitUI(t, alice, "the confirm step", visible("#confirm")+` && document.getElementById('confirm-title').textContent.startsWith('Leave')`)

@@ -508,7 +508,7 @@ function renderChats() {
           h('span', { class: 'chat-name', text: name }),
           h('time', { class: 'chat-time', datetime: c.lastAt ? new Date(c.lastAt).toISOString() : false, text: c.lastAt ? shortTime(c.lastAt) : '' })),
         h('span', { class: 'chat-bottom' },
-          h('span', { class: 'chat-last', text: c.lastText || (c.lastAt ? 'Attachment' : '') }),
+          h('span', { class: 'chat-last', text: c.lastText || (c.lastFile ? 'Attachment' : '') }),
           c.unread ? h('span', { class: 'badge', 'aria-hidden': 'true', text: String(c.unread) }) : null)));
     list.append(h('li', {}, btn));
   }
