@@ -152,6 +152,11 @@ func unmarshalHistory(b []byte) ([]historyChat, error) {
 				m.Attachment = &Attachment{Name: name, Type: typ, Size: int64(ref.Size), HasThumbnail: len(hm.Thumbnail) > 0}
 			}
 			c.Messages = append(c.Messages, hm)
+			// The summary's file flag is not in the bundle: the last
+			// message, when the bundle has it, says.
+			if m.SentAt == c.Chat.LastAt {
+				c.Chat.LastFile = m.Attachment != nil
+			}
 		}
 		chats = append(chats, c)
 	}
