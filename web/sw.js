@@ -25,7 +25,6 @@ const SHELL = [
   "/web/icons/icon-192.png",
   "/web/icons/icon-512.png",
   "/web/icons/maskable-512.png",
-  "/web/icons/attach.svg",
   "/manifest.webmanifest",
 ];
 // The cache is named after the versioned URLs, so each build has its own.
