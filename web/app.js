@@ -1379,9 +1379,10 @@ async function main() {
 
 // The service worker makes the app start offline. A new version installs
 // in the background and waits: it takes over on the next start, never in
-// the middle of a session (sw.js never calls skipWaiting).
+// the middle of a session (sw.js never calls skipWaiting). Registered once
+// the client is ready, so its update check is not on the way there.
 if ('serviceWorker' in navigator && !embed) {
-  navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch((err) => {
+  P.ready.catch(() => {}).then(() => navigator.serviceWorker.register('/sw.js', { scope: '/' })).catch((err) => {
     console.warn('parley: service worker not registered:', err && err.message);
   });
 }
