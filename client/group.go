@@ -31,7 +31,12 @@ package client
 // admins' devices: the leaver marks the group left (bGroupLeft) and stops
 // sending at once, and the first admin device to read the request removes
 // the member as RemoveMember would; the state without the leaver then ends
-// its reading like any removed member's.
+// its reading like any removed member's. The request carries the version
+// of the state the leaver held, and every device keeps, per group member,
+// the version of the state in which it last joined (bGroupJoined): a
+// request older than the member's latest joining was made before it came
+// back and is ignored, so a request delivered late cannot remove (or mark
+// left) a member added again since.
 
 import (
 	"bytes"
@@ -63,6 +68,7 @@ const (
 	bGroupOutbox = "goutbox"  // <seq, 16 hex> → groupOutRecord
 	bGroupPend   = "gpending" // <chain ref>/<iteration, 8 hex><message id hex> → pendingGroupMsg
 	bGroupLeft   = "gleft"    // <group id hex> → u8 1 || u64 unix ms: this account asked to leave
+	bGroupJoined = "gjoined"  // <group id hex>/<handle> → u64 version of the state that (re)added the member
 
 	// keyGroupSync (bucket self) lists our own other devices that have
 	// been sent every group state (sorted device ids, 16 bytes each).
@@ -633,8 +639,9 @@ func (e *Engine) LeaveGroup(ctx context.Context, group string) error {
 	}
 	var b storage.Batch
 	e.markLeftLocked(&b, id)
+	body := groupLeaveBody(id, g.Version)
 	for _, h := range g.adminAccounts() {
-		if err := e.queuePairwiseLocked(ctx, &b, kindGroupLeave, h, id[:]); err != nil {
+		if err := e.queuePairwiseLocked(ctx, &b, kindGroupLeave, h, body); err != nil {
 			return err
 		}
 	}
@@ -665,14 +672,79 @@ func (e *Engine) hasLeftLocked(ctx context.Context, id groupID) (bool, error) {
 	return true, nil
 }
 
-// parseGroupLeave decodes a leave request's body: exactly one group id.
-func parseGroupLeave(body []byte) (groupID, error) {
+// groupLeaveBodySize is the size of a leave request's body: group id ‖
+// u64 version.
+const groupLeaveBodySize = GroupIDSize + 8
+
+// groupLeaveBody encodes a leave request: the group and the version of
+// the state the leaving device held.
+func groupLeaveBody(id groupID, version uint64) []byte {
+	w := wire.NewWriter(groupLeaveBodySize)
+	w.Fixed(id[:])
+	w.U64(version)
+	return w.Bytes()
+}
+
+// parseGroupLeave decodes a leave request's body: exactly a group id and
+// a version.
+func parseGroupLeave(body []byte) (groupID, uint64, error) {
 	var id groupID
-	if len(body) != GroupIDSize {
-		return id, fmt.Errorf("leave request: body of %d bytes, want a %d-byte group id", len(body), GroupIDSize)
+	if len(body) != groupLeaveBodySize {
+		return id, 0, fmt.Errorf("leave request: body of %d bytes, want %d (group id and version)", len(body), groupLeaveBodySize)
 	}
-	copy(id[:], body)
-	return id, nil
+	r := wire.NewReader(body)
+	r.FixedInto(id[:])
+	version := r.U64()
+	if err := r.Finish(); err != nil {
+		return id, 0, fmt.Errorf("leave request: %w", err)
+	}
+	return id, version, nil
+}
+
+func groupJoinedKey(id groupID, handle string) string {
+	return hex.EncodeToString(id[:]) + "/" + handle
+}
+
+// stageJoinedLocked adds to b, for a state g this device is about to
+// store in place of old (nil: the first it holds), the version at which
+// each member of g that old lacks joined — g's — and deletes the entry of
+// each member g removed. For a group seen first, every member counts as
+// joined at g's version: this device knows nothing older.
+func stageJoinedLocked(b *storage.Batch, old, g *groupState) {
+	for _, h := range g.Members {
+		if old == nil || !old.isMember(h) {
+			w := wire.NewWriter(8)
+			w.U64(g.Version)
+			b.Put(bGroupJoined, groupJoinedKey(g.ID, h), w.Bytes())
+		}
+	}
+	if old != nil {
+		for _, h := range old.Members {
+			if !g.isMember(h) {
+				b.Delete(bGroupJoined, groupJoinedKey(g.ID, h))
+			}
+		}
+	}
+}
+
+// joinedVersionLocked returns the version of the state in which handle
+// last joined group id as this device saw it; 0 if it has no entry (a
+// group stored before entries were kept, or a member since removed), so
+// that no request counts as stale then.
+func (e *Engine) joinedVersionLocked(ctx context.Context, id groupID, handle string) (uint64, error) {
+	v, err := e.cfg.Store.Get(ctx, bGroupJoined, groupJoinedKey(id, handle))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, storageErr(err)
+	}
+	r := wire.NewReader(v)
+	version := r.U64()
+	if err := r.Finish(); err != nil {
+		return 0, newError(ErrStorage.Code, err, "joined record of group %x is corrupt", id)
+	}
+	return version, nil
 }
 
 // receiveGroupLeaveLocked handles a leave request from an account's
@@ -683,9 +755,12 @@ func parseGroupLeave(body []byte) (groupID, error) {
 // group unknown here or not administered by this device, a sender who is
 // not (or no longer) a member, or an admin — is ignored: two admin devices
 // that both read one request sign the same members, and whichever state
-// members keep (§14.6's tie rule) is the same change.
+// members keep (§14.6's tie rule) is the same change. A request made at a
+// version older than the one in which the sender last joined (as this
+// device saw it) is stale — the sender was removed and added again since
+// — and is ignored too, on the admins' devices and the sender's own.
 func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
-	id, err := parseGroupLeave(p.Body)
+	id, version, err := parseGroupLeave(p.Body)
 	if err != nil {
 		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: fmt.Sprintf("malformed group leave request from %s: %v", from, err)}}, nil
 	}
@@ -693,12 +768,21 @@ func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, 
 	if err != nil {
 		return nil, err
 	}
+	var joined uint64
+	if g != nil {
+		if joined, err = e.joinedVersionLocked(ctx, id, from); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case g == nil:
 		e.log.Info("leave request for an unknown group ignored", "from", from)
 		return nil, nil
 	case g.isAdminAccount(from):
 		e.log.Warn("leave request from an admin account ignored", "from", from)
+		return nil, nil
+	case version < joined:
+		e.log.Info("stale leave request ignored", "from", from, "version", version, "joined", joined)
 		return nil, nil
 	case from == e.acct.Handle:
 		// Whether or not the removal got here first: a state that adds
@@ -806,6 +890,7 @@ func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, o
 	g.sign(e.dev)
 
 	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.raw)
+	stageJoinedLocked(b, old, g)
 	notify := slices.Clone(first)
 	for _, h := range g.Members {
 		if !slices.Contains(notify, h) {
@@ -1417,6 +1502,7 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 	}
 
 	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.raw)
+	stageJoinedLocked(b, old, g)
 	if err := e.ensureGroupChatLocked(ctx, b, g.ID); err != nil {
 		return nil, err
 	}

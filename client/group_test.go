@@ -1118,16 +1118,23 @@ func TestGroupLeave(t *testing.T) {
 	}
 
 	// The same request again, one from an account never in the group,
-	// and a malformed one from a member: nothing changes.
-	a1.eng.mu.Lock()
-	var batch storage.Batch
-	evs, err := a1.eng.receiveGroupLeaveLocked(ctx, &batch, &payload{Kind: kindGroupLeave, Body: id[:]}, "carol")
-	a1.eng.mu.Unlock()
-	if err != nil || len(evs) != 0 || batch.Len() != 0 {
-		t.Fatalf("a replayed leave request: events %+v, %d writes, %v", evs, batch.Len(), err)
+	// and a malformed one from a member: nothing changes. A body without
+	// the version, or with a byte too many, is malformed.
+	for _, body := range [][]byte{groupLeaveBody(id, 1), id[:], append(groupLeaveBody(id, 1), 0)} {
+		a1.eng.mu.Lock()
+		var batch storage.Batch
+		evs, err := a1.eng.receiveGroupLeaveLocked(ctx, &batch, &payload{Kind: kindGroupLeave, Body: body}, "carol")
+		a1.eng.mu.Unlock()
+		if len(body) != groupLeaveBodySize {
+			if err != nil || len(evs) != 1 || evs[0].Code != "malformed" || batch.Len() != 0 {
+				t.Fatalf("a leave request of %d bytes: events %+v, %d writes, %v", len(body), evs, batch.Len(), err)
+			}
+		} else if err != nil || len(evs) != 0 || batch.Len() != 0 {
+			t.Fatalf("a replayed leave request: events %+v, %d writes, %v", evs, batch.Len(), err)
+		}
 	}
-	queueForged(t, c1, kindGroupLeave, "alice", id[:])
-	queueForged(t, dave, kindGroupLeave, "alice", id[:])
+	queueForged(t, c1, kindGroupLeave, "alice", groupLeaveBody(id, 2))
+	queueForged(t, dave, kindGroupLeave, "alice", groupLeaveBody(id, 2))
 	queueForged(t, b, kindGroupLeave, "alice", []byte("short"))
 	for _, d := range []*device{c1, dave} {
 		if _, err := d.eng.SendText(ctx, "alice", "after the request from "+d.name); err != nil {
@@ -1165,4 +1172,92 @@ func TestGroupLeave(t *testing.T) {
 	}
 	b.waitMessage(gid, "carol is back")
 	a2.waitMessage(gid, "carol is back")
+}
+
+// TestGroupLeaveStaleRequest: carol leaves from her phone while it is
+// offline and alice's browser is off, so the request waits in the phone's
+// outbox; meanwhile alice's phone removes carol and adds her again. When
+// the phone comes online the request (made at version 1) reaches alice's
+// devices — the browser after both changes — and carol's browser: every
+// one of them ignores it as older than carol's return, so carol stays a
+// member, not marked left, on every device, all of which hold the same
+// version 3, and what she sends is read.
+func TestGroupLeaveStaleRequest(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1, a2 := newGroupAccount(t, tr, "alice")
+	c1, c2 := newGroupAccount(t, tr, "carol")
+	b := newDevice(t, tr, "bob")
+	if err := b.eng.CreateAccount(ctx, "bob", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	b.run()
+	all := []*device{a1, a2, b, c1, c2}
+	gid, err := a1.eng.CreateGroup(ctx, "Choir", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all {
+		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
+	}
+
+	a2.stop()
+	c1.stop()
+	c1.start()
+	if err := c1.eng.LeaveGroup(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.eng.RemoveMember(ctx, gid, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.eng.AddMember(ctx, gid, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	back := func(g Group) bool {
+		return g.Version == 3 && slices.Equal(g.Members, []string{"alice", "bob", "carol"}) && g.Member && !g.Left
+	}
+	for _, d := range []*device{b, c2} {
+		waitGroup(t, d, gid, "carol back", func(g Group) bool { return g.Version == 3 })
+	}
+
+	// The phone comes online: the stale request leaves, and a message
+	// behind it tells when each device has read it.
+	c1.run()
+	if _, err := c1.eng.SendText(ctx, "alice", "after the stale request"); err != nil {
+		t.Fatal(err)
+	}
+	a1.waitMessage("carol", "after the stale request")
+	c2.waitMessage("alice", "after the stale request")
+	a2.start()
+	a2.run()
+	a2.waitMessage("carol", "after the stale request")
+	for _, d := range all {
+		if g := waitGroup(t, d, gid, "carol back", func(Group) bool { return true }); !back(g) {
+			t.Fatalf("%s sees %+v after the stale request", d.name, g)
+		}
+	}
+	eventually(t, "every device holding the same version 3", func() bool {
+		raw := loadState(t, a1, gid).raw
+		for _, d := range all {
+			if !bytes.Equal(loadState(t, d, gid).raw, raw) {
+				return false
+			}
+		}
+		return true
+	})
+
+	if _, err := c2.eng.SendGroupText(ctx, gid, "still here"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{a1, a2, b, c1} {
+		d.waitMessage(gid, "still here")
+	}
+	for _, d := range all {
+		if g := loadState(t, d, gid); g.Version != 3 || !g.isMember("carol") {
+			t.Fatalf("%s holds version %d with %v", d.name, g.Version, g.Members)
+		}
+		if n := countEvents(d, "error", ErrGroupChangeRefused.Code); n != 0 {
+			t.Fatalf("%s reported %d refused group changes", d.name, n)
+		}
+	}
 }

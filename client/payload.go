@@ -30,7 +30,7 @@ const (
 	// Groups (group.go, PROTOCOL.md §14.6).
 	kindGroupState = 24 // body: a signed group state
 	kindSenderKey  = 25 // body: a senderkey.Distribution
-	kindGroupLeave = 26 // body: group id (16): the sending account leaves the group
+	kindGroupLeave = 26 // body: group id (16) ‖ u64 version held: the sending account leaves the group
 )
 
 // Limits.
