@@ -1786,6 +1786,7 @@ func (e *Engine) openGroupMessage(g *groupState, rv *senderkey.Receiver, from st
 	if own {
 		m.Status = StatusSent
 	}
+	e.observeSentAtLocked(p.SentAt)
 	return m, nil
 }
 

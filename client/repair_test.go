@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
@@ -188,4 +189,26 @@ func textsOf(t *testing.T, d *device, chat string) string {
 		texts = append(texts, m.Text)
 	}
 	return fmt.Sprint(texts)
+}
+
+// TestReplySortsAfterWhatItAnswers: a message sent after one was received
+// gets a later send time even when both fall in the same millisecond or
+// the sender's clock is slightly ahead (chats order by send time, then by
+// random id, so the reply could show first); a clock far ahead does not
+// drag this device's send times along.
+func TestReplySortsAfterWhatItAnswers(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	e := &Engine{cfg: Config{Now: func() time.Time { return now }}}
+	e.observeSentAtLocked(1_000_000)
+	if got := e.nextSentAtLocked(); got != 1_000_001 {
+		t.Fatalf("reply in the same millisecond: %d", got)
+	}
+	e.observeSentAtLocked(1_000_000 + 900)
+	if got := e.nextSentAtLocked(); got != 1_000_901 {
+		t.Fatalf("reply to a clock 0.9 s ahead: %d", got)
+	}
+	e.observeSentAtLocked(1_000_000 + 10*60*1000)
+	if got := e.nextSentAtLocked(); got != 1_000_902 {
+		t.Fatalf("a clock 10 min ahead moved ours: %d", got)
+	}
 }

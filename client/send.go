@@ -105,6 +105,23 @@ func (e *Engine) queueID(ctx context.Context, id MessageID, kind uint8, to strin
 // nextSentAtLocked is the send time in unix ms, strictly increasing per
 // device, so messages sent within one millisecond keep their order on
 // every device (chats sort by sender time).
+// maxSentAtLead is how far ahead of this device's clock a received
+// message's send time may be and still move this device's next one
+// (observeSentAtLocked): enough for clocks a little apart, not enough for
+// a sender whose clock is off to drag this device's times along.
+const maxSentAtLead = 1000 // ms
+
+// observeSentAtLocked notes the send time of a received message, so that
+// this device's next message sorts after it (chats order by send time,
+// then id): a reply sent within the same millisecond as what it answers,
+// or from a clock slightly behind the sender's, would otherwise show
+// before it.
+func (e *Engine) observeSentAtLocked(sentAt uint64) {
+	if sentAt > e.lastSentAt && sentAt <= uint64(e.cfg.Now().UnixMilli())+maxSentAtLead {
+		e.lastSentAt = sentAt
+	}
+}
+
 func (e *Engine) nextSentAtLocked() uint64 {
 	t := uint64(e.cfg.Now().UnixMilli())
 	if t <= e.lastSentAt {
