@@ -1,10 +1,6 @@
 package e2e
 
-import (
-	"testing"
-
-	"github.com/chromedp/chromedp"
-)
+import "testing"
 
 // TestCachedIndexedDBStoreConformance runs client/storage/storagetest
 // against the engine's read cache in front of the sealed IndexedDB store
@@ -13,11 +9,8 @@ import (
 func TestCachedIndexedDBStoreConformance(t *testing.T) {
 	srv := StartTestServer(t)
 	b := NewBrowser(t)
-	b.Navigate(srv.URL)
-	MustEval[chromedp.Void](b, `window.parley.ready`)
-	if msg := MustEval[string](b, `window.parley.__test.conformanceCached('conformance-cached')`); msg != "" {
-		t.Fatalf("the cached IndexedDB store fails the storage conformance suite: %s", msg)
-	}
+	ready(t, b, srv.URL)
+	mustConform(t, b, "conformance-cached", "cache", "the cached IndexedDB store")
 	b.CheckConsole()
 }
 
@@ -27,10 +20,7 @@ func TestCachedIndexedDBStoreConformance(t *testing.T) {
 func TestJournaledIndexedDBStoreConformance(t *testing.T) {
 	srv := StartTestServer(t)
 	b := NewBrowser(t)
-	b.Navigate(srv.URL)
-	MustEval[chromedp.Void](b, `window.parley.ready`)
-	if msg := MustEval[string](b, `window.parley.__test.conformanceJournal('conformance-journal')`); msg != "" {
-		t.Fatalf("the journaled IndexedDB store fails the storage conformance suite: %s", msg)
-	}
+	ready(t, b, srv.URL)
+	mustConform(t, b, "conformance-journal", "journal", "the journaled IndexedDB store")
 	b.CheckConsole()
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -26,15 +27,22 @@ func TestIndexedDBStoreConformanceCursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Navigate(srv.URL)
-	MustEval[chromedp.Void](b, `window.parley.ready`)
+	ready(t, b, srv.URL)
 	if has := MustEval[bool](b, `'getAllRecords' in IDBObjectStore.prototype`); has {
 		t.Fatal("getAllRecords is still there; the test would not test the cursor")
 	}
-	if msg := MustEval[string](b, `window.parley.__test.conformanceCached('cursor')`); msg != "" {
-		t.Fatalf("IndexedDB store without getAllRecords fails the storage conformance suite: %s", msg)
-	}
+	mustConform(t, b, "cursor", "cache", "the IndexedDB store without getAllRecords")
 	b.CheckConsole()
+}
+
+// mustConform runs client/storage/storagetest in b's page (a test build)
+// against a fresh sealed IndexedDB store named db, alone (layer "") or
+// behind the engine's "cache" or "journal", and fails t on a violation.
+func mustConform(t *testing.T, b *Browser, db, layer, what string) {
+	t.Helper()
+	if msg := MustEval[string](b, fmt.Sprintf(`window.parley.__test.conformance(%q, %q)`, db, layer)); msg != "" {
+		t.Fatalf("%s fails the storage conformance suite: %s", what, msg)
+	}
 }
 
 // TestIndexedDBStoreConformance runs client/storage/storagetest, the suite
@@ -43,11 +51,8 @@ func TestIndexedDBStoreConformanceCursor(t *testing.T) {
 func TestIndexedDBStoreConformance(t *testing.T) {
 	srv := StartTestServer(t)
 	b := NewBrowser(t)
-	b.Navigate(srv.URL)
-	MustEval[chromedp.Void](b, `window.parley.ready`)
-	if msg := MustEval[string](b, `window.parley.__test.conformance('conformance')`); msg != "" {
-		t.Fatalf("IndexedDB store fails the storage conformance suite: %s", msg)
-	}
+	ready(t, b, srv.URL)
+	mustConform(t, b, "conformance", "", "the IndexedDB store")
 	// Everything the suite wrote is sealed: no value appears in the clear.
 	recs := MustEval[[]map[string]any](b, strings.Replace(JSDumpRecords, `indexedDB.open('parley')`, `indexedDB.open('parley-test-conformance')`, 1))
 	if len(recs) == 0 {

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"syscall/js"
@@ -63,42 +64,28 @@ func installTestHooks(c *client, parley js.Value) {
 		return stores[name], nil
 	}
 	ctx := context.Background()
-	// conformance(name) runs client/storage/storagetest against a fresh
-	// IndexedDB store; resolves "" or the first violation.
+	// conformance(name, layer) runs client/storage/storagetest against a
+	// fresh IndexedDB store, alone (layer "") or behind the engine's read
+	// cache ("cache", client/storage/cache) or its journal ("journal",
+	// client/storage/journal); resolves "" or the first violation.
 	fn("conformance", func(a []js.Value) (any, error) {
 		s, err := open(a[0].String())
 		if err != nil {
 			return nil, err
 		}
-		if err := storagetest.Run(ctx, s); err != nil {
-			return err.Error(), nil
+		var st storage.Store = s
+		switch layer := a[1].String(); layer {
+		case "":
+		case "cache":
+			st = cache.New(s, 0)
+		case "journal":
+			if st, err = journal.Open(ctx, s); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("unknown storage layer %q", layer)
 		}
-		return "", nil
-	})
-	// conformanceCached(name) runs the same suite against the engine's
-	// read cache (client/storage/cache) over a fresh IndexedDB store.
-	fn("conformanceCached", func(a []js.Value) (any, error) {
-		s, err := open(a[0].String())
-		if err != nil {
-			return nil, err
-		}
-		if err := storagetest.Run(ctx, cache.New(s, 0)); err != nil {
-			return err.Error(), nil
-		}
-		return "", nil
-	})
-	// conformanceJournal(name) runs it against the journal the engine
-	// puts in front of the IndexedDB store (client/storage/journal).
-	fn("conformanceJournal", func(a []js.Value) (any, error) {
-		s, err := open(a[0].String())
-		if err != nil {
-			return nil, err
-		}
-		j, err := journal.Open(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		if err := storagetest.Run(ctx, j); err != nil {
+		if err := storagetest.Run(ctx, st); err != nil {
 			return err.Error(), nil
 		}
 		return "", nil
