@@ -67,12 +67,7 @@ func TestReceiptsJoinInABurst(t *testing.T) {
 func TestResentMessageShownOnce(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	alice := newAccount(t, tr, "alice", "alice")
-	bob := newAccount(t, tr, "bob", "bob")
-	if _, err := alice.eng.SendText(ctx, "bob", "first"); err != nil {
-		t.Fatal(err)
-	}
-	bob.waitMessage("alice", "first")
+	alice, bob := greeted(t, tr, "first")
 
 	// Queue "hello" with Alice offline and keep a copy of its outbox
 	// entry as queued (nothing encrypted yet).

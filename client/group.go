@@ -615,22 +615,13 @@ var errUnchanged = errors.New("group unchanged")
 // group (ErrLeftGroup) and keeps its history; it reads on until an admin's
 // device has removed it. Asking again sends the request again.
 func (e *Engine) LeaveGroup(ctx context.Context, group string) error {
-	id, err := parseGroupRef(group)
-	if err != nil {
-		return err
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.canSendLocked(); err != nil {
-		return err
-	}
-	g, err := e.loadGroupLocked(ctx, id)
+	g, err := e.heldGroupLocked(ctx, group)
 	if err != nil {
 		return err
 	}
-	if g == nil {
-		return ErrUnknownGroup
-	}
+	id := g.ID
 	if !g.isMember(e.acct.Handle) {
 		return ErrNotGroupMember
 	}
@@ -810,27 +801,38 @@ func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, 
 	return []Event{{Type: "group", Chat: groupChatID(id)}, {Type: "chats"}}, nil
 }
 
+// heldGroupLocked is the state this device holds of group (its chat id
+// or hex id), for a change or a message it is about to make: the
+// device can send and the group is known.
+func (e *Engine) heldGroupLocked(ctx context.Context, group string) (*groupState, error) {
+	id, err := parseGroupRef(group)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.canSendLocked(); err != nil {
+		return nil, err
+	}
+	g, err := e.loadGroupLocked(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if g == nil {
+		return nil, ErrUnknownGroup
+	}
+	return g, nil
+}
+
 // changeGroup applies change to g, the next version of the current state
 // old without its admins (stageGroupChangeLocked sets them), then signs
 // and distributes it; change returns the handles to notify first (new
 // members, so their state is ahead of any chain made for them), or
 // errUnchanged to sign nothing.
 func (e *Engine) changeGroup(ctx context.Context, group string, change func(old, g *groupState) ([]string, error)) error {
-	id, err := parseGroupRef(group)
-	if err != nil {
-		return err
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.canSendLocked(); err != nil {
-		return err
-	}
-	old, err := e.loadGroupLocked(ctx, id)
+	old, err := e.heldGroupLocked(ctx, group)
 	if err != nil {
 		return err
-	}
-	if old == nil {
-		return ErrUnknownGroup
 	}
 	if old.admin(e.dev.ID) == nil {
 		return ErrNotGroupAdmin
@@ -992,22 +994,13 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	if len(text) == 0 || len(text) > MaxTextLen || !utf8.ValidString(text) {
 		return "", newError(ErrTooLong.Code, nil, "a text message is 1 to %d bytes of UTF-8", MaxTextLen)
 	}
-	gid, err := parseGroupRef(group)
-	if err != nil {
-		return "", err
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.canSendLocked(); err != nil {
-		return "", err
-	}
-	g, err := e.loadGroupLocked(ctx, gid)
+	g, err := e.heldGroupLocked(ctx, group)
 	if err != nil {
 		return "", err
 	}
-	if g == nil {
-		return "", ErrUnknownGroup
-	}
+	gid := g.ID
 	if left, err := e.hasLeftLocked(ctx, gid); err != nil {
 		return "", err
 	} else if left {

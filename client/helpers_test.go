@@ -295,3 +295,16 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// greeted makes the accounts alice and bob, running, with a session from
+// alice to bob: her message text has reached him.
+func greeted(t *testing.T, tr *testRelay, text string) (alice, bob *device) {
+	t.Helper()
+	alice = newAccount(t, tr, "alice", "alice")
+	bob = newAccount(t, tr, "bob", "bob")
+	if _, err := alice.eng.SendText(ctxT(t), "bob", text); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", text)
+	return alice, bob
+}

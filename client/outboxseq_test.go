@@ -261,12 +261,7 @@ func TestOutboxOrderAcrossRestart(t *testing.T) {
 func TestLegacyOutboxCounter(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	alice := newAccount(t, tr, "alice", "alice")
-	bob := newAccount(t, tr, "bob", "bob")
-	if _, err := alice.eng.SendText(ctx, "bob", "hello"); err != nil {
-		t.Fatal(err)
-	}
-	bob.waitMessage("alice", "hello")
+	alice, bob := greeted(t, tr, "hello")
 
 	alice.stop()
 	alice.start()

@@ -27,12 +27,7 @@ func deviceOf(d *device) identity.DeviceID {
 func TestUndecryptableIsRepaired(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	alice := newAccount(t, tr, "alice", "alice")
-	bob := newAccount(t, tr, "bob", "bob")
-	if _, err := alice.eng.SendText(ctx, "bob", "one"); err != nil {
-		t.Fatal(err)
-	}
-	bob.waitMessage("alice", "one")
+	alice, bob := greeted(t, tr, "one")
 	if _, err := bob.eng.SendText(ctx, "alice", "two"); err != nil {
 		t.Fatal(err)
 	}

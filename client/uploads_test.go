@@ -17,12 +17,7 @@ import (
 func TestFileSentOffline(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	alice := newAccount(t, tr, "alice", "alice")
-	bob := newAccount(t, tr, "bob", "bob")
-	if _, err := alice.eng.SendText(ctx, "bob", "hello"); err != nil {
-		t.Fatal(err)
-	}
-	bob.waitMessage("alice", "hello")
+	alice, bob := greeted(t, tr, "hello")
 
 	alice.stop()
 	alice.start() // open, not connected
