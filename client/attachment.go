@@ -243,7 +243,6 @@ func (e *Engine) receiveAttachmentLocked(ctx context.Context, b *storage.Batch, 
 	if own {
 		msg.Status = StatusSent
 	}
-	e.observeSentAtLocked(p.SentAt)
 	if err := e.putMessage(ctx, b, msg, !own); err != nil {
 		return nil, err
 	}

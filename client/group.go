@@ -1779,7 +1779,6 @@ func (e *Engine) openGroupMessage(g *groupState, rv *senderkey.Receiver, from st
 	if own {
 		m.Status = StatusSent
 	}
-	e.observeSentAtLocked(p.SentAt)
 	return m, nil
 }
 

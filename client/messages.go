@@ -10,8 +10,14 @@ import (
 )
 
 // putMessage adds msg to b, with its id index and the chat summary. With
-// incoming set, the chat's unread count grows.
+// incoming set, the chat's unread count grows. A message from elsewhere
+// (received, synced, from history) moves this device's next send time
+// past its own (observeSentAtLocked); one of this device's is already
+// there.
 func (e *Engine) putMessage(ctx context.Context, b *storage.Batch, msg *Message, incoming bool) error {
+	if msg.SentAt > 0 {
+		e.observeSentAtLocked(uint64(msg.SentAt))
+	}
 	id, err := hex.DecodeString(msg.ID)
 	if err != nil || len(id) != 16 {
 		return newError(ErrStorage.Code, err, "bad message id")

@@ -283,7 +283,6 @@ func (e *Engine) receiveTextLocked(ctx context.Context, b *storage.Batch, p *pay
 	if own {
 		msg.Status = StatusSent
 	}
-	e.observeSentAtLocked(p.SentAt)
 	if err := e.putMessage(ctx, b, msg, !own); err != nil {
 		return nil, err
 	}
