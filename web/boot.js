@@ -111,12 +111,12 @@
       const tx = db.transaction('records', 'readonly');
       const st = tx.objectStore('records');
       tx.onabort = () => reject(tx.error || new DOMException('transaction aborted', 'AbortError'));
-      const out = [];
       if (st.getAllRecords) {
         const r = st.getAllRecords({ query: range, count: limit, direction });
         r.onsuccess = () => resolve(r.result.map((x) => [x.primaryKey[1], x.value]));
         return;
       }
+      const out = [];
       const r = st.openCursor(range, direction);
       r.onsuccess = () => {
         const c = r.result;
