@@ -184,6 +184,12 @@ func ParsePayload(s string) (*Payload, error) {
 		}
 		return nil, fmt.Errorf("%w: not a Parley link code", ErrMalformed)
 	}
+	// Go's base64 decoder skips CR and LF even in Strict mode, so a code
+	// with a line break inside would decode to the same payload as the
+	// canonical one. One payload has exactly one text form; refuse others.
+	if strings.ContainsAny(rest, "\r\n") {
+		return nil, fmt.Errorf("%w: link code contains a line break", ErrMalformed)
+	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: link code: %v", ErrMalformed, err)

@@ -78,6 +78,8 @@ func generateVectors(t *testing.T) map[string]vector {
 		Input: map[string]any{"text": Prefix + b64(pv)}, Error: "version"}
 	v["fail_payload_trailing_data"] = vector{Comment: "payload with an extra byte", Type: "link/payload",
 		Input: map[string]any{"text": Prefix + b64(append(append([]byte(nil), pb...), 0))}, Error: "trailing"}
+	v["fail_payload_line_break"] = vector{Comment: "a line break inside the base64 text, which Go's decoder would skip", Type: "link/payload",
+		Input: map[string]any{"text": text[:60] + "\n" + text[60:]}, Error: "malformed"}
 	bo := *c.Payload()
 	bo.RelayOrigin = "https://relay.parley.example/path"
 	w := wire.NewWriter(200)
