@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall/js"
@@ -141,6 +142,40 @@ func installTestHooks(c *client, parley js.Value) {
 		}
 		slices.Sort(ms)
 		return map[string]any{"median": ms[len(ms)/2], "p90": ms[len(ms)*9/10]}, nil
+	})
+	// lockDuringCommit(name) starts a relaxed commit on a fresh store and
+	// closes the store (what a lock does) while the commit waits for
+	// IndexedDB; it resolves whether the commit had ended when close
+	// returned and the commit's error ("" for none).
+	fn("lockDuringCommit", func(a []js.Value) (any, error) {
+		s, err := open(a[0].String())
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		delete(stores, a[0].String())
+		mu.Unlock()
+		var b storage.Batch
+		b.Relaxed = true
+		b.Put("j", "k", make([]byte, 1024))
+		done := make(chan error, 1)
+		go func() { done <- s.Commit(ctx, &b) }()
+		// With one thread, the commit runs until it awaits boot.js's
+		// promise before this goroutine runs again.
+		runtime.Gosched()
+		s.close()
+		var ended bool
+		select {
+		case err = <-done:
+			ended = true
+		default:
+			err = <-done
+		}
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		return map[string]any{"ended": ended, "err": msg}, nil
 	})
 	// argon2([time, memoryKiB]) times one passphrase derivation, with the
 	// shipped parameters unless given.

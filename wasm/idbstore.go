@@ -39,6 +39,14 @@ type idbStore struct {
 	mu    sync.RWMutex
 	key   safejs.Value // the data key; undefined once closed (locked)
 	syncs uint64       // Syncs so far, the value of the sync mark
+
+	// writes counts the Commits and Syncs that got the key and have not
+	// yet seen their transaction end. close waits for them, so a write
+	// begun before a lock is either in IndexedDB or failed by the time
+	// an unlock can read the store: an unlock within milliseconds of a
+	// lock would otherwise read the journal before the stopped engine's
+	// last record landed in it (PROTOCOL.md 13.6).
+	writes sync.WaitGroup
 }
 
 // scanPage is how many records one Scan transaction reads.
@@ -52,10 +60,24 @@ func newIDBStore(db *idb.Database, name string, dataKey safejs.Value) *idbStore 
 }
 
 // close drops the data key; every later call fails with errStoreLocked.
+// It returns once the writes already under way have ended.
 func (s *idbStore) close() {
 	s.mu.Lock()
 	s.key = safejs.Undefined()
 	s.mu.Unlock()
+	s.writes.Wait()
+}
+
+// beginWrite is dataKey for a write: on success the caller must call
+// s.writes.Done when its transaction has ended.
+func (s *idbStore) beginWrite() (safejs.Value, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.key.IsUndefined() {
+		return s.key, errStoreLocked
+	}
+	s.writes.Add(1)
+	return s.key, nil
 }
 
 func (s *idbStore) dataKey() (safejs.Value, error) {
@@ -126,9 +148,10 @@ func (s *idbStore) Get(ctx context.Context, bucket, key string) ([]byte, error) 
 // before it are covered. A transaction that writes nothing could commit
 // without touching the disk, hence the mark.
 func (s *idbStore) Sync(ctx context.Context) error {
-	if _, err := s.dataKey(); err != nil {
+	if _, err := s.beginWrite(); err != nil {
 		return err
 	}
+	defer s.writes.Done()
 	txn, err := s.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: idb.DurabilityStrict}, storeKeys)
 	if err != nil {
 		return err
@@ -278,10 +301,11 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	k, err := s.dataKey()
+	k, err := s.beginWrite()
 	if err != nil {
 		return err
 	}
+	defer s.writes.Done()
 	// boot.js seals every value and writes them in one read-write
 	// transaction, in one call: a transaction with nothing pending
 	// auto-commits, so the WebCrypto work comes first, and every await
