@@ -31,7 +31,10 @@ build: wasm server
 # X25519 ladder, crypto/senderkey, crypto/wire) nor in the standard library
 # or x/crypto: inlined copies cost about 100 KB of the brotli'd client
 # (issue 6's 1.2 MB budget), and the per-message path keeps its speed.
-# e2e/testbuild.go builds the parleytest client with the same flags.
+# wasmseg then joins the ~70,000 data segments Go's linker writes (one per
+# stretch between runs of zeros) into a few: the raw module grows by the
+# zeros, the brotli'd one shrinks by about 80 KB (wasm/wasmseg).
+# e2e/testbuild.go builds the parleytest client the same way.
 WASM_GCFLAGS := -gcflags='github.com/parley-im/parley/...=-l' \
                 -gcflags='github.com/parley-im/parley/crypto/ratchet/...=' \
                 -gcflags='github.com/parley-im/parley/crypto/senderkey=' \
@@ -39,6 +42,7 @@ WASM_GCFLAGS := -gcflags='github.com/parley-im/parley/...=-l' \
 wasm:
 	@mkdir -p $(DIST)
 	GOOS=js GOARCH=wasm $(GO) build -trimpath $(WASM_GCFLAGS) -ldflags='-s -w' -o $(DIST)/parley.wasm ./wasm
+	$(GO) run ./wasm/cmd/wasmseg $(DIST)/parley.wasm
 	cp $(WASMDIR)/wasm_exec.js $(DIST)/wasm_exec.js
 	$(GO) run ./server/cmd/precompress $(DIST)
 

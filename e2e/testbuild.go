@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-im/parley"
+	"github.com/parley-im/parley/wasm/wasmseg"
 )
 
 // The parleytest build of the client adds window.parley.__test (hooks that
@@ -55,6 +56,11 @@ func buildTestWasm(t testing.TB) []byte {
 		testWasm.out, testWasm.err = string(b), err
 		if err == nil {
 			testWasm.data, testWasm.err = os.ReadFile(out)
+		}
+		if testWasm.err == nil {
+			// As `make wasm` does, so the browser tests run a module
+			// whose data segments wasmseg joined.
+			testWasm.data, _, testWasm.err = wasmseg.Coalesce(testWasm.data, wasmseg.DefaultMaxGap)
 		}
 		os.RemoveAll(testWasm.dir)
 	})

@@ -12,8 +12,8 @@ import (
 const MaxClientWasmBrotli = 1_200_000
 
 // TestClientWasmSize keeps the client within its download budget: what a
-// first visit costs before anything runs. See the Makefile's WASM_GCFLAGS
-// and wasm/jsonenc for what keeps it there.
+// first visit costs before anything runs. See the Makefile's WASM_GCFLAGS,
+// wasm/wasmseg and wasm/jsonenc for what keeps it there.
 func TestClientWasmSize(t *testing.T) {
 	br, err := fs.ReadFile(parley.Assets, "web/dist/parley.wasm.br")
 	if err != nil {
