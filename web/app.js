@@ -75,17 +75,28 @@ function h(tag, attrs = {}, ...kids) {
 }
 const svgURL = (svg) => 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg);
 const dayKey = (ms) => new Date(ms).toDateString();
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dateFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
-const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' });
+// The page's first Intl.DateTimeFormat loads the locale's data: 10-30 ms
+// of main thread in a Chrome trace, which at start-up is the time the
+// client needs to become ready. Nothing before ready formats a date, so
+// the formatters are made on first use, and loadChats makes them while
+// the engine reads the chat list (the main thread only waits then).
+let fmts = null;
+function formats() {
+  fmts ??= {
+    time: new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' }),
+    date: new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' }),
+    day: new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' }),
+  };
+  return fmts;
+}
 function dayLabel(ms) {
   const d = new Date(ms), today = new Date();
   const yesterday = new Date(); yesterday.setDate(today.getDate() - 1);
   if (d.toDateString() === today.toDateString()) return 'Today';
   if (d.toDateString() === yesterday.toDateString()) return 'Yesterday';
-  return dayFmt.format(d);
+  return formats().day.format(d);
 }
-const shortTime = (ms) => (dayKey(ms) === dayKey(Date.now()) ? timeFmt.format(ms) : dateFmt.format(ms));
+const shortTime = (ms) => (dayKey(ms) === dayKey(Date.now()) ? formats().time.format(ms) : formats().date.format(ms));
 const fmtSize = (n) => (n < 1024 ? n + ' B' : n < 1 << 20 ? (n / 1024).toFixed(0) + ' KB' : (n / (1 << 20)).toFixed(1) + ' MB');
 
 let toastTimer = 0;
@@ -288,7 +299,7 @@ $('form-link').addEventListener('submit', async (e) => {
     ui.linking = true;
     $('link-qr').src = svgURL(s.qrSvg);
     $('link-payload').value = s.payload;
-    $('link-expires').textContent = s.expires ? 'This code works until ' + timeFmt.format(s.expires * 1000) + '.' : '';
+    $('link-expires').textContent = s.expires ? 'This code works until ' + formats().time.format(s.expires * 1000) + '.' : '';
     show($('link-check'), false);
     show($('link-sync'), false);
     $('link-error').textContent = '';
@@ -438,7 +449,9 @@ $('btn-link-device').addEventListener('click', () => {
 
 async function loadChats() {
   try {
-    ui.chats = await P.chats();
+    const chats = P.chats();
+    formats(); // while the engine reads
+    ui.chats = await chats;
   } catch (err) {
     if (err.code !== 'locked') toast(words(err));
     return;
@@ -655,7 +668,7 @@ function renderMessage(m, group) {
   if (m.outgoing && m.fromDevice && meId && m.fromDevice !== meId) {
     meta.append(h('span', { class: 'via', text: 'from ' + deviceName(m.fromDevice) + ' · ' }));
   }
-  meta.append(h('time', { datetime: new Date(m.sentAt).toISOString(), text: timeFmt.format(m.sentAt) }));
+  meta.append(h('time', { datetime: new Date(m.sentAt).toISOString(), text: formats().time.format(m.sentAt) }));
   if (m.outgoing) {
     meta.append(h('span', { class: 'tick tick-' + m.status, 'data-status': m.status, title: tickWords[m.status] || m.status, 'aria-label': tickWords[m.status] || m.status, text: ' ' + (tickMarks[m.status] || '') }));
   }
@@ -974,9 +987,9 @@ function renderDevices() {
   for (const d of ui.devices) {
     const facts = [
       d.primary ? 'Primary device' : 'Companion (browser)',
-      'Added ' + dateFmt.format(d.added * 1000),
+      'Added ' + formats().date.format(d.added * 1000),
     ];
-    if (!d.primary) facts.push('Last confirmed by the primary ' + dateFmt.format(d.attested * 1000));
+    if (!d.primary) facts.push('Last confirmed by the primary ' + formats().date.format(d.attested * 1000));
     const item = h('li', { class: 'device' },
       h('div', {},
         h('strong', { text: d.name || 'Unnamed device' }),
@@ -985,7 +998,7 @@ function renderDevices() {
     if (!d.primary && d.expires) {
       const left = d.expires * 1000 - Date.now();
       const soon = left < WARN_BEFORE;
-      item.append(h('p', { class: soon ? 'warn-text' : 'hint', text: (left < 0 ? 'Retired since ' : 'Works until ') + dateFmt.format(d.expires * 1000) + (soon && left >= 0 ? ' — soon. The primary must re-confirm it.' : '') }));
+      item.append(h('p', { class: soon ? 'warn-text' : 'hint', text: (left < 0 ? 'Retired since ' : 'Works until ') + formats().date.format(d.expires * 1000) + (soon && left >= 0 ? ' — soon. The primary must re-confirm it.' : '') }));
     }
     if (primary && !d.primary) {
       item.append(h('button', { type: 'button', class: 'danger', 'aria-label': 'Revoke ' + (d.name || 'device'), text: 'Revoke', onclick: () => revoke(d) }));
@@ -1028,7 +1041,7 @@ function renderExpiry() {
   if (left > WARN_BEFORE) { show(b, false); return; }
   b.textContent = left < 0 || (ui.st && ui.st.expired)
     ? 'This browser\'s confirmation ran out. Open Parley on your primary device so it can confirm this browser again.'
-    : 'This browser stops working on ' + dateFmt.format(me.expires * 1000) + ' unless your primary device confirms it again: open Parley on the primary before then.';
+    : 'This browser stops working on ' + formats().date.format(me.expires * 1000) + ' unless your primary device confirms it again: open Parley on the primary before then.';
   show(b);
 }
 
