@@ -1127,11 +1127,30 @@ func (e *Engine) syncGroupsToOwnLocked(ctx context.Context) (bool, error) {
 	}
 	var b storage.Batch
 	if missing {
-		err = e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(_ string, raw []byte) error {
+		// A group this account asked to leave goes with the leave request
+		// again, after the state: a device linked since would otherwise
+		// take part until an admin's device removes the account, which
+		// may be days.
+		left := map[string]bool{}
+		err = e.cfg.Store.Scan(ctx, bGroupLeft, "", storage.ScanOptions{}, func(k string, _ []byte) error {
+			left[k] = true
+			return nil
+		})
+		if err != nil {
+			return false, storageErr(err)
+		}
+		err = e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(k string, raw []byte) error {
 			if b.Len() >= storage.MaxBatchOps-8 {
 				return storage.ErrStop // the rest reach them with their next change
 			}
-			return e.queuePairwiseLocked(ctx, &b, kindGroupState, "", raw)
+			if err := e.queuePairwiseLocked(ctx, &b, kindGroupState, "", raw); err != nil || !left[k] {
+				return err
+			}
+			g, err := parseGroupState(raw)
+			if err != nil {
+				return newError(ErrStorage.Code, err, "group record %s is corrupt", k)
+			}
+			return e.queuePairwiseLocked(ctx, &b, kindGroupLeave, "", groupLeaveBody(g.ID, g.Version))
 		})
 		if err != nil {
 			return false, storageErr(err)

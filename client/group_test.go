@@ -1261,3 +1261,39 @@ func TestGroupLeaveStaleRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupLeaveReachesLaterCompanion: carol asks to leave while the
+// group's only admin device is off, then links a browser. The browser
+// learns the group from her phone and must know she left it: it shows the
+// group left and sends nothing to it, though no admin has removed her yet.
+func TestGroupLeaveReachesLaterCompanion(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a := newDevice(t, tr, "alice")
+	c1 := newDevice(t, tr, "carol-phone")
+	for _, d := range []*device{a, c1} {
+		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
+			t.Fatal(err)
+		}
+		d.run()
+	}
+	gid, err := a.eng.CreateGroup(ctx, "Choir", []string{"carol-phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, c1, gid, "version 1", func(g Group) bool { return g.Version == 1 })
+	a.stop()
+	if err := c1.eng.LeaveGroup(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	c2 := newDevice(t, tr, "carol-browser")
+	linkCompanion(t, c1, c2, "carol's browser")
+	c2.run()
+	g := waitGroup(t, c2, gid, "left", func(g Group) bool { return g.Left })
+	if !g.Member || g.Version != 1 {
+		t.Fatalf("the browser sees %+v, want still a member at version 1 (no admin acted)", g)
+	}
+	if _, err := c2.eng.SendGroupText(ctx, gid, "from the new browser"); !errors.Is(err, ErrLeftGroup) {
+		t.Fatalf("the browser sending to a group its account left: %v", err)
+	}
+}
