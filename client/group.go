@@ -1474,7 +1474,17 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 	if old != nil {
 		switch {
 		case g.Version < old.Version:
-			return nil, refused(nil, "the group's version %d came after version %d (rollback)", g.Version, old.Version)
+			// A state behind the held one changes nothing. It is
+			// reported only if it would bring back a member the held
+			// state lacks, which is what replaying an old state is
+			// for. One whose members are all still members is what an
+			// admin device acting late sends (it read a leave request
+			// before the states that followed it): nothing to report.
+			if slices.ContainsFunc(g.Members, func(m string) bool { return !old.isMember(m) }) {
+				return nil, refused(nil, "the group's version %d came after version %d (rollback)", g.Version, old.Version)
+			}
+			e.log.Info("stale group state ignored", "version", g.Version, "held", old.Version)
+			return nil, nil
 		case g.Version == old.Version:
 			if bytes.Equal(g.raw, old.raw) {
 				return nil, nil // the same state again

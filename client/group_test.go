@@ -1297,3 +1297,65 @@ func TestGroupLeaveReachesLaterCompanion(t *testing.T) {
 		t.Fatalf("the browser sending to a group its account left: %v", err)
 	}
 }
+
+// TestGroupLeaveLateAdminDevice: alice's browser, an admin device, is off
+// while her phone carries out carol's leave request and then renames the
+// group. Back on, the browser reads the request first and signs its own
+// removal of carol, a version behind what everyone holds by then. That
+// stale state changes nothing and must not be reported as a refused
+// change; an old state that would bring carol back still is.
+func TestGroupLeaveLateAdminDevice(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	a1, a2 := newGroupAccount(t, tr, "alice")
+	b := newDevice(t, tr, "bob")
+	c := newDevice(t, tr, "carol")
+	for _, d := range []*device{b, c} {
+		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
+			t.Fatal(err)
+		}
+		d.run()
+	}
+	gid, err := a1.eng.CreateGroup(ctx, "Choir", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{a1, a2, b, c} {
+		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
+	}
+	v1 := loadStateV1(t, a1, gid)
+	a2.stop()
+	if err := c.eng.LeaveGroup(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, a1, gid, "carol removed", func(g Group) bool { return g.Version == 2 })
+	if err := a1.eng.RenameGroup(ctx, gid, "Chamber choir"); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, b, gid, "renamed", func(g Group) bool { return g.Version == 3 })
+	a2.start()
+	a2.run()
+	waitGroup(t, a2, gid, "renamed", func(g Group) bool { return g.Version == 3 })
+	// What alice's browser sends bob after it caught up reaches him after
+	// its stale removal of carol (one pairwise outbox, one mailbox).
+	if _, err := a2.eng.SendText(ctx, "bob", "caught up"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitMessage("alice", "caught up")
+	for _, d := range []*device{a1, b} {
+		if n := countEvents(d, "error", ErrGroupChangeRefused.Code); n != 0 {
+			t.Fatalf("%s reported %d refused group changes for a late admin device's stale state", d.name, n)
+		}
+		if g := loadState(t, d, gid); g.Version != 3 || g.Name != "Chamber choir" {
+			t.Fatalf("%s holds version %d %q", d.name, g.Version, g.Name)
+		}
+	}
+	// The old state with carol in it, replayed, is still reported.
+	queueForged(t, a2, kindGroupState, "bob", v1)
+	eventually(t, "bob reporting the replayed version 1", func() bool {
+		return countEvents(b, "error", ErrGroupChangeRefused.Code) == 1
+	})
+	if g := loadState(t, b, gid); g.Version != 3 {
+		t.Fatalf("bob went back to version %d", g.Version)
+	}
+}
