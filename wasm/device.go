@@ -179,11 +179,13 @@ func (c *client) start(ctx context.Context) error {
 // the lock changes).
 func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error {
 	st := newIDBStore(c.db, dbName, dataKey)
-	// The three records start-up needs, in one transaction and behind one
-	// unseal await (each separate Get cost ~10 ms while the page loads),
-	// with the number of journal records a previous run left (the engine
-	// applies them first, client/storage/journal).
-	vals, errs, journaled, err := st.getManyCount(ctx, []recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}}, journal.Bucket)
+	// The three records start-up needs and the engine's first ones, in
+	// one transaction and behind one unseal await (each separate Get cost
+	// ~10 ms while the page loads), with the number of journal records a
+	// previous run left (the engine applies them first,
+	// client/storage/journal).
+	refs := append([]recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}}, engineStartRefs...)
+	vals, errs, journaled, err := st.getManyCount(ctx, refs, journal.Bucket)
 	if err != nil {
 		return newAPIError(codeStorageUnavailable, "%v", err)
 	}
@@ -223,7 +225,10 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error 
 	c.status = "new"
 	mark("opened")
 	if startEngine != nil {
-		c.stopEngine = startEngine(st, journaled, dev, c.bus)
+		c.stopEngine = startEngine(st, startRead{journaled: journaled, vals: vals[3:], errs: errs[3:]}, dev, c.bus)
+	}
+	for _, v := range vals[3:] {
+		clear(v) // the engine's cache holds its own copies
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func (h *engineHost) status() *engine.Status {
 }
 
 func init() {
-	startEngine = func(st storage.Store, journaled uint, dev *identity.Device, b *bus) func() {
+	startEngine = func(st storage.Store, read startRead, dev *identity.Device, b *bus) func() {
 		origin := js.Global().Get("location").Get("origin").String()
 		ctx, cancel := context.WithCancel(context.Background())
 		// Only this (owner) tab's engine writes the store, and it writes
@@ -80,7 +80,7 @@ func init() {
 		// path to ready).
 		jst := journal.New(st)
 		var err error
-		if journaled > 0 {
+		if read.journaled > 0 {
 			jst, err = journal.Open(ctx, st)
 		}
 		if err != nil {
@@ -92,10 +92,17 @@ func init() {
 		}
 		timed := &timedStore{inner: jst}
 		cached := cache.New(timed, cache.DefaultLimit)
-		// engine.Open reads the device and account records (client's
-		// records.go names them): one transaction for both instead of
-		// two. A rename there only makes this warm-up miss.
-		if err := cached.Warm(ctx, []cache.Ref{{Bucket: "self", Key: "device"}, {Bucket: "self", Key: "account"}}); err != nil {
+		// engine.Open reads engineStartRefs first. Start-up read them
+		// with its own records; they are current unless a journal left
+		// by a previous run has just been applied, which may have
+		// changed them, and then one transaction reads both again.
+		refs := make([]cache.Ref, len(engineStartRefs))
+		for i, r := range engineStartRefs {
+			refs[i] = cache.Ref{Bucket: r.bucket, Key: r.key}
+		}
+		if read.journaled == 0 && len(read.vals) == len(refs) {
+			cached.Prime(refs, read.vals, read.errs)
+		} else if err := cached.Warm(ctx, refs); err != nil {
 			consoleLogger{}.Warn("start-up read failed", "err", err)
 		}
 		eng, err := engine.Open(ctx, engine.Config{

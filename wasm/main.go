@@ -68,15 +68,29 @@ func version() string {
 
 // startEngine is the seam for the messenger engine (client/). When set, the
 // owner tab calls it every time storage opens (first start, migration,
-// unlock) with the sealed store, the number of journal records in it
-// (read with the start-up records), the device identity the page has shown
-// so far and the bus; it returns the function that stops the engine, which
+// unlock) with the sealed store, what the start-up transaction read for it
+// (startRead), the device identity the page has shown so far and the bus; it returns the function that stops the engine, which
 // is called when the client locks (the engine must then close its relay
 // connection and drop its keys). It runs with c.mu held: start goroutines,
 // do not call back into c. The engine's API methods are registered with
 // b.handle in main (a handler answers errStoreLocked while no engine runs)
 // and exposed to every tab with forward(name); events go out with b.emit.
-var startEngine func(st storage.Store, journaled uint, dev *identity.Device, b *bus) (stop func())
+var startEngine func(st storage.Store, read startRead, dev *identity.Device, b *bus) (stop func())
+
+// engineStartRefs are the records the engine reads first when it opens
+// (client's records.go names them); start-up reads them in the transaction
+// that reads its own, instead of the engine reading them in a second one.
+// A rename there only makes the engine read them itself.
+var engineStartRefs = []recordRef{{"self", "device"}, {"self", "account"}}
+
+// startRead is what start-up read for the engine: the number of journal
+// records a previous run left, and what a Get of each engineStartRefs
+// returned (values and errors).
+type startRead struct {
+	journaled uint
+	vals      [][]byte
+	errs      []error
+}
 
 // apiHooks add API methods (the engine's, engine.go) once the bus and the
 // api/forward helpers exist.

@@ -196,6 +196,24 @@ func (s *Store) Warm(ctx context.Context, refs []Ref) error {
 	if err != nil {
 		return err
 	}
+	s.primeAt(gen, refs, vals, errs)
+	return nil
+}
+
+// Prime is Warm for values the caller already read from the inner store
+// (the browser reads the engine's start-up records in the transaction
+// that reads its own, instead of a second one): vals[i] and errs[i] are
+// what a Get of refs[i] returned. The caller must have read them after
+// the inner store's last write, as at start-up, before any Commit.
+func (s *Store) Prime(refs []Ref, vals [][]byte, errs []error) {
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	s.primeAt(gen, refs, vals, errs)
+}
+
+// primeAt fills what a read begun at generation gen returned.
+func (s *Store) primeAt(gen uint64, refs []Ref, vals [][]byte, errs []error) {
 	for i, r := range refs {
 		switch {
 		case errs[i] == nil:
@@ -204,7 +222,6 @@ func (s *Store) Warm(ctx context.Context, refs []Ref) error {
 			s.fill(gen, cacheKey(r.Bucket, r.Key), nil, true)
 		}
 	}
-	return nil
 }
 
 // Scan passes through to the inner store.

@@ -239,6 +239,23 @@ func TestWarm(t *testing.T) {
 	if inner.many != 1 || inner.gets != 0 {
 		t.Fatalf("%d GetMany, %d Gets; want 1 and 0", inner.many, inner.gets)
 	}
+	// Prime fills from values read elsewhere: no read at all, a value
+	// and an absence served from the cache, a failed read not cached.
+	p := New(inner, 0)
+	p.Prime([]Ref{{"b", "a"}, {"b", "gone"}, {"b", "err"}}, [][]byte{[]byte("1"), nil, nil},
+		[]error{nil, storage.ErrNotFound, errors.New("read failed")})
+	if got := get(p, "a"); got != "1" {
+		t.Fatalf("primed a = %q", got)
+	}
+	if _, err := p.Get(context.Background(), "b", "gone"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("primed absence: %v", err)
+	}
+	if inner.many != 1 || inner.gets != 0 {
+		t.Fatalf("after Prime: %d GetMany, %d Gets; want 1 and 0", inner.many, inner.gets)
+	}
+	if _, err := p.Get(context.Background(), "b", "err"); !errors.Is(err, storage.ErrNotFound) || inner.gets != 1 {
+		t.Fatalf("a failed read was cached: %v, %d Gets", err, inner.gets)
+	}
 	// Without GetMany, Warm is a no-op.
 	plain := &countingStore{Store: memstore.New()}
 	if err := New(plain, 0).Warm(context.Background(), []Ref{{"b", "a"}}); err != nil || plain.gets != 0 {
