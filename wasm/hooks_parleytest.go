@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall/js"
 	"time"
 
@@ -159,10 +160,18 @@ func installTestHooks(c *client, parley js.Value) {
 		b.Relaxed = true
 		b.Put("j", "k", make([]byte, 1024))
 		done := make(chan error, 1)
-		go func() { done <- s.Commit(ctx, &b) }()
-		// With one thread, the commit runs until it awaits boot.js's
-		// promise before this goroutine runs again.
-		runtime.Gosched()
+		var started atomic.Bool
+		go func() {
+			started.Store(true)
+			done <- s.Commit(ctx, &b)
+		}()
+		// Go's wasm runs goroutines on one thread without preemption:
+		// once the commit has started it runs until it awaits boot.js's
+		// promise. (One Gosched is not enough: the scheduler sometimes
+		// resumes the goroutine that yielded first.)
+		for !started.Load() {
+			runtime.Gosched()
+		}
 		s.close()
 		var ended bool
 		select {
