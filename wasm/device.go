@@ -152,7 +152,7 @@ func (c *client) start(ctx context.Context) error {
 			return newAPIError(codeStorageCorrupt, "the stored data key (keys/%s) is not in Parley's format: %v", keyDataKey, err)
 		}
 		c.dk = rec
-		if !present(snap.canary) {
+		if !snap.canaryPresent() {
 			c.canary = "missing"
 			return newAPIError(codeStorageEvicted, "part of Parley's stored data on this device was deleted by the browser (the canary record %s/%s is gone)", bucketMeta, recCanary)
 		}
@@ -169,25 +169,35 @@ func (c *client) start(ctx context.Context) error {
 			return newAPIError(codeStorageCorrupt, "the stored data key (keys/%s) failed its integrity check: it is damaged or was altered", keyDataKey)
 		}
 		mark("unwrapped")
-		return c.open(ctx, dataKey, snap.deviceKey)
+		return c.open(ctx, dataKey, snap.deviceKey, snap.recs)
 	}
 	return newAPIError(codeStorageUnavailable, "IndexedDB changed while Parley was starting")
 }
 
+// startupRefs are the records opening the store reads: its own three
+// and the engine's first ones. They are read in one transaction and
+// unsealed behind one await (each separate Get cost ~10 ms while the page
+// loads), with the number of journal records a previous run left (the
+// engine applies them first, client/storage/journal).
+var startupRefs = append([]recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}}, engineStartRefs...)
+
 // open loads the device from a store under dataKey and makes the client
 // ready; wrapper is the key that wrapped dataKey (kept to re-wrap it when
-// the lock changes).
-func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value) error {
+// the lock changes). pre, if not nil, is startupRefs as start-up's
+// snapshot read them, in its transaction; otherwise open reads them.
+func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value, pre *sealedRecords) error {
 	st := newIDBStore(c.db, dbName, dataKey)
-	// The three records start-up needs and the engine's first ones, in
-	// one transaction and behind one unseal await (each separate Get cost
-	// ~10 ms while the page loads), with the number of journal records a
-	// previous run left (the engine applies them first,
-	// client/storage/journal).
-	refs := append([]recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}}, engineStartRefs...)
-	vals, errs, journaled, err := st.getManyCount(ctx, refs, journal.Bucket)
-	if err != nil {
-		return newAPIError(codeStorageUnavailable, "%v", err)
+	var vals [][]byte
+	var errs []error
+	var journaled uint
+	if pre != nil {
+		vals, errs = pre.unseal(dataKey)
+		journaled = pre.count
+	} else {
+		var err error
+		if vals, errs, journaled, err = st.getManyCount(ctx, startupRefs, journal.Bucket); err != nil {
+			return newAPIError(codeStorageUnavailable, "%v", err)
+		}
 	}
 	mark("records")
 	canary, err := vals[0], errs[0]

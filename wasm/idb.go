@@ -10,6 +10,9 @@ import (
 
 	"github.com/hack-pad/go-indexeddb/idb"
 	"github.com/hack-pad/safejs"
+
+	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/client/storage/journal"
 )
 
 // IndexedDB layout (docs/PROTOCOL.md 13). The database is versioned so
@@ -81,13 +84,18 @@ func recordKey(bucket, key string) js.Value {
 }
 
 // snapshot is everything start-up needs, read in one read-only transaction
-// so it is consistent. Absent entries are undefined.
+// so it is consistent. Absent entries are undefined. recs holds the sealed
+// records of startupRefs, opened once the data key is unwrapped, and the
+// number of journal records.
 type snapshot struct {
 	v1Key, v1Identity  safejs.Value
 	deviceKey, dataKey safejs.Value
-	identity, canary   safejs.Value
+	recs               *sealedRecords
 	records            uint // number of entries in storeRecords
 }
+
+// canaryPresent reports whether the canary record (startupRefs[0]) exists.
+func (s *snapshot) canaryPresent() bool { return !errors.Is(s.recs.errs[0], storage.ErrNotFound) }
 
 func readSnapshot(ctx context.Context, db *idb.Database) (*snapshot, error) {
 	txn, err := db.Transaction(idb.TransactionReadOnly, storeKeys, storeRecords)
@@ -115,8 +123,10 @@ func readSnapshot(ctx context.Context, db *idb.Database) (*snapshot, error) {
 	get(recs, js.ValueOf(keyV1Identity))
 	get(keys, js.ValueOf(keyDevice))
 	get(keys, js.ValueOf(keyDataKey))
-	get(recs, recordKey(bucketDevice, recIdentity))
-	get(recs, recordKey(bucketMeta, recCanary))
+	if err != nil {
+		return nil, err
+	}
+	reads, err := issueReads(recs, startupRefs, journal.Bucket)
 	if err != nil {
 		return nil, err
 	}
@@ -124,22 +134,30 @@ func readSnapshot(ctx context.Context, db *idb.Database) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One await for the whole transaction (see recordReads).
+	if err := txn.Await(ctx); err != nil {
+		return nil, err
+	}
 	vals := make([]safejs.Value, len(reqs))
 	for i, r := range reqs {
-		v, err := r.Await(ctx)
+		v, err := r.Result()
 		if err != nil {
 			return nil, err
 		}
 		vals[i] = safejs.Safe(v)
 	}
-	n, err := count.Await(ctx)
+	sealed, err := reads.results()
+	if err != nil {
+		return nil, err
+	}
+	n, err := count.Result()
 	if err != nil {
 		return nil, err
 	}
 	return &snapshot{
 		v1Key: vals[0], v1Identity: vals[1],
 		deviceKey: vals[2], dataKey: vals[3],
-		identity: vals[4], canary: vals[5],
+		recs:    sealed,
 		records: n,
 	}, nil
 }

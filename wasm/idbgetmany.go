@@ -38,11 +38,6 @@ func (s *idbStore) getMany(ctx context.Context, refs []recordRef) (vals [][]byte
 // holds anything (client/storage/journal) without a read of its own.
 func (s *idbStore) getManyCount(ctx context.Context, refs []recordRef, countBucket string) ([][]byte, []error, uint, error) {
 	fail := func(err error) ([][]byte, []error, uint, error) { return nil, nil, 0, err }
-	for _, r := range refs {
-		if err := storage.ValidKey(r.bucket, r.key); err != nil {
-			return fail(err)
-		}
-	}
 	k, err := s.dataKey()
 	if err != nil {
 		return fail(err)
@@ -55,50 +50,107 @@ func (s *idbStore) getManyCount(ctx context.Context, refs []recordRef, countBuck
 	if err != nil {
 		return fail(err)
 	}
-	reqs := make([]*idb.Request, len(refs))
-	for i, r := range refs {
-		if reqs[i], err = st.Get(recordKey(r.bucket, r.key)); err != nil {
-			return fail(err)
+	reads, err := issueReads(st, refs, countBucket)
+	if err != nil {
+		return fail(err)
+	}
+	if err := txn.Await(ctx); err != nil {
+		return fail(err)
+	}
+	sealed, err := reads.results()
+	if err != nil {
+		return fail(err)
+	}
+	vals, errs := sealed.unseal(k)
+	return vals, errs, sealed.count, nil
+}
+
+// recordReads are Gets of records (and a count) issued in a transaction
+// that the caller may use for other requests too. The caller awaits the
+// transaction, once, and then takes the results: awaiting each request
+// (go-indexeddb's Request.Await) is two listeners, a goroutine and a trip
+// through the event loop apiece, which while the page loads adds up to
+// milliseconds.
+type recordReads struct {
+	refs  []recordRef
+	reqs  []*idb.Request
+	count *idb.UintRequest
+}
+
+// issueReads requests refs, and the number of records of countBucket if
+// not empty, from st.
+func issueReads(st *idb.ObjectStore, refs []recordRef, countBucket string) (*recordReads, error) {
+	for _, r := range refs {
+		if err := storage.ValidKey(r.bucket, r.key); err != nil {
+			return nil, err
 		}
 	}
-	var countReq *idb.UintRequest
+	rr := &recordReads{refs: refs, reqs: make([]*idb.Request, len(refs))}
+	var err error
+	for i, r := range refs {
+		if rr.reqs[i], err = st.Get(recordKey(r.bucket, r.key)); err != nil {
+			return nil, err
+		}
+	}
 	if countBucket != "" {
 		kr, err := idb.NewKeyRangeBound(recordKey(countBucket, ""), js.ValueOf([]any{countBucket, []any{}}), false, true)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
-		if countReq, err = st.CountRange(kr); err != nil {
-			return fail(err)
+		if rr.count, err = st.CountRange(kr); err != nil {
+			return nil, err
 		}
 	}
-	vals, errs := make([][]byte, len(refs)), make([]error, len(refs))
-	sealed := make([][]byte, len(refs))
-	for i, req := range reqs {
-		v, err := req.Await(ctx)
+	return rr, nil
+}
+
+// sealedRecords are records as read, before unsealing: errs[i] is
+// storage.ErrNotFound for a missing one or a corruptError for one not in
+// the sealed format.
+type sealedRecords struct {
+	refs   []recordRef
+	sealed [][]byte
+	errs   []error
+	count  uint
+}
+
+// results takes the reads' results once their transaction has completed.
+func (rr *recordReads) results() (*sealedRecords, error) {
+	out := &sealedRecords{refs: rr.refs, sealed: make([][]byte, len(rr.refs)), errs: make([]error, len(rr.refs))}
+	for i, req := range rr.reqs {
+		v, err := req.Result()
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		if v.IsUndefined() {
-			errs[i] = storage.ErrNotFound
+			out.errs[i] = storage.ErrNotFound
 			continue
 		}
-		if sealed[i], err = bytesFromJS(safejs.Safe(v)); err != nil {
-			errs[i] = &corruptError{refs[i].bucket, refs[i].key, "is not in Parley's sealed format"}
+		if out.sealed[i], err = bytesFromJS(safejs.Safe(v)); err != nil {
+			out.errs[i] = &corruptError{rr.refs[i].bucket, rr.refs[i].key, "is not in Parley's sealed format"}
 		}
 	}
-	var count uint
-	if countReq != nil {
-		if count, err = countReq.Await(ctx); err != nil {
-			return fail(err)
+	if rr.count != nil {
+		var err error
+		if out.count, err = rr.count.Result(); err != nil {
+			return nil, err
 		}
 	}
-	plain := unsealMany(k, refs, sealed, errs)
-	for i := range refs {
+	return out, nil
+}
+
+// unseal opens the records under k: the value of each, or in errs why
+// there is none (missing, or a corruptError naming it, as Get reports).
+func (sr *sealedRecords) unseal(k safejs.Value) ([][]byte, []error) {
+	errs := append([]error(nil), sr.errs...)
+	plain := unsealMany(k, sr.refs, sr.sealed, errs)
+	vals := make([][]byte, len(sr.refs))
+	for i := range sr.refs {
 		if errs[i] == nil {
 			vals[i] = plain[i]
 		}
 	}
-	return vals, errs, count, nil
+	return vals, errs
 }
 
 // unsealMany opens sealed[i] for refs[i] where errs[i] is nil, all

@@ -261,7 +261,7 @@ func (c *client) unlockWith(ctx context.Context, wk safejs.Value, wrongCode, wro
 	if err != nil {
 		return newAPIError(wrongCode, "%s", wrongMsg)
 	}
-	if err := c.open(ctx, dataKey, wk); err != nil {
+	if err := c.open(ctx, dataKey, wk, nil); err != nil {
 		c.status, c.err = "error", err
 		c.emitStateLocked()
 		return err
