@@ -21,6 +21,7 @@ package wasmseg
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -207,15 +208,7 @@ func Segments(body []byte) ([]Segment, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the data segments", ErrMalformed, len(r.b))
 	}
-	slices.SortStableFunc(segs, func(a, b Segment) int {
-		switch {
-		case a.Offset < b.Offset:
-			return -1
-		case a.Offset > b.Offset:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(segs, func(a, b Segment) int { return cmp.Compare(a.Offset, b.Offset) })
 	for i := 1; i < len(segs); i++ {
 		p := segs[i-1]
 		if uint64(p.Offset)+uint64(len(p.Data)) > uint64(segs[i].Offset) {
