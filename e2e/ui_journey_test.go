@@ -88,9 +88,11 @@ func TestUIJourney(t *testing.T) {
 
 	// Bob sees an unread chat from alice, opens it, reads, replies.
 	waitUI(t, b, "alice's chat with an unread badge", `!!document.querySelector('#chat-list [data-chat="alice"] .badge')`)
+	waitUI(t, b, "the unread count in the title", `document.title === '(' + document.querySelector('#chat-list [data-chat="alice"] .badge').textContent + ') Parley'`)
 	screenshot(t, b, "chat-list-phone", 390, 844)
 	click(t, b, `#chat-list [data-chat="alice"]`)
 	waitUI(t, b, "alice's message", `document.getElementById('message-list').innerText.includes('hi bob, from my browser')`)
+	waitUI(t, b, "the title without an unread count once read", `document.title === 'Parley'`)
 	typeInto(t, b, "#composer-text", "hello alice")
 	if err := b.Do(chromedp.KeyEvent(kb.Enter)); err != nil {
 		t.Fatal(err)
