@@ -69,9 +69,10 @@ func version() string {
 // startEngine is the seam for the messenger engine (client/). When set, the
 // owner tab calls it every time storage opens (first start, migration,
 // unlock) with the sealed store, what the start-up transaction read for it
-// (startRead), the device identity the page has shown so far and the bus; it returns the function that stops the engine, which
-// is called when the client locks (the engine must then close its relay
-// connection and drop its keys). It runs with c.mu held: start goroutines,
+// (startRead), the device identity the page has shown so far and the bus;
+// it returns the function that stops the engine, which is called when the
+// client locks (the engine must then close its relay connection and drop
+// its keys). It runs with c.mu held: start goroutines,
 // do not call back into c. The engine's API methods are registered with
 // b.handle in main (a handler answers errStoreLocked while no engine runs)
 // and exposed to every tab with forward(name); events go out with b.emit.

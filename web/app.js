@@ -447,6 +447,8 @@ $('btn-link-device').addEventListener('click', () => {
 
 // ---- chat list ----
 
+let shownUnread = -1; // the unread count last shown in the title and badge
+
 async function loadChats() {
   try {
     const chats = P.chats();
@@ -544,7 +546,6 @@ function renderChats() {
     if (navigator.setAppBadge) navigator.setAppBadge(unread).catch(() => {});
   }
 }
-let shownUnread = -1; // the unread count last shown in the title and badge
 
 // Arrow keys move between chats; Home and End jump to the ends.
 $('chat-list').addEventListener('keydown', (e) => {

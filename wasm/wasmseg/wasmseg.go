@@ -58,8 +58,8 @@ var (
 
 var magic = []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
 
-// Segment is one active data segment: Data is copied to Offset in memory 0.
-type Segment struct {
+// segment is one active data segment: Data is copied to Offset in memory 0.
+type segment struct {
 	Offset uint32
 	Data   []byte
 }
@@ -88,9 +88,9 @@ func Coalesce(mod []byte, maxGap int) ([]byte, Stats, error) {
 	if err != nil {
 		return nil, st, err
 	}
-	var segs []Segment
+	var segs []segment
 	if i := slices.IndexFunc(secs, func(s section) bool { return s.id == secData }); i >= 0 {
-		if segs, err = Segments(secs[i].body); err != nil {
+		if segs, err = segments(secs[i].body); err != nil {
 			return nil, st, err
 		}
 	}
@@ -159,8 +159,8 @@ func sections(mod []byte) ([]section, error) {
 	return secs, nil
 }
 
-// Segments decodes a data section's body.
-func Segments(body []byte) ([]Segment, error) {
+// segments decodes a data section's body.
+func segments(body []byte) ([]segment, error) {
 	r := reader{b: body}
 	n, err := r.u32()
 	if err != nil {
@@ -171,7 +171,7 @@ func Segments(body []byte) ([]Segment, error) {
 	if n > MaxSegments || int(n) > len(r.b)/2 {
 		return nil, fmt.Errorf("%w: %d data segments", ErrMalformed, n)
 	}
-	segs := make([]Segment, 0, n)
+	segs := make([]segment, 0, n)
 	for range n {
 		mode, err := r.u32()
 		if err != nil {
@@ -203,12 +203,12 @@ func Segments(body []byte) ([]Segment, error) {
 		if uint64(uint32(off))+uint64(l) > 1<<32 {
 			return nil, fmt.Errorf("%w: a segment past 4 GiB", ErrMalformed)
 		}
-		segs = append(segs, Segment{Offset: uint32(off), Data: data})
+		segs = append(segs, segment{Offset: uint32(off), Data: data})
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the data segments", ErrMalformed, len(r.b))
 	}
-	slices.SortStableFunc(segs, func(a, b Segment) int { return cmp.Compare(a.Offset, b.Offset) })
+	slices.SortStableFunc(segs, func(a, b segment) int { return cmp.Compare(a.Offset, b.Offset) })
 	for i := 1; i < len(segs); i++ {
 		p := segs[i-1]
 		if uint64(p.Offset)+uint64(len(p.Data)) > uint64(segs[i].Offset) {
@@ -220,8 +220,8 @@ func Segments(body []byte) ([]Segment, error) {
 
 // join merges sorted, non-overlapping segments at most maxGap apart and
 // returns them with the number of zero bytes it wrote between them.
-func join(segs []Segment, maxGap int) ([]Segment, int) {
-	var out []Segment
+func join(segs []segment, maxGap int) ([]segment, int) {
+	var out []segment
 	zeros := 0
 	for _, s := range segs {
 		if n := len(out); n > 0 {
@@ -234,12 +234,12 @@ func join(segs []Segment, maxGap int) ([]Segment, int) {
 				continue
 			}
 		}
-		out = append(out, Segment{Offset: s.Offset, Data: slices.Clip(slices.Clone(s.Data))})
+		out = append(out, segment{Offset: s.Offset, Data: slices.Clip(slices.Clone(s.Data))})
 	}
 	return out, zeros
 }
 
-func encodeSegments(segs []Segment) []byte {
+func encodeSegments(segs []segment) []byte {
 	var b []byte
 	b = appendU32(b, uint32(len(segs)))
 	for _, s := range segs {

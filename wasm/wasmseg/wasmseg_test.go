@@ -23,9 +23,9 @@ func module(secs ...section) []byte {
 	return out
 }
 
-func seg(off uint32, data ...byte) Segment { return Segment{Offset: off, Data: data} }
+func seg(off uint32, data ...byte) segment { return segment{Offset: off, Data: data} }
 
-func dataSec(segs ...Segment) section { return section{secData, encodeSegments(segs)} }
+func dataSec(segs ...segment) section { return section{secData, encodeSegments(segs)} }
 
 // The vectors: good_ modules coalesce to the segment count given, fail_
 // ones are refused with the error given.
@@ -51,7 +51,7 @@ var (
 		"fail_truncated":        {module(dataSec(seg(0, 1, 2, 3)))[:15], ErrMalformed},
 		"fail_section_too_long": {append(append([]byte(nil), magic...), 11, 0xff, 0xff, 0xff, 0xff, 0x0f), ErrMalformed},
 		"fail_count_too_large":  {module(section{secData, []byte{0xff, 0xff, 0x3f}}), ErrMalformed},
-		"fail_trailing":         {module(section{secData, append(encodeSegments([]Segment{seg(0, 1)}), 0)}), ErrMalformed},
+		"fail_trailing":         {module(section{secData, append(encodeSegments([]segment{seg(0, 1)}), 0)}), ErrMalformed},
 		"fail_data_count_wrong": {module(section{secDataCount, []byte{2}}, dataSec(seg(0, 1))), ErrMalformed},
 		"fail_data_count_alone": {module(section{secDataCount, []byte{1}}), ErrMalformed},
 		"fail_two_data":         {module(dataSec(seg(0, 1)), dataSec(seg(8, 1))), ErrMalformed},
@@ -76,7 +76,7 @@ func image(t testing.TB, mod []byte) map[uint64]byte {
 		if s.id != secData {
 			continue
 		}
-		segs, err := Segments(s.body)
+		segs, err := segments(s.body)
 		if err != nil {
 			t.Fatal(err)
 		}
