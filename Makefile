@@ -16,7 +16,7 @@ SERVER  := bin/parley-server
 WASM_TEST_PKGS ?= ./crypto/... ./client/... ./bench/cryptobench
 FUZZTIME ?= 20000x
 
-.PHONY: run build wasm server test vet test-native test-wasm test-fuzz fuzz bench-browser \
+.PHONY: run build wasm server test tidy vet test-native test-wasm test-fuzz fuzz bench-browser \
         chromium bench bench-relay clean workers workers-dev test-workers
 
 run: build
@@ -52,8 +52,14 @@ server: wasm
 	@mkdir -p bin
 	$(GO) build -trimpath -o $(SERVER) ./server/cmd/parley-server
 
-test: vet build chromium test-native test-wasm test-fuzz test-workers
+test: tidy vet build chromium test-native test-wasm test-fuzz test-workers
 	@echo "make test: all passed"
+
+# go.mod and go.sum say exactly what the code imports, here and in the
+# worker's module: direct requirements unmarked, nothing unused.
+tidy:
+	$(GO) mod tidy -diff
+	cd workers && $(GO) mod tidy -diff
 
 vet:
 	$(GO) vet ./...

@@ -13,7 +13,7 @@ import (
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // hostileRelay wraps the real relay and lies the ways a malicious relay
@@ -26,7 +26,7 @@ type hostileRelay struct {
 	// mangle turns on delivery games on sockets opened afterwards.
 	mangle bool
 	// sent records the devices each Send addressed, per message id.
-	sent map[[16]byte][]frame.Addr
+	sent map[[16]byte][]relay.Addr
 }
 
 func (h *hostileRelay) Account(ctx context.Context, handle string) ([]byte, []byte, error) {
@@ -47,7 +47,7 @@ func (h *hostileRelay) Connect(ctx context.Context, handle string, dev *identity
 	h.mu.Lock()
 	mangle := h.mangle
 	h.mu.Unlock()
-	hc := &hostileConn{Conn: c, h: h, out: make(chan *frame.Envelope, 256)}
+	hc := &hostileConn{Conn: c, h: h, out: make(chan *relay.Envelope, 256)}
 	if mangle {
 		go hc.games()
 	} else {
@@ -64,19 +64,19 @@ func (h *hostileRelay) Connect(ctx context.Context, handle string, dev *identity
 type hostileConn struct {
 	Conn
 	h   *hostileRelay
-	out chan *frame.Envelope
+	out chan *relay.Envelope
 }
 
-func (c *hostileConn) Envelopes() <-chan *frame.Envelope { return c.out }
+func (c *hostileConn) Envelopes() <-chan *relay.Envelope { return c.out }
 
 // Send records the devices of every send the relay accepted.
-func (c *hostileConn) Send(ctx context.Context, id [16]byte, to []frame.Sealed) error {
+func (c *hostileConn) Send(ctx context.Context, id [16]byte, to []relay.Sealed) error {
 	if err := c.Conn.Send(ctx, id, to); err != nil {
 		return err
 	}
 	c.h.mu.Lock()
 	if c.h.sent == nil {
-		c.h.sent = map[[16]byte][]frame.Addr{}
+		c.h.sent = map[[16]byte][]relay.Addr{}
 	}
 	for _, s := range to {
 		c.h.sent[id] = append(c.h.sent[id], s.To)
@@ -90,7 +90,7 @@ func (c *hostileConn) Send(ctx context.Context, id [16]byte, to []frame.Sealed) 
 // until the next batch (a drop that the relay later repairs).
 func (c *hostileConn) games() {
 	defer close(c.out)
-	var held []*frame.Envelope
+	var held []*relay.Envelope
 	in := c.Conn.Envelopes()
 	for {
 		env, ok := <-in
@@ -100,7 +100,7 @@ func (c *hostileConn) games() {
 			}
 			return
 		}
-		batch := []*frame.Envelope{env}
+		batch := []*relay.Envelope{env}
 		timer := time.After(30 * time.Millisecond)
 	collect:
 		for {
@@ -114,7 +114,7 @@ func (c *hostileConn) games() {
 				break collect
 			}
 		}
-		var deliver []*frame.Envelope
+		var deliver []*relay.Envelope
 		for i := len(batch) - 1; i >= 0; i-- {
 			if i%3 == 2 {
 				held = append(held, batch[i])
@@ -143,7 +143,7 @@ func (c *hostileConn) games() {
 	}
 }
 
-func (h *hostileRelay) sentTo(id string) []frame.Addr {
+func (h *hostileRelay) sentTo(id string) []relay.Addr {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for k, v := range h.sent {
@@ -300,7 +300,7 @@ func TestHostileRelayForgedAndOldLists(t *testing.T) {
 	eventually(t, "Bob's send to be recorded", func() bool { return hostile.sentTo(id) != nil })
 	var toCompanion bool
 	for _, a := range hostile.sentTo(id) {
-		if a.Device == frame.DeviceID(a2.eng.Device().ID) {
+		if a.Device == relay.DeviceID(a2.eng.Device().ID) {
 			toCompanion = true
 		}
 	}

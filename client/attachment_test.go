@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/server/relayserver"
 )
 
 // The engine's copy of the relay's blob limit must match the relay.
@@ -376,7 +377,7 @@ func TestHistoryAtLink(t *testing.T) {
 
 // The relay's per-account blob quota surfaces as ErrBlobQuota.
 func TestAttachmentQuota(t *testing.T) {
-	tr := startRelay(t, func(c *relay.Config) { c.BlobQuota = 3 << 20 })
+	tr := startRelay(t, func(c *relayserver.Config) { c.BlobQuota = 3 << 20 })
 	ctx := ctxT(t)
 	a := newAccount(t, tr, "alice", "alice")
 	newAccount(t, tr, "bob", "bob")

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/crypto/wire"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // Bulk objects (PROTOCOL.md §14.4): attachments and history bundles are
@@ -331,8 +331,8 @@ func (e *Engine) uploadBulk(ctx context.Context, conn Conn, label string, pt []b
 			return nil, err
 		}
 		if err := e.cfg.Relay.PutBlob(ctx, id, blob); err != nil {
-			var re *frame.RelayError
-			if errors.As(err, &re) && re.Code == frame.CodeQuota {
+			var re *relay.RelayError
+			if errors.As(err, &re) && re.Code == relay.CodeQuota {
 				return nil, newError(ErrBlobQuota.Code, err, "%s", ErrBlobQuota.Message)
 			}
 			return nil, err
@@ -355,8 +355,8 @@ func reserveBlob(ctx context.Context, conn Conn) ([16]byte, error) {
 		if err == nil {
 			return b.ID, nil
 		}
-		var re *frame.RelayError
-		if !errors.As(err, &re) || re.Code != frame.CodeRateLimited || try >= reserveRetries {
+		var re *relay.RelayError
+		if !errors.As(err, &re) || re.Code != relay.CodeRateLimited || try >= reserveRetries {
 			return [16]byte{}, mapRelayErr(err)
 		}
 		select {

@@ -30,7 +30,7 @@ const (
 	maxHandledSeqs = 4096
 	// maxAckGroup bounds how many received envelopes wait for one Sync
 	// before they are acknowledged; the relay's delivery window
-	// (frame.MaxAcks unacknowledged envelopes) is larger, so a group never
+	// (relay.MaxAcks unacknowledged envelopes) is larger, so a group never
 	// stalls the relay.
 	maxAckGroup = 64
 	// ackDelay is how long a received envelope may wait for the Sync that

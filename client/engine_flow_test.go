@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/client/storage"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // TestReceiptsJoinInABurst: Bob comes online to a burst of messages; every
@@ -139,10 +139,10 @@ func TestPrekeyRefill(t *testing.T) {
 	ctx := ctxT(t)
 	alice := newAccount(t, tr, "alice", "alice")
 	bob := newAccount(t, tr, "bob", "bob")
-	bobDev := func() frame.Addr {
+	bobDev := func() relay.Addr {
 		bob.eng.mu.Lock()
 		defer bob.eng.mu.Unlock()
-		return frame.Addr{Handle: "bob", Device: bob.eng.dev.ID}
+		return relay.Addr{Handle: "bob", Device: bob.eng.dev.ID}
 	}()
 	alice.eng.mu.Lock()
 	conn := alice.eng.conn

@@ -56,7 +56,7 @@ import (
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
 	"github.com/parley-im/parley/crypto/wire"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // Buckets. A chain ref is <sender handle>/<sender device hex>/<chain id hex>.
@@ -88,7 +88,7 @@ const (
 	// GroupIDSize is the size of a group id (random).
 	GroupIDSize = 16
 	// MaxGroupMembers bounds a group so that one GroupSend (at most
-	// frame.MaxRecipients devices) reaches every device of every member:
+	// relay.MaxRecipients devices) reaches every device of every member:
 	// 64 accounts × devicelist.MaxDevices (16) = 1024.
 	MaxGroupMembers = 64
 	// MaxGroupNameLen bounds a group name in bytes.
@@ -343,7 +343,7 @@ func unmarshalSenderRecord(b []byte) (*senderRecord, error) {
 	r.Version(recordVersion)
 	s := &senderRecord{}
 	sb := r.Var(1024)
-	n := r.Count(frame.MaxRecipients)
+	n := r.Count(relay.MaxRecipients)
 	for i := 0; i < n && r.Err() == nil; i++ {
 		var d devRef
 		d.Handle = r.String(maxHandleLen)
@@ -1356,12 +1356,12 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 // they drop the copies after the first by message id). It reports a stale
 // device set.
 func (e *Engine) groupSendLocked(ctx context.Context, conn Conn, id MessageID, sealed []byte, targets []target) (bool, error) {
-	var own, cur []frame.Addr
-	var sends [][]frame.Addr
+	var own, cur []relay.Addr
+	var sends [][]relay.Addr
 	perSend := max(1, maxGroupFanoutBytes/len(sealed))
 	for _, t := range targets {
 		if t.handle == e.acct.Handle {
-			own = append(own, frame.Addr{Handle: t.handle, Device: t.dev.ID})
+			own = append(own, relay.Addr{Handle: t.handle, Device: t.dev.ID})
 		}
 	}
 	for i := 0; i < len(targets); {
@@ -1375,7 +1375,7 @@ func (e *Engine) groupSendLocked(ctx context.Context, conn Conn, id MessageID, s
 				cur = nil
 			}
 			for _, t := range targets[i:j] {
-				cur = append(cur, frame.Addr{Handle: t.handle, Device: t.dev.ID})
+				cur = append(cur, relay.Addr{Handle: t.handle, Device: t.dev.ID})
 			}
 		}
 		i = j
@@ -1855,7 +1855,7 @@ func (e *Engine) storeGroupMessagesLocked(ctx context.Context, b *storage.Batch,
 
 // receiveGroupLocked handles a group envelope: one senderkey message from
 // from's device dev (which receiveLocked found in its verified list).
-func (e *Engine) receiveGroupLocked(ctx context.Context, env *frame.Envelope, from string, dev identity.DeviceID) ([]Event, error) {
+func (e *Engine) receiveGroupLocked(ctx context.Context, env *relay.Envelope, from string, dev identity.DeviceID) ([]Event, error) {
 	msg := env.Payload[1:]
 	chain, iter, err := senderkey.MessageChainID(msg)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // captureRelay records the group ciphertexts a device submits, so a test
@@ -41,7 +41,7 @@ type captureConn struct {
 	r *captureRelay
 }
 
-func (c *captureConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []frame.Addr) error {
+func (c *captureConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []relay.Addr) error {
 	c.r.mu.Lock()
 	c.r.sent[id] = bytes.Clone(payload)
 	c.r.mu.Unlock()
@@ -296,8 +296,8 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 		}
 		// Even handed the ciphertext directly, the device stores nothing.
 		d.eng.mu.Lock()
-		_, err := d.eng.receiveLocked(ctx, &frame.Envelope{
-			From: frame.Addr{Handle: "bob", Device: b2.eng.Device().ID}, MessageID: [16]byte{1}, Payload: secret,
+		_, err := d.eng.receiveLocked(ctx, &relay.Envelope{
+			From: relay.Addr{Handle: "bob", Device: b2.eng.Device().ID}, MessageID: [16]byte{1}, Payload: secret,
 		})
 		d.eng.mu.Unlock()
 		_ = err // kept as pending (unknown chain) or refused; never stored
@@ -395,10 +395,10 @@ func TestGroupMessageBeforeDistribution(t *testing.T) {
 		}
 		out = append(out, string(append([]byte{envGroup}, ct...)))
 	}
-	from := frame.Addr{Handle: "alice", Device: a.eng.Device().ID}
+	from := relay.Addr{Handle: "alice", Device: a.eng.Device().ID}
 	deliver := func(i int) {
 		b.eng.mu.Lock()
-		_, err := b.eng.receiveLocked(ctx, &frame.Envelope{From: from, MessageID: MessageID{byte(i + 1)}, Payload: []byte(out[i])})
+		_, err := b.eng.receiveLocked(ctx, &relay.Envelope{From: from, MessageID: MessageID{byte(i + 1)}, Payload: []byte(out[i])})
 		b.eng.mu.Unlock()
 		if err != nil && !errors.Is(err, errDuplicate) {
 			t.Fatalf("early message %d: %v", i, err)
@@ -615,10 +615,10 @@ func BenchmarkGroupSendReceive(b *testing.B) {
 
 type recordConn struct {
 	Conn
-	sends [][]frame.Addr
+	sends [][]relay.Addr
 }
 
-func (c *recordConn) GroupSend(_ context.Context, _ [16]byte, _ []byte, to []frame.Addr) error {
+func (c *recordConn) GroupSend(_ context.Context, _ [16]byte, _ []byte, to []relay.Addr) error {
 	c.sends = append(c.sends, to)
 	return nil
 }
@@ -646,7 +646,7 @@ func TestGroupSendSplitsFanout(t *testing.T) {
 	if len(c.sends) < 2 {
 		t.Fatalf("%d sends", len(c.sends))
 	}
-	seen := map[frame.Addr]int{}
+	seen := map[relay.Addr]int{}
 	for _, to := range c.sends {
 		if len(to)*len(sealed) > maxGroupFanoutBytes {
 			t.Fatalf("a send of %d devices × %d bytes", len(to), len(sealed))
@@ -666,7 +666,7 @@ func TestGroupSendSplitsFanout(t *testing.T) {
 		}
 	}
 	for _, tg := range targets {
-		if n := seen[frame.Addr{Handle: tg.handle, Device: tg.dev.ID}]; n == 0 || (tg.handle != "alice" && n != 1) {
+		if n := seen[relay.Addr{Handle: tg.handle, Device: tg.dev.ID}]; n == 0 || (tg.handle != "alice" && n != 1) {
 			t.Fatalf("%s got %d copies", tg.handle, n)
 		}
 	}
@@ -829,7 +829,7 @@ func TestGroupMessageBeforeState(t *testing.T) {
 	if err := b.eng.cfg.Store.Commit(ctx, &batch); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.eng.receiveLocked(ctx, &frame.Envelope{From: frame.Addr{Handle: "alice", Device: from}, MessageID: MessageID{7}, Payload: append([]byte{envGroup}, ct...)}); err != nil {
+	if _, err := b.eng.receiveLocked(ctx, &relay.Envelope{From: relay.Addr{Handle: "alice", Device: from}, MessageID: MessageID{7}, Payload: append([]byte{envGroup}, ct...)}); err != nil {
 		t.Fatalf("a message before its group's state: %v", err)
 	}
 	if msgs, _ := b.eng.Messages(ctx, gid, "", 0); len(msgs) != 0 {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/boltstore"
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -44,7 +44,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
+func startRelay(t testing.TB, tweak func(*relayserver.Config)) *testRelay {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
@@ -55,7 +55,7 @@ func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
 		t.Fatal(err)
 	}
 	tr := &testRelay{origin: "http://" + ln.Addr().String(), clock: &fakeClock{}}
-	cfg := relay.Config{
+	cfg := relayserver.Config{
 		Origin: tr.origin, Now: tr.clock.Now,
 		IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -63,7 +63,7 @@ func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	r, err := relay.New(st, cfg)
+	r, err := relayserver.New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/wire"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // Prekey stock policy.
@@ -203,7 +203,7 @@ func (e *Engine) publishLocked(ctx context.Context, conn Conn) (bool, error) {
 	if st.Published && len(st.Pending) == 0 {
 		return false, nil
 	}
-	var up frame.Prekeys
+	var up relay.Prekeys
 	get := func(key string) ([]byte, error) { return e.cfg.Store.Get(ctx, bPrekeys, key) }
 	if !st.Published {
 		b, err := get(spkKey(st.SignedID))

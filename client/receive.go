@@ -11,7 +11,7 @@ import (
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/pqxdh"
 	"github.com/parley-im/parley/crypto/ratchet"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // errDuplicate marks an envelope already processed (the relay delivers at
@@ -25,7 +25,7 @@ var errDuplicate = errors.New("duplicate envelope")
 // can never be processed are acknowledged too (and reported), but not
 // ones that failed for a local reason (storage), so the relay delivers
 // those again.
-func (e *Engine) receive(ctx context.Context, env *frame.Envelope) (ack bool) {
+func (e *Engine) receive(ctx context.Context, env *relay.Envelope) (ack bool) {
 	start := time.Now()
 	e.mu.Lock()
 	events, err := e.receiveLocked(ctx, env)
@@ -79,7 +79,7 @@ func (e *Engine) ackDurable(ctx context.Context, conn Conn, seqs []uint64) {
 	e.kickLocked()
 }
 
-func (e *Engine) receiveLocked(ctx context.Context, env *frame.Envelope) ([]Event, error) {
+func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Event, error) {
 	if e.acct == nil {
 		return nil, ErrNoAccount
 	}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
-	"github.com/parley-im/parley/server/relay/relayclient"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/relay/relayclient"
 )
 
 // The native relay transport: relayclient over net/http and
@@ -56,8 +56,8 @@ func (r *httpRelay) Connect(ctx context.Context, handle string, dev *identity.De
 	if err != nil {
 		return nil, mapRelayErr(err)
 	}
-	auth := &frame.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(r.now().UnixMilli())}
-	sig := dev.Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, r.origin, auth.Timestamp, handle, dev.ID))
+	auth := &relay.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(r.now().UnixMilli())}
+	sig := dev.Sign(identity.PurposeRelayChallenge, relay.AuthMessage(ch.Nonce, r.origin, auth.Timestamp, handle, dev.ID))
 	copy(auth.Sig[:], sig)
 	c, err := relayclient.Finish(ctx, ws, auth)
 	if err != nil {
@@ -86,33 +86,33 @@ func (r *httpRelay) GetBlob(ctx context.Context, id [16]byte) ([]byte, error) {
 
 type relayConn struct{ c *relayclient.Client }
 
-func (c *relayConn) Envelopes() <-chan *frame.Envelope          { return c.c.Envelopes() }
+func (c *relayConn) Envelopes() <-chan *relay.Envelope          { return c.c.Envelopes() }
 func (c *relayConn) Ack(ctx context.Context, s ...uint64) error { return c.c.Ack(ctx, s...) }
-func (c *relayConn) Send(ctx context.Context, id [16]byte, to []frame.Sealed) error {
+func (c *relayConn) Send(ctx context.Context, id [16]byte, to []relay.Sealed) error {
 	_, err := c.c.Send(ctx, id, to)
 	return nativeErr(err)
 }
-func (c *relayConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []frame.Addr) error {
+func (c *relayConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []relay.Addr) error {
 	_, err := c.c.GroupSend(ctx, id, payload, to)
 	return nativeErr(err)
 }
-func (c *relayConn) Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error) {
+func (c *relayConn) Fetch(ctx context.Context, of relay.Addr) (*relay.Bundle, error) {
 	return c.c.Fetch(ctx, of)
 }
-func (c *relayConn) UploadPrekeys(ctx context.Context, p frame.Prekeys) error {
+func (c *relayConn) UploadPrekeys(ctx context.Context, p relay.Prekeys) error {
 	return c.c.UploadPrekeys(ctx, p)
 }
-func (c *relayConn) ReserveBlob(ctx context.Context) (*frame.BlobID, error) {
+func (c *relayConn) ReserveBlob(ctx context.Context) (*relay.BlobID, error) {
 	return c.c.ReserveBlob(ctx)
 }
-func (c *relayConn) LowStock() <-chan frame.Stock { return c.c.LowStock() }
-func (c *relayConn) Stock() frame.Stock           { return c.c.Ready.Stock }
+func (c *relayConn) LowStock() <-chan relay.Stock { return c.c.LowStock() }
+func (c *relayConn) Stock() relay.Stock           { return c.c.Ready.Stock }
 func (c *relayConn) Done() <-chan struct{}        { return c.c.Done() }
 func (c *relayConn) Err() error                   { return c.c.Err() }
 func (c *relayConn) Close() error                 { return c.c.Close() }
 
 // nativeErr converts relayclient's error types to the engine's: a stale
-// set to *StaleError, an HTTP refusal to *frame.RelayError, then the
+// set to *StaleError, an HTTP refusal to *relay.RelayError, then the
 // engine's codes (mapRelayErr).
 func nativeErr(err error) error {
 	if err == nil {
@@ -124,8 +124,8 @@ func nativeErr(err error) error {
 	}
 	var he *relayclient.HTTPError
 	if errors.As(err, &he) {
-		c, _ := frame.ParseCode(he.Code)
-		return mapRelayErr(&frame.RelayError{Code: c, Message: he.Message})
+		c, _ := relay.ParseCode(he.Code)
+		return mapRelayErr(&relay.RelayError{Code: c, Message: he.Message})
 	}
 	return mapRelayErr(err)
 }

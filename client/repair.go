@@ -8,7 +8,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // Repairing a pairwise message that failed to decrypt (PROTOCOL.md 14.7;
@@ -82,7 +82,7 @@ func repairable(err error) bool {
 // repairable error: it marks the session with the sending device for
 // renewal (at most once per repairInterval) and queues a retry request
 // (at most maxRetryRequests per repairInterval per device).
-func (e *Engine) requestRetry(ctx context.Context, env *frame.Envelope) {
+func (e *Engine) requestRetry(ctx context.Context, env *relay.Envelope) {
 	if len(env.Payload) == 0 || env.Payload[0] == envGroup {
 		return
 	}

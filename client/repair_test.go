@@ -11,7 +11,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 func deviceOf(d *device) identity.DeviceID {
@@ -84,7 +84,7 @@ func TestRetryRateLimited(t *testing.T) {
 	}
 	bob.waitMessage("alice", "for bob only")
 
-	env := &frame.Envelope{From: frame.Addr{Handle: "alice", Device: deviceOf(alice)}, Payload: []byte{envRatchet, 1, 2, 3}}
+	env := &relay.Envelope{From: relay.Addr{Handle: "alice", Device: deviceOf(alice)}, Payload: []byte{envRatchet, 1, 2, 3}}
 	requests := func() int {
 		bob.eng.mu.Lock()
 		defer bob.eng.mu.Unlock()

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-im/parley/server/relay"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/server/relayserver"
 )
 
 // TestRevokeCompanion: after the primary revokes the companion, the relay
@@ -74,7 +74,7 @@ func TestRevokeCompanion(t *testing.T) {
 	a1.waitMessage("bob", "after")
 	eventually(t, "Bob's send to be recorded", func() bool { return hostile.sentTo(id) != nil })
 	for _, a := range hostile.sentTo(id) {
-		if a.Device == frame.DeviceID(a2.eng.Device().ID) {
+		if a.Device == relay.DeviceID(a2.eng.Device().ID) {
 			t.Fatalf("Bob encrypted to the revoked companion")
 		}
 	}
@@ -92,7 +92,7 @@ func TestRevokeCompanion(t *testing.T) {
 // primary's re-attestation brings it back without a relink.
 func TestCompanionExpiryAndReattestation(t *testing.T) {
 	const age = time.Hour
-	tr := startRelay(t, func(c *relay.Config) { c.AttestationAge = age })
+	tr := startRelay(t, func(c *relayserver.Config) { c.AttestationAge = age })
 	ctx := ctxT(t)
 	short := func(d *device) { d.attestationAge = age }
 	a1 := newDevice(t, tr, "alice-phone", short)

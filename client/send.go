@@ -13,7 +13,7 @@ import (
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/pqxdh"
 	"github.com/parley-im/parley/crypto/wire"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // maxStaleRetries bounds how often one send refreshes the device lists
@@ -398,9 +398,9 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 			}
 		}
 		if len(sealed) > 0 {
-			frames := make([]frame.Sealed, len(sealed))
+			frames := make([]relay.Sealed, len(sealed))
 			for i, s := range sealed {
-				frames[i] = frame.Sealed{To: frame.Addr{Handle: s.Handle, Device: s.Device}, Payload: s.Payload}
+				frames[i] = relay.Sealed{To: relay.Addr{Handle: s.Handle, Device: s.Device}, Payload: s.Payload}
 			}
 			// The ciphertexts and ratchets are committed: the network wait
 			// need not hold the engine, so envelopes keep being received
@@ -489,7 +489,7 @@ func (e *Engine) encryptLocked(ctx context.Context, conn Conn, b *storage.Batch,
 // hands out, pinned to the device's keys in its verified list.
 func (e *Engine) initiateLocked(ctx context.Context, conn Conn, t target) (*session, error) {
 	fctx, cancel := context.WithTimeout(ctx, opTimeout)
-	fb, err := conn.Fetch(fctx, frame.Addr{Handle: t.handle, Device: t.dev.ID})
+	fb, err := conn.Fetch(fctx, relay.Addr{Handle: t.handle, Device: t.dev.ID})
 	cancel()
 	if err != nil {
 		return nil, mapRelayErr(err)

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // Relay is everything the engine asks of the relay. The real one
 // speaks docs/PROTOCOL.md §10: natively through relayclient (NewRelay),
 // in the browser through fetch and the browser's WebSocket (wasm/relay.go:
-// net/http alone would triple the size of the client's wasm);
+// net/http alone would triple the size of the client's wasm, and
+// internal/jsdeps fails if the browser build pulls it in);
 // tests substitute a hostile one that forges, replays, drops, duplicates
 // and reorders. The engine trusts none of its answers: lists are verified
 // and pinned, bundles checked against them, envelopes authenticated by the
@@ -34,18 +35,18 @@ type Relay interface {
 
 // Conn is one authenticated device socket.
 type Conn interface {
-	Envelopes() <-chan *frame.Envelope
+	Envelopes() <-chan *relay.Envelope
 	Ack(ctx context.Context, seqs ...uint64) error
 	// Send returns a *StaleError when the device set is stale.
-	Send(ctx context.Context, msgID [16]byte, to []frame.Sealed) error
+	Send(ctx context.Context, msgID [16]byte, to []relay.Sealed) error
 	// GroupSend submits one ciphertext for the relay to copy to each
 	// device of to; a stale set is a *StaleError, as for Send.
-	GroupSend(ctx context.Context, msgID [16]byte, payload []byte, to []frame.Addr) error
-	Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error)
-	UploadPrekeys(ctx context.Context, p frame.Prekeys) error
-	ReserveBlob(ctx context.Context) (*frame.BlobID, error)
-	LowStock() <-chan frame.Stock
-	Stock() frame.Stock
+	GroupSend(ctx context.Context, msgID [16]byte, payload []byte, to []relay.Addr) error
+	Fetch(ctx context.Context, of relay.Addr) (*relay.Bundle, error)
+	UploadPrekeys(ctx context.Context, p relay.Prekeys) error
+	ReserveBlob(ctx context.Context) (*relay.BlobID, error)
+	LowStock() <-chan relay.Stock
+	Stock() relay.Stock
 	Done() <-chan struct{}
 	Err() error
 	Close() error
@@ -54,7 +55,7 @@ type Conn interface {
 // StaleError is a send the relay refused because its device set differs
 // from the current lists; Accounts is the exact difference. The engine
 // refreshes the lists and retries.
-type StaleError struct{ Accounts []frame.StaleAccount }
+type StaleError struct{ Accounts []relay.StaleAccount }
 
 func (e *StaleError) Error() string {
 	return fmt.Sprintf("relay: stale device set for %d account(s)", len(e.Accounts))
@@ -70,28 +71,28 @@ func mapRelayErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	var re *frame.RelayError
+	var re *relay.RelayError
 	if errors.As(err, &re) {
 		return relayCodeErr(re.Code, re.Message, err)
 	}
 	return err
 }
 
-func relayCodeErr(c frame.Code, msg string, cause error) error {
+func relayCodeErr(c relay.Code, msg string, cause error) error {
 	switch c {
-	case frame.CodeUnknownAccount:
+	case relay.CodeUnknownAccount:
 		return newError(ErrUnknownAccount.Code, cause, "%s", ErrUnknownAccount.Message)
-	case frame.CodeHandleTaken:
+	case relay.CodeHandleTaken:
 		return newError(ErrHandleTaken.Code, cause, "%s", ErrHandleTaken.Message)
-	case frame.CodeBadHandle:
+	case relay.CodeBadHandle:
 		return newError(ErrBadHandle.Code, cause, "%s", ErrBadHandle.Message)
-	case frame.CodeRevoked:
+	case relay.CodeRevoked:
 		return newError(ErrRevoked.Code, cause, "%s", ErrRevoked.Message)
-	case frame.CodeNotFound:
+	case relay.CodeNotFound:
 		return newError("not_found", cause, "the relay has no such item (expired or never stored): %s", msg)
-	case frame.CodeAlreadyUsed:
+	case relay.CodeAlreadyUsed:
 		return newError(ErrLinkUsed.Code, cause, "%s", ErrLinkUsed.Message)
-	case frame.CodeTooManyDevices:
+	case relay.CodeTooManyDevices:
 		return newError(ErrTooManyDevices.Code, cause, "%s", ErrTooManyDevices.Message)
 	}
 	return newError(ErrRelayRefused.Code, cause, "the relay refused: %s (%s)", msg, c)

@@ -30,7 +30,7 @@ import (
 	"github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/client/storage/memstore"
 	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -75,7 +75,7 @@ func startServer(t testing.TB, assets fs.FS) *Server {
 	// The relay signs logins to this origin, the one the pages load from.
 	// Several browsers on one loopback address share the per-IP budget,
 	// so it is raised as in the relay's own tests.
-	rl, err := relay.New(st, relay.Config{Origin: origin, Logger: log, IPRate: 1e4, IPBurst: 1e4, RegisterRate: 1e3, RegisterBurst: 1e3})
+	rl, err := relayserver.New(st, relayserver.Config{Origin: origin, Logger: log, IPRate: 1e4, IPBurst: 1e4, RegisterRate: 1e3, RegisterBurst: 1e3})
 	if err != nil {
 		t.Fatal(err)
 	}

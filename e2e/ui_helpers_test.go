@@ -18,7 +18,7 @@ import (
 
 	"github.com/parley-im/parley"
 	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -66,7 +66,7 @@ func (s *uiServer) serve(ln net.Listener) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rl, err := relay.New(st, relay.Config{Origin: s.URL, Logger: log, IPRate: 1e4, IPBurst: 1e4, RegisterRate: 1e3, RegisterBurst: 1e3})
+	rl, err := relayserver.New(st, relayserver.Config{Origin: s.URL, Logger: log, IPRate: 1e4, IPBurst: 1e4, RegisterRate: 1e3, RegisterBurst: 1e3})
 	if err != nil {
 		t.Fatal(err)
 	}

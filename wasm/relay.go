@@ -16,7 +16,7 @@ import (
 
 	engine "github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/wasm/jsonenc"
 )
 
@@ -32,7 +32,7 @@ const (
 	// more unacknowledged envelopes in flight on a socket), so queued
 	// envelopes can never hold up a reply to a request behind them while
 	// the engine is busy sending.
-	envelopeBuffer = frame.MaxAcks
+	envelopeBuffer = relay.MaxAcks
 	// maxHTTPBody bounds what a relay HTTP answer may make us buffer.
 	maxHTTPBody = 64 << 20
 )
@@ -44,7 +44,7 @@ func newBrowserRelay(origin string) engine.Relay { return &browserRelay{origin: 
 func (r *browserRelay) Origin() string { return r.origin }
 
 // fetchBytes does one HTTP request and returns the body; a refusal becomes
-// a *frame.RelayError with the relay's code, mapped by the engine.
+// a *relay.RelayError with the relay's code, mapped by the engine.
 func fetchBytes(ctx context.Context, method, url string, body []byte, contentType string) ([]byte, error) {
 	init := map[string]any{"method": method, "cache": "no-store", "credentials": "omit"}
 	ac := js.Global().Get("AbortController").New()
@@ -80,11 +80,11 @@ func fetchBytes(ctx context.Context, method, url string, body []byte, contentTyp
 		if e, err := parseJSON(b); err == nil {
 			code, message = jsonString(e, "code"), jsonString(e, "message")
 		}
-		c, ok := frame.ParseCode(code)
+		c, ok := relay.ParseCode(code)
 		if !ok {
-			c = frame.CodeInternal
+			c = relay.CodeInternal
 		}
-		return nil, &frame.RelayError{Code: c, Message: message}
+		return nil, &relay.RelayError{Code: c, Message: message}
 	}
 	return b, nil
 }
@@ -196,30 +196,30 @@ type browserConn struct {
 	ws    js.Value
 	funcs []js.Func
 
-	envs   chan *frame.Envelope
-	low    chan frame.Stock
+	envs   chan *relay.Envelope
+	low    chan relay.Stock
 	done   chan struct{}
-	ready  frame.Ready
-	frames chan frame.Frame // before Ready: challenge and the auth answer
+	ready  relay.Ready
+	frames chan relay.Frame // before Ready: challenge and the auth answer
 
 	qmu   sync.Mutex
-	queue []frame.Frame // after Ready, from the JS callback to pump
+	queue []relay.Frame // after Ready, from the JS callback to pump
 	qsig  chan struct{}
 
-	calls frame.Calls // requests and their answers; why the socket ended
+	calls relay.Calls // requests and their answers; why the socket ended
 }
 
 // Connect opens the socket and answers the relay's challenge by signing
 // (challenge, origin, time, handle, device id) with the device key.
 func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity.Device) (engine.Conn, error) {
 	c := &browserConn{
-		envs:   make(chan *frame.Envelope, envelopeBuffer),
-		low:    make(chan frame.Stock, 4),
+		envs:   make(chan *relay.Envelope, envelopeBuffer),
+		low:    make(chan relay.Stock, 4),
 		done:   make(chan struct{}),
-		frames: make(chan frame.Frame, 2),
+		frames: make(chan relay.Frame, 2),
 		qsig:   make(chan struct{}, 1),
 	}
-	c.ws = js.Global().Get("WebSocket").New(frame.SocketURL(r.origin), frame.Subprotocol)
+	c.ws = js.Global().Get("WebSocket").New(relay.SocketURL(r.origin), relay.Subprotocol)
 	c.ws.Set("binaryType", "arraybuffer")
 	on := func(name string, fn func(js.Value)) {
 		f := js.FuncOf(func(_ js.Value, args []js.Value) any {
@@ -243,14 +243,14 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 			return
 		}
 		b, _ := bytesFromJS(safeValue(data))
-		f, err := frame.Decode(b)
+		f, err := relay.Decode(b)
 		if err != nil {
 			c.finish(fmt.Errorf("relay frame: %w", err))
 			c.ws.Call("close", 1002, "bad frame")
 			return
 		}
 		if !authed {
-			if _, ok := f.(*frame.Ready); ok {
+			if _, ok := f.(*relay.Ready); ok {
 				authed = true
 			}
 			select {
@@ -266,13 +266,13 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 		err := errors.New("relay connection closed")
 		if code >= 4000 {
 			// The relay closes with CloseBase+code after an Error frame.
-			err = &frame.RelayError{Code: frame.Code(code - 4000), Message: ev.Get("reason").String()}
+			err = &relay.RelayError{Code: relay.Code(code - 4000), Message: ev.Get("reason").String()}
 		}
 		c.finish(err)
 	})
 	on("onerror", func(js.Value) {}) // onclose follows with the reason
 
-	wait := func() (frame.Frame, error) {
+	wait := func() (relay.Frame, error) {
 		select {
 		case f := <-c.frames:
 			return f, nil
@@ -287,26 +287,26 @@ func (r *browserRelay) Connect(ctx context.Context, handle string, dev *identity
 		c.Close()
 		return nil, engine.MapRelayErr(err)
 	}
-	ch, ok := f.(*frame.Challenge)
+	ch, ok := f.(*relay.Challenge)
 	if !ok {
 		c.Close()
 		return nil, errors.New("relay did not send a challenge")
 	}
-	auth := &frame.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(time.Now().UnixMilli())}
-	sig := dev.Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, r.origin, auth.Timestamp, handle, dev.ID))
+	auth := &relay.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(time.Now().UnixMilli())}
+	sig := dev.Sign(identity.PurposeRelayChallenge, relay.AuthMessage(ch.Nonce, r.origin, auth.Timestamp, handle, dev.ID))
 	copy(auth.Sig[:], sig)
-	c.write(frame.Encode(auth))
+	c.write(relay.Encode(auth))
 	if f, err = wait(); err != nil {
 		c.Close()
 		return nil, engine.MapRelayErr(err)
 	}
 	switch f := f.(type) {
-	case *frame.Ready:
+	case *relay.Ready:
 		c.ready = *f
 		return c, nil
-	case *frame.Error:
+	case *relay.Error:
 		c.Close()
-		return nil, engine.MapRelayErr(&frame.RelayError{Code: f.Code, Message: f.Message})
+		return nil, engine.MapRelayErr(&relay.RelayError{Code: f.Code, Message: f.Message})
 	}
 	c.Close()
 	return nil, errors.New("relay did not confirm the login")
@@ -320,7 +320,7 @@ func (c *browserConn) write(b []byte) error {
 	return nil
 }
 
-func (c *browserConn) enqueue(f frame.Frame) {
+func (c *browserConn) enqueue(f relay.Frame) {
 	c.qmu.Lock()
 	c.queue = append(c.queue, f)
 	c.qmu.Unlock()
@@ -353,23 +353,23 @@ func (c *browserConn) pump() {
 	}
 }
 
-func (c *browserConn) dispatch(f frame.Frame) {
+func (c *browserConn) dispatch(f relay.Frame) {
 	if c.calls.Answer(f) {
 		return
 	}
 	switch f := f.(type) {
-	case *frame.Envelope:
+	case *relay.Envelope:
 		select {
 		case c.envs <- f:
 		case <-c.done:
 		}
-	case *frame.LowStock:
+	case *relay.LowStock:
 		select {
 		case c.low <- f.Stock:
 		default:
 		}
-	case *frame.Error: // request 0: the relay ends the socket
-		c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
+	case *relay.Error: // request 0: the relay ends the socket
+		c.finish(&relay.RelayError{Code: f.Code, Message: f.Message})
 	}
 }
 
@@ -381,25 +381,25 @@ func (c *browserConn) finish(err error) {
 
 // request sends a request frame and waits for its answer; a Stale answer
 // becomes the engine's *StaleError.
-func (c *browserConn) request(ctx context.Context, build func(req uint32) frame.Frame) (frame.Frame, error) {
+func (c *browserConn) request(ctx context.Context, build func(req uint32) relay.Frame) (relay.Frame, error) {
 	f, err := c.calls.Do(ctx, c.write, build)
-	if st, ok := f.(*frame.Stale); ok {
+	if st, ok := f.(*relay.Stale); ok {
 		return nil, &engine.StaleError{Accounts: st.Accounts}
 	}
 	return f, err
 }
 
-func (c *browserConn) Envelopes() <-chan *frame.Envelope { return c.envs }
-func (c *browserConn) LowStock() <-chan frame.Stock      { return c.low }
-func (c *browserConn) Stock() frame.Stock                { return c.ready.Stock }
+func (c *browserConn) Envelopes() <-chan *relay.Envelope { return c.envs }
+func (c *browserConn) LowStock() <-chan relay.Stock      { return c.low }
+func (c *browserConn) Stock() relay.Stock                { return c.ready.Stock }
 func (c *browserConn) Done() <-chan struct{}             { return c.done }
 
 func (c *browserConn) Err() error { return c.calls.Err() }
 
 func (c *browserConn) Ack(ctx context.Context, seqs ...uint64) error {
 	for len(seqs) > 0 {
-		n := min(len(seqs), frame.MaxAcks)
-		if err := c.write(frame.Encode(&frame.Ack{Seqs: seqs[:n]})); err != nil {
+		n := min(len(seqs), relay.MaxAcks)
+		if err := c.write(relay.Encode(&relay.Ack{Seqs: seqs[:n]})); err != nil {
 			return err
 		}
 		seqs = seqs[n:]
@@ -407,37 +407,37 @@ func (c *browserConn) Ack(ctx context.Context, seqs ...uint64) error {
 	return nil
 }
 
-func (c *browserConn) Send(ctx context.Context, id [16]byte, to []frame.Sealed) error {
-	_, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Send{Req: req, MessageID: id, To: to} })
+func (c *browserConn) Send(ctx context.Context, id [16]byte, to []relay.Sealed) error {
+	_, err := c.request(ctx, func(req uint32) relay.Frame { return &relay.Send{Req: req, MessageID: id, To: to} })
 	return err
 }
 
-func (c *browserConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []frame.Addr) error {
-	_, err := c.request(ctx, func(req uint32) frame.Frame {
-		return &frame.GroupSend{Req: req, MessageID: id, Payload: payload, To: to}
+func (c *browserConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []relay.Addr) error {
+	_, err := c.request(ctx, func(req uint32) relay.Frame {
+		return &relay.GroupSend{Req: req, MessageID: id, Payload: payload, To: to}
 	})
 	return err
 }
 
-func (c *browserConn) Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error) {
-	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Fetch{Req: req, Of: of} })
+func (c *browserConn) Fetch(ctx context.Context, of relay.Addr) (*relay.Bundle, error) {
+	f, err := c.request(ctx, func(req uint32) relay.Frame { return &relay.Fetch{Req: req, Of: of} })
 	if err != nil {
 		return nil, err
 	}
-	return f.(*frame.Bundle), nil
+	return f.(*relay.Bundle), nil
 }
 
-func (c *browserConn) UploadPrekeys(ctx context.Context, p frame.Prekeys) error {
-	_, err := c.request(ctx, func(req uint32) frame.Frame { p.Req = req; return &p })
+func (c *browserConn) UploadPrekeys(ctx context.Context, p relay.Prekeys) error {
+	_, err := c.request(ctx, func(req uint32) relay.Frame { p.Req = req; return &p })
 	return err
 }
 
-func (c *browserConn) ReserveBlob(ctx context.Context) (*frame.BlobID, error) {
-	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.BlobReserve{Req: req} })
+func (c *browserConn) ReserveBlob(ctx context.Context) (*relay.BlobID, error) {
+	f, err := c.request(ctx, func(req uint32) relay.Frame { return &relay.BlobReserve{Req: req} })
 	if err != nil {
 		return nil, err
 	}
-	return f.(*frame.BlobID), nil
+	return f.(*relay.BlobID), nil
 }
 
 // Close closes the socket and releases its callbacks.

@@ -1,7 +1,7 @@
 //go:build js && wasm
 
 // Command workers is the Parley relay on Cloudflare Workers: the same
-// server/relay code as the self-hosted binary, compiled to wasm with
+// server/relayserver code as the self-hosted binary, compiled to wasm with
 // github.com/syumai/workers, on Cloudflare's storage.
 //
 // What runs where:

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 	"github.com/syumai/workers"
 	"github.com/syumai/workers/cloudflare"
@@ -52,12 +52,12 @@ func main() {
 // newRelay builds the relay for one request. Hosted: it starts no pinger
 // or sweeper (the cron trigger sweeps), so a finished request leaves no
 // timer behind; Close ends its delete batcher.
-func newRelay() (*relay.Relay, *cfStore, error) {
+func newRelay() (*relayserver.Relay, *cfStore, error) {
 	st, err := openStore()
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := relay.New(st, relay.Config{
+	r, err := relayserver.New(st, relayserver.Config{
 		Origin:   cloudflare.Getenv("ORIGIN"),
 		Logger:   logger,
 		Hosted:   true,
@@ -116,21 +116,21 @@ func handle(w http.ResponseWriter, req *http.Request) {
 // hostedCall is what a Socket object sends: its id, the session it
 // stores, and for "frame" the device's message.
 type hostedCall struct {
-	Socket  string         `json:"socket"`
-	Session *relay.Session `json:"session"`
-	Data    []byte         `json:"data"`
-	Binary  bool           `json:"binary"`
+	Socket  string               `json:"socket"`
+	Session *relayserver.Session `json:"session"`
+	Data    []byte               `json:"data"`
+	Binary  bool                 `json:"binary"`
 }
 
 type hostedReply struct {
-	Session *relay.Session `json:"session,omitempty"`
-	Out     relay.Output   `json:"out"`
+	Session *relayserver.Session `json:"session,omitempty"`
+	Out     relayserver.Output   `json:"out"`
 }
 
 // hosted runs one event of a device socket held by a Socket object. The
 // entry point (src/index.mjs) refuses /_hosted/ from the internet; only
 // Socket objects call it, in-process.
-func hosted(w http.ResponseWriter, req *http.Request, r *relay.Relay, st *cfStore) {
+func hosted(w http.ResponseWriter, req *http.Request, r *relayserver.Relay, st *cfStore) {
 	var c hostedCall
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxHostedBody))
 	if err == nil {
@@ -143,7 +143,7 @@ func hosted(w http.ResponseWriter, req *http.Request, r *relay.Relay, st *cfStor
 		http.Error(w, "bad hosted call: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	var out relay.Output
+	var out relayserver.Output
 	s := c.Session
 	switch req.URL.Path {
 	case "/_hosted/open":
@@ -179,7 +179,7 @@ func hosted(w http.ResponseWriter, req *http.Request, r *relay.Relay, st *cfStor
 // an envelope stored between the first read and the subscription is not
 // missed), pushes reach other devices' sockets, and a closed socket
 // unsubscribes.
-func effects(r *relay.Relay, st *cfStore, s *relay.Session, socket string, out *relay.Output) error {
+func effects(r *relayserver.Relay, st *cfStore, s *relayserver.Session, socket string, out *relayserver.Output) error {
 	if s == nil || !s.Authed {
 		return nil
 	}

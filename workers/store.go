@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/store"
 	"github.com/syumai/workers/cloudflare"
 	"github.com/syumai/workers/cloudflare/d1"
@@ -43,7 +43,7 @@ type cfStore struct {
 
 // pageBytes bounds the envelope bytes of one mailbox read: a page crosses
 // JSON and base64 three times on its way to the socket, and a Worker has
-// 128 MB. An envelope is at most frame.MaxFrame.
+// 128 MB. An envelope is at most relay.MaxFrame.
 const pageBytes = 2 << 20
 
 // Binding names, as declared in wrangler.jsonc.
@@ -113,7 +113,7 @@ func (s *cfStore) ReplaceDeviceList(handle string, prev, version uint64, list []
 		return 0, store.ErrConflict
 	}
 	purged := 0
-	kick := frame.Error{Code: frame.CodeRevoked, Message: "device removed from the account's list"}
+	kick := relay.Error{Code: relay.CodeRevoked, Message: "device removed from the account's list"}
 	for _, d := range removed {
 		a := store.Addr{Handle: handle, Device: d}
 		if _, err := s.db.Exec(`DELETE FROM one_time_prekeys WHERE addr = ?`, addrKey(a)); err != nil {
@@ -134,10 +134,10 @@ func (s *cfStore) ReplaceDeviceList(handle string, prev, version uint64, list []
 
 // closeOutput is what a Socket object applies to end its socket with e,
 // in the shape of relay.Output.
-func closeOutput(e *frame.Error) map[string]any {
+func closeOutput(e *relay.Error) map[string]any {
 	return map[string]any{
-		"frames": [][]byte{frame.Encode(e)},
-		"close":  frame.CloseBase + int(e.Code),
+		"frames": [][]byte{relay.Encode(e)},
+		"close":  relay.CloseBase + int(e.Code),
 		"reason": e.Code.String() + ": " + e.Message,
 	}
 }
@@ -197,8 +197,8 @@ func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			data := frame.Encode(&frame.Envelope{
-				From:      frame.Addr{Handle: e.From.Handle, Device: frame.DeviceID(e.From.Device)},
+			data := relay.Encode(&relay.Envelope{
+				From:      relay.Addr{Handle: e.From.Handle, Device: relay.DeviceID(e.From.Device)},
 				MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
 			})
 			var out struct{ Seq uint64 }
@@ -236,8 +236,8 @@ func (s *cfStore) Mailbox(to store.Addr, after uint64, limit int, now time.Time)
 	s.truncated = s.truncated || out.More
 	envs := make([]store.Envelope, 0, len(out.Items))
 	for _, it := range out.Items {
-		f, err := frame.Decode(it.Data)
-		e, ok := f.(*frame.Envelope)
+		f, err := relay.Decode(it.Data)
+		e, ok := f.(*relay.Envelope)
 		if err != nil || !ok {
 			return nil, fmt.Errorf("mailbox of %s: stored envelope %d does not decode: %v", addrKey(to), it.Seq, err)
 		}

@@ -1,5 +1,5 @@
 // Command relaybench is the relay's load tool. It starts a relay in a child
-// process (the same relay.New + store.Open as parley-server, with fsync on,
+// process (the same relayserver.New + store.Open as parley-server, with fsync on,
 // and the per-IP limits lifted because every client is on 127.0.0.1),
 // opens N idle and M active authenticated device sockets over loopback, and
 // measures:
@@ -47,9 +47,9 @@ import (
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay"
-	"github.com/parley-im/parley/server/relay/frame"
-	"github.com/parley-im/parley/server/relay/relayclient"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/relay/relayclient"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -188,7 +188,7 @@ func serveChild(data string) error {
 		return err
 	}
 	origin := "http://" + ln.Addr().String()
-	rl, err := relay.New(st, relay.Config{
+	rl, err := relayserver.New(st, relayserver.Config{
 		Origin: origin, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		IPRate: 1e9, IPBurst: 1 << 30, RegisterRate: 1e9, RegisterBurst: 1 << 30,
 		MailboxLimit: 1 << 30,
@@ -425,7 +425,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 				received.Add(1)
 				seqs = append(seqs, e.Seq)
 				// Ack in batches: whatever has arrived, up to a frame.
-				if len(c.Envelopes()) == 0 || len(seqs) == frame.MaxAcks {
+				if len(c.Envelopes()) == 0 || len(seqs) == relay.MaxAcks {
 					if c.Ack(ctx, seqs...) != nil {
 						return
 					}
@@ -446,7 +446,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 	stopA := make(chan struct{})
 	var swg sync.WaitGroup
 	for i, c := range senders {
-		to := frame.Addr{Handle: devs[nIdle+nActive+i].handle, Device: devs[nIdle+nActive+i].dev.ID}
+		to := relay.Addr{Handle: devs[nIdle+nActive+i].handle, Device: devs[nIdle+nActive+i].dev.ID}
 		for w := 0; w < window; w++ {
 			swg.Add(1)
 			go func() {
@@ -459,7 +459,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 					}
 					var id [16]byte
 					rand.Read(id[:])
-					if _, err := c.Send(ctx, id, []frame.Sealed{{To: to, Payload: payload()}}); err != nil {
+					if _, err := c.Send(ctx, id, []relay.Sealed{{To: to, Payload: payload()}}); err != nil {
 						fmt.Fprintln(os.Stderr, "send:", err)
 						return
 					}
@@ -516,7 +516,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 	var acks []float64
 	var sentB atomic.Int64
 	for i, c := range senders {
-		to := frame.Addr{Handle: devs[nIdle+nActive+i].handle, Device: devs[nIdle+nActive+i].dev.ID}
+		to := relay.Addr{Handle: devs[nIdle+nActive+i].handle, Device: devs[nIdle+nActive+i].dev.ID}
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
@@ -541,7 +541,7 @@ func oneRun(nIdle, nActive, window, size int, dur time.Duration, ackRate float64
 					var id [16]byte
 					rand.Read(id[:])
 					start := time.Now()
-					if _, err := c.Send(ctx, id, []frame.Sealed{{To: to, Payload: payload()}}); err != nil {
+					if _, err := c.Send(ctx, id, []relay.Sealed{{To: to, Payload: payload()}}); err != nil {
 						return
 					}
 					ackMu.Lock()

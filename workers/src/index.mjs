@@ -2,7 +2,7 @@
 // Objects. This is the only server JavaScript, and it holds no rule of the
 // relay: every decision (the challenge, the auth answer, send coverage,
 // limits, the delivery window, error codes) is made by the Go relay
-// (server/relay, compiled to build/app.wasm). JavaScript is here only for
+// (server/relayserver, compiled to build/app.wasm). JavaScript is here only for
 // what Go on Workers cannot do: accept a WebSocket, and be a Durable Object.
 //
 //   fetch      WebSocket upgrades of /v1/ws go to a new Socket object;
@@ -261,7 +261,7 @@ export class Mailbox extends DurableObject {
   }
 }
 
-// SUBPROTOCOL is frame.Subprotocol.
+// SUBPROTOCOL is relay.Subprotocol (Go package relay).
 const SUBPROTOCOL = "parley.relay.v1";
 
 // ATTACHMENT_MAX keeps a serialized session under the 2,048-byte limit of

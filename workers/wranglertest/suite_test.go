@@ -13,8 +13,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
-	"github.com/parley-im/parley/server/relay/relayclient"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/relay/relayclient"
 )
 
 // conformance is the relay protocol as a native client sees it, run
@@ -60,12 +60,12 @@ func conformance(t *testing.T, origin string) {
 	})
 
 	t.Run("auth refusals", func(t *testing.T) {
-		_, err := dialTampered(t, origin, bob, 0, func(a *frame.Auth) { a.Sig[0] ^= 1 })
-		wantCode(t, "bad signature", err, frame.CodeAuthFailed)
-		_, err = dialTampered(t, origin, bob, 0, func(a *frame.Auth) { a.Handle = h("nobody") })
-		wantCode(t, "unknown account", err, frame.CodeAuthFailed)
-		_, err = dialTampered(t, origin, bob, 0, func(a *frame.Auth) { a.Timestamp -= uint64(time.Hour.Milliseconds()) })
-		wantCode(t, "clock skew", err, frame.CodeAuthFailed)
+		_, err := dialTampered(t, origin, bob, 0, func(a *relay.Auth) { a.Sig[0] ^= 1 })
+		wantCode(t, "bad signature", err, relay.CodeAuthFailed)
+		_, err = dialTampered(t, origin, bob, 0, func(a *relay.Auth) { a.Handle = h("nobody") })
+		wantCode(t, "unknown account", err, relay.CodeAuthFailed)
+		_, err = dialTampered(t, origin, bob, 0, func(a *relay.Auth) { a.Timestamp -= uint64(time.Hour.Milliseconds()) })
+		wantCode(t, "clock skew", err, relay.CodeAuthFailed)
 
 		// A valid answer replayed on another socket (another challenge).
 		ws1, ch1, err := relayclient.DialRaw(ctx(t), origin)
@@ -79,7 +79,7 @@ func conformance(t *testing.T, origin string) {
 			t.Fatal(err)
 		}
 		_, err = relayclient.Finish(ctx(t), ws2, answer)
-		wantCode(t, "replayed answer", err, frame.CodeAuthFailed)
+		wantCode(t, "replayed answer", err, relay.CodeAuthFailed)
 		// The original socket still logs in with it.
 		c, err := relayclient.Finish(ctx(t), ws1, answer)
 		if err != nil {
@@ -116,7 +116,7 @@ func conformance(t *testing.T, origin string) {
 			t.Fatal(err)
 		}
 		// A group send is one payload the relay copies.
-		if _, err := a0.GroupSend(ctx(t), msgID(), []byte("group"), []frame.Addr{bob.addr(0), alice.addr(1)}); err != nil {
+		if _, err := a0.GroupSend(ctx(t), msgID(), []byte("group"), []relay.Addr{bob.addr(0), alice.addr(1)}); err != nil {
 			t.Fatalf("group send: %v", err)
 		}
 		if e := recv(t, b0); string(e.Payload) != "group" {
@@ -131,7 +131,7 @@ func conformance(t *testing.T, origin string) {
 		if err := b0.Ack(ctx(t), 1<<40); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "unknown ack", waitClosed(t, b0), frame.CodeUnexpected)
+		wantCode(t, "unknown ack", waitClosed(t, b0), relay.CodeUnexpected)
 		// The companion's group copy was never acked: it comes again.
 		// (The first may too, if its batched delete is not done yet.)
 		a1.Close()
@@ -152,13 +152,13 @@ func conformance(t *testing.T, origin string) {
 			len(stale.Accounts[0].Missing) != 1 || stale.Accounts[0].Missing[0] != alice.devs[1].ID {
 			t.Fatalf("stale: %+v", stale.Accounts)
 		}
-		extra := frame.Addr{Handle: bob.handle, Device: frame.DeviceID(randBytes16())}
+		extra := relay.Addr{Handle: bob.handle, Device: relay.DeviceID(randBytes16())}
 		_, err = a0.Send(ctx(t), refused, sealed(bob.addr(0), alice.addr(1), extra))
 		if !errors.As(err, &stale) || len(stale.Accounts) != 1 || len(stale.Accounts[0].Extra) != 1 {
 			t.Fatalf("send with an extra device: %v", err)
 		}
-		_, err = a0.Send(ctx(t), refused, sealed(frame.Addr{Handle: h("nobody"), Device: frame.DeviceID(randBytes16())}, alice.addr(1)))
-		wantCode(t, "unknown recipient", err, frame.CodeUnknownAccount)
+		_, err = a0.Send(ctx(t), refused, sealed(relay.Addr{Handle: h("nobody"), Device: relay.DeviceID(randBytes16())}, alice.addr(1)))
+		wantCode(t, "unknown recipient", err, relay.CodeUnknownAccount)
 		// Nothing was stored by the refused sends. (Earlier envelopes may
 		// come again: an ack's delete is batched, delivery at least once.)
 		b0 := dial(t, origin, bob, 0)
@@ -178,7 +178,7 @@ func conformance(t *testing.T, origin string) {
 
 	t.Run("prekeys", func(t *testing.T) {
 		b0 := dial(t, origin, bob, 0)
-		up := frame.Prekeys{SignedPrekey: []byte("spk"), LastResortKEM: []byte("lrk"),
+		up := relay.Prekeys{SignedPrekey: []byte("spk"), LastResortKEM: []byte("lrk"),
 			OneTime: [][]byte{[]byte("otk1"), []byte("otk2")}, KEM: [][]byte{[]byte("kem1")}}
 		if err := b0.UploadPrekeys(ctx(t), up); err != nil {
 			t.Fatal(err)
@@ -218,10 +218,10 @@ func conformance(t *testing.T, origin string) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no LowStock pushed to the owner")
 		}
-		_, err := a0.Fetch(ctx(t), frame.Addr{Handle: bob.handle, Device: frame.DeviceID(randBytes16())})
-		wantCode(t, "unknown device", err, frame.CodeUnknownDevice)
+		_, err := a0.Fetch(ctx(t), relay.Addr{Handle: bob.handle, Device: relay.DeviceID(randBytes16())})
+		wantCode(t, "unknown device", err, relay.CodeUnknownDevice)
 		_, err = b0.Fetch(ctx(t), alice.addr(1))
-		wantCode(t, "no prekeys", err, frame.CodeNoPrekeys)
+		wantCode(t, "no prekeys", err, relay.CodeNoPrekeys)
 	})
 
 	t.Run("blobs", func(t *testing.T) {
@@ -277,7 +277,7 @@ func conformance(t *testing.T, origin string) {
 			big[0] = byte(i)
 			id := msgID()
 			ids = append(ids, id)
-			to := []frame.Sealed{{To: bob.addr(0), Payload: big}, {To: alice.addr(1), Payload: big}}
+			to := []relay.Sealed{{To: bob.addr(0), Payload: big}, {To: alice.addr(1), Payload: big}}
 			if _, err := a0.Send(ctx(t), id, to); err != nil {
 				t.Fatalf("send %d: %v", i, err)
 			}
@@ -314,9 +314,9 @@ func conformance(t *testing.T, origin string) {
 		if _, err := relayclient.Publish(ctx(t), origin, alice.handle, alice.signed(t)); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		wantCode(t, "revoked socket", waitClosed(t, a1), frame.CodeRevoked)
+		wantCode(t, "revoked socket", waitClosed(t, a1), relay.CodeRevoked)
 		_, err := relayclient.Dial(ctx(t), origin, alice.handle, alice.devs[1])
-		wantCode(t, "revoked login", err, frame.CodeRevoked)
+		wantCode(t, "revoked login", err, relay.CodeRevoked)
 		// Sends now name the one remaining device.
 		_, err = b0.Send(ctx(t), msgID(), sealed(alice.addr(0), alice.addr(1)))
 		var stale *relayclient.StaleError
@@ -329,7 +329,7 @@ func conformance(t *testing.T, origin string) {
 	})
 
 	t.Run("login deadline", func(t *testing.T) {
-		wantCode(t, "silent socket", <-silent, frame.CodeAuthFailed)
+		wantCode(t, "silent socket", <-silent, relay.CodeAuthFailed)
 	})
 }
 
@@ -347,9 +347,9 @@ func loginDeadline(origin string) error {
 	if err != nil {
 		return err
 	}
-	f, err := frame.Decode(b)
-	if e, ok := f.(*frame.Error); ok {
-		return &frame.RelayError{Code: e.Code, Message: e.Message}
+	f, err := relay.Decode(b)
+	if e, ok := f.(*relay.Error); ok {
+		return &relay.RelayError{Code: e.Code, Message: e.Message}
 	}
 	return fmt.Errorf("got %T (%v) instead of an Error frame", f, err)
 }
@@ -397,11 +397,11 @@ func (u *user) signed(t *testing.T) []byte {
 	return enc
 }
 
-func (u *user) addr(i int) frame.Addr { return frame.Addr{Handle: u.handle, Device: u.devs[i].ID} }
+func (u *user) addr(i int) relay.Addr { return relay.Addr{Handle: u.handle, Device: u.devs[i].ID} }
 
-func authFor(origin string, u *user, i int, nonce [32]byte) *frame.Auth {
-	a := &frame.Auth{Handle: u.handle, Device: u.devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
-	copy(a.Sig[:], u.devs[i].Sign(identity.PurposeRelayChallenge, frame.AuthMessage(nonce, origin, a.Timestamp, a.Handle, a.Device)))
+func authFor(origin string, u *user, i int, nonce [32]byte) *relay.Auth {
+	a := &relay.Auth{Handle: u.handle, Device: u.devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
+	copy(a.Sig[:], u.devs[i].Sign(identity.PurposeRelayChallenge, relay.AuthMessage(nonce, origin, a.Timestamp, a.Handle, a.Device)))
 	return a
 }
 
@@ -416,7 +416,7 @@ func dial(t *testing.T, origin string, u *user, i int) *relayclient.Client {
 }
 
 // dialTampered logs in with an answer changed by tamper (signed first).
-func dialTampered(t *testing.T, origin string, u *user, i int, tamper func(*frame.Auth)) (*relayclient.Client, error) {
+func dialTampered(t *testing.T, origin string, u *user, i int, tamper func(*relay.Auth)) (*relayclient.Client, error) {
 	t.Helper()
 	ws, ch, err := relayclient.DialRaw(ctx(t), origin)
 	if err != nil {
@@ -447,15 +447,15 @@ func randBytes16() (id [16]byte) { rand.Read(id[:]); return id }
 
 func msgID() [16]byte { return randBytes16() }
 
-func sealed(to ...frame.Addr) []frame.Sealed {
-	out := make([]frame.Sealed, len(to))
+func sealed(to ...relay.Addr) []relay.Sealed {
+	out := make([]relay.Sealed, len(to))
 	for i, a := range to {
-		out[i] = frame.Sealed{To: a, Payload: []byte("for " + a.Handle)}
+		out[i] = relay.Sealed{To: a, Payload: []byte("for " + a.Handle)}
 	}
 	return out
 }
 
-func recv(t *testing.T, c *relayclient.Client) *frame.Envelope {
+func recv(t *testing.T, c *relayclient.Client) *relay.Envelope {
 	t.Helper()
 	select {
 	case e, ok := <-c.Envelopes():
@@ -491,9 +491,9 @@ func waitClosed(t *testing.T, c *relayclient.Client) error {
 	return nil
 }
 
-func wantCode(t *testing.T, what string, err error, want frame.Code) {
+func wantCode(t *testing.T, what string, err error, want relay.Code) {
 	t.Helper()
-	var re *frame.RelayError
+	var re *relay.RelayError
 	if !errors.As(err, &re) || re.Code != want {
 		t.Errorf("%s: got %v, want relay code %s", what, err, want)
 	}

@@ -30,7 +30,7 @@ import (
 
 	"github.com/parley-im/parley"
 	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -141,7 +141,7 @@ func startGoRelay(t *testing.T) string {
 		t.Fatal(err)
 	}
 	origin := "http://" + ln.Addr().String()
-	r, err := relay.New(st, relay.Config{
+	r, err := relayserver.New(st, relayserver.Config{
 		Origin: origin, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
 		Logger: slog.New(slog.DiscardHandler),
 	})

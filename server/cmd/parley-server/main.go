@@ -30,8 +30,9 @@ import (
 	"time"
 
 	"github.com/parley-im/parley"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -52,7 +53,7 @@ func main() {
 type config struct {
 	addr, data     string
 	frameAncestors []string
-	// The relay's operator limits (relay.Config); zero is never produced:
+	// The relay's operator limits (relayserver.Config); zero is never produced:
 	// each defaults to the relay's own default.
 	attestationAge, ttl   time.Duration
 	blobQuota             int64
@@ -75,13 +76,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		"space-separated origins allowed to embed the client in an iframe (env PARLEY_FRAME_ANCESTORS)")
 	attest := fs.String("attestation-age", or("PARLEY_ATTESTATION_AGE", relay.DefaultAttestationAge.String()),
 		"companions the primary has not re-attested for this long are retired (env PARLEY_ATTESTATION_AGE)")
-	ttl := fs.String("ttl", or("PARLEY_TTL", relay.DefaultTTL.String()),
-		"how long an undelivered envelope is kept, at most "+relay.DefaultTTL.String()+" (env PARLEY_TTL)")
-	quota := fs.String("blob-quota", or("PARLEY_BLOB_QUOTA", strconv.FormatInt(relay.DefaultBlobQuota, 10)),
+	ttl := fs.String("ttl", or("PARLEY_TTL", relayserver.DefaultTTL.String()),
+		"how long an undelivered envelope is kept, at most "+relayserver.DefaultTTL.String()+" (env PARLEY_TTL)")
+	quota := fs.String("blob-quota", or("PARLEY_BLOB_QUOTA", strconv.FormatInt(relayserver.DefaultBlobQuota, 10)),
 		"bytes of unexpired blobs one account may store (env PARLEY_BLOB_QUOTA)")
-	mbox := fs.String("mailbox-limit", or("PARLEY_MAILBOX_LIMIT", strconv.Itoa(relay.DefaultMailboxLimit)),
+	mbox := fs.String("mailbox-limit", or("PARLEY_MAILBOX_LIMIT", strconv.Itoa(relayserver.DefaultMailboxLimit)),
 		"envelopes queued per device before sends to it are refused (env PARLEY_MAILBOX_LIMIT)")
-	conns := fs.String("max-connections", or("PARLEY_MAX_CONNECTIONS", strconv.Itoa(relay.DefaultMaxConnections)),
+	conns := fs.String("max-connections", or("PARLEY_MAX_CONNECTIONS", strconv.Itoa(relayserver.DefaultMaxConnections)),
 		"device sockets open at once (env PARLEY_MAX_CONNECTIONS)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -106,7 +107,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return n
 	}
 	c.attestationAge = duration("attestation-age", *attest, 0)
-	c.ttl = duration("ttl", *ttl, relay.DefaultTTL)
+	c.ttl = duration("ttl", *ttl, relayserver.DefaultTTL)
 	c.mailboxLimit = int(positive("mailbox-limit", *mbox))
 	c.maxConn = int(positive("max-connections", *conns))
 	if q, perr := strconv.ParseInt(*quota, 10, 64); err == nil && (perr != nil || q <= 0) {
@@ -138,7 +139,7 @@ func run(args []string, log *slog.Logger) error {
 	if origin == "" {
 		origin = "http://" + ln.Addr().String()
 	}
-	rl, err := relay.New(st, relay.Config{
+	rl, err := relayserver.New(st, relayserver.Config{
 		Origin: origin, Logger: log,
 		AttestationAge: cfg.attestationAge, DefaultTTL: cfg.ttl, BlobQuota: cfg.blobQuota,
 		MailboxLimit: cfg.mailboxLimit, MaxConnections: cfg.maxConn,

@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/server/relayserver"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -35,8 +36,8 @@ func TestParseConfigRelayLimits(t *testing.T) {
 	env := map[string]string{}
 	getenv := func(k string) string { return env[k] }
 	c, err := parseConfig(nil, getenv)
-	if err != nil || c.attestationAge != relay.DefaultAttestationAge || c.ttl != relay.DefaultTTL ||
-		c.blobQuota != relay.DefaultBlobQuota || c.mailboxLimit != relay.DefaultMailboxLimit || c.maxConn != relay.DefaultMaxConnections {
+	if err != nil || c.attestationAge != relay.DefaultAttestationAge || c.ttl != relayserver.DefaultTTL ||
+		c.blobQuota != relayserver.DefaultBlobQuota || c.mailboxLimit != relayserver.DefaultMailboxLimit || c.maxConn != relayserver.DefaultMaxConnections {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	env["PARLEY_ATTESTATION_AGE"], env["PARLEY_BLOB_QUOTA"], env["PARLEY_TTL"] = "168h", "1048576", "24h"

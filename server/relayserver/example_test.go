@@ -1,4 +1,4 @@
-package relay_test
+package relayserver_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/parley-im/parley/server/relay"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -18,7 +18,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	r, err := relay.New(st, relay.Config{Origin: "https://parley.example"})
+	r, err := relayserver.New(st, relayserver.Config{Origin: "https://parley.example"})
 	if err != nil {
 		log.Fatal(err)
 	}

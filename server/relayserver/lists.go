@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"crypto/ed25519"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -26,7 +26,7 @@ type account struct {
 }
 
 // device returns the entry of id, or nil.
-func (a *account) device(id frame.DeviceID) *devicelist.Entry {
+func (a *account) device(id relay.DeviceID) *devicelist.Entry {
 	return a.list.Find(identity.DeviceID(id))
 }
 
@@ -85,14 +85,14 @@ func (l *lists) put(a *account) {
 }
 
 // listError maps a devicelist verification failure to a refusal.
-func listError(err error) *frame.RelayError {
+func listError(err error) *relay.RelayError {
 	switch {
 	case errors.Is(err, devicelist.ErrRollback):
-		return &frame.RelayError{Code: frame.CodeStaleVersion, Message: err.Error()}
+		return &relay.RelayError{Code: relay.CodeStaleVersion, Message: err.Error()}
 	case errors.Is(err, devicelist.ErrTooManyDevices):
-		return &frame.RelayError{Code: frame.CodeTooManyDevices, Message: err.Error()}
+		return &relay.RelayError{Code: relay.CodeTooManyDevices, Message: err.Error()}
 	default:
-		return &frame.RelayError{Code: frame.CodeBadDeviceList, Message: err.Error()}
+		return &relay.RelayError{Code: relay.CodeBadDeviceList, Message: err.Error()}
 	}
 }
 
@@ -109,7 +109,7 @@ func (l *lists) create(handle string, encoded []byte) (*account, error) {
 	}
 	err = l.st.CreateAccount(store.Account{Handle: handle, AccountKey: key, Version: list.Version, DeviceList: encoded})
 	if errors.Is(err, store.ErrExists) {
-		return nil, &frame.RelayError{Code: frame.CodeHandleTaken, Message: fmt.Sprintf("handle %q is already registered", handle)}
+		return nil, &relay.RelayError{Code: relay.CodeHandleTaken, Message: fmt.Sprintf("handle %q is already registered", handle)}
 	}
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func (l *lists) create(handle string, encoded []byte) (*account, error) {
 // newer than the current list, stores it (purging the dropped devices'
 // mailboxes and prekeys in the same transaction) and returns the devices
 // it dropped.
-func (l *lists) replace(handle string, encoded []byte) (*account, []frame.DeviceID, error) {
+func (l *lists) replace(handle string, encoded []byte) (*account, []relay.DeviceID, error) {
 	l.upd.Lock()
 	defer l.upd.Unlock()
 	cur, err := l.get(handle)
@@ -137,11 +137,11 @@ func (l *lists) replace(handle string, encoded []byte) (*account, []frame.Device
 	if err := devicelist.CheckUpdate(cur.list, next); err != nil {
 		return nil, nil, listError(err)
 	}
-	var removed []frame.DeviceID
+	var removed []relay.DeviceID
 	var sremoved []store.DeviceID
 	for _, e := range cur.list.Entries {
 		if next.Find(e.Device.ID) == nil {
-			removed = append(removed, frame.DeviceID(e.Device.ID))
+			removed = append(removed, relay.DeviceID(e.Device.ID))
 			sremoved = append(sremoved, store.DeviceID(e.Device.ID))
 		}
 	}
@@ -151,7 +151,7 @@ func (l *lists) replace(handle string, encoded []byte) (*account, []frame.Device
 		l.mu.Lock()
 		delete(l.cache, handle)
 		l.mu.Unlock()
-		return nil, nil, &frame.RelayError{Code: frame.CodeConflict, Message: "the device list changed concurrently; fetch it and retry"}
+		return nil, nil, &relay.RelayError{Code: relay.CodeConflict, Message: "the device list changed concurrently; fetch it and retry"}
 	}
 	if err != nil {
 		return nil, nil, err

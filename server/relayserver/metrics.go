@@ -1,11 +1,11 @@
 //go:build !js
 
-package relay
+package relayserver
 
 import (
 	"net/http"
 
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -57,15 +57,15 @@ func newMetrics(r *Relay) *metrics {
 	}, func() float64 { return float64(r.st.Queued()) })
 	m.reg.MustRegister(m.connected, m.messages, m.envelopes, m.delivered, m.delivery, m.durable, m.refusals, queued,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	for _, c := range frame.Codes() {
-		if c != frame.CodeOK {
+	for _, c := range relay.Codes() {
+		if c != relay.CodeOK {
 			m.refusals.WithLabelValues(c.String())
 		}
 	}
 	return m
 }
 
-func (m *metrics) refused(c frame.Code) { m.refusals.WithLabelValues(c.String()).Inc() }
+func (m *metrics) refused(c relay.Code) { m.refusals.WithLabelValues(c.String()).Inc() }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

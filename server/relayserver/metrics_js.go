@@ -1,11 +1,11 @@
 //go:build js
 
-package relay
+package relayserver
 
 import (
 	"net/http"
 
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // On GOOS=js (the Cloudflare Workers build) every request runs in a fresh
@@ -26,7 +26,7 @@ func (noMetric) Observe(float64) {}
 
 func newMetrics(*Relay) *metrics { return &metrics{} }
 
-func (m *metrics) refused(frame.Code) {}
+func (m *metrics) refused(relay.Code) {}
 
 func (m *metrics) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

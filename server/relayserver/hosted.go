@@ -1,11 +1,11 @@
-package relay
+package relayserver
 
 import (
 	"crypto/rand"
 	"fmt"
 	"time"
 
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -90,13 +90,13 @@ type Push struct {
 	Frame []byte     `json:"frame"`
 }
 
-func (o *Output) add(f frame.Frame) { o.Frames = append(o.Frames, frame.Encode(f)) }
+func (o *Output) add(f relay.Frame) { o.Frames = append(o.Frames, relay.Encode(f)) }
 
 // fail makes o end the socket as the socket loop's failWait does.
-func (r *Relay) fail(o *Output, code frame.Code, msg string) Output {
+func (r *Relay) fail(o *Output, code relay.Code, msg string) Output {
 	r.metrics.refused(code)
-	o.add(&frame.Error{Code: code, Message: msg})
-	o.Close = frame.CloseBase + int(code)
+	o.add(&relay.Error{Code: code, Message: msg})
+	o.Close = relay.CloseBase + int(code)
 	o.Reason = closeReason(code.String() + ": " + msg)
 	return *o
 }
@@ -109,7 +109,7 @@ func (r *Relay) OpenSession() (*Session, Output, error) {
 		return nil, Output{}, fmt.Errorf("relay: reading randomness: %w", err)
 	}
 	var o Output
-	o.add(&frame.Challenge{Nonce: s.Nonce, ServerTime: uint64(s.Opened)})
+	o.add(&relay.Challenge{Nonce: s.Nonce, ServerTime: uint64(s.Opened)})
 	o.Deadline = s.Opened + authTimeout.Milliseconds()
 	return s, o, nil
 }
@@ -121,7 +121,7 @@ func (r *Relay) SessionTimeout(s *Session) Output {
 	if s.Authed || r.cfg.Now().UnixMilli() < s.Opened+authTimeout.Milliseconds() {
 		return o
 	}
-	return r.fail(&o, frame.CodeAuthFailed, "no Auth frame within the time limit")
+	return r.fail(&o, relay.CodeAuthFailed, "no Auth frame within the time limit")
 }
 
 // SessionFrame handles one message the device sent; binary is false for
@@ -129,66 +129,66 @@ func (r *Relay) SessionTimeout(s *Session) Output {
 func (r *Relay) SessionFrame(s *Session, msg []byte, binary bool) Output {
 	var o Output
 	if !binary {
-		return r.fail(&o, frame.CodeBadRequest, "frames are binary messages")
+		return r.fail(&o, relay.CodeBadRequest, "frames are binary messages")
 	}
-	f, err := frame.Decode(msg)
+	f, err := relay.Decode(msg)
 	if err != nil {
-		return r.fail(&o, frame.CodeBadRequest, err.Error())
+		return r.fail(&o, relay.CodeBadRequest, err.Error())
 	}
 	if !s.Authed {
 		return r.sessionAuth(s, f)
 	}
 	from := store.Addr{Handle: s.Handle, Device: s.Device}
-	if ack, ok := f.(*frame.Ack); ok {
+	if ack, ok := f.(*relay.Ack); ok {
 		return r.sessionAck(s, ack)
 	}
 	now := r.cfg.Now()
 	if !s.Frames.take(frameRate, frameBurst, now) {
-		r.metrics.refused(frame.CodeRateLimited)
-		o.add(&frame.Error{Req: reqOf(f), Code: frame.CodeRateLimited, Message: "too many frames on this socket; slow down"})
+		r.metrics.refused(relay.CodeRateLimited)
+		o.add(&relay.Error{Req: reqOf(f), Code: relay.CodeRateLimited, Message: "too many frames on this socket; slow down"})
 		return o
 	}
 	switch f := f.(type) {
-	case *frame.Send:
+	case *relay.Send:
 		o.add(r.sessionSend(from, f.Req, f.MessageID, f.TTL, f.To, nil, nil))
-	case *frame.GroupSend:
+	case *relay.GroupSend:
 		o.add(r.sessionSend(from, f.Req, f.MessageID, f.TTL, nil, f.Payload, f.To))
-	case *frame.Prekeys:
+	case *relay.Prekeys:
 		o.add(r.putPrekeys(from, f))
-	case *frame.Fetch:
+	case *relay.Fetch:
 		if !s.Fetches.take(fetchRate, fetchBurst, now) {
-			r.metrics.refused(frame.CodeRateLimited)
-			o.add(&frame.Error{Req: f.Req, Code: frame.CodeRateLimited, Message: "too many prekey fetches; slow down"})
+			r.metrics.refused(relay.CodeRateLimited)
+			o.add(&relay.Error{Req: f.Req, Code: relay.CodeRateLimited, Message: "too many prekey fetches; slow down"})
 			break
 		}
 		reply, of, low := r.fetchBundle(f)
 		o.add(reply)
 		if low != nil {
-			o.Push = append(o.Push, Push{To: of, Frame: frame.Encode(low)})
+			o.Push = append(o.Push, Push{To: of, Frame: relay.Encode(low)})
 		}
-	case *frame.BlobReserve:
+	case *relay.BlobReserve:
 		if !s.Blobs.take(blobRate, blobBurst, now) {
-			r.metrics.refused(frame.CodeRateLimited)
-			o.add(&frame.Error{Req: f.Req, Code: frame.CodeRateLimited, Message: "too many blob reservations; slow down"})
+			r.metrics.refused(relay.CodeRateLimited)
+			o.add(&relay.Error{Req: f.Req, Code: relay.CodeRateLimited, Message: "too many blob reservations; slow down"})
 			break
 		}
 		o.add(r.reserveBlob(from, f.Req))
 	default:
-		return r.fail(&o, frame.CodeUnexpected, fmt.Sprintf("frame type 0x%02x is not allowed here", uint8(f.Type())))
+		return r.fail(&o, relay.CodeUnexpected, fmt.Sprintf("frame type 0x%02x is not allowed here", uint8(f.Type())))
 	}
 	return o
 }
 
-func (r *Relay) sessionAuth(s *Session, f frame.Frame) Output {
+func (r *Relay) sessionAuth(s *Session, f relay.Frame) Output {
 	var o Output
-	auth, ok := f.(*frame.Auth)
+	auth, ok := f.(*relay.Auth)
 	if !ok {
-		return r.fail(&o, frame.CodeUnexpected, fmt.Sprintf("first frame must be Auth, got type 0x%02x", uint8(f.Type())))
+		return r.fail(&o, relay.CodeUnexpected, fmt.Sprintf("first frame must be Auth, got type 0x%02x", uint8(f.Type())))
 	}
 	if r.cfg.Now().UnixMilli() >= s.Opened+authTimeout.Milliseconds() {
-		return r.fail(&o, frame.CodeAuthFailed, "no Auth frame within the time limit")
+		return r.fail(&o, relay.CodeAuthFailed, "no Auth frame within the time limit")
 	}
-	if code, msg := r.authenticate(s.Nonce, auth); code != frame.CodeOK {
+	if code, msg := r.authenticate(s.Nonce, auth); code != relay.CodeOK {
 		r.log.Info("auth refused", "handle", auth.Handle, "device", fmt.Sprintf("%x", auth.Device[:4]), "code", code.String())
 		return r.fail(&o, code, msg)
 	}
@@ -207,7 +207,7 @@ func (r *Relay) sessionAuth(s *Session, f frame.Frame) Output {
 }
 
 // sessionSend stores one send durably before answering.
-func (r *Relay) sessionSend(from store.Addr, req uint32, msgID [16]byte, ttlSec uint32, sealed []frame.Sealed, payload []byte, to []frame.Addr) frame.Frame {
+func (r *Relay) sessionSend(from store.Addr, req uint32, msgID [16]byte, ttlSec uint32, sealed []relay.Sealed, payload []byte, to []relay.Addr) relay.Frame {
 	start := time.Now()
 	envs, refusal := r.prepareSend(from, req, msgID, ttlSec, sealed, payload, to)
 	if refusal != nil {
@@ -217,7 +217,7 @@ func (r *Relay) sessionSend(from store.Addr, req uint32, msgID [16]byte, ttlSec 
 	return reply
 }
 
-func (r *Relay) sessionAck(s *Session, a *frame.Ack) Output {
+func (r *Relay) sessionAck(s *Session, a *relay.Ack) Output {
 	var o Output
 	if len(a.Seqs) == 0 {
 		return o
@@ -229,7 +229,7 @@ func (r *Relay) sessionAck(s *Session, a *frame.Ack) Output {
 	}
 	for _, q := range a.Seqs {
 		if !inflight[q] {
-			return r.fail(&o, frame.CodeUnexpected, fmt.Sprintf("ack for envelope %d, which is not in flight on this socket", q))
+			return r.fail(&o, relay.CodeUnexpected, fmt.Sprintf("ack for envelope %d, which is not in flight on this socket", q))
 		}
 		delete(inflight, q)
 	}
@@ -266,14 +266,14 @@ func (r *Relay) SessionDeliver(s *Session) Output {
 	envs, err := r.st.Mailbox(store.Addr{Handle: s.Handle, Device: s.Device}, s.LastSent, n, r.cfg.Now())
 	if err != nil {
 		r.log.Error("reading mailbox", "err", err)
-		return r.fail(&o, frame.CodeInternal, "could not read the mailbox")
+		return r.fail(&o, relay.CodeInternal, "could not read the mailbox")
 	}
 	for i := range envs {
 		e := &envs[i]
 		s.Inflight = append(s.Inflight, e.Seq)
 		s.LastSent = e.Seq
-		o.add(&frame.Envelope{
-			Seq: e.Seq, From: frame.Addr{Handle: e.From.Handle, Device: frame.DeviceID(e.From.Device)},
+		o.add(&relay.Envelope{
+			Seq: e.Seq, From: relay.Addr{Handle: e.From.Handle, Device: relay.DeviceID(e.From.Device)},
 			MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
 		})
 	}

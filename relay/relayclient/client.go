@@ -19,16 +19,16 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 )
 
 // envelopeBuffer is how many delivered envelopes the client buffers before
-// it stops reading; the relay never has more than frame.MaxAcks in flight.
-const envelopeBuffer = frame.MaxAcks
+// it stops reading; the relay never has more than relay.MaxAcks in flight.
+const envelopeBuffer = relay.MaxAcks
 
 // StaleError is a send refused because its device set differs from the
 // current lists; Accounts is the exact difference.
-type StaleError struct{ Accounts []frame.StaleAccount }
+type StaleError struct{ Accounts []relay.StaleAccount }
 
 func (e *StaleError) Error() string {
 	var b strings.Builder
@@ -42,43 +42,43 @@ func (e *StaleError) Error() string {
 // Client is one authenticated device socket.
 type Client struct {
 	ws    *websocket.Conn
-	Ready frame.Ready
-	envs  chan *frame.Envelope
-	low   chan frame.Stock
+	Ready relay.Ready
+	envs  chan *relay.Envelope
+	low   chan relay.Stock
 	done  chan struct{}
-	calls frame.Calls // requests and their answers; why the socket ended
+	calls relay.Calls // requests and their answers; why the socket ended
 }
 
 // WSURL turns an origin ("https://host") into the socket URL.
-func WSURL(origin string) string { return frame.SocketURL(origin) }
+func WSURL(origin string) string { return relay.SocketURL(origin) }
 
 // Dial connects to the relay at origin and authenticates as dev of handle.
 func Dial(ctx context.Context, origin, handle string, dev *identity.Device) (*Client, error) {
-	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{Subprotocols: []string{frame.Subprotocol}})
+	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{Subprotocols: []string{relay.Subprotocol}})
 	if err != nil {
 		return nil, err
 	}
-	ws.SetReadLimit(frame.MaxFrame)
+	ws.SetReadLimit(relay.MaxFrame)
 	f, err := readFrame(ctx, ws)
 	if err != nil {
 		ws.CloseNow()
 		return nil, err
 	}
-	ch, ok := f.(*frame.Challenge)
+	ch, ok := f.(*relay.Challenge)
 	if !ok {
 		ws.CloseNow()
 		return nil, fmt.Errorf("relayclient: expected Challenge, got type 0x%02x", uint8(f.Type()))
 	}
-	auth := &frame.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(time.Now().UnixMilli())}
-	sig := dev.Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, origin, auth.Timestamp, handle, dev.ID))
+	auth := &relay.Auth{Handle: handle, Device: dev.ID, Timestamp: uint64(time.Now().UnixMilli())}
+	sig := dev.Sign(identity.PurposeRelayChallenge, relay.AuthMessage(ch.Nonce, origin, auth.Timestamp, handle, dev.ID))
 	copy(auth.Sig[:], sig)
 	return Finish(ctx, ws, auth)
 }
 
 // Finish sends a prepared Auth frame and waits for Ready; tests use it to
 // send forged or replayed answers.
-func Finish(ctx context.Context, ws *websocket.Conn, auth *frame.Auth) (*Client, error) {
-	if err := ws.Write(ctx, websocket.MessageBinary, frame.Encode(auth)); err != nil {
+func Finish(ctx context.Context, ws *websocket.Conn, auth *relay.Auth) (*Client, error) {
+	if err := ws.Write(ctx, websocket.MessageBinary, relay.Encode(auth)); err != nil {
 		ws.CloseNow()
 		return nil, err
 	}
@@ -88,18 +88,18 @@ func Finish(ctx context.Context, ws *websocket.Conn, auth *frame.Auth) (*Client,
 		return nil, err
 	}
 	switch f := f.(type) {
-	case *frame.Ready:
+	case *relay.Ready:
 		c := &Client{
 			ws: ws, Ready: *f,
-			envs: make(chan *frame.Envelope, envelopeBuffer),
-			low:  make(chan frame.Stock, 4),
+			envs: make(chan *relay.Envelope, envelopeBuffer),
+			low:  make(chan relay.Stock, 4),
 			done: make(chan struct{}),
 		}
 		go c.readLoop()
 		return c, nil
-	case *frame.Error:
+	case *relay.Error:
 		ws.CloseNow()
-		return nil, &frame.RelayError{Code: f.Code, Message: f.Message}
+		return nil, &relay.RelayError{Code: f.Code, Message: f.Message}
 	default:
 		ws.CloseNow()
 		return nil, fmt.Errorf("relayclient: expected Ready, got type 0x%02x", uint8(f.Type()))
@@ -108,18 +108,18 @@ func Finish(ctx context.Context, ws *websocket.Conn, auth *frame.Auth) (*Client,
 
 // DialRaw opens a socket and returns it with the relay's challenge,
 // without authenticating.
-func DialRaw(ctx context.Context, origin string) (*websocket.Conn, *frame.Challenge, error) {
-	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{Subprotocols: []string{frame.Subprotocol}})
+func DialRaw(ctx context.Context, origin string) (*websocket.Conn, *relay.Challenge, error) {
+	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{Subprotocols: []string{relay.Subprotocol}})
 	if err != nil {
 		return nil, nil, err
 	}
-	ws.SetReadLimit(frame.MaxFrame)
+	ws.SetReadLimit(relay.MaxFrame)
 	f, err := readFrame(ctx, ws)
 	if err != nil {
 		ws.CloseNow()
 		return nil, nil, err
 	}
-	ch, ok := f.(*frame.Challenge)
+	ch, ok := f.(*relay.Challenge)
 	if !ok {
 		ws.CloseNow()
 		return nil, nil, errors.New("relayclient: expected Challenge")
@@ -127,7 +127,7 @@ func DialRaw(ctx context.Context, origin string) (*websocket.Conn, *frame.Challe
 	return ws, ch, nil
 }
 
-func readFrame(ctx context.Context, ws *websocket.Conn) (frame.Frame, error) {
+func readFrame(ctx context.Context, ws *websocket.Conn) (relay.Frame, error) {
 	typ, b, err := ws.Read(ctx)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func readFrame(ctx context.Context, ws *websocket.Conn) (frame.Frame, error) {
 	if typ != websocket.MessageBinary {
 		return nil, errors.New("relayclient: text message from relay")
 	}
-	return frame.Decode(b)
+	return relay.Decode(b)
 }
 
 func (c *Client) readLoop() {
@@ -151,22 +151,22 @@ func (c *Client) readLoop() {
 			continue
 		}
 		switch f := f.(type) {
-		case *frame.Envelope:
+		case *relay.Envelope:
 			c.envs <- f
-		case *frame.LowStock:
+		case *relay.LowStock:
 			select {
 			case c.low <- f.Stock:
 			default:
 			}
-		case *frame.Error: // request 0: the relay ends the socket
-			c.finish(&frame.RelayError{Code: f.Code, Message: f.Message})
+		case *relay.Error: // request 0: the relay ends the socket
+			c.finish(&relay.RelayError{Code: f.Code, Message: f.Message})
 		}
 	}
 }
 
 func (c *Client) finish(err error) { c.calls.Close(err) }
 
-// Err is why the socket ended (a *frame.RelayError when the relay said),
+// Err is why the socket ended (a *relay.RelayError when the relay said),
 // or nil while it is open.
 func (c *Client) Err() error { return c.calls.Err() }
 
@@ -175,10 +175,10 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Envelopes delivers envelopes in mailbox order; it is closed with the
 // socket. Ack each once it is stored.
-func (c *Client) Envelopes() <-chan *frame.Envelope { return c.envs }
+func (c *Client) Envelopes() <-chan *relay.Envelope { return c.envs }
 
 // LowStock reports the relay's requests to upload more prekeys.
-func (c *Client) LowStock() <-chan frame.Stock { return c.low }
+func (c *Client) LowStock() <-chan relay.Stock { return c.low }
 
 // Close closes the socket normally.
 func (c *Client) Close() error {
@@ -192,10 +192,10 @@ func (c *Client) Conn() *websocket.Conn { return c.ws }
 
 // request sends a frame built with a fresh request id and waits for its
 // answer; a Stale answer becomes a *StaleError.
-func (c *Client) request(ctx context.Context, build func(req uint32) frame.Frame) (frame.Frame, error) {
+func (c *Client) request(ctx context.Context, build func(req uint32) relay.Frame) (relay.Frame, error) {
 	write := func(b []byte) error { return c.ws.Write(ctx, websocket.MessageBinary, b) }
 	f, err := c.calls.Do(ctx, write, build)
-	if st, ok := f.(*frame.Stale); ok {
+	if st, ok := f.(*relay.Stale); ok {
 		return nil, &StaleError{Accounts: st.Accounts}
 	}
 	return f, err
@@ -203,31 +203,31 @@ func (c *Client) request(ctx context.Context, build func(req uint32) frame.Frame
 
 // Send submits one message as per-device ciphertexts and returns once the
 // relay has stored it durably.
-func (c *Client) Send(ctx context.Context, msgID [16]byte, to []frame.Sealed) (*frame.OK, error) {
-	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Send{Req: req, MessageID: msgID, To: to} })
+func (c *Client) Send(ctx context.Context, msgID [16]byte, to []relay.Sealed) (*relay.OK, error) {
+	f, err := c.request(ctx, func(req uint32) relay.Frame { return &relay.Send{Req: req, MessageID: msgID, To: to} })
 	if err != nil {
 		return nil, err
 	}
-	return f.(*frame.OK), nil
+	return f.(*relay.OK), nil
 }
 
 // GroupSend submits one ciphertext for the relay to copy to every listed
 // device.
-func (c *Client) GroupSend(ctx context.Context, msgID [16]byte, payload []byte, to []frame.Addr) (*frame.OK, error) {
-	f, err := c.request(ctx, func(req uint32) frame.Frame {
-		return &frame.GroupSend{Req: req, MessageID: msgID, Payload: payload, To: to}
+func (c *Client) GroupSend(ctx context.Context, msgID [16]byte, payload []byte, to []relay.Addr) (*relay.OK, error) {
+	f, err := c.request(ctx, func(req uint32) relay.Frame {
+		return &relay.GroupSend{Req: req, MessageID: msgID, Payload: payload, To: to}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return f.(*frame.OK), nil
+	return f.(*relay.OK), nil
 }
 
 // Ack tells the relay these envelopes are stored and may be deleted.
 func (c *Client) Ack(ctx context.Context, seqs ...uint64) error {
 	for len(seqs) > 0 {
-		n := min(len(seqs), frame.MaxAcks)
-		if err := c.ws.Write(ctx, websocket.MessageBinary, frame.Encode(&frame.Ack{Seqs: seqs[:n]})); err != nil {
+		n := min(len(seqs), relay.MaxAcks)
+		if err := c.ws.Write(ctx, websocket.MessageBinary, relay.Encode(&relay.Ack{Seqs: seqs[:n]})); err != nil {
 			return err
 		}
 		seqs = seqs[n:]
@@ -236,27 +236,27 @@ func (c *Client) Ack(ctx context.Context, seqs ...uint64) error {
 }
 
 // UploadPrekeys publishes prekeys (Req is filled in).
-func (c *Client) UploadPrekeys(ctx context.Context, p frame.Prekeys) error {
-	_, err := c.request(ctx, func(req uint32) frame.Frame { p.Req = req; return &p })
+func (c *Client) UploadPrekeys(ctx context.Context, p relay.Prekeys) error {
+	_, err := c.request(ctx, func(req uint32) relay.Frame { p.Req = req; return &p })
 	return err
 }
 
 // Fetch takes another device's prekey bundle.
-func (c *Client) Fetch(ctx context.Context, of frame.Addr) (*frame.Bundle, error) {
-	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.Fetch{Req: req, Of: of} })
+func (c *Client) Fetch(ctx context.Context, of relay.Addr) (*relay.Bundle, error) {
+	f, err := c.request(ctx, func(req uint32) relay.Frame { return &relay.Fetch{Req: req, Of: of} })
 	if err != nil {
 		return nil, err
 	}
-	return f.(*frame.Bundle), nil
+	return f.(*relay.Bundle), nil
 }
 
 // ReserveBlob gets a fresh blob id to PutBlob to.
-func (c *Client) ReserveBlob(ctx context.Context) (*frame.BlobID, error) {
-	f, err := c.request(ctx, func(req uint32) frame.Frame { return &frame.BlobReserve{Req: req} })
+func (c *Client) ReserveBlob(ctx context.Context) (*relay.BlobID, error) {
+	f, err := c.request(ctx, func(req uint32) relay.Frame { return &relay.BlobReserve{Req: req} })
 	if err != nil {
 		return nil, err
 	}
-	return f.(*frame.BlobID), nil
+	return f.(*relay.BlobID), nil
 }
 
 // ---- HTTP ----

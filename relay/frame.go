@@ -1,16 +1,7 @@
-// Package frame is the relay's WebSocket framing and error vocabulary,
-// shared by the relay (server/relay) and its clients (the engine, the load
-// tool, tests). It is pure Go and builds for GOOS=js.
-//
-// Each WebSocket binary message carries exactly one frame: a one-byte type
-// followed by the type's body in the canonical crypto/wire encoding. The
-// protocol version is negotiated once as the WebSocket subprotocol
-// (Subprotocol), so frames carry no version byte of their own. Decode is
-// strict: unknown types, oversize fields, bad booleans and trailing bytes
-// are all errors, and every length is checked before allocation.
-//
-// docs/PROTOCOL.md §10 is the specification; this file follows it.
-package frame
+// Frames: the types, their bodies and the strict decoder (docs/PROTOCOL.md
+// §10.2-§10.4). See relay.go for the flow they carry.
+
+package relay
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"encoding/hex"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/crypto/devicelist"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/store"
 	"golang.org/x/time/rate"
 )
@@ -57,7 +57,7 @@ func (r *Relay) routes() {
 	m.HandleFunc("PUT /v1/blobs/{id}", r.limited(r.putBlob))
 	m.HandleFunc("GET /v1/blobs/{id}", r.limited(r.getBlob))
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, req *http.Request) {
-		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no such endpoint: "+req.Method+" "+req.URL.Path)
+		r.httpError(w, http.StatusNotFound, relay.CodeNotFound, "no such endpoint: "+req.Method+" "+req.URL.Path)
 	})
 }
 
@@ -67,14 +67,14 @@ func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if req.URL.Path != "/v1/ws" && !r.ips.allow(clientIP(req)) {
-			r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many requests from this address")
+			r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many requests from this address")
 			return
 		}
 		h(w, req)
 	}
 }
 
-func (r *Relay) httpError(w http.ResponseWriter, status int, code frame.Code, msg string) {
+func (r *Relay) httpError(w http.ResponseWriter, status int, code relay.Code, msg string) {
 	r.metrics.refused(code)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -83,25 +83,25 @@ func (r *Relay) httpError(w http.ResponseWriter, status int, code frame.Code, ms
 }
 
 func (r *Relay) relayError(w http.ResponseWriter, err error) {
-	var re *frame.RelayError
+	var re *relay.RelayError
 	if !errors.As(err, &re) {
 		if errors.Is(err, errUnknownAccount) {
-			r.httpError(w, http.StatusNotFound, frame.CodeUnknownAccount, "no such account")
+			r.httpError(w, http.StatusNotFound, relay.CodeUnknownAccount, "no such account")
 			return
 		}
 		r.log.Error("relay request failed", "err", err)
-		r.httpError(w, http.StatusInternalServerError, frame.CodeInternal, "internal error; nothing was changed")
+		r.httpError(w, http.StatusInternalServerError, relay.CodeInternal, "internal error; nothing was changed")
 		return
 	}
 	status := http.StatusBadRequest
 	switch re.Code {
-	case frame.CodeHandleTaken, frame.CodeStaleVersion, frame.CodeConflict, frame.CodeAlreadyUsed:
+	case relay.CodeHandleTaken, relay.CodeStaleVersion, relay.CodeConflict, relay.CodeAlreadyUsed:
 		status = http.StatusConflict
-	case frame.CodeNotFound, frame.CodeUnknownAccount:
+	case relay.CodeNotFound, relay.CodeUnknownAccount:
 		status = http.StatusNotFound
-	case frame.CodeRateLimited:
+	case relay.CodeRateLimited:
 		status = http.StatusTooManyRequests
-	case frame.CodeTooLarge:
+	case relay.CodeTooLarge:
 		status = http.StatusRequestEntityTooLarge
 	}
 	r.httpError(w, status, re.Code, re.Message)
@@ -114,19 +114,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads a size-limited JSON body with no unknown fields.
-func decodeJSON(w http.ResponseWriter, req *http.Request, v any) *frame.RelayError {
+func decodeJSON(w http.ResponseWriter, req *http.Request, v any) *relay.RelayError {
 	body := http.MaxBytesReader(w, req.Body, maxJSONBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return &frame.RelayError{Code: frame.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", maxJSONBody)}
+			return &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", maxJSONBody)}
 		}
-		return &frame.RelayError{Code: frame.CodeBadRequest, Message: "invalid JSON body: " + err.Error()}
+		return &relay.RelayError{Code: relay.CodeBadRequest, Message: "invalid JSON body: " + err.Error()}
 	}
 	if dec.More() {
-		return &frame.RelayError{Code: frame.CodeBadRequest, Message: "trailing data after the JSON body"}
+		return &relay.RelayError{Code: relay.CodeBadRequest, Message: "trailing data after the JSON body"}
 	}
 	return nil
 }
@@ -137,7 +137,7 @@ func accountResponse(a *account) AccountResponse {
 
 func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
 	if !r.regs.allow(clientIP(req)) {
-		r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many registrations from this address")
+		r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many registrations from this address")
 		return
 	}
 	var body RegisterRequest
@@ -145,12 +145,12 @@ func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
 		r.relayError(w, e)
 		return
 	}
-	if !frame.ValidHandle(body.Handle) {
-		r.httpError(w, http.StatusBadRequest, frame.CodeBadHandle, "a handle is 3–32 characters from a–z, 0–9, '.', '_' and '-'")
+	if !relay.ValidHandle(body.Handle) {
+		r.httpError(w, http.StatusBadRequest, relay.CodeBadHandle, "a handle is 3–32 characters from a–z, 0–9, '.', '_' and '-'")
 		return
 	}
 	if len(body.DeviceList) == 0 || len(body.DeviceList) > devicelist.MaxEncodedSize {
-		r.httpError(w, http.StatusBadRequest, frame.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
+		r.httpError(w, http.StatusBadRequest, relay.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
 		return
 	}
 	a, err := r.lists.create(body.Handle, body.DeviceList)
@@ -164,8 +164,8 @@ func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
 
 func (r *Relay) getAccount(w http.ResponseWriter, req *http.Request) {
 	h := req.PathValue("handle")
-	if !frame.ValidHandle(h) {
-		r.httpError(w, http.StatusBadRequest, frame.CodeBadHandle, "invalid handle")
+	if !relay.ValidHandle(h) {
+		r.httpError(w, http.StatusBadRequest, relay.CodeBadHandle, "invalid handle")
 		return
 	}
 	a, err := r.lists.get(h)
@@ -178,8 +178,8 @@ func (r *Relay) getAccount(w http.ResponseWriter, req *http.Request) {
 
 func (r *Relay) publish(w http.ResponseWriter, req *http.Request) {
 	h := req.PathValue("handle")
-	if !frame.ValidHandle(h) {
-		r.httpError(w, http.StatusBadRequest, frame.CodeBadHandle, "invalid handle")
+	if !relay.ValidHandle(h) {
+		r.httpError(w, http.StatusBadRequest, relay.CodeBadHandle, "invalid handle")
 		return
 	}
 	var body PublishRequest
@@ -188,7 +188,7 @@ func (r *Relay) publish(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if len(body.DeviceList) == 0 || len(body.DeviceList) > devicelist.MaxEncodedSize {
-		r.httpError(w, http.StatusBadRequest, frame.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
+		r.httpError(w, http.StatusBadRequest, relay.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
 		return
 	}
 	a, removed, err := r.lists.replace(h, body.DeviceList)
@@ -206,14 +206,14 @@ func (r *Relay) publish(w http.ResponseWriter, req *http.Request) {
 // ---- link channel ----
 
 // linkKey parses /v1/link/{id}/{slot}: id is 16–32 random bytes in hex.
-func linkKey(req *http.Request) ([]byte, *frame.RelayError) {
+func linkKey(req *http.Request) ([]byte, *relay.RelayError) {
 	id, err := hex.DecodeString(req.PathValue("id"))
 	if err != nil || len(id) < 16 || len(id) > 32 {
-		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "link id must be 16–32 bytes in lowercase hex"}
+		return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: "link id must be 16–32 bytes in lowercase hex"}
 	}
 	slot, err := strconv.Atoi(req.PathValue("slot"))
 	if err != nil || slot < 0 || slot >= maxLinkSlots || req.PathValue("slot") != strconv.Itoa(slot) {
-		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: fmt.Sprintf("link slot must be 0–%d", maxLinkSlots-1)}
+		return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: fmt.Sprintf("link slot must be 0–%d", maxLinkSlots-1)}
 	}
 	return append(id, byte(slot)), nil
 }
@@ -230,9 +230,9 @@ func (r *Relay) putLink(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	now := r.cfg.Now()
-	err := r.st.PutLink(key, data, now.Add(linkTTL), now)
+	err := r.st.PutLink(key, data, now.Add(relay.LinkTTL), now)
 	if errors.Is(err, store.ErrExists) {
-		r.httpError(w, http.StatusConflict, frame.CodeAlreadyUsed, "this link slot was already written; links are single-use")
+		r.httpError(w, http.StatusConflict, relay.CodeAlreadyUsed, "this link slot was already written; links are single-use")
 		return
 	}
 	if err != nil {
@@ -253,7 +253,7 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 	if s := req.URL.Query().Get("wait"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			r.httpError(w, http.StatusBadRequest, frame.CodeBadRequest, "wait is a number of seconds")
+			r.httpError(w, http.StatusBadRequest, relay.CodeBadRequest, "wait is a number of seconds")
 			return
 		}
 		wait = min(time.Duration(n)*time.Second, maxLinkWait)
@@ -261,7 +261,7 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 	ip := clientIP(req)
 	if wait > 0 {
 		if !r.links.enter(ip) {
-			r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many link long-polls from this address")
+			r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many link long-polls from this address")
 			return
 		}
 		defer r.links.leave(ip)
@@ -277,7 +277,7 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 	for {
 		ch, ok := r.links.watch(string(key))
 		if !ok {
-			r.httpError(w, http.StatusServiceUnavailable, frame.CodeBusy, "too many link waiters; retry")
+			r.httpError(w, http.StatusServiceUnavailable, relay.CodeBusy, "too many link waiters; retry")
 			return
 		}
 		data, err := r.st.TakeLink(key, r.cfg.Now())
@@ -289,7 +289,7 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 			return
 		case errors.Is(err, store.ErrGone):
 			r.links.unwatch(string(key), ch)
-			r.httpError(w, http.StatusGone, frame.CodeAlreadyUsed, "this link message was already taken; links are single-use")
+			r.httpError(w, http.StatusGone, relay.CodeAlreadyUsed, "this link message was already taken; links are single-use")
 			return
 		case !errors.Is(err, store.ErrNotFound):
 			r.links.unwatch(string(key), ch)
@@ -307,7 +307,7 @@ func (r *Relay) getLink(w http.ResponseWriter, req *http.Request) {
 		case <-r.closingCtx.Done():
 		}
 		r.links.unwatch(string(key), ch)
-		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no message in this link slot yet (or it expired); poll again")
+		r.httpError(w, http.StatusNotFound, relay.CodeNotFound, "no message in this link slot yet (or it expired); poll again")
 		return
 	}
 }
@@ -387,28 +387,28 @@ func (l *linkWaiters) notify(key string) {
 
 // ---- blobs ----
 
-func blobID(req *http.Request) ([]byte, *frame.RelayError) {
+func blobID(req *http.Request) ([]byte, *relay.RelayError) {
 	id, err := hex.DecodeString(req.PathValue("id"))
 	if err != nil || len(id) != 16 {
-		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "blob id must be 16 bytes in hex"}
+		return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: "blob id must be 16 bytes in hex"}
 	}
 	return id, nil
 }
 
-func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, *frame.RelayError) {
+func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, *relay.RelayError) {
 	if req.ContentLength > max {
-		return nil, &frame.RelayError{Code: frame.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
+		return nil, &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, req.Body, max))
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return nil, &frame.RelayError{Code: frame.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
+			return nil, &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
 		}
-		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "could not read the body"}
+		return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: "could not read the body"}
 	}
 	if len(data) == 0 {
-		return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: "empty body"}
+		return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: "empty body"}
 	}
 	return data, nil
 }
@@ -419,7 +419,7 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request) {
 		r.relayError(w, e)
 		return
 	}
-	data, e := readBody(w, req, MaxBlob)
+	data, e := readBody(w, req, relay.MaxBlob)
 	if e != nil {
 		r.relayError(w, e)
 		return
@@ -427,11 +427,11 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request) {
 	err := r.st.PutBlob(id, data, r.cfg.Now(), r.cfg.BlobQuota)
 	switch {
 	case errors.Is(err, store.ErrQuota):
-		r.httpError(w, http.StatusInsufficientStorage, frame.CodeQuota, fmt.Sprintf("the account's blobs would exceed %d bytes; space frees up as they expire", r.cfg.BlobQuota))
+		r.httpError(w, http.StatusInsufficientStorage, relay.CodeQuota, fmt.Sprintf("the account's blobs would exceed %d bytes; space frees up as they expire", r.cfg.BlobQuota))
 	case errors.Is(err, store.ErrNotFound):
-		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no reservation for this blob id (reserve one over the socket first) or it expired")
+		r.httpError(w, http.StatusNotFound, relay.CodeNotFound, "no reservation for this blob id (reserve one over the socket first) or it expired")
 	case errors.Is(err, store.ErrExists):
-		r.httpError(w, http.StatusConflict, frame.CodeAlreadyUsed, "this blob was already uploaded")
+		r.httpError(w, http.StatusConflict, relay.CodeAlreadyUsed, "this blob was already uploaded")
 	case err != nil:
 		r.relayError(w, err)
 	default:
@@ -447,7 +447,7 @@ func (r *Relay) getBlob(w http.ResponseWriter, req *http.Request) {
 	}
 	data, err := r.st.Blob(id, r.cfg.Now())
 	if errors.Is(err, store.ErrNotFound) {
-		r.httpError(w, http.StatusNotFound, frame.CodeNotFound, "no such blob, or it expired")
+		r.httpError(w, http.StatusNotFound, relay.CodeNotFound, "no such blob, or it expired")
 		return
 	}
 	if err != nil {

@@ -1,75 +1,21 @@
-// Package relay is Parley's message relay: it stores and forwards opaque
-// ciphertext between devices, so that every device (a browser companion
-// with the phone off included) can send and receive on its own. It sees
-// only public keys and ciphertext, and it verifies only what it must:
-// device list signatures (through crypto/devicelist), challenge answers
-// (through the device keys in those lists) and sizes.
+// Package relayserver is Parley's message relay: it stores and forwards
+// opaque ciphertext between devices, so that every device (a browser
+// companion with the phone off included) can send and receive on its own.
+// It sees only public keys and ciphertext, and it verifies only what it
+// must: device list signatures (through crypto/devicelist), challenge
+// answers (through the device keys in those lists) and sizes.
 //
-// # Protocol flow
+// The protocol it serves, its flow, frames, error codes and the limits both
+// sides share are package relay (github.com/parley-im/parley/relay), read
+// that first; docs/PROTOCOL.md §10 is the specification. This package is
+// the server side only: nothing a client needs lives here.
 //
-// Everything is under /v1/. Control operations that need no device login
-// are HTTP with JSON bodies; a device's traffic is one WebSocket carrying
-// binary frames (package frame). docs/PROTOCOL.md §10 is the specification.
-//
-// Registration and device lists (HTTP):
-//
-//	POST /v1/accounts                    {handle, device_list}: first come, first served;
-//	                                     the account key is the one the list is signed by
-//	GET  /v1/accounts/{handle}           the account key and current signed list
-//	PUT  /v1/accounts/{handle}/devices   {device_list}: a newer list signed by the same
-//	                                     account key; devices it drops are disconnected,
-//	                                     refused from then on, and their mailboxes purged
-//
-// A device session (WebSocket GET /v1/ws, subprotocol "parley.relay.v1"):
-//
-//  1. The relay sends Challenge: 32 random bytes, used once, for this socket only.
-//  2. The device answers Auth: handle, device id, its clock, and its Ed25519
-//     device-key signature over frame.AuthMessage (label, challenge, the
-//     relay's origin, timestamp, handle, device id), under the identity
-//     purpose "parley/v1/relay-challenge". The relay checks it against the
-//     key in the account's current list, the clock within maxClockSkew, and
-//     the device's attestation age. Any failure closes the socket with
-//     auth_failed or device_revoked. No tokens or shared secrets exist.
-//  3. The relay sends Ready (queue size, prekey stock), then the queued
-//     envelopes in order as Envelope frames, then new ones as they arrive.
-//     At most deliveryWindow envelopes are unacknowledged at a time; the
-//     rest wait in the store, so a slow device costs disk, not memory.
-//  4. The device sends Ack with the sequence numbers it has stored; the
-//     relay deletes those envelopes (batched with other deletes).
-//  5. Send: one message as per-device ciphertexts. The set must name every
-//     current device of each account it addresses and every other device
-//     of the sender's own account, and nothing else; otherwise the relay
-//     answers Stale with the exact missing and extra devices per account
-//     and stores nothing. Accepted envelopes are fsynced before OK.
-//     GroupSend is the same with one sender-key ciphertext copied by the
-//     relay to each listed device.
-//  6. Prekeys uploads prekeys; Fetch takes a bundle of another device,
-//     consuming one one-time prekey of each kind atomically; the owner gets
-//     LowStock when its stock falls under lowStockThreshold.
-//  7. BlobReserve returns a random blob id; the device then PUTs the
-//     encrypted bytes to /v1/blobs/{id} and anyone holding the id can GET
-//     them until it expires. Each account's unexpired blobs are bounded by
-//     Config.BlobQuota.
-//  8. The relay pings every pingInterval; a socket that does not answer
-//     within pingTimeout is closed.
-//
-// Any malformed, oversize or out-of-order frame closes only that socket,
-// with an Error frame (request 0) and the close code CloseBase+code.
-//
-// Link channel (HTTP, for the QR handshake before the companion is in the
-// list): PUT /v1/link/{id}/{slot} stores one message (write once), GET
-// long-polls for it and consumes it (read once); everything expires
-// linkTTL after it was written. The id is the companion's random link id.
-//
-// Operations: Metrics serves Prometheus text; Close stops accepting,
-// flushes pending deletes, and closes every socket with StatusGoingAway.
-//
-// Files: relay.go (limits, Relay, hub), conn.go (the socket loop and the
-// rules it shares with hosted sessions), hosted.go (the same protocol for
-// hosts that hold the socket themselves, the Workers build), http.go
+// Files: relay.go (server limits, Relay, hub), conn.go (the socket loop and
+// the rules it shares with hosted sessions), hosted.go (the same protocol
+// for hosts that hold the socket themselves, the Workers build), http.go
 // (HTTP endpoints, per-IP limits), lists.go (verified device lists),
-// metrics.go; frame/ is the wire format and relayclient/ a Go client.
-package relay
+// metrics.go.
+package relayserver
 
 import (
 	"cmp"
@@ -84,13 +30,15 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/store"
 	"golang.org/x/time/rate"
 )
 
-// Limits and timings. Each is a constant with its reason; Config can lower
-// some of them for tests and small deployments.
+// Limits and timings of this server. Each is a constant with its reason;
+// Config can lower some of them for tests and small deployments. The limits
+// a client must also know (MaxBlob, MaxFanoutBytes, BlobTTL, LinkTTL,
+// DefaultAttestationAge and the frame limits) are package relay's.
 const (
 	// DefaultMaxConnections caps sockets per process: at ~30 KiB each this
 	// is about 1.5 GiB, the most a small server should commit to idle
@@ -110,11 +58,7 @@ const (
 	// deliveryWindow is the number of envelopes in flight (sent, not
 	// acked) per socket: enough to keep a fast link busy, small enough
 	// that a stalled client pins little memory.
-	deliveryWindow = frame.MaxAcks
-	// maxFanoutBytes bounds the bytes one send stores (a group send's
-	// payload times its recipients): fan-out must not turn one 1 MiB frame
-	// into a gigabyte on disk.
-	maxFanoutBytes = 16 << 20
+	deliveryWindow = relay.MaxAcks
 	// maxPipelined bounds a socket's sends waiting for their commit: enough
 	// for a busy sender to fill group commits, small enough that one socket
 	// cannot crowd the writer.
@@ -137,24 +81,14 @@ const (
 	// how long a pong may take.
 	pingInterval = 30 * time.Second
 	pingTimeout  = 15 * time.Second
-	// DefaultAttestationAge retires companions the primary has not
-	// re-attested for this long (DESIGN: configurable, default 30 days).
-	DefaultAttestationAge = 30 * 24 * time.Hour
 	// maxPrekeyStock caps stored one-time prekeys of each kind per device.
 	maxPrekeyStock = 1000
 	// lowStockThreshold: under it the device is told to upload more.
 	lowStockThreshold = 20
-	// MaxBlob bounds one blob. Attachments larger than this are split by
-	// the client into several blobs (chunks).
-	MaxBlob = 8 << 20
 	// DefaultBlobQuota bounds the bytes of unexpired blobs one account
 	// has uploaded: attachments and history bundles of a month, not a
 	// free file host (anyone can register an account).
 	DefaultBlobQuota = 1 << 30
-	// blobTTL is how long a blob (and its upload slot) lives.
-	blobTTL = 30 * 24 * time.Hour
-	// linkTTL is the life of a link-channel message (the QR handshake).
-	linkTTL = 10 * time.Minute
 	// maxLinkMessage bounds one link-channel message; history travels as a
 	// blob referenced by the link bundle.
 	maxLinkMessage = 64 << 10
@@ -322,7 +256,7 @@ func New(st Store, cfg Config) (*Relay, error) {
 		cfg.DefaultTTL = DefaultTTL
 	}
 	if cfg.AttestationAge <= 0 {
-		cfg.AttestationAge = DefaultAttestationAge
+		cfg.AttestationAge = relay.DefaultAttestationAge
 	}
 	if cfg.BlobQuota <= 0 {
 		cfg.BlobQuota = DefaultBlobQuota
@@ -493,22 +427,22 @@ func (r *Relay) pinger() {
 
 // register adds c to the hub; false if the relay is closing or the device
 // already has maxConnsPerDevice sockets.
-func (r *Relay) register(c *conn) frame.Code {
+func (r *Relay) register(c *conn) relay.Code {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
-		return frame.CodeBusy
+		return relay.CodeBusy
 	}
 	set := r.conns[c.addr]
 	if len(set) >= maxConnsPerDevice {
-		return frame.CodeBusy
+		return relay.CodeBusy
 	}
 	if set == nil {
 		set = make(map[*conn]struct{})
 		r.conns[c.addr] = set
 	}
 	set[c] = struct{}{}
-	return frame.CodeOK
+	return relay.CodeOK
 }
 
 func (r *Relay) unregister(c *conn) {
@@ -544,6 +478,6 @@ func (r *Relay) wake(a store.Addr) {
 // kick closes every socket of a device that left its account's list.
 func (r *Relay) kick(a store.Addr, reason string) {
 	for _, c := range r.connsOf(a) {
-		c.fail(0, frame.CodeRevoked, reason)
+		c.fail(0, relay.CodeRevoked, reason)
 	}
 }

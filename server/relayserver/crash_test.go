@@ -1,4 +1,4 @@
-package relay_test
+package relayserver_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/parley-im/parley/server/relay/relayclient"
+	"github.com/parley-im/parley/relay/relayclient"
 )
 
 // The crash tests run the real parley-server binary, kill it with SIGKILL

@@ -1,4 +1,4 @@
-package relay_test
+package relayserver_test
 
 import (
 	"context"
@@ -14,16 +14,16 @@ import (
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay"
-	"github.com/parley-im/parley/server/relay/frame"
-	"github.com/parley-im/parley/server/relay/relayclient"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/relay/relayclient"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
 // testRelay is a relay on a loopback port with its own store.
 type testRelay struct {
 	origin string
-	relay  *relay.Relay
+	relay  *relayserver.Relay
 	st     *store.Store
 	clock  *clock
 }
@@ -46,7 +46,7 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
+func startRelay(t testing.TB, tweak func(*relayserver.Config)) *testRelay {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
@@ -57,11 +57,11 @@ func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
 		t.Fatal(err)
 	}
 	tr := &testRelay{origin: "http://" + ln.Addr().String(), st: st, clock: &clock{}}
-	cfg := relay.Config{Origin: tr.origin, Now: tr.clock.Now, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := relayserver.Config{Origin: tr.origin, Now: tr.clock.Now, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	r, err := relay.New(st, cfg)
+	r, err := relayserver.New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func (tr *testRelay) dial(t testing.TB, u *user, i int) *relayclient.Client {
 	return c
 }
 
-func (u *user) addr(i int) frame.Addr { return frame.Addr{Handle: u.handle, Device: u.devs[i].ID} }
+func (u *user) addr(i int) relay.Addr { return relay.Addr{Handle: u.handle, Device: u.devs[i].ID} }
 
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -166,15 +166,15 @@ func msgID() (id [16]byte) {
 }
 
 // sealed builds a send to the given devices with payload "p:<handle>/<i>".
-func sealed(to ...frame.Addr) []frame.Sealed {
-	out := make([]frame.Sealed, len(to))
+func sealed(to ...relay.Addr) []relay.Sealed {
+	out := make([]relay.Sealed, len(to))
 	for i, a := range to {
-		out[i] = frame.Sealed{To: a, Payload: []byte("ciphertext for " + a.Handle)}
+		out[i] = relay.Sealed{To: a, Payload: []byte("ciphertext for " + a.Handle)}
 	}
 	return out
 }
 
-func recv(t testing.TB, c *relayclient.Client) *frame.Envelope {
+func recv(t testing.TB, c *relayclient.Client) *relay.Envelope {
 	t.Helper()
 	select {
 	case e, ok := <-c.Envelopes():
@@ -199,8 +199,8 @@ func noEnvelope(t testing.TB, c *relayclient.Client, d time.Duration) {
 	}
 }
 
-func relayCode(err error) frame.Code {
-	var re *frame.RelayError
+func relayCode(err error) relay.Code {
+	var re *relay.RelayError
 	if errors.As(err, &re) {
 		return re.Code
 	}

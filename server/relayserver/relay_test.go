@@ -1,4 +1,4 @@
-package relay_test
+package relayserver_test
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay"
-	"github.com/parley-im/parley/server/relay/frame"
-	"github.com/parley-im/parley/server/relay/relayclient"
+	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/relay/relayclient"
+	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
 
@@ -145,9 +145,9 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("ready = %+v", c.Ready)
 	}
 
-	answer := func(ch *frame.Challenge, origin string, ts time.Time, handle string, d *identity.Device) *frame.Auth {
-		a := &frame.Auth{Handle: handle, Device: d.ID, Timestamp: uint64(ts.UnixMilli())}
-		copy(a.Sig[:], d.Sign(identity.PurposeRelayChallenge, frame.AuthMessage(ch.Nonce, origin, a.Timestamp, handle, d.ID)))
+	answer := func(ch *relay.Challenge, origin string, ts time.Time, handle string, d *identity.Device) *relay.Auth {
+		a := &relay.Auth{Handle: handle, Device: d.ID, Timestamp: uint64(ts.UnixMilli())}
+		copy(a.Sig[:], d.Sign(identity.PurposeRelayChallenge, relay.AuthMessage(ch.Nonce, origin, a.Timestamp, handle, d.ID)))
 		return a
 	}
 
@@ -162,34 +162,34 @@ func TestAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := relayclient.Finish(ctx(t), ws2, captured); relayCode(err) != frame.CodeAuthFailed {
+	if _, err := relayclient.Finish(ctx(t), ws2, captured); relayCode(err) != relay.CodeAuthFailed {
 		t.Fatalf("replayed answer: %v", err)
 	}
 
 	cases := []struct {
 		name string
-		make func(ch *frame.Challenge) *frame.Auth
-		want frame.Code
+		make func(ch *relay.Challenge) *relay.Auth
+		want relay.Code
 	}{
-		{"wrong origin", func(ch *frame.Challenge) *frame.Auth {
+		{"wrong origin", func(ch *relay.Challenge) *relay.Auth {
 			return answer(ch, "https://evil.example", time.Now(), "alice", dev)
-		}, frame.CodeAuthFailed},
-		{"old timestamp", func(ch *frame.Challenge) *frame.Auth {
+		}, relay.CodeAuthFailed},
+		{"old timestamp", func(ch *relay.Challenge) *relay.Auth {
 			return answer(ch, tr.origin, time.Now().Add(-time.Hour), "alice", dev)
-		}, frame.CodeAuthFailed},
-		{"unknown account", func(ch *frame.Challenge) *frame.Auth {
+		}, relay.CodeAuthFailed},
+		{"unknown account", func(ch *relay.Challenge) *relay.Auth {
 			return answer(ch, tr.origin, time.Now(), "bob", dev)
-		}, frame.CodeAuthFailed},
-		{"device not in list", func(ch *frame.Challenge) *frame.Auth {
+		}, relay.CodeAuthFailed},
+		{"device not in list", func(ch *relay.Challenge) *relay.Auth {
 			stranger, _ := identity.NewDevice(nil)
 			return answer(ch, tr.origin, time.Now(), "alice", stranger)
-		}, frame.CodeRevoked},
-		{"signature by another key", func(ch *frame.Challenge) *frame.Auth {
+		}, relay.CodeRevoked},
+		{"signature by another key", func(ch *relay.Challenge) *relay.Auth {
 			stranger, _ := identity.NewDevice(nil)
 			a := answer(ch, tr.origin, time.Now(), "alice", stranger)
 			a.Device = dev.ID
 			return a
-		}, frame.CodeAuthFailed},
+		}, relay.CodeAuthFailed},
 	}
 	for _, tc := range cases {
 		ws, ch, err := relayclient.DialRaw(ctx(t), tr.origin)
@@ -207,8 +207,8 @@ func TestAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws.Write(ctx(t), websocket.MessageBinary, frame.Encode(&frame.Ack{}))
-	expectClose(t, ws, frame.CodeUnexpected)
+	ws.Write(ctx(t), websocket.MessageBinary, relay.Encode(&relay.Ack{}))
+	expectClose(t, ws, relay.CodeUnexpected)
 
 	// No subprotocol.
 	ws, _, err = websocket.Dial(ctx(t), relayclient.WSURL(tr.origin), nil)
@@ -221,21 +221,21 @@ func TestAuth(t *testing.T) {
 	}
 
 	// The first socket is unaffected by all of this.
-	if _, err := c.Send(ctx(t), msgID(), nil); relayCode(err) != frame.CodeBadRequest {
+	if _, err := c.Send(ctx(t), msgID(), nil); relayCode(err) != relay.CodeBadRequest {
 		t.Fatalf("empty send on the good socket: %v", err)
 	}
 }
 
 // expectClose reads until the relay closes ws and checks the close code
 // (and the Error frame before it).
-func expectClose(t *testing.T, ws *websocket.Conn, code frame.Code) {
+func expectClose(t *testing.T, ws *websocket.Conn, code relay.Code) {
 	t.Helper()
 	var sawError bool
 	for {
 		typ, b, err := ws.Read(ctx(t))
 		if err != nil {
-			if got := websocket.CloseStatus(err); got != websocket.StatusCode(frame.CloseBase+int(code)) {
-				t.Fatalf("close status %d (%v), want %d", got, err, frame.CloseBase+int(code))
+			if got := websocket.CloseStatus(err); got != websocket.StatusCode(relay.CloseBase+int(code)) {
+				t.Fatalf("close status %d (%v), want %d", got, err, relay.CloseBase+int(code))
 			}
 			if !sawError {
 				t.Fatalf("closed without an Error frame")
@@ -243,8 +243,8 @@ func expectClose(t *testing.T, ws *websocket.Conn, code frame.Code) {
 			return
 		}
 		if typ == websocket.MessageBinary {
-			if f, err := frame.Decode(b); err == nil {
-				if e, ok := f.(*frame.Error); ok && e.Code == code && e.Message != "" {
+			if f, err := relay.Decode(b); err == nil {
+				if e, ok := f.(*relay.Error); ok && e.Code == code && e.Message != "" {
 					sawError = true
 				}
 			}
@@ -261,7 +261,7 @@ func TestSendDeliverAck(t *testing.T) {
 	b0 := tr.dial(t, bob, 0)
 
 	// Bob's second device and Alice's companion are offline.
-	to := []frame.Addr{bob.addr(0), bob.addr(1), alice.addr(1)}
+	to := []relay.Addr{bob.addr(0), bob.addr(1), alice.addr(1)}
 	const n = 20
 	var ids [][16]byte
 	for i := 0; i < n; i++ {
@@ -343,7 +343,7 @@ func TestAckUnknownSeqClosesOnlyThatSocket(t *testing.T) {
 	if err := a.Ack(ctx(t), 42); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitClosed(t, a, 2*time.Second); relayCode(err) != frame.CodeUnexpected {
+	if err := waitClosed(t, a, 2*time.Second); relayCode(err) != relay.CodeUnexpected {
 		t.Fatalf("ack of unknown seq: %v", err)
 	}
 	if _, err := b.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
@@ -360,15 +360,15 @@ func TestStaleDeviceSet(t *testing.T) {
 
 	// Missing bob/2 and alice/2, extra: an unknown bob device and the
 	// sender itself.
-	to := []frame.Addr{bob.addr(0), bob.addr(1), {Handle: "bob", Device: stranger.ID}, alice.addr(1), alice.addr(0)}
+	to := []relay.Addr{bob.addr(0), bob.addr(1), {Handle: "bob", Device: stranger.ID}, alice.addr(1), alice.addr(0)}
 	_, err := a0.Send(ctx(t), msgID(), sealed(to...))
 	var se *relayclient.StaleError
 	if !errors.As(err, &se) {
 		t.Fatalf("got %v, want a stale refusal", err)
 	}
-	want := []frame.StaleAccount{
-		{Handle: "alice", Missing: []frame.DeviceID{alice.devs[2].ID}, Extra: []frame.DeviceID{alice.devs[0].ID}},
-		{Handle: "bob", Missing: []frame.DeviceID{bob.devs[2].ID}, Extra: []frame.DeviceID{stranger.ID}},
+	want := []relay.StaleAccount{
+		{Handle: "alice", Missing: []relay.DeviceID{alice.devs[2].ID}, Extra: []relay.DeviceID{alice.devs[0].ID}},
+		{Handle: "bob", Missing: []relay.DeviceID{bob.devs[2].ID}, Extra: []relay.DeviceID{stranger.ID}},
 	}
 	if fmt.Sprint(se.Accounts) != fmt.Sprint(want) {
 		t.Fatalf("difference\n got %v\nwant %v", se.Accounts, want)
@@ -384,15 +384,15 @@ func TestStaleDeviceSet(t *testing.T) {
 		t.Fatalf("after revocation: %v %+v", err, se)
 	}
 	// Unknown recipient account.
-	if _, err := a0.Send(ctx(t), msgID(), sealed(frame.Addr{Handle: "carol"}, alice.addr(1), alice.addr(2))); relayCode(err) != frame.CodeUnknownAccount {
+	if _, err := a0.Send(ctx(t), msgID(), sealed(relay.Addr{Handle: "carol"}, alice.addr(1), alice.addr(2))); relayCode(err) != relay.CodeUnknownAccount {
 		t.Fatalf("unknown account: %v", err)
 	}
 	// A malformed recipient handle.
-	if _, err := a0.Send(ctx(t), msgID(), sealed(frame.Addr{Handle: "Bad Handle"}, alice.addr(1), alice.addr(2))); relayCode(err) != frame.CodeBadHandle {
+	if _, err := a0.Send(ctx(t), msgID(), sealed(relay.Addr{Handle: "Bad Handle"}, alice.addr(1), alice.addr(2))); relayCode(err) != relay.CodeBadHandle {
 		t.Fatalf("bad handle: %v", err)
 	}
 	// Duplicate device.
-	if _, err := a0.Send(ctx(t), msgID(), sealed(alice.addr(1), alice.addr(1), alice.addr(2))); relayCode(err) != frame.CodeBadRequest {
+	if _, err := a0.Send(ctx(t), msgID(), sealed(alice.addr(1), alice.addr(1), alice.addr(2))); relayCode(err) != relay.CodeBadRequest {
 		t.Fatalf("duplicate: %v", err)
 	}
 	// The correct set goes through.
@@ -411,19 +411,19 @@ func TestGroupSend(t *testing.T) {
 	carol := tr.register(t, "carol", 1)
 	a := tr.dial(t, alice, 0)
 	payload := []byte("one sender-key ciphertext")
-	if _, err := a.GroupSend(ctx(t), msgID(), payload, []frame.Addr{bob.addr(0), carol.addr(0)}); err == nil {
+	if _, err := a.GroupSend(ctx(t), msgID(), payload, []relay.Addr{bob.addr(0), carol.addr(0)}); err == nil {
 		t.Fatal("group send missing bob/1 accepted")
 	}
-	if _, err := a.GroupSend(ctx(t), msgID(), payload, []frame.Addr{bob.addr(0), bob.addr(1), carol.addr(0)}); err != nil {
+	if _, err := a.GroupSend(ctx(t), msgID(), payload, []relay.Addr{bob.addr(0), bob.addr(1), carol.addr(0)}); err != nil {
 		t.Fatal(err)
 	}
 	// Fan-out amplification is bounded.
-	big := make([]byte, frame.MaxPayload)
-	var many []frame.Addr
+	big := make([]byte, relay.MaxPayload)
+	var many []relay.Addr
 	for i := 0; i < 70; i++ {
-		many = append(many, frame.Addr{Handle: "bob", Device: frame.DeviceID{byte(i), 1}})
+		many = append(many, relay.Addr{Handle: "bob", Device: relay.DeviceID{byte(i), 1}})
 	}
-	if _, err := a.GroupSend(ctx(t), msgID(), big, many); relayCode(err) != frame.CodeTooLarge {
+	if _, err := a.GroupSend(ctx(t), msgID(), big, many); relayCode(err) != relay.CodeTooLarge {
 		t.Fatalf("amplified group send: %v", err)
 	}
 	for _, c := range []*relayclient.Client{tr.dial(t, bob, 0), tr.dial(t, bob, 1), tr.dial(t, carol, 0)} {
@@ -434,7 +434,7 @@ func TestGroupSend(t *testing.T) {
 }
 
 func TestMailboxFull(t *testing.T) {
-	tr := startRelay(t, func(c *relay.Config) { c.MailboxLimit = 3 })
+	tr := startRelay(t, func(c *relayserver.Config) { c.MailboxLimit = 3 })
 	alice := tr.register(t, "alice", 1)
 	bob := tr.register(t, "bob", 1)
 	carol := tr.register(t, "carol", 1)
@@ -445,12 +445,12 @@ func TestMailboxFull(t *testing.T) {
 		}
 	}
 	_, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0)))
-	if relayCode(err) != frame.CodeMailboxFull {
+	if relayCode(err) != relay.CodeMailboxFull {
 		t.Fatalf("fourth send: %v", err)
 	}
 	// A group send with one full mailbox stores nothing at all.
 	before := tr.st.Queued()
-	if _, err := a.GroupSend(ctx(t), msgID(), []byte("x"), []frame.Addr{carol.addr(0), bob.addr(0)}); relayCode(err) != frame.CodeMailboxFull {
+	if _, err := a.GroupSend(ctx(t), msgID(), []byte("x"), []relay.Addr{carol.addr(0), bob.addr(0)}); relayCode(err) != relay.CodeMailboxFull {
 		t.Fatalf("group send: %v", err)
 	}
 	if tr.st.Queued() != before {
@@ -482,7 +482,7 @@ func TestRevokedDeviceDisconnectedAndPurged(t *testing.T) {
 	start := time.Now()
 	tr.drop(t, alice, 1)
 	err := waitClosed(t, comp, time.Second)
-	if relayCode(err) != frame.CodeRevoked {
+	if relayCode(err) != relay.CodeRevoked {
 		t.Fatalf("revoked socket ended with %v", err)
 	}
 	t.Logf("revoked socket closed %s after publish started", time.Since(start))
@@ -490,13 +490,13 @@ func TestRevokedDeviceDisconnectedAndPurged(t *testing.T) {
 		t.Fatalf("revoked mailbox still holds %d", n)
 	}
 	_, err = relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[1])
-	if relayCode(err) != frame.CodeRevoked {
+	if relayCode(err) != relay.CodeRevoked {
 		t.Fatalf("revoked device re-auth: %v", err)
 	}
 }
 
 func TestExpiredCompanion(t *testing.T) {
-	tr := startRelay(t, func(c *relay.Config) { c.AttestationAge = time.Hour })
+	tr := startRelay(t, func(c *relayserver.Config) { c.AttestationAge = time.Hour })
 	alice := newUser(t, "alice", 2)
 	past := uint64(time.Now().Add(-2 * time.Hour).Unix())
 	alice.list.Entries[1].Added, alice.list.Entries[1].Attested = past, past
@@ -510,7 +510,7 @@ func TestExpiredCompanion(t *testing.T) {
 	}
 	// The primary still logs in; the companion does not.
 	tr.dial(t, alice, 0)
-	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[1]); relayCode(err) != frame.CodeRevoked {
+	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[1]); relayCode(err) != relay.CodeRevoked {
 		t.Fatalf("expired companion: %v", err)
 	}
 	_ = bob
@@ -524,11 +524,11 @@ func TestPrekeysConcurrentFetch(t *testing.T) {
 
 	// No prekeys yet.
 	b := tr.dial(t, bob, 0)
-	if _, err := b.Fetch(ctx(t), alice.addr(0)); relayCode(err) != frame.CodeNoPrekeys {
+	if _, err := b.Fetch(ctx(t), alice.addr(0)); relayCode(err) != relay.CodeNoPrekeys {
 		t.Fatalf("fetch before upload: %v", err)
 	}
 	const stock = 40
-	up := frame.Prekeys{SignedPrekey: []byte("spk"), LastResortKEM: []byte("last-resort")}
+	up := relay.Prekeys{SignedPrekey: []byte("spk"), LastResortKEM: []byte("last-resort")}
 	for i := 0; i < stock; i++ {
 		up.OneTime = append(up.OneTime, []byte(fmt.Sprintf("otk-%03d", i)))
 		up.KEM = append(up.KEM, []byte(fmt.Sprintf("kem-%03d", i)))
@@ -537,13 +537,13 @@ func TestPrekeysConcurrentFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Over the stock cap: refused, nothing stored.
-	big := frame.Prekeys{}
-	for i := 0; i < frame.MaxPrekeyBatch; i++ {
+	big := relay.Prekeys{}
+	for i := 0; i < relay.MaxPrekeyBatch; i++ {
 		big.OneTime = append(big.OneTime, []byte("x"))
 	}
 	for i := 0; i < 5; i++ {
 		if err := a.UploadPrekeys(ctx(t), big); err != nil {
-			if relayCode(err) != frame.CodePrekeyLimit {
+			if relayCode(err) != relay.CodePrekeyLimit {
 				t.Fatalf("over cap: %v", err)
 			}
 			break
@@ -613,7 +613,7 @@ func TestPrekeysConcurrentFetch(t *testing.T) {
 	}
 	// Fetch for a device that is not in the list.
 	stranger, _ := identity.NewDevice(nil)
-	if _, err := a.Fetch(ctx(t), frame.Addr{Handle: "alice", Device: stranger.ID}); relayCode(err) != frame.CodeUnknownDevice {
+	if _, err := a.Fetch(ctx(t), relay.Addr{Handle: "alice", Device: stranger.ID}); relayCode(err) != relay.CodeUnknownDevice {
 		t.Fatalf("unknown device: %v", err)
 	}
 }
@@ -630,12 +630,12 @@ func TestMalformedFramesCloseOnlyThatSocket(t *testing.T) {
 		msg  []byte
 		code websocket.StatusCode
 	}{
-		{"garbage", websocket.MessageBinary, []byte{0x02, 1, 2, 3}, frame.CloseBase + websocket.StatusCode(frame.CodeBadRequest)},
-		{"unknown type", websocket.MessageBinary, []byte{0x7f}, frame.CloseBase + websocket.StatusCode(frame.CodeBadRequest)},
-		{"text", websocket.MessageText, []byte("hello"), frame.CloseBase + websocket.StatusCode(frame.CodeBadRequest)},
-		{"relay frame from client", websocket.MessageBinary, frame.Encode(&frame.OK{Req: 1}), frame.CloseBase + websocket.StatusCode(frame.CodeUnexpected)},
-		{"second auth", websocket.MessageBinary, frame.Encode(&frame.Auth{Handle: "alice"}), frame.CloseBase + websocket.StatusCode(frame.CodeUnexpected)},
-		{"oversize", websocket.MessageBinary, make([]byte, frame.MaxFrame+1), websocket.StatusMessageTooBig},
+		{"garbage", websocket.MessageBinary, []byte{0x02, 1, 2, 3}, relay.CloseBase + websocket.StatusCode(relay.CodeBadRequest)},
+		{"unknown type", websocket.MessageBinary, []byte{0x7f}, relay.CloseBase + websocket.StatusCode(relay.CodeBadRequest)},
+		{"text", websocket.MessageText, []byte("hello"), relay.CloseBase + websocket.StatusCode(relay.CodeBadRequest)},
+		{"relay frame from client", websocket.MessageBinary, relay.Encode(&relay.OK{Req: 1}), relay.CloseBase + websocket.StatusCode(relay.CodeUnexpected)},
+		{"second auth", websocket.MessageBinary, relay.Encode(&relay.Auth{Handle: "alice"}), relay.CloseBase + websocket.StatusCode(relay.CodeUnexpected)},
+		{"oversize", websocket.MessageBinary, make([]byte, relay.MaxFrame+1), websocket.StatusMessageTooBig},
 	}
 	for _, tc := range cases {
 		c, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0])
@@ -646,7 +646,7 @@ func TestMalformedFramesCloseOnlyThatSocket(t *testing.T) {
 			t.Fatalf("%s: write: %v", tc.name, err)
 		}
 		err = waitClosed(t, c, 5*time.Second)
-		if got := websocket.CloseStatus(err); got != tc.code && !(relayCode(err) != 0 && websocket.StatusCode(frame.CloseBase+int(relayCode(err))) == tc.code) {
+		if got := websocket.CloseStatus(err); got != tc.code && !(relayCode(err) != 0 && websocket.StatusCode(relay.CloseBase+int(relayCode(err))) == tc.code) {
 			t.Errorf("%s: ended with %v, want close %d", tc.name, err, tc.code)
 		}
 	}
@@ -727,7 +727,7 @@ func TestLinkChannel(t *testing.T) {
 }
 
 func TestBlobs(t *testing.T) {
-	tr := startRelay(t, func(c *relay.Config) { c.BlobQuota = 100 << 10 })
+	tr := startRelay(t, func(c *relayserver.Config) { c.BlobQuota = 100 << 10 })
 	alice := tr.register(t, "alice", 1)
 	a := tr.dial(t, alice, 0)
 	res, err := a.ReserveBlob(ctx(t))
@@ -846,7 +846,7 @@ func TestCloseGoingAway(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	// Per-IP budget for HTTP requests and socket opens.
-	tr := startRelay(t, func(c *relay.Config) { c.IPRate, c.IPBurst = 0.001, 3 })
+	tr := startRelay(t, func(c *relayserver.Config) { c.IPRate, c.IPBurst = 0.001, 3 })
 	for i := 0; i < 3; i++ {
 		resp, err := http.Get(tr.origin + "/v1/accounts/nobody")
 		if err != nil {
@@ -864,14 +864,14 @@ func TestLimits(t *testing.T) {
 	}
 
 	// Account creation has its own, stricter budget.
-	tr = startRelay(t, func(c *relay.Config) { c.RegisterRate, c.RegisterBurst = 0.001, 1 })
+	tr = startRelay(t, func(c *relayserver.Config) { c.RegisterRate, c.RegisterBurst = 0.001, 1 })
 	tr.register(t, "alice", 1)
 	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", newUser(t, "bob", 1).signed(t)); httpCode(err) != "rate_limited" {
 		t.Fatalf("second registration: %v", err)
 	}
 
 	// Connection cap.
-	tr = startRelay(t, func(c *relay.Config) { c.MaxConnections = 1 })
+	tr = startRelay(t, func(c *relayserver.Config) { c.MaxConnections = 1 })
 	alice := tr.register(t, "alice", 1)
 	tr.dial(t, alice, 0)
 	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0]); err == nil || !strings.Contains(err.Error(), "503") {
@@ -884,7 +884,7 @@ func TestLimits(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		tr.dial(t, alice, 0)
 	}
-	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0]); relayCode(err) != frame.CodeBusy {
+	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0]); relayCode(err) != relay.CodeBusy {
 		t.Fatalf("fifth socket of one device: %v", err)
 	}
 
@@ -896,7 +896,7 @@ func TestLimits(t *testing.T) {
 		_, err := b.ReserveBlob(ctx(t))
 		switch relayCode(err) {
 		case 0:
-		case frame.CodeRateLimited:
+		case relay.CodeRateLimited:
 			refused = true
 		default:
 			t.Fatal(err)
@@ -942,8 +942,8 @@ func TestPipelinedSendsKeepOrder(t *testing.T) {
 	for i := 0; i < n; i++ {
 		var id [16]byte
 		id[0], id[1] = byte(i>>8), byte(i)
-		f := &frame.Send{Req: uint32(1000 + i), MessageID: id, To: sealed(bob.addr(0))}
-		if err := a.Conn().Write(ctx(t), websocket.MessageBinary, frame.Encode(f)); err != nil {
+		f := &relay.Send{Req: uint32(1000 + i), MessageID: id, To: sealed(bob.addr(0))}
+		if err := a.Conn().Write(ctx(t), websocket.MessageBinary, relay.Encode(f)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -961,7 +961,7 @@ func TestPipelinedSendsKeepOrder(t *testing.T) {
 func TestReadyQueuedSkipsExpired(t *testing.T) {
 	// A TTL under the login clock-skew limit, so the relay's clock can pass
 	// it and devices still log in.
-	tr := startRelay(t, func(c *relay.Config) { c.DefaultTTL = time.Minute })
+	tr := startRelay(t, func(c *relayserver.Config) { c.DefaultTTL = time.Minute })
 	alice := tr.register(t, "alice", 1)
 	bob := tr.register(t, "bob", 1)
 	a := tr.dial(t, alice, 0)

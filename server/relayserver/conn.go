@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/server/relay/frame"
+	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/store"
 	"golang.org/x/time/rate"
 )
@@ -48,35 +48,35 @@ type conn struct {
 
 func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 	if !r.ips.allow(clientIP(req)) {
-		r.httpError(w, http.StatusTooManyRequests, frame.CodeRateLimited, "too many requests from this address")
+		r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many requests from this address")
 		return
 	}
 	if r.nconns.Add(1) > int64(r.cfg.MaxConnections) {
 		r.nconns.Add(-1)
-		r.httpError(w, http.StatusServiceUnavailable, frame.CodeBusy, "the relay is at its connection limit; retry later")
+		r.httpError(w, http.StatusServiceUnavailable, relay.CodeBusy, "the relay is at its connection limit; retry later")
 		return
 	}
 	defer r.nconns.Add(-1)
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()
-		r.httpError(w, http.StatusServiceUnavailable, frame.CodeBusy, "the relay is shutting down")
+		r.httpError(w, http.StatusServiceUnavailable, relay.CodeBusy, "the relay is shutting down")
 		return
 	}
 	r.sockets.Add(1)
 	r.mu.Unlock()
 	defer r.sockets.Done()
 
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{frame.Subprotocol}})
+	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{relay.Subprotocol}})
 	if err != nil {
 		return // Accept has answered the request
 	}
 	defer ws.CloseNow()
-	if ws.Subprotocol() != frame.Subprotocol {
-		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+frame.Subprotocol+" required")
+	if ws.Subprotocol() != relay.Subprotocol {
+		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+relay.Subprotocol+" required")
 		return
 	}
-	ws.SetReadLimit(frame.MaxFrame)
+	ws.SetReadLimit(relay.MaxFrame)
 	ctx, cancel := context.WithCancel(r.base)
 	defer cancel()
 	c := &conn{
@@ -101,14 +101,14 @@ func closeReason(s string) string {
 
 // fail sends an Error frame (best effort) and closes the socket with the
 // code. It may be called from any goroutine and more than once.
-func (c *conn) fail(req uint32, code frame.Code, msg string) {
+func (c *conn) fail(req uint32, code relay.Code, msg string) {
 	c.r.metrics.refused(code)
 	c.once.Do(func() {
 		go func() {
 			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = c.ws.Write(wctx, websocket.MessageBinary, frame.Encode(&frame.Error{Req: req, Code: code, Message: msg}))
+			_ = c.ws.Write(wctx, websocket.MessageBinary, relay.Encode(&relay.Error{Req: req, Code: code, Message: msg}))
 			cancel()
-			_ = c.ws.Close(websocket.StatusCode(frame.CloseBase+int(code)), closeReason(code.String()+": "+msg))
+			_ = c.ws.Close(websocket.StatusCode(relay.CloseBase+int(code)), closeReason(code.String()+": "+msg))
 			c.cancel()
 		}()
 	})
@@ -138,10 +138,10 @@ func (c *conn) run() {
 	// frame and a close code: a read context that expired would make the
 	// websocket library cut the connection, and the device learn nothing.
 	deadline := time.AfterFunc(authTimeout, func() {
-		c.fail(0, frame.CodeAuthFailed, "no Auth frame within the time limit")
+		c.fail(0, relay.CodeAuthFailed, "no Auth frame within the time limit")
 	})
 	defer deadline.Stop()
-	if err := c.ws.Write(actx, websocket.MessageBinary, frame.Encode(&frame.Challenge{Nonce: nonce, ServerTime: uint64(c.r.cfg.Now().UnixMilli())})); err != nil {
+	if err := c.ws.Write(actx, websocket.MessageBinary, relay.Encode(&relay.Challenge{Nonce: nonce, ServerTime: uint64(c.r.cfg.Now().UnixMilli())})); err != nil {
 		return
 	}
 	typ, b, err := c.ws.Read(actx)
@@ -149,37 +149,37 @@ func (c *conn) run() {
 		return // closed, or the deadline has answered
 	}
 	if typ != websocket.MessageBinary {
-		c.failWait(0, frame.CodeBadRequest, "frames are binary messages")
+		c.failWait(0, relay.CodeBadRequest, "frames are binary messages")
 		return
 	}
-	f, err := frame.Decode(b)
+	f, err := relay.Decode(b)
 	if err != nil {
-		c.failWait(0, frame.CodeBadRequest, err.Error())
+		c.failWait(0, relay.CodeBadRequest, err.Error())
 		return
 	}
-	auth, ok := f.(*frame.Auth)
+	auth, ok := f.(*relay.Auth)
 	if !ok {
-		c.failWait(0, frame.CodeUnexpected, fmt.Sprintf("first frame must be Auth, got type 0x%02x", uint8(f.Type())))
+		c.failWait(0, relay.CodeUnexpected, fmt.Sprintf("first frame must be Auth, got type 0x%02x", uint8(f.Type())))
 		return
 	}
 	// Verification runs on a short-lived goroutine: the signature check
 	// grows a stack that would otherwise stay with this long-lived one
 	// for the life of the socket (memory per idle socket).
 	type verdict struct {
-		code frame.Code
+		code relay.Code
 		msg  string
 	}
 	vc := make(chan verdict, 1)
 	go func() { code, msg := c.r.authenticate(nonce, auth); vc <- verdict{code, msg} }()
 	v := <-vc
-	if code, msg := v.code, v.msg; code != frame.CodeOK {
+	if code, msg := v.code, v.msg; code != relay.CodeOK {
 		c.r.log.Info("auth refused", "handle", auth.Handle, "device", fmt.Sprintf("%x", auth.Device[:4]), "code", code.String())
 		c.failWait(0, code, msg)
 		return
 	}
 	acancel()
 	c.addr = store.Addr{Handle: auth.Handle, Device: store.DeviceID(auth.Device)}
-	if code := c.r.register(c); code != frame.CodeOK {
+	if code := c.r.register(c); code != relay.CodeOK {
 		c.failWait(0, code, "too many sockets for this device, or the relay is shutting down")
 		return
 	}
@@ -187,7 +187,7 @@ func (c *conn) run() {
 	// A list published between our check and register would have kicked
 	// nobody: check again now that a publish will find us.
 	if a, err := c.r.lists.get(c.addr.Handle); err != nil || a.device(auth.Device) == nil {
-		c.failWait(0, frame.CodeRevoked, "device was removed from its account's list")
+		c.failWait(0, relay.CodeRevoked, "device was removed from its account's list")
 		return
 	}
 	c.r.metrics.connected.Inc()
@@ -196,11 +196,11 @@ func (c *conn) run() {
 	ready, low := c.r.ready(c.addr)
 	// Ready goes out before the writer starts, so it precedes every
 	// Envelope.
-	if !c.write(frame.Encode(ready)) {
+	if !c.write(relay.Encode(ready)) {
 		return
 	}
 	if low != nil {
-		c.out <- frame.Encode(low)
+		c.out <- relay.Encode(low)
 	}
 	c.kick(true)
 	c.reader()
@@ -221,7 +221,7 @@ type liveCounter interface {
 
 // ready is what a device learns right after its login: the size of its
 // queue and its prekey stock, plus LowStock when that stock is low.
-func (r *Relay) ready(a store.Addr) (*frame.Ready, *frame.LowStock) {
+func (r *Relay) ready(a store.Addr) (*relay.Ready, *relay.LowStock) {
 	var queued int
 	if lc, ok := r.st.(liveCounter); ok {
 		queued, _ = lc.LiveMailboxLen(a, r.cfg.Now())
@@ -229,11 +229,11 @@ func (r *Relay) ready(a store.Addr) (*frame.Ready, *frame.LowStock) {
 		queued, _ = r.st.MailboxLen(a)
 	}
 	stock, _ := r.st.PrekeyStock(a)
-	fs := frame.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}
+	fs := relay.Stock{OneTime: uint32(stock.OneTime), KEM: uint32(stock.KEM)}
 	if stock.OneTime < lowStockThreshold || stock.KEM < lowStockThreshold {
-		return &frame.Ready{Queued: uint32(queued), Stock: fs}, &frame.LowStock{Stock: fs}
+		return &relay.Ready{Queued: uint32(queued), Stock: fs}, &relay.LowStock{Stock: fs}
 	}
-	return &frame.Ready{Queued: uint32(queued), Stock: fs}, nil
+	return &relay.Ready{Queued: uint32(queued), Stock: fs}, nil
 }
 
 // kick makes sure a writer runs; mail says the mailbox may have news.
@@ -255,63 +255,63 @@ func (c *conn) kick(mail bool) {
 // failWait is fail from the socket's own reading goroutine: it waits for
 // the close handshake so the handler does not return (and cut the TCP
 // connection) before the peer has the Error frame and the close code.
-func (c *conn) failWait(req uint32, code frame.Code, msg string) {
+func (c *conn) failWait(req uint32, code relay.Code, msg string) {
 	c.r.metrics.refused(code)
 	c.once.Do(func() {
 		wctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = c.ws.Write(wctx, websocket.MessageBinary, frame.Encode(&frame.Error{Req: req, Code: code, Message: msg}))
+		_ = c.ws.Write(wctx, websocket.MessageBinary, relay.Encode(&relay.Error{Req: req, Code: code, Message: msg}))
 		cancel()
-		_ = c.ws.Close(websocket.StatusCode(frame.CloseBase+int(code)), closeReason(code.String()+": "+msg))
+		_ = c.ws.Close(websocket.StatusCode(relay.CloseBase+int(code)), closeReason(code.String()+": "+msg))
 	})
 }
 
 // authenticate checks a challenge answer against the current list.
-func (r *Relay) authenticate(nonce [32]byte, a *frame.Auth) (frame.Code, string) {
-	if !frame.ValidHandle(a.Handle) {
-		return frame.CodeAuthFailed, "invalid handle"
+func (r *Relay) authenticate(nonce [32]byte, a *relay.Auth) (relay.Code, string) {
+	if !relay.ValidHandle(a.Handle) {
+		return relay.CodeAuthFailed, "invalid handle"
 	}
 	now := r.cfg.Now()
 	skew := now.Sub(time.UnixMilli(int64(a.Timestamp)))
 	if skew > maxClockSkew || skew < -maxClockSkew {
-		return frame.CodeAuthFailed, fmt.Sprintf("timestamp is %s away from the relay's clock (limit %s)", skew.Round(time.Second), maxClockSkew)
+		return relay.CodeAuthFailed, fmt.Sprintf("timestamp is %s away from the relay's clock (limit %s)", skew.Round(time.Second), maxClockSkew)
 	}
 	acct, err := r.lists.get(a.Handle)
 	if errors.Is(err, errUnknownAccount) {
-		return frame.CodeAuthFailed, "unknown account"
+		return relay.CodeAuthFailed, "unknown account"
 	}
 	if err != nil {
 		r.log.Error("loading device list", "err", err)
-		return frame.CodeInternal, "could not load the device list"
+		return relay.CodeInternal, "could not load the device list"
 	}
 	e := acct.device(a.Device)
 	if e == nil {
-		return frame.CodeRevoked, "device is not in its account's current list"
+		return relay.CodeRevoked, "device is not in its account's current list"
 	}
-	msg := frame.AuthMessage(nonce, r.cfg.Origin, a.Timestamp, a.Handle, a.Device)
+	msg := relay.AuthMessage(nonce, r.cfg.Origin, a.Timestamp, a.Handle, a.Device)
 	if identity.VerifySignature(e.Device.SignPub, identity.PurposeRelayChallenge, msg, a.Sig[:]) != nil {
-		return frame.CodeAuthFailed, "challenge signature does not verify"
+		return relay.CodeAuthFailed, "challenge signature does not verify"
 	}
 	if !e.Primary {
 		if err := devicelist.CheckAttestation(e, now, r.cfg.AttestationAge); err != nil {
-			return frame.CodeRevoked, "companion attestation expired; the primary must re-attest it"
+			return relay.CodeRevoked, "companion attestation expired; the primary must re-attest it"
 		}
 	}
-	return frame.CodeOK, ""
+	return relay.CodeOK, ""
 }
 
 // send queues a reply; it blocks while the writer is behind, which stops
 // this socket's reader (backpressure).
-func (c *conn) send(f frame.Frame) {
+func (c *conn) send(f relay.Frame) {
 	select {
-	case c.out <- frame.Encode(f):
+	case c.out <- relay.Encode(f):
 		c.kick(false)
 	case <-c.ctx.Done():
 	}
 }
 
-func (c *conn) refuse(req uint32, code frame.Code, msg string) {
+func (c *conn) refuse(req uint32, code relay.Code, msg string) {
 	c.r.metrics.refused(code)
-	c.send(&frame.Error{Req: req, Code: code, Message: msg})
+	c.send(&relay.Error{Req: req, Code: code, Message: msg})
 }
 
 func (c *conn) reader() {
@@ -324,58 +324,58 @@ func (c *conn) reader() {
 			}
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				// The library has already closed with StatusMessageTooBig.
-				c.r.metrics.refused(frame.CodeTooLarge)
+				c.r.metrics.refused(relay.CodeTooLarge)
 			}
 			return
 		}
 		if typ != websocket.MessageBinary {
-			c.failWait(0, frame.CodeBadRequest, "frames are binary messages")
+			c.failWait(0, relay.CodeBadRequest, "frames are binary messages")
 			return
 		}
-		f, err := frame.Decode(b)
+		f, err := relay.Decode(b)
 		if err != nil {
-			c.failWait(0, frame.CodeBadRequest, err.Error())
+			c.failWait(0, relay.CodeBadRequest, err.Error())
 			return
 		}
-		if ack, ok := f.(*frame.Ack); ok {
+		if ack, ok := f.(*relay.Ack); ok {
 			if !c.handleAck(ack) {
 				return
 			}
 			continue
 		}
 		if !c.throttle() {
-			c.refuse(reqOf(f), frame.CodeRateLimited, "too many frames on this socket; slow down")
+			c.refuse(reqOf(f), relay.CodeRateLimited, "too many frames on this socket; slow down")
 			continue
 		}
 		switch f := f.(type) {
-		case *frame.Send:
+		case *relay.Send:
 			c.handleSend(f.Req, f.MessageID, f.TTL, f.To, nil, nil)
-		case *frame.GroupSend:
+		case *relay.GroupSend:
 			c.handleSend(f.Req, f.MessageID, f.TTL, nil, f.Payload, f.To)
-		case *frame.Prekeys:
+		case *relay.Prekeys:
 			c.handlePrekeys(f)
-		case *frame.Fetch:
+		case *relay.Fetch:
 			c.handleFetch(f)
-		case *frame.BlobReserve:
+		case *relay.BlobReserve:
 			c.handleBlob(f)
 		default:
-			c.failWait(0, frame.CodeUnexpected, fmt.Sprintf("frame type 0x%02x is not allowed here", uint8(f.Type())))
+			c.failWait(0, relay.CodeUnexpected, fmt.Sprintf("frame type 0x%02x is not allowed here", uint8(f.Type())))
 			return
 		}
 	}
 }
 
-func reqOf(f frame.Frame) uint32 {
+func reqOf(f relay.Frame) uint32 {
 	switch f := f.(type) {
-	case *frame.Send:
+	case *relay.Send:
 		return f.Req
-	case *frame.GroupSend:
+	case *relay.GroupSend:
 		return f.Req
-	case *frame.Prekeys:
+	case *relay.Prekeys:
 		return f.Req
-	case *frame.Fetch:
+	case *relay.Fetch:
 		return f.Req
-	case *frame.BlobReserve:
+	case *relay.BlobReserve:
 		return f.Req
 	}
 	return 0
@@ -402,7 +402,7 @@ func (c *conn) throttle() bool {
 	}
 }
 
-func (c *conn) handleAck(a *frame.Ack) bool {
+func (c *conn) handleAck(a *relay.Ack) bool {
 	if len(a.Seqs) == 0 {
 		return true
 	}
@@ -413,7 +413,7 @@ func (c *conn) handleAck(a *frame.Ack) bool {
 		t, ok := c.inflight[s]
 		if !ok {
 			c.mu.Unlock()
-			c.failWait(0, frame.CodeUnexpected, fmt.Sprintf("ack for envelope %d, which is not in flight on this socket", s))
+			c.failWait(0, relay.CodeUnexpected, fmt.Sprintf("ack for envelope %d, which is not in flight on this socket", s))
 			return false
 		}
 		delete(c.inflight, s)
@@ -434,7 +434,7 @@ func (c *conn) handleAck(a *frame.Ack) bool {
 
 // handleSend validates coverage and stores the envelopes durably. Exactly
 // one of sealed (Send) and payload+to (GroupSend) is set.
-func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []frame.Sealed, payload []byte, to []frame.Addr) {
+func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []relay.Sealed, payload []byte, to []relay.Addr) {
 	start := time.Now()
 	envs, refusal := c.r.prepareSend(c.addr, req, msgID, ttlSec, sealed, payload, to)
 	if refusal != nil {
@@ -467,35 +467,35 @@ func (c *conn) handleSend(req uint32, msgID [16]byte, ttlSec uint32, sealed []fr
 // Error or a Stale frame), counted in the metrics. Exactly one of sealed
 // (Send) and payload+to (GroupSend) is set. The socket loop and hosted
 // sessions both use it.
-func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec uint32, sealed []frame.Sealed, payload []byte, to []frame.Addr) ([]store.Envelope, frame.Frame) {
-	refuse := func(code frame.Code, msg string) frame.Frame {
+func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec uint32, sealed []relay.Sealed, payload []byte, to []relay.Addr) ([]store.Envelope, relay.Frame) {
+	refuse := func(code relay.Code, msg string) relay.Frame {
 		r.metrics.refused(code)
-		return &frame.Error{Req: req, Code: code, Message: msg}
+		return &relay.Error{Req: req, Code: code, Message: msg}
 	}
 	if sealed != nil || payload == nil {
-		to = make([]frame.Addr, len(sealed))
+		to = make([]relay.Addr, len(sealed))
 		for i, s := range sealed {
 			to[i] = s.To
 			if len(s.Payload) == 0 {
-				return nil, refuse(frame.CodeBadRequest, fmt.Sprintf("empty ciphertext for recipient %d", i))
+				return nil, refuse(relay.CodeBadRequest, fmt.Sprintf("empty ciphertext for recipient %d", i))
 			}
 		}
 	} else if len(payload) == 0 {
-		return nil, refuse(frame.CodeBadRequest, "empty ciphertext")
+		return nil, refuse(relay.CodeBadRequest, "empty ciphertext")
 	}
 	if len(to) == 0 {
-		return nil, refuse(frame.CodeBadRequest, "a send needs at least one recipient device")
+		return nil, refuse(relay.CodeBadRequest, "a send needs at least one recipient device")
 	}
-	if payload != nil && len(payload)*len(to) > maxFanoutBytes {
-		return nil, refuse(frame.CodeTooLarge, fmt.Sprintf("payload × recipients is over %d bytes; send a blob reference instead", maxFanoutBytes))
+	if payload != nil && len(payload)*len(to) > relay.MaxFanoutBytes {
+		return nil, refuse(relay.CodeTooLarge, fmt.Sprintf("payload × recipients is over %d bytes; send a blob reference instead", relay.MaxFanoutBytes))
 	}
 	stale, rerr := r.coverage(from, to)
 	if rerr != nil {
 		return nil, refuse(rerr.Code, rerr.Message)
 	}
 	if len(stale) > 0 {
-		r.metrics.refused(frame.CodeStaleDevices)
-		return nil, &frame.Stale{Req: req, Accounts: stale}
+		r.metrics.refused(relay.CodeStaleDevices)
+		return nil, &relay.Stale{Req: req, Accounts: stale}
 	}
 	ttl := r.cfg.DefaultTTL
 	if ttlSec > 0 && time.Duration(ttlSec)*time.Second < ttl {
@@ -523,40 +523,40 @@ func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec 
 // sendResult turns the store's answer to a send into the reply frame (OK,
 // or the refusal) and reports whether the envelopes were stored. start is
 // when the send frame arrived, for the durable-ack histogram.
-func (r *Relay) sendResult(req uint32, envs []store.Envelope, err error, start time.Time) (frame.Frame, bool) {
+func (r *Relay) sendResult(req uint32, envs []store.Envelope, err error, start time.Time) (relay.Frame, bool) {
 	var full *store.MailboxFullError
 	switch {
 	case errors.As(err, &full):
-		r.metrics.refused(frame.CodeMailboxFull)
-		return &frame.Error{Req: req, Code: frame.CodeMailboxFull, Message: fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4])}, false
+		r.metrics.refused(relay.CodeMailboxFull)
+		return &relay.Error{Req: req, Code: relay.CodeMailboxFull, Message: fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4])}, false
 	case err != nil:
 		r.log.Error("storing envelopes", "err", err)
-		r.metrics.refused(frame.CodeInternal)
-		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "could not store the message; nothing was stored"}, false
+		r.metrics.refused(relay.CodeInternal)
+		return &relay.Error{Req: req, Code: relay.CodeInternal, Message: "could not store the message; nothing was stored"}, false
 	}
 	r.metrics.messages.Inc()
 	r.metrics.envelopes.Add(float64(len(envs)))
 	r.metrics.durable.Observe(time.Since(start).Seconds())
-	return &frame.OK{Req: req, ServerTime: uint64(envs[0].ServerTime)}, true
+	return &relay.OK{Req: req, ServerTime: uint64(envs[0].ServerTime)}, true
 }
 
 // coverage compares a send's device set with the current lists: every
 // device of every addressed account and every other device of the
 // sender's account must be there, and nothing else. Companions whose
 // attestation expired are optional (clients may already have dropped them).
-func (r *Relay) coverage(from store.Addr, to []frame.Addr) ([]frame.StaleAccount, *frame.RelayError) {
-	given := map[string]map[frame.DeviceID]bool{from.Handle: {}}
+func (r *Relay) coverage(from store.Addr, to []relay.Addr) ([]relay.StaleAccount, *relay.RelayError) {
+	given := map[string]map[relay.DeviceID]bool{from.Handle: {}}
 	for _, a := range to {
-		if !frame.ValidHandle(a.Handle) {
-			return nil, &frame.RelayError{Code: frame.CodeBadHandle, Message: fmt.Sprintf("invalid recipient handle %q", a.Handle)}
+		if !relay.ValidHandle(a.Handle) {
+			return nil, &relay.RelayError{Code: relay.CodeBadHandle, Message: fmt.Sprintf("invalid recipient handle %q", a.Handle)}
 		}
 		set := given[a.Handle]
 		if set == nil {
-			set = make(map[frame.DeviceID]bool)
+			set = make(map[relay.DeviceID]bool)
 			given[a.Handle] = set
 		}
 		if set[a.Device] {
-			return nil, &frame.RelayError{Code: frame.CodeBadRequest, Message: fmt.Sprintf("device %x of %s listed twice", a.Device[:4], a.Handle)}
+			return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: fmt.Sprintf("device %x of %s listed twice", a.Device[:4], a.Handle)}
 		}
 		set[a.Device] = true
 	}
@@ -566,22 +566,22 @@ func (r *Relay) coverage(from store.Addr, to []frame.Addr) ([]frame.StaleAccount
 	}
 	sort.Strings(handles)
 	now := r.cfg.Now()
-	var stale []frame.StaleAccount
+	var stale []relay.StaleAccount
 	for _, h := range handles {
 		acct, err := r.lists.get(h)
 		if errors.Is(err, errUnknownAccount) {
-			return nil, &frame.RelayError{Code: frame.CodeUnknownAccount, Message: fmt.Sprintf("no account %q", h)}
+			return nil, &relay.RelayError{Code: relay.CodeUnknownAccount, Message: fmt.Sprintf("no account %q", h)}
 		}
 		if err != nil {
 			r.log.Error("loading device list", "err", err)
-			return nil, &frame.RelayError{Code: frame.CodeInternal, Message: "could not load a device list; nothing was stored"}
+			return nil, &relay.RelayError{Code: relay.CodeInternal, Message: "could not load a device list; nothing was stored"}
 		}
 		set := given[h]
-		var sa frame.StaleAccount
+		var sa relay.StaleAccount
 		for i := range acct.list.Entries {
 			e := &acct.list.Entries[i]
-			id := frame.DeviceID(e.Device.ID)
-			if h == from.Handle && id == frame.DeviceID(from.Device) {
+			id := relay.DeviceID(e.Device.ID)
+			if h == from.Handle && id == relay.DeviceID(from.Device) {
 				continue // the sender itself is checked below as extra
 			}
 			if set[id] {
@@ -593,7 +593,7 @@ func (r *Relay) coverage(from store.Addr, to []frame.Addr) ([]frame.StaleAccount
 			sa.Missing = append(sa.Missing, id)
 		}
 		for id := range set {
-			if acct.device(id) == nil || (h == from.Handle && id == frame.DeviceID(from.Device)) {
+			if acct.device(id) == nil || (h == from.Handle && id == relay.DeviceID(from.Device)) {
 				sa.Extra = append(sa.Extra, id)
 			}
 		}
@@ -607,21 +607,21 @@ func (r *Relay) coverage(from store.Addr, to []frame.Addr) ([]frame.StaleAccount
 	return stale, nil
 }
 
-func sortIDs(ids []frame.DeviceID) {
+func sortIDs(ids []relay.DeviceID) {
 	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
 }
 
-func (c *conn) handlePrekeys(f *frame.Prekeys) { c.send(c.r.putPrekeys(c.addr, f)) }
+func (c *conn) handlePrekeys(f *relay.Prekeys) { c.send(c.r.putPrekeys(c.addr, f)) }
 
-func (c *conn) handleFetch(f *frame.Fetch) {
+func (c *conn) handleFetch(f *relay.Fetch) {
 	if !c.fetch.Allow() {
-		c.refuse(f.Req, frame.CodeRateLimited, "too many prekey fetches; slow down")
+		c.refuse(f.Req, relay.CodeRateLimited, "too many prekey fetches; slow down")
 		return
 	}
 	reply, of, low := c.r.fetchBundle(f)
 	c.send(reply)
 	if low != nil {
-		enc := frame.Encode(low)
+		enc := relay.Encode(low)
 		for _, oc := range c.r.connsOf(of) {
 			select {
 			case oc.out <- enc:
@@ -633,60 +633,60 @@ func (c *conn) handleFetch(f *frame.Fetch) {
 }
 
 // putPrekeys stores a device's prekey upload and returns the reply.
-func (r *Relay) putPrekeys(of store.Addr, f *frame.Prekeys) frame.Frame {
+func (r *Relay) putPrekeys(of store.Addr, f *relay.Prekeys) relay.Frame {
 	_, err := r.st.PutPrekeys(of, store.PrekeyUpload{
 		SignedPrekey: f.SignedPrekey, LastResortKEM: f.LastResortKEM, OneTime: f.OneTime, KEM: f.KEM,
 	}, maxPrekeyStock)
 	switch {
 	case errors.Is(err, store.ErrTooMany):
-		r.metrics.refused(frame.CodePrekeyLimit)
-		return &frame.Error{Req: f.Req, Code: frame.CodePrekeyLimit, Message: fmt.Sprintf("at most %d one-time prekeys of each kind may be stored", maxPrekeyStock)}
+		r.metrics.refused(relay.CodePrekeyLimit)
+		return &relay.Error{Req: f.Req, Code: relay.CodePrekeyLimit, Message: fmt.Sprintf("at most %d one-time prekeys of each kind may be stored", maxPrekeyStock)}
 	case err != nil:
 		r.log.Error("storing prekeys", "err", err)
-		r.metrics.refused(frame.CodeInternal)
-		return &frame.Error{Req: f.Req, Code: frame.CodeInternal, Message: "could not store prekeys"}
+		r.metrics.refused(relay.CodeInternal)
+		return &relay.Error{Req: f.Req, Code: relay.CodeInternal, Message: "could not store prekeys"}
 	}
-	return &frame.OK{Req: f.Req, ServerTime: uint64(r.cfg.Now().UnixMilli())}
+	return &relay.OK{Req: f.Req, ServerTime: uint64(r.cfg.Now().UnixMilli())}
 }
 
 // fetchBundle takes a prekey bundle of f.Of and returns the reply; low is
 // the LowStock frame for the owner's sockets when its stock ran low.
-func (r *Relay) fetchBundle(f *frame.Fetch) (reply frame.Frame, of store.Addr, low *frame.LowStock) {
-	refuse := func(code frame.Code, msg string) frame.Frame {
+func (r *Relay) fetchBundle(f *relay.Fetch) (reply relay.Frame, of store.Addr, low *relay.LowStock) {
+	refuse := func(code relay.Code, msg string) relay.Frame {
 		r.metrics.refused(code)
-		return &frame.Error{Req: f.Req, Code: code, Message: msg}
+		return &relay.Error{Req: f.Req, Code: code, Message: msg}
 	}
-	if !frame.ValidHandle(f.Of.Handle) {
-		return refuse(frame.CodeBadHandle, "invalid handle"), of, nil
+	if !relay.ValidHandle(f.Of.Handle) {
+		return refuse(relay.CodeBadHandle, "invalid handle"), of, nil
 	}
 	acct, err := r.lists.get(f.Of.Handle)
 	if errors.Is(err, errUnknownAccount) {
-		return refuse(frame.CodeUnknownAccount, fmt.Sprintf("no account %q", f.Of.Handle)), of, nil
+		return refuse(relay.CodeUnknownAccount, fmt.Sprintf("no account %q", f.Of.Handle)), of, nil
 	}
 	if err != nil {
-		return refuse(frame.CodeInternal, "could not load the device list"), of, nil
+		return refuse(relay.CodeInternal, "could not load the device list"), of, nil
 	}
 	if acct.device(f.Of.Device) == nil {
-		return refuse(frame.CodeUnknownDevice, fmt.Sprintf("device %x is not in the list of %s", f.Of.Device[:4], f.Of.Handle)), of, nil
+		return refuse(relay.CodeUnknownDevice, fmt.Sprintf("device %x is not in the list of %s", f.Of.Device[:4], f.Of.Handle)), of, nil
 	}
 	of = store.Addr{Handle: f.Of.Handle, Device: store.DeviceID(f.Of.Device)}
 	b, err := r.st.TakeBundle(of)
 	if errors.Is(err, store.ErrNotFound) {
-		return refuse(frame.CodeNoPrekeys, "the device has not published prekeys"), of, nil
+		return refuse(relay.CodeNoPrekeys, "the device has not published prekeys"), of, nil
 	}
 	if err != nil {
 		r.log.Error("taking prekey bundle", "err", err)
-		return refuse(frame.CodeInternal, "could not fetch the bundle"), of, nil
+		return refuse(relay.CodeInternal, "could not fetch the bundle"), of, nil
 	}
 	if b.Left.OneTime < lowStockThreshold || b.Left.KEM < lowStockThreshold {
-		low = &frame.LowStock{Stock: frame.Stock{OneTime: uint32(b.Left.OneTime), KEM: uint32(b.Left.KEM)}}
+		low = &relay.LowStock{Stock: relay.Stock{OneTime: uint32(b.Left.OneTime), KEM: uint32(b.Left.KEM)}}
 	}
-	return &frame.Bundle{Req: f.Req, SignedPrekey: b.SignedPrekey, OneTime: b.OneTime, KEM: b.KEM, LastResort: b.LastResort}, of, low
+	return &relay.Bundle{Req: f.Req, SignedPrekey: b.SignedPrekey, OneTime: b.OneTime, KEM: b.KEM, LastResort: b.LastResort}, of, low
 }
 
-func (c *conn) handleBlob(f *frame.BlobReserve) {
+func (c *conn) handleBlob(f *relay.BlobReserve) {
 	if !c.blobs.Allow() {
-		c.refuse(f.Req, frame.CodeRateLimited, "too many blob reservations; slow down")
+		c.refuse(f.Req, relay.CodeRateLimited, "too many blob reservations; slow down")
 		return
 	}
 	c.send(c.r.reserveBlob(c.addr, f.Req))
@@ -694,19 +694,19 @@ func (c *conn) handleBlob(f *frame.BlobReserve) {
 
 // reserveBlob reserves a random blob id, charged to the account of from,
 // and returns the reply.
-func (r *Relay) reserveBlob(from store.Addr, req uint32) frame.Frame {
+func (r *Relay) reserveBlob(from store.Addr, req uint32) relay.Frame {
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		r.metrics.refused(frame.CodeInternal)
-		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "no randomness"}
+		r.metrics.refused(relay.CodeInternal)
+		return &relay.Error{Req: req, Code: relay.CodeInternal, Message: "no randomness"}
 	}
-	exp := r.cfg.Now().Add(blobTTL)
+	exp := r.cfg.Now().Add(relay.BlobTTL)
 	if err := r.st.ReserveBlob(id[:], from.Handle, exp); err != nil {
 		r.log.Error("reserving blob", "err", err)
-		r.metrics.refused(frame.CodeInternal)
-		return &frame.Error{Req: req, Code: frame.CodeInternal, Message: "could not reserve a blob"}
+		r.metrics.refused(relay.CodeInternal)
+		return &relay.Error{Req: req, Code: relay.CodeInternal, Message: "could not reserve a blob"}
 	}
-	return &frame.BlobID{Req: req, ID: id, Expires: uint64(exp.UnixMilli())}
+	return &relay.BlobID{Req: req, ID: id, Expires: uint64(exp.UnixMilli())}
 }
 
 // writer sends queued replies and mailbox envelopes until there is
@@ -745,7 +745,7 @@ func (c *conn) writer() {
 		if err != nil {
 			c.r.log.Error("reading mailbox", "err", err)
 			c.stopWriting()
-			c.fail(0, frame.CodeInternal, "could not read the mailbox")
+			c.fail(0, relay.CodeInternal, "could not read the mailbox")
 			return
 		}
 		if len(envs) == n {
@@ -759,8 +759,8 @@ func (c *conn) writer() {
 			c.inflight[e.Seq] = e.ServerTime
 			c.lastSent = e.Seq
 			c.mu.Unlock()
-			if !c.write(frame.Encode(&frame.Envelope{
-				Seq: e.Seq, From: frame.Addr{Handle: e.From.Handle, Device: frame.DeviceID(e.From.Device)},
+			if !c.write(relay.Encode(&relay.Envelope{
+				Seq: e.Seq, From: relay.Addr{Handle: e.From.Handle, Device: relay.DeviceID(e.From.Device)},
 				MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
 			})) {
 				c.stopWriting()
