@@ -14,13 +14,15 @@ import (
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/link"
+	"github.com/parley-im/parley/relay"
 )
 
 // Defaults for Config's zero values.
 const (
 	// DefaultAttestationAge is how long a companion stays valid without the
-	// primary re-attesting it (DESIGN.md: configurable, visible, warned).
-	DefaultAttestationAge = 30 * 24 * time.Hour
+	// primary re-attesting it (DESIGN.md: configurable, visible, warned):
+	// the relay's own default, so the engine warns before the relay retires.
+	DefaultAttestationAge = relay.DefaultAttestationAge
 	// reconnectMin and reconnectMax bound the jittered backoff between
 	// connection attempts.
 	reconnectMin = 250 * time.Millisecond
