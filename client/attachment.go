@@ -42,10 +42,10 @@ const (
 )
 
 // ErrAttachmentTooLarge refuses a file over MaxAttachmentSize.
-var ErrAttachmentTooLarge = &Error{Code: "attachment_too_large", Message: fmt.Sprintf("a file is at most %d MiB", MaxAttachmentSize>>20)}
+var ErrAttachmentTooLarge = &Error{Code: CodeAttachmentTooLarge, Message: fmt.Sprintf("a file is at most %d MiB", MaxAttachmentSize>>20)}
 
 // ErrNoAttachment is returned by FetchAttachment for a message without one.
-var ErrNoAttachment = &Error{Code: "no_attachment", Message: "that message has no attachment"}
+var ErrNoAttachment = &Error{Code: CodeNoAttachment, Message: "that message has no attachment"}
 
 // File is a file to send.
 type File struct {
@@ -175,10 +175,10 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 		f.Type = defaultMIMEType
 	}
 	if len(f.Name) > MaxFileNameLen || len(f.Type) > MaxMIMETypeLen || len(f.Caption) > MaxCaptionLen || len(f.Thumbnail) > MaxThumbnailSize {
-		return "", newError("bad_attachment", nil, "a file name is at most %d bytes, a type %d, a caption %d and a thumbnail %d", MaxFileNameLen, MaxMIMETypeLen, MaxCaptionLen, MaxThumbnailSize)
+		return "", newError(CodeBadAttachment, nil, "a file name is at most %d bytes, a type %d, a caption %d and a thumbnail %d", MaxFileNameLen, MaxMIMETypeLen, MaxCaptionLen, MaxThumbnailSize)
 	}
 	if err := checkFileMeta(f.Name, f.Type, f.Caption); err != nil {
-		return "", newError("bad_attachment", err, "%v", err)
+		return "", newError(CodeBadAttachment, err, "%v", err)
 	}
 	if !handleRule.MatchString(to) {
 		return "", ErrBadHandle
@@ -225,13 +225,13 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 func (e *Engine) receiveAttachmentLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
 	a, err := unmarshalAttachmentBody(p.Body)
 	if err != nil {
-		return nil, newError("malformed", err, "malformed attachment from %s", from)
+		return nil, newError(CodeMalformed, err, "malformed attachment from %s", from)
 	}
 	own := from == e.acct.Handle
 	chat := from
 	if own {
 		if p.To == "" || !handleRule.MatchString(p.To) {
-			return nil, newError("malformed", nil, "a synced message names no chat")
+			return nil, newError(CodeMalformed, nil, "a synced message names no chat")
 		}
 		chat = p.To
 	}
@@ -259,7 +259,7 @@ func (e *Engine) receiveAttachmentLocked(ctx context.Context, b *storage.Batch, 
 func (e *Engine) loadAttachment(ctx context.Context, messageID string) (*attachmentRecord, *Message, error) {
 	raw, err := hex.DecodeString(messageID)
 	if err != nil || len(raw) != 16 {
-		return nil, nil, newError("bad_id", err, "not a message id: %q", messageID)
+		return nil, nil, newError(CodeBadID, err, "not a message id: %q", messageID)
 	}
 	var id MessageID
 	copy(id[:], raw)
@@ -268,7 +268,7 @@ func (e *Engine) loadAttachment(ctx context.Context, messageID string) (*attachm
 		return nil, nil, err
 	}
 	if m == nil {
-		return nil, nil, newError("not_found", nil, "no message %s", messageID)
+		return nil, nil, newError(CodeNotFound, nil, "no message %s", messageID)
 	}
 	v, err := e.cfg.Store.Get(ctx, bAttach, m.ID)
 	if errors.Is(err, storage.ErrNotFound) {

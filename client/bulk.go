@@ -118,15 +118,15 @@ const (
 // ErrTampered reports a bulk object whose bytes do not match its
 // reference: the relay (or the network) altered, reordered, dropped or
 // truncated them. Nothing of it is returned.
-var ErrTampered = &Error{Code: "attachment_tampered", Message: "the encrypted file was altered or is incomplete on the relay; it was refused"}
+var ErrTampered = &Error{Code: CodeAttachmentTampered, Message: "the encrypted file was altered or is incomplete on the relay; it was refused"}
 
 // ErrAttachmentGone reports a bulk object whose blobs the relay no longer
 // has: blobs expire 30 days after upload (or the relay lost them).
-var ErrAttachmentGone = &Error{Code: "attachment_unavailable", Message: "the file is no longer on the relay (files are kept 30 days)"}
+var ErrAttachmentGone = &Error{Code: CodeAttachmentGone, Message: "the file is no longer on the relay (files are kept 30 days)"}
 
 // ErrBlobQuota reports that the relay refused an upload because the
 // account's unexpired blobs would exceed its quota.
-var ErrBlobQuota = &Error{Code: "quota_exceeded", Message: "the account's file storage on the relay is full; space frees up as files expire after 30 days"}
+var ErrBlobQuota = &Error{Code: CodeQuotaExceeded, Message: "the account's file storage on the relay is full; space frees up as files expire after 30 days"}
 
 // blobRef points to one encrypted bulk object on the relay.
 type blobRef struct {
@@ -378,7 +378,7 @@ func (e *Engine) downloadBulk(ctx context.Context, label string, ref *blobRef, p
 		b, err := e.cfg.Relay.GetBlob(ctx, id)
 		if err != nil {
 			var ee *Error
-			if errors.As(err, &ee) && ee.Code == "not_found" {
+			if errors.As(err, &ee) && ee.Code == CodeNotFound {
 				return nil, newError(ErrAttachmentGone.Code, err, "%s", ErrAttachmentGone.Message)
 			}
 			return nil, err

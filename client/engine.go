@@ -127,7 +127,7 @@ type Event struct {
 	Chat    string   `json:"chatId,omitempty"`
 	// CheckCode is set for link-check.
 	CheckCode string `json:"checkCode,omitempty"`
-	Code      string `json:"code,omitempty"`
+	Code      Code   `json:"code,omitempty"`
 	Text      string `json:"text,omitempty"`
 	// MessageID, Done and Total are set for transfer-progress (an
 	// attachment's upload or download, in encrypted bytes) and Done and
@@ -329,7 +329,7 @@ func (e *Engine) CreateAccount(ctx context.Context, handle, deviceName string) e
 		return ErrBadHandle
 	}
 	if len(deviceName) == 0 || len(deviceName) > devicelist.MaxNameLen {
-		return newError("bad_name", nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
+		return newError(CodeBadName, nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -613,7 +613,7 @@ func (e *Engine) setExpired(v bool) {
 	e.statusLocked()
 	e.mu.Unlock()
 	if changed {
-		e.emit(Event{Type: "state", Code: map[bool]string{true: "attestation_expired", false: ""}[v]})
+		e.emit(Event{Type: "state", Code: map[bool]Code{true: CodeAttestationExpired, false: ""}[v]})
 	}
 }
 

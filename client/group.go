@@ -116,13 +116,13 @@ const (
 
 // Errors.
 var (
-	ErrUnknownGroup       = &Error{Code: "unknown_group", Message: "no such group on this device"}
-	ErrNotGroupAdmin      = &Error{Code: "not_group_admin", Message: "only an admin device of the group can change it"}
-	ErrNotGroupMember     = &Error{Code: "not_group_member", Message: "this account is not a member of the group"}
-	ErrGroupFull          = &Error{Code: "group_full", Message: fmt.Sprintf("a group has at most %d members", MaxGroupMembers)}
-	ErrGroupChangeRefused = &Error{Code: "group_change_refused", Message: "a group change was refused"}
-	ErrLeftGroup          = &Error{Code: "left_group", Message: "this account left the group"}
-	ErrAdminCannotLeave   = &Error{Code: "admin_cannot_leave", Message: "an admin cannot leave the group: handing it to another admin is not built yet, and a group without admins could never change again"}
+	ErrUnknownGroup       = &Error{Code: CodeUnknownGroup, Message: "no such group on this device"}
+	ErrNotGroupAdmin      = &Error{Code: CodeNotGroupAdmin, Message: "only an admin device of the group can change it"}
+	ErrNotGroupMember     = &Error{Code: CodeNotGroupMember, Message: "this account is not a member of the group"}
+	ErrGroupFull          = &Error{Code: CodeGroupFull, Message: fmt.Sprintf("a group has at most %d members", MaxGroupMembers)}
+	ErrGroupChangeRefused = &Error{Code: CodeGroupChangeRefused, Message: "a group change was refused"}
+	ErrLeftGroup          = &Error{Code: CodeLeftGroup, Message: "this account left the group"}
+	ErrAdminCannotLeave   = &Error{Code: CodeAdminCannotLeave, Message: "an admin cannot leave the group: handing it to another admin is not built yet, and a group without admins could never change again"}
 )
 
 type groupID = [GroupIDSize]byte
@@ -544,7 +544,7 @@ func (e *Engine) CreateGroup(ctx context.Context, name string, members []string)
 
 func checkGroupName(name string) error {
 	if name == "" || len(name) > MaxGroupNameLen || !utf8.ValidString(name) {
-		return newError("bad_name", nil, "a group name is 1 to %d bytes of UTF-8", MaxGroupNameLen)
+		return newError(CodeBadName, nil, "a group name is 1 to %d bytes of UTF-8", MaxGroupNameLen)
 	}
 	return nil
 }
@@ -574,7 +574,7 @@ func (e *Engine) AddMember(ctx context.Context, group, handle string) error {
 	}
 	return e.changeGroup(ctx, group, func(old, g *groupState) ([]string, error) {
 		if g.isMember(handle) {
-			return nil, newError("already_member", nil, "%s is already a member of the group", handle)
+			return nil, newError(CodeAlreadyMember, nil, "%s is already a member of the group", handle)
 		}
 		if len(g.Members) >= MaxGroupMembers {
 			return nil, ErrGroupFull
@@ -595,10 +595,10 @@ func (e *Engine) AddMember(ctx context.Context, group, handle string) error {
 func (e *Engine) RemoveMember(ctx context.Context, group, handle string) error {
 	return e.changeGroup(ctx, group, func(old, g *groupState) ([]string, error) {
 		if !g.isMember(handle) {
-			return nil, newError("not_member", nil, "%s is not a member of the group", handle)
+			return nil, newError(CodeNotMember, nil, "%s is not a member of the group", handle)
 		}
 		if old.isAdminAccount(handle) {
-			return nil, newError("cannot_remove_admin", nil, "%s administers the group and cannot be removed", handle)
+			return nil, newError(CodeCannotRemoveAdmin, nil, "%s administers the group and cannot be removed", handle)
 		}
 		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == handle })
 		return nil, nil
@@ -753,7 +753,7 @@ func (e *Engine) joinedVersionLocked(ctx context.Context, id groupID, handle str
 func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
 	id, version, err := parseGroupLeave(p.Body)
 	if err != nil {
-		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: fmt.Sprintf("malformed group leave request from %s: %v", from, err)}}, nil
+		return []Event{{Type: "error", Chat: from, Code: CodeMalformed, Text: fmt.Sprintf("malformed group leave request from %s: %v", from, err)}}, nil
 	}
 	g, err := e.loadGroupLocked(ctx, id)
 	if err != nil {
@@ -1609,7 +1609,7 @@ func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p
 		err = fmt.Errorf("group id of %d bytes", len(d.GroupID))
 	}
 	if err != nil {
-		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: fmt.Sprintf("malformed sender-key distribution from %s: %v", from, err)}}, nil
+		return []Event{{Type: "error", Chat: from, Code: CodeMalformed, Text: fmt.Sprintf("malformed sender-key distribution from %s: %v", from, err)}}, nil
 	}
 	var gid groupID
 	copy(gid[:], d.GroupID)
@@ -1621,7 +1621,7 @@ func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p
 	}
 	rv, err := senderkey.NewReceiver(d)
 	if err != nil {
-		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: err.Error()}}, nil
+		return []Event{{Type: "error", Chat: from, Code: CodeMalformed, Text: err.Error()}}, nil
 	}
 	// Keep this chain and the sender device's previous one in the group
 	// (for messages still in flight); older ones go.
@@ -1658,7 +1658,7 @@ func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p
 		}
 	}
 	if total >= maxChainsPerDevice {
-		return []Event{{Type: "error", Chat: from, Code: "too_many_chains", Text: fmt.Sprintf("%s's device %s distributed more group chains than kept (%d); refused", from, dev, maxChainsPerDevice)}}, nil
+		return []Event{{Type: "error", Chat: from, Code: CodeTooManyChains, Text: fmt.Sprintf("%s's device %s distributed more group chains than kept (%d); refused", from, dev, maxChainsPerDevice)}}, nil
 	}
 	w := wire.NewWriter(24)
 	w.Fixed(gid[:])
@@ -1765,7 +1765,7 @@ func (e *Engine) openPendingLocked(ctx context.Context, b *storage.Batch, g *gro
 			return nil
 		}
 		if err != nil {
-			events = append(events, Event{Type: "error", Chat: groupChatID(g.ID), Code: "undecryptable", Text: err.Error()})
+			events = append(events, Event{Type: "error", Chat: groupChatID(g.ID), Code: CodeUndecryptable, Text: err.Error()})
 			return nil
 		}
 		msgs = append(msgs, m)
@@ -1791,14 +1791,14 @@ func (e *Engine) openGroupMessage(g *groupState, rv *senderkey.Receiver, from st
 		return nil, errDuplicate
 	}
 	if err != nil {
-		return nil, newError("decrypt_failed", err, "a group message from %s failed to decrypt: %v", from, err)
+		return nil, newError(CodeDecryptFailed, err, "a group message from %s failed to decrypt: %v", from, err)
 	}
 	p, err := unmarshalPayload(pt)
 	if err != nil {
-		return nil, newError("malformed", err, "undecodable group message from %s", from)
+		return nil, newError(CodeMalformed, err, "undecodable group message from %s", from)
 	}
 	if p.Kind != kindText || len(p.Body) > MaxTextLen || !utf8.Valid(p.Body) {
-		return nil, newError("malformed", nil, "unsupported group message (kind %d) from %s", p.Kind, from)
+		return nil, newError(CodeMalformed, nil, "unsupported group message (kind %d) from %s", p.Kind, from)
 	}
 	own := from == e.acct.Handle
 	m := &Message{
@@ -1859,7 +1859,7 @@ func (e *Engine) receiveGroupLocked(ctx context.Context, env *relay.Envelope, fr
 	msg := env.Payload[1:]
 	chain, iter, err := senderkey.MessageChainID(msg)
 	if err != nil {
-		return nil, newError("malformed", err, "malformed group message from %s", from)
+		return nil, newError(CodeMalformed, err, "malformed group message from %s", from)
 	}
 	ref := chainRef(from, dev, chain)
 	v, err := e.cfg.Store.Get(ctx, bGroupChains, ref)
@@ -1925,7 +1925,7 @@ func (e *Engine) pendGroupLocked(ctx context.Context, ref, from string, dev iden
 		return storageErr(err)
 	}
 	if n >= maxPendingPerDevice {
-		return newError("group_pending_full", nil, "%d group messages from %s's device %s wait for their sender key; this one was dropped", n, from, dev)
+		return newError(CodeGroupPendingFull, nil, "%d group messages from %s's device %s wait for their sender key; this one was dropped", n, from, dev)
 	}
 	var b storage.Batch
 	b.Put(bGroupPend, fmt.Sprintf("%s/%08x%s", ref, iter, hex.EncodeToString(msgID[:])), (&pendingGroupMsg{MessageID: msgID, Msg: msg}).marshal())

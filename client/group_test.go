@@ -167,7 +167,7 @@ func loadState(t *testing.T, d *device, gid string) *groupState {
 	return g
 }
 
-func countEvents(d *device, typ, code string) int {
+func countEvents(d *device, typ string, code Code) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0

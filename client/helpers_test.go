@@ -273,7 +273,7 @@ func linkCompanion(t testing.TB, primary, comp *device, name string) (string, st
 var _ storage.Store = (*boltstore.Store)(nil)
 
 // hasEvent reports whether the device saw an event of type typ with code.
-func (d *device) hasEvent(typ, code string) bool {
+func (d *device) hasEvent(typ string, code Code) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ev := range d.events {

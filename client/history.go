@@ -278,7 +278,7 @@ func (e *Engine) restoreHistory(ctx context.Context, pointer []byte) error {
 	}
 	chats, err := unmarshalHistory(plain)
 	if err != nil {
-		return newError("malformed", err, "the history bundle is malformed")
+		return newError(CodeMalformed, err, "the history bundle is malformed")
 	}
 	total := 0
 	for _, c := range chats {

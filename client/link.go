@@ -37,7 +37,7 @@ type LinkStart struct {
 // returns the payload to show; WaitLinked then completes the handshake.
 func (e *Engine) StartLink(ctx context.Context, deviceName string) (*LinkStart, error) {
 	if len(deviceName) == 0 || len(deviceName) > devicelist.MaxNameLen {
-		return nil, newError("bad_name", nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
+		return nil, newError(CodeBadName, nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -173,7 +173,7 @@ func (e *Engine) waitLink(ctx context.Context, id []byte, slot int, deadline tim
 			return nil, ctx.Err()
 		}
 		var ee *Error
-		if errors.As(err, &ee) && ee.Code == "not_found" {
+		if errors.As(err, &ee) && ee.Code == CodeNotFound {
 			continue // nothing yet: poll again
 		}
 		if errors.As(err, &ee) && ee.Code == ErrLinkUsed.Code {
@@ -216,7 +216,7 @@ type PendingLink struct {
 func (e *Engine) ApproveLink(ctx context.Context, payloadText string) (*PendingLink, error) {
 	p, err := link.ParsePayload(payloadText)
 	if err != nil {
-		return nil, newError("bad_link_code", err, "that is not a Parley link code")
+		return nil, newError(CodeBadLinkCode, err, "that is not a Parley link code")
 	}
 	if err := p.CheckExpiry(e.cfg.Now()); err != nil {
 		return nil, linkErr(err)
@@ -507,7 +507,7 @@ func (e *Engine) RenameDevice(ctx context.Context, deviceID, name string) error 
 		return newError(ErrUnknownDevice.Code, err, "not a device id: %q", deviceID)
 	}
 	if len(name) == 0 || len(name) > devicelist.MaxNameLen {
-		return newError("bad_name", nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
+		return newError(CodeBadName, nil, "a device name is 1 to %d bytes", devicelist.MaxNameLen)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -136,7 +136,7 @@ func (e *Engine) Messages(ctx context.Context, chat, before string, limit int) (
 	if before != "" {
 		id, err := hex.DecodeString(before)
 		if err != nil || len(id) != 16 {
-			return nil, newError("bad_id", err, "not a message id: %q", before)
+			return nil, newError(CodeBadID, err, "not a message id: %q", before)
 		}
 		var mid MessageID
 		copy(mid[:], id)
@@ -145,7 +145,7 @@ func (e *Engine) Messages(ctx context.Context, chat, before string, limit int) (
 			return nil, err
 		}
 		if key == "" {
-			return nil, newError("not_found", nil, "no message %s", before)
+			return nil, newError(CodeNotFound, nil, "no message %s", before)
 		}
 		opts.After = key
 	}

@@ -42,7 +42,7 @@ func (e *Engine) receive(ctx context.Context, env *relay.Envelope) (ack bool) {
 		// Never silent: the UI shows that a message from this device
 		// could not be read (DESIGN.md: "Bad MAC storms" are surfaced).
 		e.log.Warn("envelope refused", "from", env.From.Handle, "code", code(err))
-		events = append(events, Event{Type: "error", Chat: env.From.Handle, Code: "undecryptable", Text: err.Error()})
+		events = append(events, Event{Type: "error", Chat: env.From.Handle, Code: CodeUndecryptable, Text: err.Error()})
 	}
 	for _, ev := range events {
 		e.emit(ev)
@@ -84,7 +84,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 		return nil, ErrNoAccount
 	}
 	if len(env.Payload) < 2 {
-		return nil, newError("malformed", nil, "empty envelope")
+		return nil, newError(CodeMalformed, nil, "empty envelope")
 	}
 	from := env.From.Handle
 	devID := identity.DeviceID(env.From.Device)
@@ -108,10 +108,10 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 	case envInitial:
 		im, err := pqxdh.UnmarshalInitialMessage(env.Payload[1:])
 		if err != nil {
-			return nil, newError("malformed", err, "malformed initial message")
+			return nil, newError(CodeMalformed, err, "malformed initial message")
 		}
 		if !im.Initiator.Equal(entry) {
-			return nil, newError("identity_mismatch", pqxdh.ErrIdentityMismatch,
+			return nil, newError(CodeIdentityMismatch, pqxdh.ErrIdentityMismatch,
 				"an initial message claims %s's device %s with keys not in its device list", from, devID)
 		}
 		if pt, err = decryptExisting(rec, im.Message, &im.Ephemeral); err != nil && !errors.Is(err, errNoSession) {
@@ -120,7 +120,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 		if pt == nil {
 			state, plain, err := pqxdh.Respond(e.dev, &prekeyView{ctx: ctx, e: e, batch: &b}, im)
 			if err != nil {
-				return nil, newError("session_setup_failed", err, "could not start a session with %s's device %s: %v", from, devID, err)
+				return nil, newError(CodeSessionSetup, err, "could not start a session with %s's device %s: %v", from, devID, err)
 			}
 			s := &session{State: state, PeerEphemeral: im.Ephemeral, HasPeerEph: true}
 			rec.Sessions = append([]*session{s}, rec.Sessions...)
@@ -134,7 +134,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 			return nil, err
 		}
 	default:
-		return nil, newError("malformed", nil, "unknown envelope type %d", env.Payload[0])
+		return nil, newError(CodeMalformed, nil, "unknown envelope type %d", env.Payload[0])
 	}
 	enc, err := rec.marshal()
 	if err != nil {
@@ -149,7 +149,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 		if cerr := e.cfg.Store.Commit(ctx, &b); cerr != nil {
 			return nil, storageErr(cerr)
 		}
-		return nil, newError("malformed", err, "undecodable message from %s", from)
+		return nil, newError(CodeMalformed, err, "undecodable message from %s", from)
 	}
 	// The same message again (a resend after a lost ack) keeps the
 	// ratchet step and shows nothing new. A text or file is stored with
@@ -260,7 +260,7 @@ func decryptExisting(rec *sessionRecord, msg []byte, eph *[32]byte) ([]byte, err
 	if firstErr == nil {
 		return nil, errNoSession
 	}
-	return nil, newError("decrypt_failed", firstErr, "message failed to decrypt: %v", firstErr)
+	return nil, newError(CodeDecryptFailed, firstErr, "message failed to decrypt: %v", firstErr)
 }
 
 func (e *Engine) receiveTextLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
@@ -272,7 +272,7 @@ func (e *Engine) receiveTextLocked(ctx context.Context, b *storage.Batch, p *pay
 	if own {
 		// Sent by another device of ours: file it under its recipient.
 		if p.To == "" || !handleRule.MatchString(p.To) {
-			return nil, newError("malformed", nil, "a synced message names no chat")
+			return nil, newError(CodeMalformed, nil, "a synced message names no chat")
 		}
 		chat = p.To
 	}
@@ -299,7 +299,7 @@ func (e *Engine) receiveTextLocked(ctx context.Context, b *storage.Batch, p *pay
 func (e *Engine) receiveReceiptLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
 	st, ids, err := parseReceipt(p.Body)
 	if err != nil {
-		return nil, newError("malformed", err, "malformed receipt")
+		return nil, newError(CodeMalformed, err, "malformed receipt")
 	}
 	status := StatusDelivered
 	if st == receiptRead {

@@ -75,7 +75,7 @@ func repairable(err error) bool {
 		return true
 	}
 	var ee *Error
-	return errors.As(err, &ee) && (ee.Code == "decrypt_failed" || ee.Code == "session_setup_failed")
+	return errors.As(err, &ee) && (ee.Code == CodeDecryptFailed || ee.Code == CodeSessionSetup)
 }
 
 // requestRetry runs the repair for a pairwise envelope that failed with a
@@ -141,7 +141,7 @@ func (e *Engine) sessionRenewedLocked(skey string) { delete(e.repair.renew, skey
 // the message is queued again under its id.
 func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
 	if len(p.Body) != identity.DeviceIDSize+len(MessageID{}) {
-		return nil, newError("malformed", nil, "malformed retry request")
+		return nil, newError(CodeMalformed, nil, "malformed retry request")
 	}
 	if identity.DeviceID(p.Body[:identity.DeviceIDSize]) != e.dev.ID {
 		return nil, nil // for another device of this account

@@ -515,7 +515,7 @@ func (e *Engine) initiateLocked(ctx context.Context, conn Conn, t target) (*sess
 	}
 	state, im, err := pqxdh.Initiate(e.cfg.Rand, e.dev, t.dev, bundle)
 	if err != nil {
-		return nil, newError("bad_bundle", err, "the prekey bundle of %s's device %s was refused: %v", t.handle, t.dev.ID, err)
+		return nil, newError(CodeBadBundle, err, "the prekey bundle of %s's device %s was refused: %v", t.handle, t.dev.ID, err)
 	}
 	return &session{State: state, Initial: im}, nil
 }

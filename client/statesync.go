@@ -477,7 +477,7 @@ func (e *Engine) setSyncedLocked(ctx context.Context, b *storage.Batch, key stri
 		return ErrRevoked
 	}
 	if err := validSyncEntry(key, value); err != nil {
-		return newError("bad_state", err, "%v", err)
+		return newError(CodeBadState, err, "%v", err)
 	}
 	clock, err := e.clockLocked(ctx)
 	if err != nil {
@@ -522,7 +522,7 @@ func (e *Engine) SetContactName(ctx context.Context, handle, name string) error 
 		return ErrBadHandle
 	}
 	if len(name) > maxNameLen || !utf8.ValidString(name) {
-		return newError("bad_name", nil, "a contact name is 0 to %d bytes of UTF-8", maxNameLen)
+		return newError(CodeBadName, nil, "a contact name is 0 to %d bytes of UTF-8", maxNameLen)
 	}
 	return e.setSynced(ctx, nsContact+handle, []byte(name))
 }
@@ -541,10 +541,10 @@ func (e *Engine) SetChatMuted(ctx context.Context, chat string, muted bool) erro
 // value: up to MaxSettingValueLen bytes of UTF-8; empty removes it).
 func (e *Engine) SetSetting(ctx context.Context, name, value string) error {
 	if !settingNameRule.MatchString(name) {
-		return newError("bad_setting", nil, "a setting name is 1 to %d of A-Z a-z 0-9 . _ -", MaxSettingNameLen)
+		return newError(CodeBadSetting, nil, "a setting name is 1 to %d of A-Z a-z 0-9 . _ -", MaxSettingNameLen)
 	}
 	if len(value) > MaxSettingValueLen || !utf8.ValidString(value) {
-		return newError("bad_setting", nil, "a setting value is up to %d bytes of UTF-8", MaxSettingValueLen)
+		return newError(CodeBadSetting, nil, "a setting value is up to %d bytes of UTF-8", MaxSettingValueLen)
 	}
 	return e.setSynced(ctx, nsSetting+name, []byte(value))
 }
@@ -745,13 +745,13 @@ var syncTap atomic.Pointer[func(dev identity.DeviceID, sealed []byte)]
 // event) and skipped, and the envelope is still acknowledged; only a
 // storage failure returns an error (the envelope is then delivered again).
 func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
-	skip := func(code, format string, args ...any) ([]Event, error) {
+	skip := func(code Code, format string, args ...any) ([]Event, error) {
 		msg := fmt.Sprintf(format, args...)
 		e.log.Warn("state sync change skipped", "code", code, "from", dev.String(), "why", msg)
 		return []Event{{Type: "error", Code: code, Text: msg}}, nil
 	}
 	if from != e.acct.Handle {
-		return skip("sync_refused", "state sync from another account (%s) is ignored", from)
+		return skip(CodeSyncRefused, "state sync from another account (%s) is ignored", from)
 	}
 	switch p.Kind {
 	case kindSyncKey:
@@ -759,7 +759,7 @@ func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *pay
 	case kindSyncRequest:
 		asked, err := parseSyncRequest(p.Body)
 		if err != nil {
-			return skip("sync_malformed", "%v", err)
+			return skip(CodeSyncMalformed, "%v", err)
 		}
 		if !asked.IsZero() && asked != e.dev.ID {
 			return nil, nil
@@ -771,10 +771,10 @@ func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *pay
 	}
 	s, err := parseSealedSync(p.Body)
 	if err != nil {
-		return skip("sync_malformed", "%v", err)
+		return skip(CodeSyncMalformed, "%v", err)
 	}
 	if s.Kind != p.Kind {
-		return skip("sync_malformed", "sealed kind %d inside a kind %d message", s.Kind, p.Kind)
+		return skip(CodeSyncMalformed, "sealed kind %d inside a kind %d message", s.Kind, p.Kind)
 	}
 	ring, cur, err := e.keyringLocked(ctx)
 	if err != nil {
@@ -786,11 +786,11 @@ func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *pay
 	}
 	plain, err := s.open(k.Key)
 	if err != nil {
-		return skip("sync_undecryptable", "%v", err)
+		return skip(CodeSyncUndecryptable, "%v", err)
 	}
 	batch, err := parseSyncBatch(plain)
 	if err != nil {
-		return skip("sync_malformed", "%v", err)
+		return skip(CodeSyncMalformed, "%v", err)
 	}
 	if k.Key == cur.Key && s.Epoch > cur.Epoch {
 		// A companion linked after a rotation learns its key's epoch.
@@ -848,7 +848,7 @@ func (e *Engine) mergeSyncLocked(ctx context.Context, b *storage.Batch, entries 
 	putClock(b, clock)
 	if skipped > 0 {
 		e.log.Warn("state sync entries skipped", "count", skipped)
-		events = append(events, Event{Type: "error", Code: "sync_skipped", Text: fmt.Sprintf("%d state-sync entries were not understood and were skipped", skipped)})
+		events = append(events, Event{Type: "error", Code: CodeSyncSkipped, Text: fmt.Sprintf("%d state-sync entries were not understood and were skipped", skipped)})
 	}
 	if changed > 0 {
 		events = append(events, Event{Type: "sync"})
@@ -925,7 +925,7 @@ func (e *Engine) answerSnapshotLocked(ctx context.Context, b *storage.Batch) err
 	}
 	parts = append(parts, part) // at least one part, even when empty
 	if len(parts) > 1<<15 {
-		return newError("sync_too_large", nil, "the synced state is too large to snapshot")
+		return newError(CodeSyncTooLarge, nil, "the synced state is too large to snapshot")
 	}
 	for i, entries := range parts {
 		plain := (&syncBatch{Part: uint16(i), Parts: uint16(len(parts)), Entries: entries}).marshal()
@@ -941,17 +941,17 @@ func (e *Engine) answerSnapshotLocked(ctx context.Context, b *storage.Batch) err
 }
 
 // receiveSyncKeyLocked installs a sync key sent by the primary.
-func (e *Engine) receiveSyncKeyLocked(ctx context.Context, b *storage.Batch, body []byte, dev identity.DeviceID, skip func(string, string, ...any) ([]Event, error)) ([]Event, error) {
+func (e *Engine) receiveSyncKeyLocked(ctx context.Context, b *storage.Batch, body []byte, dev identity.DeviceID, skip func(Code, string, ...any) ([]Event, error)) ([]Event, error) {
 	own, err := e.listLocked(ctx, e.acct.Handle, false)
 	if err != nil {
 		return nil, err
 	}
 	if en := own.Find(dev); en == nil || !en.Primary {
-		return skip("sync_key_refused", "a state-sync key from device %s, which is not the account's primary, is ignored", dev)
+		return skip(CodeSyncKeyRefused, "a state-sync key from device %s, which is not the account's primary, is ignored", dev)
 	}
 	k, err := parseSyncKey(body)
 	if err != nil {
-		return skip("sync_malformed", "%v", err)
+		return skip(CodeSyncMalformed, "%v", err)
 	}
 	ring, cur, err := e.keyringLocked(ctx)
 	if err != nil {
@@ -992,7 +992,7 @@ func (e *Engine) holdSyncLocked(ctx context.Context, b *storage.Batch, p *payloa
 	if err != nil {
 		return nil, storageErr(err)
 	}
-	ev := []Event{{Type: "error", Code: "sync_key_unknown", Text: fmt.Sprintf("a state-sync change under key epoch %d is waiting for its key", s.Epoch)}}
+	ev := []Event{{Type: "error", Code: CodeSyncKeyUnknown, Text: fmt.Sprintf("a state-sync change under key epoch %d is waiting for its key", s.Epoch)}}
 	if n >= maxSyncPending {
 		ev[0].Text = "a state-sync change under an unknown key was dropped (too many waiting); resync to recover"
 		return ev, nil

@@ -45,7 +45,7 @@ func (d *device) waitSync(what string, cond func(*SyncedState) bool) *SyncedStat
 }
 
 // sawEvent reports whether d emitted an error event with code.
-func (d *device) sawEvent(code string) bool {
+func (d *device) sawEvent(code Code) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ev := range d.events {

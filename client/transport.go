@@ -89,7 +89,7 @@ func relayCodeErr(c relay.Code, msg string, cause error) error {
 	case relay.CodeRevoked:
 		return newError(ErrRevoked.Code, cause, "%s", ErrRevoked.Message)
 	case relay.CodeNotFound:
-		return newError("not_found", cause, "the relay has no such item (expired or never stored): %s", msg)
+		return newError(CodeNotFound, cause, "the relay has no such item (expired or never stored): %s", msg)
 	case relay.CodeAlreadyUsed:
 		return newError(ErrLinkUsed.Code, cause, "%s", ErrLinkUsed.Message)
 	case relay.CodeTooManyDevices:

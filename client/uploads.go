@@ -30,7 +30,7 @@ const (
 )
 
 // ErrUploadQueueFull refuses a file while too much waits to be uploaded.
-var ErrUploadQueueFull = &Error{Code: "upload_queue_full", Message: fmt.Sprintf("at most %d files (%d MiB) can wait for a connection; send this one when online", maxQueuedUploads, maxQueuedUploadBytes>>20)}
+var ErrUploadQueueFull = &Error{Code: CodeUploadQueueFull, Message: fmt.Sprintf("at most %d files (%d MiB) can wait for a connection; send this one when online", maxQueuedUploads, maxQueuedUploadBytes>>20)}
 
 // uploadRecord is a queued file's metadata, in bUploads under the message
 // id; its bytes are in bUploadData under id/chunk.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	engine "github.com/parley-im/parley/client"
 	"sync"
 	"syscall/js"
 	"time"
@@ -191,7 +192,7 @@ func (b *bus) run(callID, method string, args []js.Value) (any, error) {
 	touch := b.onTouch
 	b.mu.Unlock()
 	if h == nil {
-		return nil, newAPIError("unknown_method", "no such method %q", method)
+		return nil, newAPIError(engine.CodeUnknownMethod, "no such method %q", method)
 	}
 	if touch != nil && method != "state" && method != "lockInfo" {
 		touch()
@@ -274,7 +275,7 @@ func (b *bus) receive(msg js.Value) {
 			pc.done <- busResult{value: msg.Get("value")}
 		} else {
 			e := msg.Get("error")
-			pc.done <- busResult{err: &apiError{Code: e.Get("code").String(), Message: e.Get("message").String()}}
+			pc.done <- busResult{err: &apiError{Code: engine.Code(e.Get("code").String()), Message: e.Get("message").String()}}
 		}
 	case "event":
 		b.dispatch(msg.Get("name").String(), msg.Get("data"))

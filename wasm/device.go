@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	engine "github.com/parley-im/parley/client"
 	"syscall/js"
 
 	"github.com/hack-pad/safejs"
@@ -15,18 +16,6 @@ import (
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/journal"
 	"github.com/parley-im/parley/crypto/identity"
-)
-
-// Error codes the page and the API report. Each comes with guidance in the
-// UI; none of the storage ones ever deletes anything.
-const (
-	codeStorageUnavailable = "storage_unavailable"
-	codeStorageCorrupt     = "storage_corrupt"
-	codeStorageKeyMissing  = "storage_key_missing"
-	codeIdentityMissing    = "identity_missing"
-	codeStorageEvicted     = "storage_evicted"
-	codeLocked             = "locked"
-	codeNotReady           = "not_ready"
 )
 
 // Lock kinds: how the data key is wrapped (dataKeyRecord.Kind).
@@ -115,15 +104,15 @@ func (c *client) start(ctx context.Context) error {
 	for attempt := 0; attempt < 2; attempt++ {
 		snap, err := readSnapshot(ctx, c.db)
 		if err != nil {
-			return newAPIError(codeStorageUnavailable, "IndexedDB could not be read: %v", err)
+			return newAPIError(engine.CodeStorageUnavailable, "IndexedDB could not be read: %v", err)
 		}
 		mark("snapshot")
 		if !present(snap.dataKey) && (present(snap.v1Key) || present(snap.v1Identity)) {
 			switch {
 			case !present(snap.v1Identity):
-				return newAPIError(codeIdentityMissing, "this browser's device identity record is missing while its storage key is present")
+				return newAPIError(engine.CodeIdentityMissing, "this browser's device identity record is missing while its storage key is present")
 			case !present(snap.v1Key):
-				return newAPIError(codeStorageKeyMissing, "this browser's storage key is missing, so its sealed records cannot be opened")
+				return newAPIError(engine.CodeStorageKeyMissing, "this browser's storage key is missing, so its sealed records cannot be opened")
 			}
 			if err := c.migrateV1(ctx, snap); err != nil {
 				return err
@@ -132,11 +121,11 @@ func (c *client) start(ctx context.Context) error {
 		}
 		if !present(snap.dataKey) {
 			if snap.records > 0 {
-				return newAPIError(codeStorageKeyMissing, "this browser's data key is missing while %d sealed records remain, so they cannot be opened", snap.records)
+				return newAPIError(engine.CodeStorageKeyMissing, "this browser's data key is missing while %d sealed records remain, so they cannot be opened", snap.records)
 			}
 			if localStorageGet(canaryMarker) != "" {
 				c.canary = "missing"
-				return newAPIError(codeStorageEvicted, "the browser has deleted Parley's stored data on this device (storage eviction); this browser's device keys are gone")
+				return newAPIError(engine.CodeStorageEvicted, "the browser has deleted Parley's stored data on this device (storage eviction); this browser's device keys are gone")
 			}
 			err := c.create(ctx, nil, nil)
 			if errors.Is(err, errExists) {
@@ -149,12 +138,12 @@ func (c *client) start(ctx context.Context) error {
 		}
 		rec, err := parseDataKeyRecord(snap.dataKey)
 		if err != nil {
-			return newAPIError(codeStorageCorrupt, "the stored data key (keys/%s) is not in Parley's format: %v", keyDataKey, err)
+			return newAPIError(engine.CodeStorageCorrupt, "the stored data key (keys/%s) is not in Parley's format: %v", keyDataKey, err)
 		}
 		c.dk = rec
 		if !snap.canaryPresent() {
 			c.canary = "missing"
-			return newAPIError(codeStorageEvicted, "part of Parley's stored data on this device was deleted by the browser (the canary record %s/%s is gone)", bucketMeta, recCanary)
+			return newAPIError(engine.CodeStorageEvicted, "part of Parley's stored data on this device was deleted by the browser (the canary record %s/%s is gone)", bucketMeta, recCanary)
 		}
 		c.canary = "present"
 		if rec.Kind != lockNone {
@@ -162,16 +151,16 @@ func (c *client) start(ctx context.Context) error {
 			return nil
 		}
 		if !present(snap.deviceKey) {
-			return newAPIError(codeStorageKeyMissing, "this browser's device key is missing, so its sealed records cannot be opened")
+			return newAPIError(engine.CodeStorageKeyMissing, "this browser's device key is missing, so its sealed records cannot be opened")
 		}
 		dataKey, err := unwrapDataKey(snap.deviceKey, lockNone, rec.IV, rec.Wrapped, false)
 		if err != nil {
-			return newAPIError(codeStorageCorrupt, "the stored data key (keys/%s) failed its integrity check: it is damaged or was altered", keyDataKey)
+			return newAPIError(engine.CodeStorageCorrupt, "the stored data key (keys/%s) failed its integrity check: it is damaged or was altered", keyDataKey)
 		}
 		mark("unwrapped")
 		return c.open(ctx, dataKey, snap.deviceKey, snap.recs)
 	}
-	return newAPIError(codeStorageUnavailable, "IndexedDB changed while Parley was starting")
+	return newAPIError(engine.CodeStorageUnavailable, "IndexedDB changed while Parley was starting")
 }
 
 // startupRefs are the records opening the store reads: its own three
@@ -196,7 +185,7 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value, pre *s
 	} else {
 		var err error
 		if vals, errs, journaled, err = st.getManyCount(ctx, startupRefs, journal.Bucket); err != nil {
-			return newAPIError(codeStorageUnavailable, "%v", err)
+			return newAPIError(engine.CodeStorageUnavailable, "%v", err)
 		}
 	}
 	mark("records")
@@ -204,30 +193,30 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value, pre *s
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		c.canary = "missing"
-		return newAPIError(codeStorageEvicted, "part of Parley's stored data on this device was deleted by the browser (the canary record %s/%s is gone)", bucketMeta, recCanary)
+		return newAPIError(engine.CodeStorageEvicted, "part of Parley's stored data on this device was deleted by the browser (the canary record %s/%s is gone)", bucketMeta, recCanary)
 	case errors.Is(err, storage.ErrCorrupt):
 		c.canary = "corrupt"
-		return newAPIError(codeStorageCorrupt, "%v", err)
+		return newAPIError(engine.CodeStorageCorrupt, "%v", err)
 	case err != nil:
-		return newAPIError(codeStorageUnavailable, "%v", err)
+		return newAPIError(engine.CodeStorageUnavailable, "%v", err)
 	}
 	plain, err := vals[1], errs[1]
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return newAPIError(codeIdentityMissing, "this browser's device identity record is missing while its keys are present")
+		return newAPIError(engine.CodeIdentityMissing, "this browser's device identity record is missing while its keys are present")
 	case errors.Is(err, storage.ErrCorrupt):
-		return newAPIError(codeStorageCorrupt, "%v", err)
+		return newAPIError(engine.CodeStorageCorrupt, "%v", err)
 	case err != nil:
-		return newAPIError(codeStorageUnavailable, "%v", err)
+		return newAPIError(engine.CodeStorageUnavailable, "%v", err)
 	}
 	dev, err := identity.UnmarshalDevice(plain)
 	clear(plain)
 	if err != nil {
-		return newAPIError(codeStorageCorrupt, "the device identity record opened but could not be decoded: %v", err)
+		return newAPIError(engine.CodeStorageCorrupt, "the device identity record opened but could not be decoded: %v", err)
 	}
 	idle, err := parseIdleLock(vals[2], errs[2])
 	if err != nil {
-		return newAPIError(codeStorageCorrupt, "%v", err)
+		return newAPIError(engine.CodeStorageCorrupt, "%v", err)
 	}
 	localStorageSet(canaryMarker, hex.EncodeToString(canary))
 	c.canary = "ok"
@@ -249,11 +238,11 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value, pre *s
 func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []recWrite) error {
 	wk, err := newWrappingKey()
 	if err != nil {
-		return newAPIError(codeStorageUnavailable, "WebCrypto could not make a key: %v", err)
+		return newAPIError(engine.CodeStorageUnavailable, "WebCrypto could not make a key: %v", err)
 	}
 	ext, err := newDataKey()
 	if err != nil {
-		return newAPIError(codeStorageUnavailable, "WebCrypto could not make a key: %v", err)
+		return newAPIError(engine.CodeStorageUnavailable, "WebCrypto could not make a key: %v", err)
 	}
 	iv, wrapped, err := wrapDataKey(ext, wk, lockNone)
 	if err != nil {
@@ -297,7 +286,7 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 		if errors.Is(err, errExists) {
 			return err
 		}
-		return newAPIError(codeStorageUnavailable, "%v", err)
+		return newAPIError(engine.CodeStorageUnavailable, "%v", err)
 	}
 	localStorageSet(canaryMarker, hex.EncodeToString(canary))
 	return nil
@@ -310,16 +299,16 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 func (c *client) migrateV1(ctx context.Context, snap *snapshot) error {
 	sealed, err := bytesFromJS(snap.v1Identity)
 	if err != nil {
-		return newAPIError(codeStorageCorrupt, "the device identity record (%s/%s) is not in Parley's format", storeRecords, keyV1Identity)
+		return newAPIError(engine.CodeStorageCorrupt, "the device identity record (%s/%s) is not in Parley's format", storeRecords, keyV1Identity)
 	}
 	plain, err := unseal(snap.v1Key, storeRecords, keyV1Identity, sealed)
 	if err != nil {
-		return newAPIError(codeStorageCorrupt, "the device identity record (%s/%s) is damaged or was altered: it failed its integrity check", storeRecords, keyV1Identity)
+		return newAPIError(engine.CodeStorageCorrupt, "the device identity record (%s/%s) is damaged or was altered: it failed its integrity check", storeRecords, keyV1Identity)
 	}
 	dev, err := identity.UnmarshalDevice(plain)
 	clear(plain)
 	if err != nil {
-		return newAPIError(codeStorageCorrupt, "the device identity record opened but could not be decoded: %v", err)
+		return newAPIError(engine.CodeStorageCorrupt, "the device identity record opened but could not be decoded: %v", err)
 	}
 	err = c.create(ctx, dev, []recWrite{{key: js.ValueOf(keyV1Identity), value: safejs.Undefined()}})
 	if errors.Is(err, errExists) {

@@ -203,7 +203,7 @@ func toAPIError(err error) error {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	return &apiError{Code: "internal", Message: err.Error()}
+	return &apiError{Code: engine.CodeInternal, Message: err.Error()}
 }
 
 func str(args []js.Value, i int) string {
@@ -406,12 +406,12 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 	// sendFileData takes the bytes the calling tab read from a File.
 	method("sendFileData", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		if len(a) < 2 || a[1].Type() != js.TypeObject {
-			return nil, newAPIError(codeInvalid, "sendFile(to, file)")
+			return nil, newAPIError(engine.CodeInvalidArgument, "sendFile(to, file)")
 		}
 		o := a[1]
 		data, err := bytesFromJS(safeValue(o.Get("data")))
 		if err != nil {
-			return nil, newAPIError(codeInvalid, "file data: %v", err)
+			return nil, newAPIError(engine.CodeInvalidArgument, "file data: %v", err)
 		}
 		f := engine.File{Name: o.Get("name").String(), Type: o.Get("type").String(), Data: data}
 		id, err := e.SendAttachment(ctx, str(a, 0), f)
@@ -424,11 +424,11 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 	// hands the bytes to the owner (structured clone of the buffer).
 	api("sendFile", func(args []js.Value) (any, error) {
 		if len(args) < 2 || args[1].Type() != js.TypeObject || args[1].Get("arrayBuffer").Type() != js.TypeFunction {
-			return nil, newAPIError(codeInvalid, "sendFile(to, file) takes a File or Blob")
+			return nil, newAPIError(engine.CodeInvalidArgument, "sendFile(to, file) takes a File or Blob")
 		}
 		f := args[1]
 		if f.Get("size").Int() > maxFileBytes {
-			return nil, newAPIError("too_large", "the file is larger than %d MiB", maxFileBytes>>20)
+			return nil, newAPIError(engine.CodeTooLarge, "the file is larger than %d MiB", maxFileBytes>>20)
 		}
 		buf, err := Await(safeValue(f.Call("arrayBuffer")))
 		if err != nil {

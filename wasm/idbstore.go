@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	engine "github.com/parley-im/parley/client"
 	"sync"
 	"syscall/js"
 
@@ -53,7 +54,7 @@ type idbStore struct {
 const scanPage = 128
 
 // errStoreLocked is returned after the store was closed by a lock.
-var errStoreLocked = newAPIError(codeLocked, "Parley is locked: unlock it to read or write its data")
+var errStoreLocked = newAPIError(engine.CodeLocked, "Parley is locked: unlock it to read or write its data")
 
 func newIDBStore(db *idb.Database, name string, dataKey safejs.Value) *idbStore {
 	return &idbStore{db: db, name: name, key: dataKey}

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	engine "github.com/parley-im/parley/client"
 	"sync"
 	"syscall/js"
 
@@ -16,13 +17,13 @@ import (
 // apiError is what every window.parley call rejects with: a JS Error with a
 // stable machine-readable code and a sentence for people.
 type apiError struct {
-	Code    string
+	Code    engine.Code
 	Message string
 }
 
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+func (e *apiError) Error() string { return string(e.Code) + ": " + e.Message }
 
-func newAPIError(code, format string, args ...any) *apiError {
+func newAPIError(code engine.Code, format string, args ...any) *apiError {
 	return &apiError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -32,19 +33,19 @@ func newAPIError(code, format string, args ...any) *apiError {
 func toJSError(err error) js.Value {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		code := "internal"
+		code := engine.CodeInternal
 		switch {
 		case errors.Is(err, storage.ErrCorrupt):
-			code = codeStorageCorrupt
+			code = engine.CodeStorageCorrupt
 		case errors.Is(err, storage.ErrNotFound):
-			code = "not_found"
+			code = engine.CodeNotFound
 		case errors.Is(err, storage.ErrInvalid):
-			code = codeInvalid
+			code = engine.CodeInvalidArgument
 		}
 		ae = &apiError{Code: code, Message: err.Error()}
 	}
 	e := js.Global().Get("Error").New(ae.Message)
-	e.Set("code", ae.Code)
+	e.Set("code", string(ae.Code))
 	return e
 }
 

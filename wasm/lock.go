@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	engine "github.com/parley-im/parley/client"
 	"strconv"
 	"syscall/js"
 	"time"
@@ -62,17 +63,6 @@ const prfSaltLen = 32
 // wrapping key.
 const passkeyInfo = "parley/lock/passkey/v1"
 
-// More API error codes.
-const (
-	codeWrongPassphrase = "wrong_passphrase"
-	codeWrongPasskey    = "wrong_passkey"
-	codeWrongMethod     = "wrong_lock_method"
-	codeNoLock          = "no_lock"
-	codeInvalid         = "invalid_argument"
-	codeNoPasskey       = "passkey_unsupported"
-	codePasskeyFailed   = "passkey_failed"
-)
-
 // derivePassphraseKey runs Argon2id and imports the result as a
 // non-extractable wrapping key.
 func derivePassphraseKey(pass string, salt []byte, t, mKiB uint32, p uint8) (safejs.Value, error) {
@@ -87,7 +77,7 @@ func derivePassphraseKey(pass string, salt []byte, t, mKiB uint32, p uint8) (saf
 func (c *client) rewrap(ctx context.Context, newWrapper safejs.Value, rec *dataKeyRecord, kw []keyWrite) error {
 	ext, err := unwrapDataKey(c.wrapper, c.dk.Kind, c.dk.IV, c.dk.Wrapped, true)
 	if err != nil {
-		return newAPIError(codeStorageCorrupt, "the stored data key could not be re-opened to change the lock")
+		return newAPIError(engine.CodeStorageCorrupt, "the stored data key could not be re-opened to change the lock")
 	}
 	rec.IV, rec.Wrapped, err = wrapDataKey(ext, newWrapper, rec.Kind)
 	if err != nil {
@@ -95,7 +85,7 @@ func (c *client) rewrap(ctx context.Context, newWrapper safejs.Value, rec *dataK
 	}
 	kw = append([]keyWrite{{name: keyDataKey, value: rec.toJS()}}, kw...)
 	if err := writeTxn(ctx, c.db, kw, nil); err != nil {
-		return newAPIError(codeStorageUnavailable, "%v", err)
+		return newAPIError(engine.CodeStorageUnavailable, "%v", err)
 	}
 	c.dk, c.wrapper = rec, newWrapper
 	c.touchLocked()
@@ -109,7 +99,7 @@ func (c *client) requireUnlocked() error {
 	case c.err != nil:
 		return c.err
 	case c.store == nil:
-		return newAPIError(codeNotReady, "the client is still starting; await parley.ready first")
+		return newAPIError(engine.CodeNotReady, "the client is still starting; await parley.ready first")
 	}
 	return nil
 }
@@ -133,7 +123,7 @@ func (c *client) setLock(ctx context.Context, opts js.Value) (any, error) {
 	}
 	pass := opts.Get("passphrase")
 	if pass.Type() != js.TypeString || pass.String() == "" {
-		return nil, newAPIError(codeInvalid, "setLock takes null, {passphrase: 'non-empty string'} or {passkey: true}")
+		return nil, newAPIError(engine.CodeInvalidArgument, "setLock takes null, {passphrase: 'non-empty string'} or {passkey: true}")
 	}
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
@@ -158,7 +148,7 @@ func (c *client) setPasskeyLock(ctx context.Context, a js.Value) (any, error) {
 	credID, err1 := bytesFromJS(safejs.Safe(a.Get("credId")))
 	prfSalt, err2 := bytesFromJS(safejs.Safe(a.Get("prfSalt")))
 	if err := errors.Join(err1, err2); err != nil {
-		return nil, newAPIError(codeInvalid, "bad passkey lock arguments")
+		return nil, newAPIError(engine.CodeInvalidArgument, "bad passkey lock arguments")
 	}
 	rec := &dataKeyRecord{Kind: lockPasskey, CredID: credID, PRFSalt: prfSalt}
 	return nil, c.emitAfter(c.rewrap(ctx, safejs.Safe(a.Get("key")), rec, []keyWrite{{name: keyDevice, value: safejs.Undefined()}}))
@@ -176,7 +166,7 @@ func (c *client) lock(reason string) error {
 		return err
 	}
 	if c.dk.Kind == lockNone {
-		return newAPIError(codeNoLock, "no lock is set: set a passphrase or passkey with setLock first")
+		return newAPIError(engine.CodeNoLock, "no lock is set: set a passphrase or passkey with setLock first")
 	}
 	c.lockedLocked()
 	c.lockReason = reason
@@ -204,7 +194,7 @@ func (c *client) lockInfo() (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dk == nil {
-		return nil, newAPIError(codeNotReady, "the client is not started")
+		return nil, newAPIError(engine.CodeNotReady, "the client is not started")
 	}
 	o := js.Global().Get("Object").New()
 	o.Set("kind", c.dk.Kind)
@@ -226,21 +216,21 @@ func (c *client) unlock(ctx context.Context, opts js.Value) (any, error) {
 		return nil, nil // already unlocked
 	}
 	if c.dk.Kind != lockPassphrase {
-		return nil, newAPIError(codeWrongMethod, "this browser is locked with a %s, not a passphrase", c.dk.Kind)
+		return nil, newAPIError(engine.CodeWrongLockMethod, "this browser is locked with a %s, not a passphrase", c.dk.Kind)
 	}
 	pass := opts.Get("passphrase")
 	if pass.Type() != js.TypeString {
-		return nil, newAPIError(codeInvalid, "unlock takes {passphrase: string} or {passkey: true}")
+		return nil, newAPIError(engine.CodeInvalidArgument, "unlock takes {passphrase: string} or {passkey: true}")
 	}
 	d := c.dk
 	if d.Time == 0 || d.Time > maxArgonTime || d.MemoryKiB < 8 || d.MemoryKiB > maxArgonMemoryKiB || d.Threads == 0 || d.Threads > maxArgonThreads || len(d.Salt) < 8 {
-		return nil, newAPIError(codeStorageCorrupt, "the stored passphrase parameters are outside Parley's limits: the lock record was altered")
+		return nil, newAPIError(engine.CodeStorageCorrupt, "the stored passphrase parameters are outside Parley's limits: the lock record was altered")
 	}
 	wk, err := derivePassphraseKey(pass.String(), d.Salt, d.Time, d.MemoryKiB, d.Threads)
 	if err != nil {
 		return nil, err
 	}
-	return nil, c.unlockWith(ctx, wk, codeWrongPassphrase, "wrong passphrase")
+	return nil, c.unlockWith(ctx, wk, engine.CodeWrongPassphrase, "wrong passphrase")
 }
 
 // unlockWithKey is the owner's half of unlock({passkey: true}).
@@ -251,12 +241,12 @@ func (c *client) unlockWithKey(ctx context.Context, a js.Value) (any, error) {
 		return nil, c.err
 	}
 	if c.dk.Kind != lockPasskey {
-		return nil, newAPIError(codeWrongMethod, "this browser is locked with a %s, not a passkey", c.dk.Kind)
+		return nil, newAPIError(engine.CodeWrongLockMethod, "this browser is locked with a %s, not a passkey", c.dk.Kind)
 	}
-	return nil, c.unlockWith(ctx, safejs.Safe(a.Get("key")), codeWrongPasskey, "this passkey does not unlock Parley on this browser")
+	return nil, c.unlockWith(ctx, safejs.Safe(a.Get("key")), engine.CodeWrongPasskey, "this passkey does not unlock Parley on this browser")
 }
 
-func (c *client) unlockWith(ctx context.Context, wk safejs.Value, wrongCode, wrongMsg string) error {
+func (c *client) unlockWith(ctx context.Context, wk safejs.Value, wrongCode engine.Code, wrongMsg string) error {
 	dataKey, err := unwrapDataKey(wk, c.dk.Kind, c.dk.IV, c.dk.Wrapped, false)
 	if err != nil {
 		return newAPIError(wrongCode, "%s", wrongMsg)
@@ -281,14 +271,14 @@ func (c *client) setIdleLock(ctx context.Context, v js.Value) (any, error) {
 		return nil, err
 	}
 	if v.Type() != js.TypeNumber || v.Float() < 0 {
-		return nil, newAPIError(codeInvalid, "setIdleLock takes a number of milliseconds (0 to turn it off)")
+		return nil, newAPIError(engine.CodeInvalidArgument, "setIdleLock takes a number of milliseconds (0 to turn it off)")
 	}
 	d := time.Duration(v.Float()) * time.Millisecond
 	if d > 0 && c.dk.Kind == lockNone {
-		return nil, newAPIError(codeNoLock, "idle lock needs a lock: set a passphrase or passkey with setLock first")
+		return nil, newAPIError(engine.CodeNoLock, "idle lock needs a lock: set a passphrase or passkey with setLock first")
 	}
 	if d > 0 && d < minIdleLock {
-		return nil, newAPIError(codeInvalid, "idle lock must be at least %v", minIdleLock)
+		return nil, newAPIError(engine.CodeInvalidArgument, "idle lock must be at least %v", minIdleLock)
 	}
 	var b storage.Batch
 	b.Put(bucketMeta, recIdleLock, []byte(strconv.FormatInt(d.Milliseconds(), 10)))

@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	engine "github.com/parley-im/parley/client"
 	"runtime/debug"
 	"sync"
 	"syscall/js"
@@ -258,7 +259,7 @@ func main() {
 	api("unlock", func(args []js.Value) (any, error) {
 		opts := one(args)
 		if opts.Type() != js.TypeObject {
-			return nil, newAPIError(codeInvalid, "unlock takes {passphrase: string} or {passkey: true}")
+			return nil, newAPIError(engine.CodeInvalidArgument, "unlock takes {passphrase: string} or {passkey: true}")
 		}
 		if !opts.Get("passkey").Truthy() {
 			return b.call("unlock", []js.Value{opts})
@@ -268,7 +269,7 @@ func main() {
 			return nil, err
 		}
 		if info.Get("kind").String() != lockPasskey {
-			return nil, newAPIError(codeWrongMethod, "this browser is not locked with a passkey")
+			return nil, newAPIError(engine.CodeWrongLockMethod, "this browser is not locked with a passkey")
 		}
 		key, err := derivePasskeyKey(safejs.Safe(info.Get("credId")), safejs.Safe(info.Get("prfSalt")))
 		if err != nil {
@@ -314,7 +315,7 @@ func (c *client) boot(ctx context.Context) {
 	defer c.mu.Unlock()
 	c.persistent = persistent
 	if err != nil {
-		c.status, c.err = "error", newAPIError(codeStorageUnavailable, "IndexedDB could not be opened: %v", err)
+		c.status, c.err = "error", newAPIError(engine.CodeStorageUnavailable, "IndexedDB could not be opened: %v", err)
 		return
 	}
 	c.db = db
@@ -402,7 +403,7 @@ func (c *client) deviceFingerprint() (any, error) {
 		return nil, errStoreLocked
 	}
 	if c.dev == nil {
-		return nil, newAPIError(codeNotReady, "the client is still starting; await parley.ready first")
+		return nil, newAPIError(engine.CodeNotReady, "the client is still starting; await parley.ready first")
 	}
 	return c.dev.Public().Fingerprint(), nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/rand"
+	engine "github.com/parley-im/parley/client"
 	"syscall/js"
 
 	"github.com/hack-pad/safejs"
@@ -30,7 +31,7 @@ func randomJS(n int) safejs.Value {
 func credentials() (js.Value, error) {
 	cr := js.Global().Get("navigator").Get("credentials")
 	if cr.IsUndefined() || js.Global().Get("PublicKeyCredential").IsUndefined() {
-		return js.Undefined(), newAPIError(codeNoPasskey, "this browser has no WebAuthn (passkeys)")
+		return js.Undefined(), newAPIError(engine.CodePasskeyUnsupported, "this browser has no WebAuthn (passkeys)")
 	}
 	return cr, nil
 }
@@ -65,15 +66,15 @@ func createPasskeyLock() (key safejs.Value, credID, prfSalt safejs.Value, err er
 	opts.Set("publicKey", pk)
 	p, err := safejs.Safe(cr).Call("create", opts)
 	if err != nil {
-		return key, credID, prfSalt, newAPIError(codePasskeyFailed, "creating a passkey failed: %v", err)
+		return key, credID, prfSalt, newAPIError(engine.CodePasskeyFailed, "creating a passkey failed: %v", err)
 	}
 	cred, err := Await(p)
 	if err != nil {
-		return key, credID, prfSalt, newAPIError(codePasskeyFailed, "creating a passkey failed: %v", err)
+		return key, credID, prfSalt, newAPIError(engine.CodePasskeyFailed, "creating a passkey failed: %v", err)
 	}
 	res := safejs.Unsafe(cred).Call("getClientExtensionResults")
 	if prf := res.Get("prf"); prf.IsUndefined() || !prf.Get("enabled").Truthy() {
-		return key, credID, prfSalt, newAPIError(codeNoPasskey, "this passkey does not support the PRF extension, so it cannot protect Parley's keys; use a passphrase")
+		return key, credID, prfSalt, newAPIError(engine.CodePasskeyUnsupported, "this passkey does not support the PRF extension, so it cannot protect Parley's keys; use a passphrase")
 	}
 	credID = safejs.Safe(js.Global().Get("Uint8Array").New(safejs.Unsafe(cred).Get("rawId")))
 	prfSalt = randomJS(prfSaltLen)
@@ -108,15 +109,15 @@ func derivePasskeyKey(credID, prfSalt safejs.Value) (safejs.Value, error) {
 	opts.Set("publicKey", pk)
 	p, err := safejs.Safe(cr).Call("get", opts)
 	if err != nil {
-		return safejs.Undefined(), newAPIError(codePasskeyFailed, "the passkey was not used: %v", err)
+		return safejs.Undefined(), newAPIError(engine.CodePasskeyFailed, "the passkey was not used: %v", err)
 	}
 	assertion, err := Await(p)
 	if err != nil {
-		return safejs.Undefined(), newAPIError(codePasskeyFailed, "the passkey was not used: %v", err)
+		return safejs.Undefined(), newAPIError(engine.CodePasskeyFailed, "the passkey was not used: %v", err)
 	}
 	res := safejs.Unsafe(assertion).Call("getClientExtensionResults").Get("prf")
 	if res.IsUndefined() || res.Get("results").IsUndefined() {
-		return safejs.Undefined(), newAPIError(codeNoPasskey, "the authenticator returned no PRF result")
+		return safejs.Undefined(), newAPIError(engine.CodePasskeyUnsupported, "the authenticator returned no PRF result")
 	}
 	out := js.Global().Get("Uint8Array").New(res.Get("results").Get("first"))
 	defer out.Call("fill", 0)
