@@ -356,6 +356,12 @@ func (e *Engine) publishListLocked(ctx context.Context, next *devicelist.List) e
 	if err != nil {
 		return err
 	}
+	return e.publishSignedLocked(ctx, next, signed)
+}
+
+// publishSignedLocked publishes an own list already signed by the account
+// key and pins it once the relay has taken it.
+func (e *Engine) publishSignedLocked(ctx context.Context, next *devicelist.List, signed []byte) error {
 	if err := e.cfg.Relay.Publish(ctx, e.acct.Handle, signed); err != nil {
 		return err
 	}
@@ -486,16 +492,7 @@ func (e *Engine) Reattest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := e.cfg.Relay.Publish(ctx, e.acct.Handle, signed); err != nil {
-		return err
-	}
-	var b storage.Batch
-	b.Put(bLists, e.acct.Handle, (&pinnedList{AccountPub: e.acct.AccountPub, Encoded: signed}).marshal())
-	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
-		return storageErr(err)
-	}
-	e.lists[e.acct.Handle] = next
-	return nil
+	return e.publishSignedLocked(ctx, next, signed)
 }
 
 // RenameDevice changes a device's display name (primary only, since names

@@ -27,14 +27,7 @@ func TestRevokeCompanion(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.run()
-	a1 := newDevice(t, tr, "alice-phone")
-	if err := a1.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	a1.run()
-	a2 := newDevice(t, tr, "alice-browser")
-	linkCompanion(t, a1, a2, "browser")
-	a2.run()
+	a1, a2 := aliceWithBrowser(t, tr)
 	if _, err := bob.eng.SendText(ctx, "alice", "before"); err != nil {
 		t.Fatal(err)
 	}
@@ -150,14 +143,7 @@ func TestCompanionExpiryAndReattestation(t *testing.T) {
 func TestRenameDevice(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	a1 := newDevice(t, tr, "alice-phone")
-	if err := a1.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	a1.run()
-	a2 := newDevice(t, tr, "alice-browser")
-	linkCompanion(t, a1, a2, "browser")
-	a2.run()
+	a1, a2 := aliceWithBrowser(t, tr)
 	if err := a1.eng.RenameDevice(ctx, a2.eng.Device().ID.String(), "work laptop"); err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +170,7 @@ func TestRenameDevice(t *testing.T) {
 func TestLastActive(t *testing.T) {
 	tr := startRelay(t, nil)
 	ctx := ctxT(t)
-	a1 := newDevice(t, tr, "alice-phone")
-	if err := a1.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	a1.run()
-	a2 := newDevice(t, tr, "alice-browser")
-	linkCompanion(t, a1, a2, "browser")
-	a2.run()
+	a1, a2 := aliceWithBrowser(t, tr)
 	id := a2.eng.Device().ID.String()
 	eventually(t, "the primary to learn when the companion was last active", func() bool {
 		devs, err := a1.eng.Devices(ctx, false)
@@ -205,4 +184,19 @@ func TestLastActive(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// aliceWithBrowser makes alice's primary ("phone") and links a running
+// companion ("browser") to it.
+func aliceWithBrowser(t *testing.T, tr *testRelay) (phone, browser *device) {
+	t.Helper()
+	phone = newDevice(t, tr, "alice-phone")
+	if err := phone.eng.CreateAccount(ctxT(t), "alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	phone.run()
+	browser = newDevice(t, tr, "alice-browser")
+	linkCompanion(t, phone, browser, "browser")
+	browser.run()
+	return phone, browser
 }
