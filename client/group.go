@@ -41,7 +41,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -51,6 +50,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/parley-im/parley/client/internal/groupstate"
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
@@ -79,23 +79,16 @@ const (
 // by one senderkey message, the same for every recipient device.
 const envGroup = 0x03
 
-// purposeGroupChange is the signature purpose of a group state (PROTOCOL.md 2.2).
-const purposeGroupChange = "parley/v1/group-change"
-
 // Limits.
 const (
-	groupStateVersion = 1
 	// GroupIDSize is the size of a group id (random).
-	GroupIDSize = 16
+	GroupIDSize = groupstate.IDSize
 	// MaxGroupMembers bounds a group so that one GroupSend (at most
 	// frame.MaxRecipients devices) reaches every device of every member:
 	// 64 accounts × devicelist.MaxDevices (16) = 1024.
-	MaxGroupMembers = 64
+	MaxGroupMembers = groupstate.MaxMembers
 	// MaxGroupNameLen bounds a group name in bytes.
-	MaxGroupNameLen = 64
-	// maxGroupAdmins bounds the admin devices of a group: one account's
-	// devices (devicelist.MaxDevices).
-	maxGroupAdmins = 16
+	MaxGroupNameLen = groupstate.MaxNameLen
 	// maxChainsPerDevice bounds the chains kept from one sender device
 	// over all groups: the current and previous chain of each of the
 	// MaxGroups-ish groups a contact shares with us.
@@ -125,172 +118,7 @@ var (
 	ErrAdminCannotLeave   = &Error{Code: "admin_cannot_leave", Message: "an admin cannot leave the group: handing it to another admin is not built yet, and a group without admins could never change again"}
 )
 
-type groupID = [GroupIDSize]byte
-
-// groupAdmin is one device allowed to sign group changes.
-type groupAdmin struct {
-	Handle string
-	Device identity.DeviceID
-	Key    ed25519.PublicKey
-}
-
-// groupState is one version of a group, signed by an admin device.
-type groupState struct {
-	ID      groupID
-	Version uint64
-	Name    string
-	Members []string // sorted, unique handles
-	Admins  []groupAdmin
-	Signer  identity.DeviceID
-	Sig     []byte
-	raw     []byte // the exact signed encoding
-}
-
-// signedPart encodes every field before the signature.
-func (g *groupState) signedPart() []byte {
-	w := wire.NewWriter(64 + len(g.Name) + 40*len(g.Members) + 90*len(g.Admins))
-	w.U8(groupStateVersion)
-	w.Fixed(g.ID[:])
-	w.U64(g.Version)
-	w.String(g.Name)
-	w.U32(uint32(len(g.Members)))
-	for _, m := range g.Members {
-		w.String(m)
-	}
-	w.U32(uint32(len(g.Admins)))
-	for _, a := range g.Admins {
-		w.String(a.Handle)
-		w.Fixed(a.Device[:])
-		w.Fixed(a.Key)
-	}
-	w.Fixed(g.Signer[:])
-	return w.Bytes()
-}
-
-// sign signs g with dev, which becomes its signer.
-func (g *groupState) sign(dev *identity.Device) {
-	g.Signer = dev.ID
-	msg := g.signedPart()
-	g.Sig = dev.Sign(purposeGroupChange, msg)
-	g.raw = append(msg, g.Sig...)
-}
-
-// parseGroupState decodes and checks the form of a group state; the
-// signature is checked by verify against the right authority.
-func parseGroupState(b []byte) (*groupState, error) {
-	r := wire.NewReader(b)
-	r.Version(groupStateVersion)
-	g := &groupState{}
-	r.FixedInto(g.ID[:])
-	g.Version = r.U64()
-	g.Name = r.String(MaxGroupNameLen)
-	n := r.Count(MaxGroupMembers)
-	for i := 0; i < n && r.Err() == nil; i++ {
-		g.Members = append(g.Members, r.String(maxHandleLen))
-	}
-	n = r.Count(maxGroupAdmins)
-	for i := 0; i < n && r.Err() == nil; i++ {
-		var a groupAdmin
-		a.Handle = r.String(maxHandleLen)
-		r.FixedInto(a.Device[:])
-		a.Key = ed25519.PublicKey(bytes.Clone(r.Fixed(ed25519.PublicKeySize)))
-		g.Admins = append(g.Admins, a)
-	}
-	r.FixedInto(g.Signer[:])
-	g.Sig = bytes.Clone(r.Fixed(ed25519.SignatureSize))
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("group state: %w", err)
-	}
-	if g.Version == 0 {
-		return nil, errors.New("group state: version 0")
-	}
-	if g.Name == "" || !utf8.ValidString(g.Name) {
-		return nil, errors.New("group state: the name is empty or not UTF-8")
-	}
-	if len(g.Members) == 0 || len(g.Admins) == 0 {
-		return nil, errors.New("group state: no members or no admins")
-	}
-	for i, m := range g.Members {
-		if !handleRule.MatchString(m) {
-			return nil, fmt.Errorf("group state: bad member handle %q", m)
-		}
-		if i > 0 && g.Members[i-1] >= m {
-			return nil, errors.New("group state: members not sorted and unique")
-		}
-	}
-	for i, a := range g.Admins {
-		if !g.isMember(a.Handle) {
-			return nil, fmt.Errorf("group state: admin %s is not a member", a.Handle)
-		}
-		for _, o := range g.Admins[:i] {
-			if o.Device == a.Device {
-				return nil, errors.New("group state: an admin device is listed twice")
-			}
-		}
-	}
-	if g.admin(g.Signer) == nil {
-		return nil, errors.New("group state: the signer is not one of its admins")
-	}
-	g.raw = bytes.Clone(b)
-	return g, nil
-}
-
-func (g *groupState) isMember(handle string) bool {
-	_, ok := slices.BinarySearch(g.Members, handle)
-	return ok
-}
-
-// sameContent reports whether g and o say the same thing (name, members,
-// admins), whoever signed them.
-func (g *groupState) sameContent(o *groupState) bool {
-	return g.ID == o.ID && g.Version == o.Version && g.Name == o.Name && slices.Equal(g.Members, o.Members) &&
-		slices.EqualFunc(g.Admins, o.Admins, func(a, b groupAdmin) bool {
-			return a.Handle == b.Handle && a.Device == b.Device && bytes.Equal(a.Key, b.Key)
-		})
-}
-
-// isAdminAccount reports whether any device of handle administers g.
-func (g *groupState) isAdminAccount(handle string) bool {
-	return slices.ContainsFunc(g.Admins, func(a groupAdmin) bool { return a.Handle == handle })
-}
-
-// adminAccounts lists the accounts whose devices administer g.
-func (g *groupState) adminAccounts() []string {
-	var out []string
-	for _, a := range g.Admins {
-		if !slices.Contains(out, a.Handle) {
-			out = append(out, a.Handle)
-		}
-	}
-	return out
-}
-
-func (g *groupState) admin(dev identity.DeviceID) *groupAdmin {
-	for i := range g.Admins {
-		if g.Admins[i].Device == dev {
-			return &g.Admins[i]
-		}
-	}
-	return nil
-}
-
-// verify checks that an admin of authority (the admins of the state the
-// receiver holds, or of g itself for a group seen first) signed g.
-func (g *groupState) verify(authority []groupAdmin) (*groupAdmin, error) {
-	var signer *groupAdmin
-	for i := range authority {
-		if authority[i].Device == g.Signer {
-			signer = &authority[i]
-		}
-	}
-	if signer == nil {
-		return nil, newError(ErrGroupChangeRefused.Code, nil, "version %d of a group is signed by a device that is not its admin", g.Version)
-	}
-	if err := identity.VerifySignature(signer.Key, purposeGroupChange, g.raw[:len(g.raw)-ed25519.SignatureSize], g.Sig); err != nil {
-		return nil, newError(ErrGroupChangeRefused.Code, err, "version %d of a group has a bad signature", g.Version)
-	}
-	return signer, nil
-}
+type groupID = groupstate.ID
 
 func groupChatID(id groupID) string { return groupChatPrefix + hex.EncodeToString(id[:]) }
 
@@ -309,119 +137,6 @@ func chainRef(handle string, dev identity.DeviceID, chain [senderkey.ChainIDSize
 	return handle + "/" + dev.String() + "/" + hex.EncodeToString(chain[:])
 }
 
-// devRef names one recipient device of a chain.
-type devRef struct {
-	Handle string
-	Device identity.DeviceID
-}
-
-// senderRecord is this device's chain in one group and the exact set of
-// devices it was made for (sorted by handle, then device).
-type senderRecord struct {
-	Sender  *senderkey.Sender
-	Devices []devRef
-}
-
-func (s *senderRecord) marshal() ([]byte, error) {
-	sb, err := s.Sender.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	w := wire.NewWriter(16 + len(sb) + 52*len(s.Devices))
-	w.U8(recordVersion)
-	w.Var(sb)
-	w.U32(uint32(len(s.Devices)))
-	for _, d := range s.Devices {
-		w.String(d.Handle)
-		w.Fixed(d.Device[:])
-	}
-	return w.Bytes(), nil
-}
-
-func unmarshalSenderRecord(b []byte) (*senderRecord, error) {
-	r := wire.NewReader(b)
-	r.Version(recordVersion)
-	s := &senderRecord{}
-	sb := r.Var(1024)
-	n := r.Count(frame.MaxRecipients)
-	for i := 0; i < n && r.Err() == nil; i++ {
-		var d devRef
-		d.Handle = r.String(maxHandleLen)
-		r.FixedInto(d.Device[:])
-		s.Devices = append(s.Devices, d)
-	}
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("group sender record: %w", err)
-	}
-	snd, err := senderkey.UnmarshalSender(sb)
-	if err != nil {
-		return nil, fmt.Errorf("group sender record: %w", err)
-	}
-	s.Sender = snd
-	return s, nil
-}
-
-// groupOutRecord is a group message not yet accepted by the relay. The
-// plaintext is kept so a re-key before it leaves can encrypt it again on
-// the new chain; the ciphertext made is kept (with its chain) so a retry on
-// the same chain resends exactly those bytes.
-type groupOutRecord struct {
-	GroupID groupID
-	Payload []byte // payload.marshal()
-	Chain   [senderkey.ChainIDSize]byte
-	Sealed  []byte // envGroup || senderkey message; empty until encrypted
-}
-
-func (o *groupOutRecord) marshal() []byte {
-	w := wire.NewWriter(64 + len(o.Payload) + len(o.Sealed))
-	w.U8(recordVersion)
-	w.Fixed(o.GroupID[:])
-	w.Var(o.Payload)
-	w.Fixed(o.Chain[:])
-	w.Var(o.Sealed)
-	return w.Bytes()
-}
-
-func unmarshalGroupOut(b []byte) (*groupOutRecord, error) {
-	r := wire.NewReader(b)
-	r.Version(recordVersion)
-	o := &groupOutRecord{}
-	r.FixedInto(o.GroupID[:])
-	o.Payload = r.Var(maxPayloadBody + 256)
-	r.FixedInto(o.Chain[:])
-	o.Sealed = r.Var(1 + maxPayloadBody + 256 + senderkey.Overhead)
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("group outbox record: %w", err)
-	}
-	return o, nil
-}
-
-// pendingGroupMsg is a group message kept until its chain is known.
-type pendingGroupMsg struct {
-	MessageID MessageID
-	Msg       []byte // the senderkey message
-}
-
-func (p *pendingGroupMsg) marshal() []byte {
-	w := wire.NewWriter(32 + len(p.Msg))
-	w.U8(recordVersion)
-	w.Fixed(p.MessageID[:])
-	w.Var(p.Msg)
-	return w.Bytes()
-}
-
-func unmarshalPendingGroup(b []byte) (*pendingGroupMsg, error) {
-	r := wire.NewReader(b)
-	r.Version(recordVersion)
-	p := &pendingGroupMsg{}
-	r.FixedInto(p.MessageID[:])
-	p.Msg = r.Var(senderkey.MaxMessageSize)
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("pending group message: %w", err)
-	}
-	return p, nil
-}
-
 // Group is a group as the UI sees it.
 type Group struct {
 	ID      string   `json:"id"` // also the group's chat id
@@ -437,9 +152,9 @@ type Group struct {
 	Left bool `json:"left"`
 }
 
-func (e *Engine) groupView(g *groupState, left bool) Group {
-	return Group{ID: groupChatID(g.ID), Name: g.Name, Members: slices.Clone(g.Members), Admins: g.adminAccounts(),
-		Version: g.Version, Admin: g.admin(e.dev.ID) != nil, Member: g.isMember(e.acct.Handle), Left: left}
+func (e *Engine) groupView(g *groupstate.State, left bool) Group {
+	return Group{ID: groupChatID(g.ID), Name: g.Name, Members: slices.Clone(g.Members), Admins: g.AdminAccounts(),
+		Version: g.Version, Admin: g.Admin(e.dev.ID) != nil, Member: g.IsMember(e.acct.Handle), Left: left}
 }
 
 // Groups lists the groups this device knows, including ones this account
@@ -460,7 +175,7 @@ func (e *Engine) Groups(ctx context.Context) ([]Group, error) {
 	}
 	var out []Group
 	err = e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(k string, v []byte) error {
-		g, err := parseGroupState(v)
+		g, err := groupstate.Parse(v)
 		if err != nil {
 			return newError(ErrStorage.Code, err, "group record %s is corrupt", k)
 		}
@@ -487,7 +202,7 @@ func (e *Engine) groupName(ctx context.Context, chat string) string {
 	return g.Name
 }
 
-func (e *Engine) loadGroupLocked(ctx context.Context, id groupID) (*groupState, error) {
+func (e *Engine) loadGroupLocked(ctx context.Context, id groupID) (*groupstate.State, error) {
 	v, err := e.cfg.Store.Get(ctx, bGroups, hex.EncodeToString(id[:]))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -495,7 +210,7 @@ func (e *Engine) loadGroupLocked(ctx context.Context, id groupID) (*groupState, 
 	if err != nil {
 		return nil, storageErr(err)
 	}
-	g, err := parseGroupState(v)
+	g, err := groupstate.Parse(v)
 	if err != nil {
 		return nil, newError(ErrStorage.Code, err, "group record %x is corrupt", id)
 	}
@@ -532,7 +247,7 @@ func (e *Engine) CreateGroup(ctx context.Context, name string, members []string)
 		}
 	}
 	slices.Sort(all)
-	g := &groupState{Version: 1, Name: name, Members: all}
+	g := &groupstate.State{Version: 1, Name: name, Members: all}
 	if _, err := io.ReadFull(e.cfg.Rand, g.ID[:]); err != nil {
 		return "", err
 	}
@@ -556,7 +271,7 @@ func (e *Engine) RenameGroup(ctx context.Context, group, name string) error {
 	if err := checkGroupName(name); err != nil {
 		return err
 	}
-	return e.changeGroup(ctx, group, func(_, g *groupState) ([]string, error) {
+	return e.changeGroup(ctx, group, func(_, g *groupstate.State) ([]string, error) {
 		if g.Name == name {
 			return nil, errUnchanged
 		}
@@ -572,8 +287,8 @@ func (e *Engine) AddMember(ctx context.Context, group, handle string) error {
 	if !handleRule.MatchString(handle) {
 		return ErrBadHandle
 	}
-	return e.changeGroup(ctx, group, func(old, g *groupState) ([]string, error) {
-		if g.isMember(handle) {
+	return e.changeGroup(ctx, group, func(old, g *groupstate.State) ([]string, error) {
+		if g.IsMember(handle) {
 			return nil, newError("already_member", nil, "%s is already a member of the group", handle)
 		}
 		if len(g.Members) >= MaxGroupMembers {
@@ -593,11 +308,11 @@ func (e *Engine) AddMember(ctx context.Context, group, handle string) error {
 // remaining device makes a new chain before its next message and gives it
 // only to the remaining members, so the removed devices cannot read on.
 func (e *Engine) RemoveMember(ctx context.Context, group, handle string) error {
-	return e.changeGroup(ctx, group, func(old, g *groupState) ([]string, error) {
-		if !g.isMember(handle) {
+	return e.changeGroup(ctx, group, func(old, g *groupstate.State) ([]string, error) {
+		if !g.IsMember(handle) {
 			return nil, newError("not_member", nil, "%s is not a member of the group", handle)
 		}
-		if old.isAdminAccount(handle) {
+		if old.IsAdminAccount(handle) {
 			return nil, newError("cannot_remove_admin", nil, "%s administers the group and cannot be removed", handle)
 		}
 		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == handle })
@@ -622,16 +337,16 @@ func (e *Engine) LeaveGroup(ctx context.Context, group string) error {
 		return err
 	}
 	id := g.ID
-	if !g.isMember(e.acct.Handle) {
+	if !g.IsMember(e.acct.Handle) {
 		return ErrNotGroupMember
 	}
-	if g.isAdminAccount(e.acct.Handle) {
+	if g.IsAdminAccount(e.acct.Handle) {
 		return ErrAdminCannotLeave
 	}
 	var b storage.Batch
 	e.markLeftLocked(&b, id)
-	body := groupLeaveBody(id, g.Version)
-	for _, h := range g.adminAccounts() {
+	body := groupstate.LeaveBody(id, g.Version)
+	for _, h := range g.AdminAccounts() {
 		if err := e.queuePairwiseLocked(ctx, &b, kindGroupLeave, h, body); err != nil {
 			return err
 		}
@@ -639,7 +354,7 @@ func (e *Engine) LeaveGroup(ctx context.Context, group string) error {
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return storageErr(err)
 	}
-	e.log.Info("asked to leave a group", "admins", len(g.adminAccounts()))
+	e.log.Info("asked to leave a group", "admins", len(g.AdminAccounts()))
 	go e.emit(Event{Type: "group", Chat: groupChatID(id)})
 	e.kickLocked()
 	return nil
@@ -663,35 +378,6 @@ func (e *Engine) hasLeftLocked(ctx context.Context, id groupID) (bool, error) {
 	return true, nil
 }
 
-// groupLeaveBodySize is the size of a leave request's body: group id ‖
-// u64 version.
-const groupLeaveBodySize = GroupIDSize + 8
-
-// groupLeaveBody encodes a leave request: the group and the version of
-// the state the leaving device held.
-func groupLeaveBody(id groupID, version uint64) []byte {
-	w := wire.NewWriter(groupLeaveBodySize)
-	w.Fixed(id[:])
-	w.U64(version)
-	return w.Bytes()
-}
-
-// parseGroupLeave decodes a leave request's body: exactly a group id and
-// a version.
-func parseGroupLeave(body []byte) (groupID, uint64, error) {
-	var id groupID
-	if len(body) != groupLeaveBodySize {
-		return id, 0, fmt.Errorf("leave request: body of %d bytes, want %d (group id and version)", len(body), groupLeaveBodySize)
-	}
-	r := wire.NewReader(body)
-	r.FixedInto(id[:])
-	version := r.U64()
-	if err := r.Finish(); err != nil {
-		return id, 0, fmt.Errorf("leave request: %w", err)
-	}
-	return id, version, nil
-}
-
 func groupJoinedKey(id groupID, handle string) string {
 	return hex.EncodeToString(id[:]) + "/" + handle
 }
@@ -701,9 +387,9 @@ func groupJoinedKey(id groupID, handle string) string {
 // each member of g that old lacks joined — g's — and deletes the entry of
 // each member g removed. For a group seen first, every member counts as
 // joined at g's version: this device knows nothing older.
-func stageJoinedLocked(b *storage.Batch, old, g *groupState) {
+func stageJoinedLocked(b *storage.Batch, old, g *groupstate.State) {
 	for _, h := range g.Members {
-		if old == nil || !old.isMember(h) {
+		if old == nil || !old.IsMember(h) {
 			w := wire.NewWriter(8)
 			w.U64(g.Version)
 			b.Put(bGroupJoined, groupJoinedKey(g.ID, h), w.Bytes())
@@ -711,7 +397,7 @@ func stageJoinedLocked(b *storage.Batch, old, g *groupState) {
 	}
 	if old != nil {
 		for _, h := range old.Members {
-			if !g.isMember(h) {
+			if !g.IsMember(h) {
 				b.Delete(bGroupJoined, groupJoinedKey(g.ID, h))
 			}
 		}
@@ -751,7 +437,7 @@ func (e *Engine) joinedVersionLocked(ctx context.Context, id groupID, handle str
 // device saw it) is stale — the sender was removed and added again since
 // — and is ignored too, on the admins' devices and the sender's own.
 func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
-	id, version, err := parseGroupLeave(p.Body)
+	id, version, err := groupstate.ParseLeave(p.Body)
 	if err != nil {
 		return []Event{{Type: "error", Chat: from, Code: "malformed", Text: fmt.Sprintf("malformed group leave request from %s: %v", from, err)}}, nil
 	}
@@ -769,7 +455,7 @@ func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, 
 	case g == nil:
 		e.log.Info("leave request for an unknown group ignored", "from", from)
 		return nil, nil
-	case g.isAdminAccount(from):
+	case g.IsAdminAccount(from):
 		e.log.Warn("leave request from an admin account ignored", "from", from)
 		return nil, nil
 	case version < joined:
@@ -780,13 +466,13 @@ func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, 
 		// this account again (sent after it) clears the mark.
 		e.markLeftLocked(b, id)
 		return []Event{{Type: "group", Chat: groupChatID(id)}}, nil
-	case !g.isMember(from):
+	case !g.IsMember(from):
 		e.log.Info("leave request from a non-member ignored", "from", from, "version", g.Version)
 		return nil, nil
-	case g.admin(e.dev.ID) == nil || e.acct.Revoked:
+	case g.Admin(e.dev.ID) == nil || e.acct.Revoked:
 		return nil, nil // for the admins' devices
 	}
-	ng := &groupState{ID: g.ID, Version: g.Version + 1, Name: g.Name,
+	ng := &groupstate.State{ID: g.ID, Version: g.Version + 1, Name: g.Name,
 		Members: slices.DeleteFunc(slices.Clone(g.Members), func(m string) bool { return m == from })}
 	staged := len(b.Ops)
 	if err := e.stageGroupChangeLocked(ctx, b, g, ng, nil); err != nil {
@@ -804,7 +490,7 @@ func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, 
 // heldGroupLocked is the state this device holds of group (its chat id
 // or hex id), for a change or a message it is about to make: the
 // device can send and the group is known.
-func (e *Engine) heldGroupLocked(ctx context.Context, group string) (*groupState, error) {
+func (e *Engine) heldGroupLocked(ctx context.Context, group string) (*groupstate.State, error) {
 	id, err := parseGroupRef(group)
 	if err != nil {
 		return nil, err
@@ -827,17 +513,17 @@ func (e *Engine) heldGroupLocked(ctx context.Context, group string) (*groupState
 // and distributes it; change returns the handles to notify first (new
 // members, so their state is ahead of any chain made for them), or
 // errUnchanged to sign nothing.
-func (e *Engine) changeGroup(ctx context.Context, group string, change func(old, g *groupState) ([]string, error)) error {
+func (e *Engine) changeGroup(ctx context.Context, group string, change func(old, g *groupstate.State) ([]string, error)) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old, err := e.heldGroupLocked(ctx, group)
 	if err != nil {
 		return err
 	}
-	if old.admin(e.dev.ID) == nil {
+	if old.Admin(e.dev.ID) == nil {
 		return ErrNotGroupAdmin
 	}
-	g := &groupState{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
+	g := &groupstate.State{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
 	first, err := change(old, g)
 	if errors.Is(err, errUnchanged) {
 		return nil
@@ -850,7 +536,7 @@ func (e *Engine) changeGroup(ctx context.Context, group string, change func(old,
 
 // commitGroupChangeLocked commits stageGroupChangeLocked's batch and tells
 // the UI.
-func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupState, first []string) error {
+func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupstate.State, first []string) error {
 	var b storage.Batch
 	if err := e.stageGroupChangeLocked(ctx, &b, old, g, first); err != nil {
 		return err
@@ -869,29 +555,29 @@ func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupState
 // from this account (others' admin devices are kept), signs g, and adds
 // to b the new state with its distribution to every member of old and g
 // — first, then the rest.
-func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, old, g *groupState, first []string) error {
+func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, old, g *groupstate.State, first []string) error {
 	own, err := e.ownList(ctx)
 	if err != nil {
 		return err
 	}
 	if old != nil {
 		for _, a := range old.Admins {
-			if a.Handle != e.acct.Handle && g.isMember(a.Handle) {
+			if a.Handle != e.acct.Handle && g.IsMember(a.Handle) {
 				g.Admins = append(g.Admins, a)
 			}
 		}
 	}
 	for _, d := range e.activeDevices(own) {
-		if len(g.Admins) < maxGroupAdmins {
-			g.Admins = append(g.Admins, groupAdmin{Handle: e.acct.Handle, Device: d.ID, Key: d.SignPub})
+		if len(g.Admins) < groupstate.MaxAdmins {
+			g.Admins = append(g.Admins, groupstate.Admin{Handle: e.acct.Handle, Device: d.ID, Key: d.SignPub})
 		}
 	}
-	if g.admin(e.dev.ID) == nil {
+	if g.Admin(e.dev.ID) == nil {
 		return newError(ErrNotGroupAdmin.Code, nil, "this device is not active in its own device list")
 	}
-	g.sign(e.dev)
+	g.Sign(e.dev)
 
-	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.raw)
+	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.Raw())
 	stageJoinedLocked(b, old, g)
 	notify := slices.Clone(first)
 	for _, h := range g.Members {
@@ -902,7 +588,7 @@ func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, o
 	var removed []string
 	if old != nil {
 		for _, h := range old.Members {
-			if !g.isMember(h) {
+			if !g.IsMember(h) {
 				removed = append(removed, h)
 				notify = append(notify, h)
 			}
@@ -913,7 +599,7 @@ func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, o
 		if h == e.acct.Handle {
 			continue
 		}
-		if err := e.queuePairwiseLocked(ctx, b, kindGroupState, h, g.raw); err != nil {
+		if err := e.queuePairwiseLocked(ctx, b, kindGroupState, h, g.Raw()); err != nil {
 			return err
 		}
 		sent = true
@@ -921,7 +607,7 @@ func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, o
 	if !sent {
 		// Only our own other devices need to know (every pairwise send
 		// reaches them too).
-		if err := e.queuePairwiseLocked(ctx, b, kindGroupState, "", g.raw); err != nil {
+		if err := e.queuePairwiseLocked(ctx, b, kindGroupState, "", g.Raw()); err != nil {
 			return err
 		}
 	}
@@ -1006,7 +692,7 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	} else if left {
 		return "", ErrLeftGroup
 	}
-	if !g.isMember(e.acct.Handle) {
+	if !g.IsMember(e.acct.Handle) {
 		return "", ErrNotGroupMember
 	}
 	var id MessageID
@@ -1026,7 +712,7 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	if err != nil {
 		return "", err
 	}
-	b.Put(bGroupOutbox, seq, (&groupOutRecord{GroupID: gid, Payload: p.marshal()}).marshal())
+	b.Put(bGroupOutbox, seq, (&groupstate.OutRecord{GroupID: gid, Payload: p.marshal()}).Marshal())
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return "", storageErr(err)
 	}
@@ -1062,7 +748,7 @@ func (e *Engine) flushGroupLocked(ctx context.Context, conn Conn, scan bool) (se
 	if err != nil || key == "" {
 		return false, err == nil
 	}
-	rec, err := unmarshalGroupOut(val)
+	rec, err := groupstate.UnmarshalOut(val)
 	if err == nil {
 		err = e.sendGroupOutboxLocked(ctx, conn, key, rec)
 	}
@@ -1146,11 +832,11 @@ func (e *Engine) syncGroupsToOwnLocked(ctx context.Context) (bool, error) {
 			if err := e.queuePairwiseLocked(ctx, &b, kindGroupState, "", raw); err != nil || !left[k] {
 				return err
 			}
-			g, err := parseGroupState(raw)
+			g, err := groupstate.Parse(raw)
 			if err != nil {
 				return newError(ErrStorage.Code, err, "group record %s is corrupt", k)
 			}
-			return e.queuePairwiseLocked(ctx, &b, kindGroupLeave, "", groupLeaveBody(g.ID, g.Version))
+			return e.queuePairwiseLocked(ctx, &b, kindGroupLeave, "", groupstate.LeaveBody(g.ID, g.Version))
 		})
 		if err != nil {
 			return false, storageErr(err)
@@ -1178,10 +864,10 @@ func (e *Engine) refreshGroupAdminsLocked(ctx context.Context, own *devicelist.L
 	for _, d := range e.activeDevices(own) {
 		want = append(want, d.ID)
 	}
-	var stale []*groupState
+	var stale []*groupstate.State
 	err := e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(_ string, raw []byte) error {
-		g, err := parseGroupState(raw)
-		if err != nil || g.admin(e.dev.ID) == nil || !g.isMember(e.acct.Handle) {
+		g, err := groupstate.Parse(raw)
+		if err != nil || g.Admin(e.dev.ID) == nil || !g.IsMember(e.acct.Handle) {
 			return nil
 		}
 		var have []identity.DeviceID
@@ -1190,7 +876,7 @@ func (e *Engine) refreshGroupAdminsLocked(ctx context.Context, own *devicelist.L
 				have = append(have, a.Device)
 			}
 		}
-		if !slices.Equal(have, want[:min(len(want), maxGroupAdmins)]) {
+		if !slices.Equal(have, want[:min(len(want), groupstate.MaxAdmins)]) {
 			stale = append(stale, g)
 		}
 		return nil
@@ -1199,7 +885,7 @@ func (e *Engine) refreshGroupAdminsLocked(ctx context.Context, own *devicelist.L
 		return storageErr(err)
 	}
 	for _, old := range stale {
-		g := &groupState{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
+		g := &groupstate.State{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
 		if err := e.commitGroupChangeLocked(ctx, old, g, nil); err != nil {
 			return err
 		}
@@ -1210,7 +896,7 @@ func (e *Engine) refreshGroupAdminsLocked(ctx context.Context, own *devicelist.L
 // groupTargetsLocked lists the devices a group message goes to: every
 // active device of every other member and our own other active devices,
 // sorted. A member whose account is gone is skipped.
-func (e *Engine) groupTargetsLocked(ctx context.Context, g *groupState, refresh bool) ([]target, error) {
+func (e *Engine) groupTargetsLocked(ctx context.Context, g *groupstate.State, refresh bool) ([]target, error) {
 	out, err := e.targetsLocked(ctx, "", refresh)
 	if err != nil {
 		return nil, err
@@ -1247,7 +933,7 @@ func (e *Engine) groupTargetsLocked(ctx context.Context, g *groupState, refresh 
 	return out, nil
 }
 
-func sameDevices(refs []devRef, targets []target) bool {
+func sameDevices(refs []groupstate.DeviceRef, targets []target) bool {
 	if len(refs) != len(targets) {
 		return false
 	}
@@ -1259,7 +945,7 @@ func sameDevices(refs []devRef, targets []target) bool {
 	return true
 }
 
-func (e *Engine) loadSenderLocked(ctx context.Context, gid groupID) (*senderRecord, error) {
+func (e *Engine) loadSenderLocked(ctx context.Context, gid groupID) (*groupstate.SenderRecord, error) {
 	v, err := e.cfg.Store.Get(ctx, bGroupSender, hex.EncodeToString(gid[:]))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -1267,14 +953,14 @@ func (e *Engine) loadSenderLocked(ctx context.Context, gid groupID) (*senderReco
 	if err != nil {
 		return nil, storageErr(err)
 	}
-	s, err := unmarshalSenderRecord(v)
+	s, err := groupstate.UnmarshalSenderRecord(v)
 	if err != nil {
 		return nil, newError(ErrStorage.Code, err, "group sender record %x is corrupt", gid)
 	}
 	return s, nil
 }
 
-func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key string, rec *groupOutRecord) error {
+func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key string, rec *groupstate.OutRecord) error {
 	p, err := unmarshalPayload(rec.Payload)
 	if err != nil {
 		return newError(ErrStorage.Code, err, "group outbox entry corrupt")
@@ -1283,7 +969,7 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 	if err != nil {
 		return err
 	}
-	if g == nil || !g.isMember(e.acct.Handle) {
+	if g == nil || !g.IsMember(e.acct.Handle) {
 		return ErrNotGroupMember
 	}
 	if left, err := e.hasLeftLocked(ctx, rec.GroupID); err != nil {
@@ -1317,13 +1003,13 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 			}
 			rec.Sealed = append([]byte{envGroup}, ct...)
 			rec.Chain = sr.Sender.ChainID()
-			enc, err := sr.marshal()
+			enc, err := sr.Marshal()
 			if err != nil {
 				return err
 			}
 			var b storage.Batch
 			b.Put(bGroupSender, gidHex, enc)
-			b.Put(bGroupOutbox, key, rec.marshal())
+			b.Put(bGroupOutbox, key, rec.Marshal())
 			if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 				return storageErr(err)
 			}
@@ -1406,15 +1092,15 @@ func (e *Engine) rekeyLocked(ctx context.Context, gid groupID, targets []target)
 	if err != nil {
 		return err
 	}
-	sr := &senderRecord{Sender: s}
+	sr := &groupstate.SenderRecord{Sender: s}
 	for _, t := range targets {
-		sr.Devices = append(sr.Devices, devRef{t.handle, t.dev.ID})
+		sr.Devices = append(sr.Devices, groupstate.DeviceRef{Handle: t.handle, Device: t.dev.ID})
 	}
 	dist, err := s.Distribution().MarshalBinary()
 	if err != nil {
 		return err
 	}
-	enc, err := sr.marshal()
+	enc, err := sr.Marshal()
 	if err != nil {
 		return err
 	}
@@ -1460,9 +1146,22 @@ func refused(cause error, format string, args ...any) error {
 	return newError(ErrGroupChangeRefused.Code, cause, format, args...)
 }
 
+// verifyGroupState is g.Verify with the engine's errors: a state not signed
+// by an admin of authority is a refused change.
+func verifyGroupState(g *groupstate.State, authority []groupstate.Admin) (*groupstate.Admin, error) {
+	signer, err := g.Verify(authority)
+	if errors.Is(err, groupstate.ErrNotAuthority) {
+		return nil, refused(nil, "version %d of a group is signed by a device that is not its admin", g.Version)
+	}
+	if err != nil {
+		return nil, refused(err, "version %d of a group has a bad signature", g.Version)
+	}
+	return signer, nil
+}
+
 // acceptGroupStateLocked verifies a received group state and adds it to b.
 func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, raw []byte) ([]Event, error) {
-	g, err := parseGroupState(raw)
+	g, err := groupstate.Parse(raw)
 	if err != nil {
 		return nil, refused(err, "malformed group state: %v", err)
 	}
@@ -1480,20 +1179,20 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 			// for. One whose members are all still members is what an
 			// admin device acting late sends (it read a leave request
 			// before the states that followed it): nothing to report.
-			if slices.ContainsFunc(g.Members, func(m string) bool { return !old.isMember(m) }) {
+			if slices.ContainsFunc(g.Members, func(m string) bool { return !old.IsMember(m) }) {
 				return nil, refused(nil, "the group's version %d came after version %d (rollback)", g.Version, old.Version)
 			}
 			e.log.Info("stale group state ignored", "version", g.Version, "held", old.Version)
 			return nil, nil
 		case g.Version == old.Version:
-			if bytes.Equal(g.raw, old.raw) {
+			if bytes.Equal(g.Raw(), old.Raw()) {
 				return nil, nil // the same state again
 			}
 			// Two admin devices changed the group at once. Every device
 			// keeps the one whose encoding sorts first, whatever the
 			// order they arrive in, so members converge.
-			if bytes.Compare(g.raw, old.raw) > 0 {
-				if g.sameContent(old) {
+			if bytes.Compare(g.Raw(), old.Raw()) > 0 {
+				if g.SameContent(old) {
 					// Both made the same change (a leave request both
 					// read): nothing is lost, nothing to report.
 					return nil, nil
@@ -1502,10 +1201,10 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 			}
 		}
 		authority = old.Admins
-	} else if !g.isMember(e.acct.Handle) {
+	} else if !g.IsMember(e.acct.Handle) {
 		return nil, nil // a group we are not in and never were
 	}
-	signer, err := g.verify(authority)
+	signer, err := verifyGroupState(g, authority)
 	if err != nil {
 		return nil, err
 	}
@@ -1523,7 +1222,7 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 		return nil, refused(nil, "the group's admin key is not the key of %s's device %s", signer.Handle, signer.Device)
 	}
 
-	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.raw)
+	b.Put(bGroups, hex.EncodeToString(g.ID[:]), g.Raw())
 	stageJoinedLocked(b, old, g)
 	if err := e.ensureGroupChatLocked(ctx, b, g.ID); err != nil {
 		return nil, err
@@ -1531,17 +1230,17 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 	var events []Event
 	if old != nil {
 		for _, h := range old.Members {
-			if !g.isMember(h) {
+			if !g.IsMember(h) {
 				if err := e.dropChainsLocked(ctx, b, g.ID, h); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	if old != nil && !old.isMember(e.acct.Handle) && g.isMember(e.acct.Handle) {
+	if old != nil && !old.IsMember(e.acct.Handle) && g.IsMember(e.acct.Handle) {
 		b.Delete(bGroupLeft, hex.EncodeToString(g.ID[:])) // added again
 	}
-	if !g.isMember(e.acct.Handle) {
+	if !g.IsMember(e.acct.Handle) {
 		// We were removed: our chain and every chain we held go.
 		b.Delete(bGroupSender, hex.EncodeToString(g.ID[:]))
 		if err := e.dropChainsLocked(ctx, b, g.ID, ""); err != nil {
@@ -1692,7 +1391,7 @@ func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p
 
 // replayGroupLocked opens the pending messages of every chain held for a
 // group whose state just arrived.
-func (e *Engine) replayGroupLocked(ctx context.Context, b *storage.Batch, g *groupState) ([]Event, error) {
+func (e *Engine) replayGroupLocked(ctx context.Context, b *storage.Batch, g *groupstate.State) ([]Event, error) {
 	prefix := hex.EncodeToString(g.ID[:]) + "/"
 	type chain struct {
 		key string
@@ -1747,7 +1446,7 @@ func (e *Engine) replayGroupLocked(ctx context.Context, b *storage.Batch, g *gro
 
 // openPendingLocked opens (and deletes) up to limit pending messages of a
 // chain with rv, oldest iteration first, advancing rv in memory.
-func (e *Engine) openPendingLocked(ctx context.Context, b *storage.Batch, g *groupState, ref string, rv *senderkey.Receiver, from string, dev identity.DeviceID, limit int) ([]*Message, []Event, error) {
+func (e *Engine) openPendingLocked(ctx context.Context, b *storage.Batch, g *groupstate.State, ref string, rv *senderkey.Receiver, from string, dev identity.DeviceID, limit int) ([]*Message, []Event, error) {
 	var msgs []*Message
 	var events []Event
 	if limit <= 0 {
@@ -1755,7 +1454,7 @@ func (e *Engine) openPendingLocked(ctx context.Context, b *storage.Batch, g *gro
 	}
 	err := e.cfg.Store.Scan(ctx, bGroupPend, ref+"/", storage.ScanOptions{Limit: limit}, func(k string, v []byte) error {
 		b.Delete(bGroupPend, k)
-		pm, err := unmarshalPendingGroup(v)
+		pm, err := groupstate.UnmarshalPending(v)
 		if err != nil {
 			events = append(events, Event{Type: "error", Chat: from, Code: ErrStorage.Code, Text: err.Error()})
 			return nil
@@ -1779,11 +1478,11 @@ func (e *Engine) openPendingLocked(ctx context.Context, b *storage.Batch, g *gro
 
 // openGroupMessage checks the sender's membership, then verifies and
 // decrypts msg with rv (which advances only on success).
-func (e *Engine) openGroupMessage(g *groupState, rv *senderkey.Receiver, from string, dev identity.DeviceID, msg []byte) (*Message, error) {
-	if !g.isMember(e.acct.Handle) {
+func (e *Engine) openGroupMessage(g *groupstate.State, rv *senderkey.Receiver, from string, dev identity.DeviceID, msg []byte) (*Message, error) {
+	if !g.IsMember(e.acct.Handle) {
 		return nil, newError(ErrNotGroupMember.Code, nil, "a group message arrived for a group this account was removed from")
 	}
-	if !g.isMember(from) {
+	if !g.IsMember(from) {
 		return nil, newError(ErrNotGroupMember.Code, nil, "a group message came from %s, who is not a member", from)
 	}
 	pt, err := rv.Decrypt(msg)
@@ -1928,7 +1627,7 @@ func (e *Engine) pendGroupLocked(ctx context.Context, ref, from string, dev iden
 		return newError("group_pending_full", nil, "%d group messages from %s's device %s wait for their sender key; this one was dropped", n, from, dev)
 	}
 	var b storage.Batch
-	b.Put(bGroupPend, fmt.Sprintf("%s/%08x%s", ref, iter, hex.EncodeToString(msgID[:])), (&pendingGroupMsg{MessageID: msgID, Msg: msg}).marshal())
+	b.Put(bGroupPend, fmt.Sprintf("%s/%08x%s", ref, iter, hex.EncodeToString(msgID[:])), (&groupstate.Pending{MessageID: msgID, Msg: msg}).Marshal())
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return storageErr(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/client/internal/groupstate"
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
@@ -155,7 +156,7 @@ func queueForged(t *testing.T, d *device, kind uint8, to string, raw []byte) {
 	}
 }
 
-func loadState(t *testing.T, d *device, gid string) *groupState {
+func loadState(t *testing.T, d *device, gid string) *groupstate.State {
 	t.Helper()
 	id, _ := parseGroupRef(gid)
 	d.eng.mu.Lock()
@@ -309,15 +310,14 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 	// A change signed by a member who is no admin is refused everywhere,
 	// and so is one claiming the admin device but signed by another key.
 	cur := loadState(t, b1, gid)
-	forged := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members,
-		Admins: append(slices.Clone(cur.Admins), groupAdmin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})}
-	forged.sign(b1.eng.dev)
-	queueForged(t, b1, kindGroupState, "alice", forged.raw)
-	posing := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members, Admins: cur.Admins}
-	msg := func() []byte { posing.Signer = a1.eng.dev.ID; return posing.signedPart() }()
-	posing.Signer, posing.Sig = a1.eng.dev.ID, b1.eng.dev.Sign(purposeGroupChange, msg)
-	posing.raw = append(msg, posing.Sig...)
-	queueForged(t, b1, kindGroupState, "alice", posing.raw)
+	forged := &groupstate.State{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members,
+		Admins: append(slices.Clone(cur.Admins), groupstate.Admin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})}
+	forged.Sign(b1.eng.dev)
+	queueForged(t, b1, kindGroupState, "alice", forged.Raw())
+	posing := &groupstate.State{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members, Admins: cur.Admins,
+		Signer: a1.eng.dev.ID}
+	msg := posing.SignedPart()
+	queueForged(t, b1, kindGroupState, "alice", append(msg, b1.eng.dev.Sign(groupstate.Purpose, msg)...))
 	// An old state replayed (the relay or a member could hold one).
 	queueForged(t, b1, kindGroupState, "alice", loadStateV1(t, a1, gid))
 	for _, d := range []*device{a1, a2, b2} {
@@ -347,9 +347,9 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 func loadStateV1(t *testing.T, a1 *device, gid string) []byte {
 	t.Helper()
 	cur := loadState(t, a1, gid)
-	old := &groupState{ID: cur.ID, Version: 1, Name: cur.Name, Members: []string{"alice", "bob", "carol"}, Admins: cur.Admins}
-	old.sign(a1.eng.dev)
-	return old.raw
+	old := &groupstate.State{ID: cur.ID, Version: 1, Name: cur.Name, Members: []string{"alice", "bob", "carol"}, Admins: cur.Admins}
+	old.Sign(a1.eng.dev)
+	return old.Raw()
 }
 
 // TestGroupMessageBeforeDistribution: a group message whose chain is not
@@ -436,123 +436,58 @@ func TestGroupMessageBeforeDistribution(t *testing.T) {
 	}
 }
 
-// TestGroupStateForm: the decoder takes what sign makes and refuses what
-// would make membership ambiguous; verify takes only an admin's signature.
-func TestGroupStateForm(t *testing.T) {
+// TestGroupStateEngineRules: groupstate's limits and handle rule are the
+// engine's and the relay's, and a state that does not verify is a refused
+// change (ErrGroupChangeRefused).
+func TestGroupStateEngineRules(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"handle length (engine)", groupstate.MaxHandleLen, maxHandleLen},
+		{"handle length (relay)", groupstate.MaxHandleLen, frame.MaxHandle},
+		{"devices of a chain", groupstate.MaxChainDevices, frame.MaxRecipients},
+		{"outbox payload", groupstate.MaxOutPayload, maxPayloadBody + 256},
+		{"GroupIDSize", GroupIDSize, 16},
+		{"MaxGroupMembers", MaxGroupMembers, 64},
+		{"MaxGroupNameLen", MaxGroupNameLen, 64},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: groupstate says %d, want %d", c.name, c.got, c.want)
+		}
+	}
 	admin, _ := identity.NewDevice(nil)
 	other, _ := identity.NewDevice(nil)
-	g := &groupState{ID: groupID{1}, Version: 3, Name: "g", Members: []string{"alice", "bob"},
-		Admins: []groupAdmin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
-	g.sign(admin)
-	got, err := parseGroupState(g.raw)
+	for _, h := range []string{"bob", "ab", "a-b.c_d", "Bob", "b b", "b\xffb", strings.Repeat("b", 32), strings.Repeat("b", 33), "b:c", "0_9"} {
+		g := &groupstate.State{ID: groupID{1}, Version: 1, Name: "g", Members: []string{h},
+			Admins: []groupstate.Admin{{Handle: h, Device: admin.ID, Key: admin.Public().SignPub}}}
+		g.Sign(admin)
+		if _, err := groupstate.Parse(g.Raw()); (err == nil) != handleRule.MatchString(h) || (err == nil) != frame.ValidHandle(h) {
+			t.Errorf("handle %q: parsed with %v, the engine's rule says %v", h, err, handleRule.MatchString(h))
+		}
+	}
+	g := &groupstate.State{ID: groupID{1}, Version: 3, Name: "g", Members: []string{"alice", "bob"},
+		Admins: []groupstate.Admin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
+	g.Sign(admin)
+	got, err := groupstate.Parse(g.Raw())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := got.verify(g.Admins); err != nil {
+	if _, err := verifyGroupState(got, g.Admins); err != nil {
 		t.Fatal(err)
 	}
-	// Another device signing in the admin's name.
-	bad := *got
-	bad.Sig = other.Sign(purposeGroupChange, got.raw[:len(got.raw)-64])
-	bad.raw = append(bytes.Clone(got.raw[:len(got.raw)-64]), bad.Sig...)
-	if _, err := bad.verify(g.Admins); !errors.Is(err, ErrGroupChangeRefused) {
+	forged := bytes.Clone(g.Raw())
+	copy(forged[len(forged)-64:], other.Sign(groupstate.Purpose, g.Raw()[:len(forged)-64]))
+	bad, err := groupstate.Parse(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyGroupState(bad, g.Admins); !errors.Is(err, ErrGroupChangeRefused) || !errors.Is(err, identity.ErrBadSignature) {
 		t.Fatalf("forged signature: %v", err)
 	}
-	// An authority without the signer.
-	if _, err := got.verify([]groupAdmin{{Handle: "bob", Device: other.ID, Key: other.Public().SignPub}}); !errors.Is(err, ErrGroupChangeRefused) {
+	if _, err := verifyGroupState(got, []groupstate.Admin{{Handle: "bob", Device: other.ID, Key: other.Public().SignPub}}); !errors.Is(err, ErrGroupChangeRefused) {
 		t.Fatalf("non-admin signer: %v", err)
 	}
-	for name, mut := range map[string]func(*groupState){
-		"unsorted members": func(g *groupState) { g.Members = []string{"bob", "alice"} },
-		"duplicate member": func(g *groupState) { g.Members = []string{"alice", "alice"} },
-		"bad handle":       func(g *groupState) { g.Members = []string{"Alice", "bob"} },
-		"admin not member": func(g *groupState) { g.Members = []string{"bob", "carol"} },
-		"version 0":        func(g *groupState) { g.Version = 0 },
-		"empty name":       func(g *groupState) { g.Name = "" },
-		"signer not admin": func(g *groupState) { g.Admins[0].Device = other.ID },
-		"no members":       func(g *groupState) { g.Members = nil },
-		"too many members": func(g *groupState) { g.Members = manyHandles(MaxGroupMembers + 1) },
-	} {
-		c := &groupState{ID: g.ID, Version: g.Version, Name: g.Name, Members: slices.Clone(g.Members), Admins: slices.Clone(g.Admins)}
-		mut(c)
-		c.sign(admin)
-		if _, err := parseGroupState(c.raw); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	if _, err := parseGroupState(append(bytes.Clone(g.raw), 0)); err == nil {
-		t.Error("trailing byte accepted")
-	}
-}
-
-func manyHandles(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("user%03d", i)
-	}
-	return out
-}
-
-// Fuzz targets: one per decoder of group.go.
-
-func FuzzGroupState(f *testing.F) {
-	admin, _ := identity.NewDevice(nil)
-	g := &groupState{ID: groupID{1}, Version: 1, Name: "g", Members: []string{"alice", "bob"},
-		Admins: []groupAdmin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
-	g.sign(admin)
-	f.Add(g.raw)
-	f.Add([]byte{groupStateVersion})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		g, err := parseGroupState(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(append(g.signedPart(), g.Sig...), b) {
-			t.Fatal("group state does not re-encode to its input")
-		}
-		g.verify(g.Admins)
-	})
-}
-
-func FuzzGroupSenderRecord(f *testing.F) {
-	s, _ := senderkey.NewSender(nil, make([]byte, GroupIDSize))
-	enc, _ := (&senderRecord{Sender: s, Devices: []devRef{{"bob", identity.DeviceID{2}}}}).marshal()
-	f.Add(enc)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := unmarshalSenderRecord(b)
-		if err != nil {
-			return
-		}
-		if _, err := r.marshal(); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
-
-func FuzzGroupOutRecord(f *testing.F) {
-	f.Add((&groupOutRecord{GroupID: groupID{1}, Payload: []byte("p"), Sealed: []byte{envGroup, 1}}).marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := unmarshalGroupOut(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(r.marshal(), b) {
-			t.Fatal("group outbox record does not re-encode to its input")
-		}
-	})
-}
-
-func FuzzPendingGroupMsg(f *testing.F) {
-	f.Add((&pendingGroupMsg{MessageID: MessageID{1}, Msg: []byte("m")}).marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := unmarshalPendingGroup(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(p.marshal(), b) {
-			t.Fatal("pending group message does not re-encode to its input")
-		}
-	})
 }
 
 // BenchmarkGroupSendReceive: one group text from alice's device until both
@@ -836,7 +771,7 @@ func TestGroupMessageBeforeState(t *testing.T) {
 		t.Fatal("shown before the group's state")
 	}
 	batch = storage.Batch{}
-	evs, err := b.eng.acceptGroupStateLocked(ctx, &batch, state.raw)
+	evs, err := b.eng.acceptGroupStateLocked(ctx, &batch, state.Raw())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -870,15 +805,15 @@ func TestGroupConcurrentChanges(t *testing.T) {
 	}
 	v1 := loadState(t, a, gid)
 	fork := func(name string) []byte {
-		g := &groupState{ID: v1.ID, Version: 2, Name: name, Members: v1.Members, Admins: v1.Admins}
-		g.sign(a.eng.dev)
-		return g.raw
+		g := &groupstate.State{ID: v1.ID, Version: 2, Name: name, Members: v1.Members, Admins: v1.Admins}
+		g.Sign(a.eng.dev)
+		return g.Raw()
 	}
 	x, y := fork("X"), fork("Y")
 	for _, tc := range []struct {
 		d     *device
 		order [][]byte
-	}{{b, [][]byte{v1.raw, x, y}}, {c, [][]byte{v1.raw, y, x}}} {
+	}{{b, [][]byte{v1.Raw(), x, y}}, {c, [][]byte{v1.Raw(), y, x}}} {
 		tc.d.eng.mu.Lock()
 		for _, raw := range tc.order {
 			var batch storage.Batch
@@ -892,7 +827,7 @@ func TestGroupConcurrentChanges(t *testing.T) {
 		tc.d.eng.mu.Unlock()
 	}
 	gb, gc := loadState(t, b, gid), loadState(t, c, gid)
-	if gb.Version != 2 || !bytes.Equal(gb.raw, gc.raw) || !bytes.Equal(gb.raw, []byte(min(string(x), string(y)))) {
+	if gb.Version != 2 || !bytes.Equal(gb.Raw(), gc.Raw()) || !bytes.Equal(gb.Raw(), []byte(min(string(x), string(y)))) {
 		t.Fatalf("bob keeps %q, carol keeps %q", gb.Name, gc.Name)
 	}
 }
@@ -1071,9 +1006,9 @@ func TestGroupLeave(t *testing.T) {
 	a2.run()
 	waitGroup(t, a2, gid, "carol removed", removed)
 	eventually(t, "every device holding the same version 2", func() bool {
-		raw := loadState(t, a1, gid).raw
+		raw := loadState(t, a1, gid).Raw()
 		for _, d := range all {
-			if !bytes.Equal(loadState(t, d, gid).raw, raw) {
+			if !bytes.Equal(loadState(t, d, gid).Raw(), raw) {
 				return false
 			}
 		}
@@ -1120,12 +1055,12 @@ func TestGroupLeave(t *testing.T) {
 	// The same request again, one from an account never in the group,
 	// and a malformed one from a member: nothing changes. A body without
 	// the version, or with a byte too many, is malformed.
-	for _, body := range [][]byte{groupLeaveBody(id, 1), id[:], append(groupLeaveBody(id, 1), 0)} {
+	for _, body := range [][]byte{groupstate.LeaveBody(id, 1), id[:], append(groupstate.LeaveBody(id, 1), 0)} {
 		a1.eng.mu.Lock()
 		var batch storage.Batch
 		evs, err := a1.eng.receiveGroupLeaveLocked(ctx, &batch, &payload{Kind: kindGroupLeave, Body: body}, "carol")
 		a1.eng.mu.Unlock()
-		if len(body) != groupLeaveBodySize {
+		if len(body) != groupstate.LeaveBodySize {
 			if err != nil || len(evs) != 1 || evs[0].Code != "malformed" || batch.Len() != 0 {
 				t.Fatalf("a leave request of %d bytes: events %+v, %d writes, %v", len(body), evs, batch.Len(), err)
 			}
@@ -1133,8 +1068,8 @@ func TestGroupLeave(t *testing.T) {
 			t.Fatalf("a replayed leave request: events %+v, %d writes, %v", evs, batch.Len(), err)
 		}
 	}
-	queueForged(t, c1, kindGroupLeave, "alice", groupLeaveBody(id, 2))
-	queueForged(t, dave, kindGroupLeave, "alice", groupLeaveBody(id, 2))
+	queueForged(t, c1, kindGroupLeave, "alice", groupstate.LeaveBody(id, 2))
+	queueForged(t, dave, kindGroupLeave, "alice", groupstate.LeaveBody(id, 2))
 	queueForged(t, b, kindGroupLeave, "alice", []byte("short"))
 	for _, d := range []*device{c1, dave} {
 		if _, err := d.eng.SendText(ctx, "alice", "after the request from "+d.name); err != nil {
@@ -1237,9 +1172,9 @@ func TestGroupLeaveStaleRequest(t *testing.T) {
 		}
 	}
 	eventually(t, "every device holding the same version 3", func() bool {
-		raw := loadState(t, a1, gid).raw
+		raw := loadState(t, a1, gid).Raw()
 		for _, d := range all {
-			if !bytes.Equal(loadState(t, d, gid).raw, raw) {
+			if !bytes.Equal(loadState(t, d, gid).Raw(), raw) {
 				return false
 			}
 		}
@@ -1253,7 +1188,7 @@ func TestGroupLeaveStaleRequest(t *testing.T) {
 		d.waitMessage(gid, "still here")
 	}
 	for _, d := range all {
-		if g := loadState(t, d, gid); g.Version != 3 || !g.isMember("carol") {
+		if g := loadState(t, d, gid); g.Version != 3 || !g.IsMember("carol") {
 			t.Fatalf("%s holds version %d with %v", d.name, g.Version, g.Members)
 		}
 		if n := countEvents(d, "error", ErrGroupChangeRefused.Code); n != 0 {
