@@ -22,6 +22,7 @@ import (
 
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/wire"
+	"github.com/parley-im/parley/server/relay/frame"
 )
 
 // Purpose is the signature purpose of a group state (PROTOCOL.md §2.2).
@@ -42,10 +43,9 @@ const (
 	// MaxAdmins bounds the admin devices of a group: one account's
 	// devices (devicelist.MaxDevices).
 	MaxAdmins = 16
-	// MaxHandleLen is the relay's bound on a handle (frame.MaxHandle).
-	MaxHandleLen = 32
-	// minHandleLen is the relay's lower bound on a handle (frame.MinHandle).
-	minHandleLen = 3
+	// MaxHandleLen bounds a member's handle: the relay's handle rule
+	// (frame.ValidHandle), which Parse checks.
+	MaxHandleLen = frame.MaxHandle
 )
 
 // ID is a group's id.
@@ -140,7 +140,7 @@ func Parse(b []byte) (*State, error) {
 		return nil, ErrEmpty
 	}
 	for i, m := range g.Members {
-		if !validHandle(m) {
+		if !frame.ValidHandle(m) {
 			return nil, detail(ErrBadMember, "group state: bad member handle %q", m)
 		}
 		if i > 0 && g.Members[i-1] >= m {
@@ -162,22 +162,6 @@ func Parse(b []byte) (*State, error) {
 	}
 	g.raw = bytes.Clone(b)
 	return g, nil
-}
-
-// validHandle is the relay's handle rule (frame.ValidHandle): 3–32 of
-// a-z 0-9 . _ -. The engine checks the same rule (handleRule); a test in
-// package client holds the two to each other.
-func validHandle(s string) bool {
-	if len(s) < minHandleLen || len(s) > MaxHandleLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // IsMember reports whether handle is a member of g.

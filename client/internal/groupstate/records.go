@@ -6,6 +6,7 @@ import (
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
 	"github.com/parley-im/parley/crypto/wire"
+	"github.com/parley-im/parley/server/relay/frame"
 )
 
 // The records below are stored by the engine, not sent: their encodings are
@@ -17,8 +18,8 @@ const (
 	// maxSenderSize bounds a stored senderkey.Sender.
 	maxSenderSize = 1024
 	// MaxChainDevices bounds the devices one chain is made for: one
-	// GroupSend's recipients (frame.MaxRecipients).
-	MaxChainDevices = 1024
+	// GroupSend's recipients.
+	MaxChainDevices = frame.MaxRecipients
 	// MaxOutPayload bounds the payload a group outbox record keeps: the
 	// engine's largest payload (client's maxPayloadBody, MaxTextLen +
 	// 1024) and room for its header.
