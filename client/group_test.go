@@ -5,179 +5,19 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/client/internal/groupstate"
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
 	"github.com/parley-im/parley/relay"
 )
-
-// captureRelay records the group ciphertexts a device submits, so a test
-// can hand one to a device the relay would never deliver it to.
-type captureRelay struct {
-	Relay
-	mu   sync.Mutex
-	sent map[MessageID][]byte
-}
-
-func (r *captureRelay) Connect(ctx context.Context, handle string, dev *identity.Device) (Conn, error) {
-	c, err := r.Relay.Connect(ctx, handle, dev)
-	if err != nil {
-		return nil, err
-	}
-	return &captureConn{Conn: c, r: r}, nil
-}
-
-type captureConn struct {
-	Conn
-	r *captureRelay
-}
-
-func (c *captureConn) GroupSend(ctx context.Context, id [16]byte, payload []byte, to []relay.Addr) error {
-	c.r.mu.Lock()
-	c.r.sent[id] = bytes.Clone(payload)
-	c.r.mu.Unlock()
-	return c.Conn.GroupSend(ctx, id, payload, to)
-}
-
-func (r *captureRelay) get(id string) []byte {
-	raw, _ := hex.DecodeString(id)
-	var mid MessageID
-	copy(mid[:], raw)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.sent[mid]
-}
-
-// capture makes d's engine go through a captureRelay.
-func capture(d *device) *captureRelay {
-	d.stop()
-	c := &captureRelay{Relay: d.relay, sent: map[MessageID][]byte{}}
-	d.relay = c
-	d.start()
-	return c
-}
-
-// waitGroup waits until d knows group id in a state satisfying ok.
-func waitGroup(t *testing.T, d *device, id string, what string, ok func(Group) bool) Group {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		gs, err := d.eng.Groups(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range gs {
-			if g.ID == id && ok(g) {
-				return g
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: group %s never reached %s (have %+v)", d.name, id, what, gs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func hasMessage(t *testing.T, d *device, chat, text string) bool {
-	t.Helper()
-	msgs, err := d.eng.Messages(context.Background(), chat, "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range msgs {
-		if m.Text == text {
-			return true
-		}
-	}
-	return false
-}
-
-// storedReceivers returns the group chains a device holds.
-func storedReceivers(t *testing.T, d *device, gid string) []*senderkey.Receiver {
-	t.Helper()
-	id, err := parseGroupRef(gid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*senderkey.Receiver
-	err = d.store.Scan(context.Background(), bGroupRecv, hex.EncodeToString(id[:])+"/", storage.ScanOptions{}, func(_ string, v []byte) error {
-		r, err := senderkey.UnmarshalReceiver(v)
-		if err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func newGroupAccount(t *testing.T, tr *testRelay, handle string) (*device, *device) {
-	t.Helper()
-	p := newDevice(t, tr, handle+"-phone")
-	if err := p.eng.CreateAccount(ctxT(t), handle, handle+"'s phone"); err != nil {
-		t.Fatal(err)
-	}
-	p.run()
-	c := newDevice(t, tr, handle+"-browser")
-	linkCompanion(t, p, c, handle+"'s browser")
-	c.run()
-	return p, c
-}
-
-// queueForged sends a control payload of kind (a group state, a leave
-// request) from d's device over its pairwise sessions, whatever d's
-// rights, as a modified client could.
-func queueForged(t *testing.T, d *device, kind uint8, to string, raw []byte) {
-	t.Helper()
-	ctx := ctxT(t)
-	d.eng.mu.Lock()
-	var b storage.Batch
-	err := d.eng.queuePairwiseLocked(ctx, &b, kind, to, raw)
-	if err == nil {
-		err = d.eng.cfg.Store.Commit(ctx, &b)
-	}
-	d.eng.kickLocked()
-	d.eng.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func loadState(t *testing.T, d *device, gid string) *groupState {
-	t.Helper()
-	id, _ := parseGroupRef(gid)
-	d.eng.mu.Lock()
-	defer d.eng.mu.Unlock()
-	g, err := d.eng.loadGroupLocked(context.Background(), id)
-	if err != nil || g == nil {
-		t.Fatalf("%s: group state: %v", d.name, err)
-	}
-	return g
-}
-
-func countEvents(d *device, typ string, code Code) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, ev := range d.events {
-		if ev.Type == typ && ev.Code == code {
-			n++
-		}
-	}
-	return n
-}
 
 // TestGroupThreeMembersTwoDevices: three accounts with a primary and a
 // linked companion each. Every device of every member gets every group
@@ -185,19 +25,16 @@ func countEvents(d *device, typ string, code Code) int {
 // so its devices cannot read on; a change not signed by an admin, and an
 // old state replayed, are refused.
 func TestGroupThreeMembersTwoDevices(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a1, a2 := newGroupAccount(t, tr, "alice")
-	b1, b2 := newGroupAccount(t, tr, "bob")
-	c1, c2 := newGroupAccount(t, tr, "carol")
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a1, a2 := s.account("alice")
+	b1, b2 := s.account("bob")
+	c1, c2 := s.account("carol")
 	all := []*device{a1, a2, b1, b2, c1, c2}
 	bobCap := capture(b2)
 	b2.run()
 
-	gid, err := a1.eng.CreateGroup(ctx, "Hiking club", []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gid := s.create(a1, "Hiking club", "bob", "carol")
 	if !strings.HasPrefix(gid, "g:") {
 		t.Fatalf("group id %q", gid)
 	}
@@ -309,15 +146,14 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 	// A change signed by a member who is no admin is refused everywhere,
 	// and so is one claiming the admin device but signed by another key.
 	cur := loadState(t, b1, gid)
-	forged := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members,
-		Admins: append(slices.Clone(cur.Admins), groupAdmin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})}
-	forged.sign(b1.eng.dev)
-	queueForged(t, b1, kindGroupState, "alice", forged.raw)
-	posing := &groupState{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members, Admins: cur.Admins}
-	msg := func() []byte { posing.Signer = a1.eng.dev.ID; return posing.signedPart() }()
-	posing.Signer, posing.Sig = a1.eng.dev.ID, b1.eng.dev.Sign(purposeGroupChange, msg)
-	posing.raw = append(msg, posing.Sig...)
-	queueForged(t, b1, kindGroupState, "alice", posing.raw)
+	forged := &groupstate.State{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members,
+		Admins: append(slices.Clone(cur.Admins), groupstate.Admin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})}
+	forged.Sign(b1.eng.dev)
+	queueForged(t, b1, kindGroupState, "alice", forged.Raw())
+	posing := &groupstate.State{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members, Admins: cur.Admins,
+		Signer: a1.eng.dev.ID}
+	msg := posing.SignedPart()
+	queueForged(t, b1, kindGroupState, "alice", append(msg, b1.eng.dev.Sign(groupstate.Purpose, msg)...))
 	// An old state replayed (the relay or a member could hold one).
 	queueForged(t, b1, kindGroupState, "alice", loadStateV1(t, a1, gid))
 	for _, d := range []*device{a1, a2, b2} {
@@ -342,38 +178,14 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 	}
 }
 
-// loadStateV1 is the first version of the group, as a1 signed it: rebuilt
-// from the current admins (a1's devices) and the creation members.
-func loadStateV1(t *testing.T, a1 *device, gid string) []byte {
-	t.Helper()
-	cur := loadState(t, a1, gid)
-	old := &groupState{ID: cur.ID, Version: 1, Name: cur.Name, Members: []string{"alice", "bob", "carol"}, Admins: cur.Admins}
-	old.sign(a1.eng.dev)
-	return old.raw
-}
-
 // TestGroupMessageBeforeDistribution: a group message whose chain is not
 // known yet is kept, and shown in the same batch that files the chain.
 func TestGroupMessageBeforeDistribution(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a := newDevice(t, tr, "alice")
-	b := newDevice(t, tr, "bob")
-	for _, d := range []*device{a, b} {
-		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		d.run()
-	}
-	gid, err := a.eng.CreateGroup(ctx, "two", []string{"bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGroup(t, b, gid, "known", func(Group) bool { return true })
-	if _, err := a.eng.SendGroupText(ctx, gid, "first"); err != nil {
-		t.Fatal(err)
-	}
-	b.waitMessage(gid, "first")
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a, b := s.phone("alice"), s.phone("bob")
+	gid := s.create(a, "two", "bob")
+	s.send(a, "first", b)
 
 	// A new chain of alice's device: its message reaches bob before its
 	// distribution does.
@@ -436,123 +248,58 @@ func TestGroupMessageBeforeDistribution(t *testing.T) {
 	}
 }
 
-// TestGroupStateForm: the decoder takes what sign makes and refuses what
-// would make membership ambiguous; verify takes only an admin's signature.
-func TestGroupStateForm(t *testing.T) {
+// TestGroupStateEngineRules: groupstate's limits and handle rule are the
+// engine's and the relay's, and a state that does not verify is a refused
+// change (ErrGroupChangeRefused).
+func TestGroupStateEngineRules(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"handle length (engine)", groupstate.MaxHandleLen, maxHandleLen},
+		{"handle length (relay)", groupstate.MaxHandleLen, relay.MaxHandle},
+		{"devices of a chain", groupstate.MaxChainDevices, relay.MaxRecipients},
+		{"outbox payload", groupstate.MaxOutPayload, maxPayloadBody + 256},
+		{"GroupIDSize", GroupIDSize, 16},
+		{"MaxGroupMembers", MaxGroupMembers, 64},
+		{"MaxGroupNameLen", MaxGroupNameLen, 64},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: groupstate says %d, want %d", c.name, c.got, c.want)
+		}
+	}
 	admin, _ := identity.NewDevice(nil)
 	other, _ := identity.NewDevice(nil)
-	g := &groupState{ID: groupID{1}, Version: 3, Name: "g", Members: []string{"alice", "bob"},
-		Admins: []groupAdmin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
-	g.sign(admin)
-	got, err := parseGroupState(g.raw)
+	for _, h := range []string{"bob", "ab", "a-b.c_d", "Bob", "b b", "b\xffb", strings.Repeat("b", 32), strings.Repeat("b", 33), "b:c", "0_9"} {
+		g := &groupstate.State{ID: groupID{1}, Version: 1, Name: "g", Members: []string{h},
+			Admins: []groupstate.Admin{{Handle: h, Device: admin.ID, Key: admin.Public().SignPub}}}
+		g.Sign(admin)
+		if _, err := groupstate.Parse(g.Raw()); (err == nil) != handleRule.MatchString(h) || (err == nil) != relay.ValidHandle(h) {
+			t.Errorf("handle %q: parsed with %v, the engine's rule says %v", h, err, handleRule.MatchString(h))
+		}
+	}
+	g := &groupstate.State{ID: groupID{1}, Version: 3, Name: "g", Members: []string{"alice", "bob"},
+		Admins: []groupstate.Admin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
+	g.Sign(admin)
+	got, err := groupstate.Parse(g.Raw())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := got.verify(g.Admins); err != nil {
+	if _, err := verifyGroupState(got, g.Admins); err != nil {
 		t.Fatal(err)
 	}
-	// Another device signing in the admin's name.
-	bad := *got
-	bad.Sig = other.Sign(purposeGroupChange, got.raw[:len(got.raw)-64])
-	bad.raw = append(bytes.Clone(got.raw[:len(got.raw)-64]), bad.Sig...)
-	if _, err := bad.verify(g.Admins); !errors.Is(err, ErrGroupChangeRefused) {
+	forged := bytes.Clone(g.Raw())
+	copy(forged[len(forged)-64:], other.Sign(groupstate.Purpose, g.Raw()[:len(forged)-64]))
+	bad, err := groupstate.Parse(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyGroupState(bad, g.Admins); !errors.Is(err, ErrGroupChangeRefused) || !errors.Is(err, identity.ErrBadSignature) {
 		t.Fatalf("forged signature: %v", err)
 	}
-	// An authority without the signer.
-	if _, err := got.verify([]groupAdmin{{Handle: "bob", Device: other.ID, Key: other.Public().SignPub}}); !errors.Is(err, ErrGroupChangeRefused) {
+	if _, err := verifyGroupState(got, []groupstate.Admin{{Handle: "bob", Device: other.ID, Key: other.Public().SignPub}}); !errors.Is(err, ErrGroupChangeRefused) {
 		t.Fatalf("non-admin signer: %v", err)
 	}
-	for name, mut := range map[string]func(*groupState){
-		"unsorted members": func(g *groupState) { g.Members = []string{"bob", "alice"} },
-		"duplicate member": func(g *groupState) { g.Members = []string{"alice", "alice"} },
-		"bad handle":       func(g *groupState) { g.Members = []string{"Alice", "bob"} },
-		"admin not member": func(g *groupState) { g.Members = []string{"bob", "carol"} },
-		"version 0":        func(g *groupState) { g.Version = 0 },
-		"empty name":       func(g *groupState) { g.Name = "" },
-		"signer not admin": func(g *groupState) { g.Admins[0].Device = other.ID },
-		"no members":       func(g *groupState) { g.Members = nil },
-		"too many members": func(g *groupState) { g.Members = manyHandles(MaxGroupMembers + 1) },
-	} {
-		c := &groupState{ID: g.ID, Version: g.Version, Name: g.Name, Members: slices.Clone(g.Members), Admins: slices.Clone(g.Admins)}
-		mut(c)
-		c.sign(admin)
-		if _, err := parseGroupState(c.raw); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	if _, err := parseGroupState(append(bytes.Clone(g.raw), 0)); err == nil {
-		t.Error("trailing byte accepted")
-	}
-}
-
-func manyHandles(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("user%03d", i)
-	}
-	return out
-}
-
-// Fuzz targets: one per decoder of group.go.
-
-func FuzzGroupState(f *testing.F) {
-	admin, _ := identity.NewDevice(nil)
-	g := &groupState{ID: groupID{1}, Version: 1, Name: "g", Members: []string{"alice", "bob"},
-		Admins: []groupAdmin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
-	g.sign(admin)
-	f.Add(g.raw)
-	f.Add([]byte{groupStateVersion})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		g, err := parseGroupState(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(append(g.signedPart(), g.Sig...), b) {
-			t.Fatal("group state does not re-encode to its input")
-		}
-		g.verify(g.Admins)
-	})
-}
-
-func FuzzGroupSenderRecord(f *testing.F) {
-	s, _ := senderkey.NewSender(nil, make([]byte, GroupIDSize))
-	enc, _ := (&senderRecord{Sender: s, Devices: []devRef{{"bob", identity.DeviceID{2}}}}).marshal()
-	f.Add(enc)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := unmarshalSenderRecord(b)
-		if err != nil {
-			return
-		}
-		if _, err := r.marshal(); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
-
-func FuzzGroupOutRecord(f *testing.F) {
-	f.Add((&groupOutRecord{GroupID: groupID{1}, Payload: []byte("p"), Sealed: []byte{envGroup, 1}}).marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := unmarshalGroupOut(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(r.marshal(), b) {
-			t.Fatal("group outbox record does not re-encode to its input")
-		}
-	})
-}
-
-func FuzzPendingGroupMsg(f *testing.F) {
-	f.Add((&pendingGroupMsg{MessageID: MessageID{1}, Msg: []byte("m")}).marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := unmarshalPendingGroup(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(p.marshal(), b) {
-			t.Fatal("pending group message does not re-encode to its input")
-		}
-	})
 }
 
 // BenchmarkGroupSendReceive: one group text from alice's device until both
@@ -560,21 +307,10 @@ func FuzzPendingGroupMsg(f *testing.F) {
 // (bbolt stores, fsync on every commit). The chain is made and distributed
 // before the timer starts.
 func BenchmarkGroupSendReceive(b *testing.B) {
-	tr := startRelay(b, nil)
+	s := newGroupScenario(b)
 	ctx := context.Background()
-	var devs []*device
-	for _, h := range []string{"alice", "bob", "carol"} {
-		d := newDevice(b, tr, h)
-		if err := d.eng.CreateAccount(ctx, h, "phone"); err != nil {
-			b.Fatal(err)
-		}
-		d.run()
-		devs = append(devs, d)
-	}
-	gid, err := devs[0].eng.CreateGroup(ctx, "bench", []string{"bob", "carol"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	devs := []*device{s.phone("alice"), s.phone("bob"), s.phone("carol")}
+	gid := s.create(devs[0], "bench", "bob", "carol")
 	if _, err := devs[0].eng.SendGroupText(ctx, gid, "warm-up"); err != nil {
 		b.Fatal(err)
 	}
@@ -648,7 +384,7 @@ func TestGroupSendSplitsFanout(t *testing.T) {
 	}
 	seen := map[relay.Addr]int{}
 	for _, to := range c.sends {
-		if len(to)*len(sealed) > maxGroupFanoutBytes {
+		if len(to)*len(sealed) > relay.MaxFanoutBytes {
 			t.Fatalf("a send of %d devices × %d bytes", len(to), len(sealed))
 		}
 		accounts := map[string]int{}
@@ -682,27 +418,13 @@ func TestGroupSendSplitsFanout(t *testing.T) {
 // made learns the group from its own account's devices, gets the members'
 // new chains (its arrival changes their device sets), and takes part.
 func TestGroupCompanionLinkedLater(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a := newDevice(t, tr, "alice")
-	b := newDevice(t, tr, "bob")
-	for _, d := range []*device{a, b} {
-		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		d.run()
-	}
-	gid, err := a.eng.CreateGroup(ctx, "early", []string{"bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGroup(t, b, gid, "known", func(Group) bool { return true })
-	if _, err := b.eng.SendGroupText(ctx, gid, "before the browser"); err != nil {
-		t.Fatal(err)
-	}
-	a.waitMessage(gid, "before the browser")
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a, b := s.phone("alice"), s.phone("bob")
+	gid := s.create(a, "early", "bob")
+	s.send(b, "before the browser", a)
 
-	a2 := newDevice(t, tr, "alice-browser")
+	a2 := newDevice(t, s.tr, "alice-browser")
 	linkCompanion(t, a, a2, "Alice's browser")
 	a2.run()
 	if _, err := a.eng.SendGroupText(ctx, gid, "the phone greets the browser"); err != nil {
@@ -713,61 +435,32 @@ func TestGroupCompanionLinkedLater(t *testing.T) {
 		t.Fatalf("the companion sees %+v", g)
 	}
 	a2.waitMessage(gid, "the phone greets the browser")
-	if _, err := b.eng.SendGroupText(ctx, gid, "bob sees a new device"); err != nil {
-		t.Fatal(err)
-	}
-	a2.waitMessage(gid, "bob sees a new device")
-	if _, err := a2.eng.SendGroupText(ctx, gid, "from the browser"); err != nil {
-		t.Fatal(err)
-	}
-	b.waitMessage(gid, "from the browser")
-	a.waitMessage(gid, "from the browser")
+	s.send(b, "bob sees a new device", a2)
+	s.send(a2, "from the browser", b, a)
 	// The companion, an admin now, changes the group with the phone off.
 	a.stop()
-	c := newDevice(t, tr, "carol")
-	if err := c.eng.CreateAccount(ctx, "carol", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	c.run()
+	c := s.phone("carol")
 	if err := a2.eng.AddMember(ctx, gid, "carol"); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []*device{c, b} {
 		waitGroup(t, d, gid, "carol a member", func(g Group) bool { return slices.Contains(g.Members, "carol") })
 	}
-	if _, err := b.eng.SendGroupText(ctx, gid, "hi carol"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitMessage(gid, "hi carol")
-	a2.waitMessage(gid, "hi carol")
+	s.send(b, "hi carol", c, a2)
 }
 
 // TestGroupRekeyOnRevokedDevice: when a member revokes a companion, the
 // next group message finds the relay's stale-set refusal, refreshes the
 // lists and goes on a new chain the revoked device never got.
 func TestGroupRekeyOnRevokedDevice(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a := newDevice(t, tr, "alice")
-	if err := a.eng.CreateAccount(ctx, "alice", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	a.run()
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a := s.phone("alice")
 	ac := capture(a)
 	a.run()
-	b1, b2 := newGroupAccount(t, tr, "bob")
-	gid, err := a.eng.CreateGroup(ctx, "pair", []string{"bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []*device{b1, b2} {
-		waitGroup(t, d, gid, "known", func(Group) bool { return true })
-	}
-	if _, err := a.eng.SendGroupText(ctx, gid, "to both of bob's devices"); err != nil {
-		t.Fatal(err)
-	}
-	b1.waitMessage(gid, "to both of bob's devices")
-	b2.waitMessage(gid, "to both of bob's devices")
+	b1, b2 := s.account("bob")
+	gid := s.create(a, "pair", "bob")
+	s.send(a, "to both of bob's devices", b1, b2)
 	old := storedReceivers(t, b2, gid)
 	if len(old) == 0 {
 		t.Fatal("the companion holds no chain")
@@ -796,20 +489,10 @@ func TestGroupRekeyOnRevokedDevice(t *testing.T) {
 // before the group's state does (different senders, different paths); the
 // message is kept and shown in the batch that accepts the state.
 func TestGroupMessageBeforeState(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a := newDevice(t, tr, "alice")
-	b := newDevice(t, tr, "bob")
-	for _, d := range []*device{a, b} {
-		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a.run()
-	gid, err := a.eng.CreateGroup(ctx, "late state", []string{"bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a, b := s.phone("alice"), s.idlePhone("bob")
+	gid := s.create(a, "late state", "bob")
 	state := loadState(t, a, gid)
 	id, _ := parseGroupRef(gid)
 	chain, _ := senderkey.NewSender(nil, id[:])
@@ -836,7 +519,7 @@ func TestGroupMessageBeforeState(t *testing.T) {
 		t.Fatal("shown before the group's state")
 	}
 	batch = storage.Batch{}
-	evs, err := b.eng.acceptGroupStateLocked(ctx, &batch, state.raw)
+	evs, err := b.eng.acceptGroupStateLocked(ctx, &batch, state.Raw())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -852,33 +535,21 @@ func TestGroupMessageBeforeState(t *testing.T) {
 // TestGroupConcurrentChanges: two admin devices sign the same next
 // version; members that get them in opposite orders keep the same one.
 func TestGroupConcurrentChanges(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	var devs []*device
-	for _, h := range []string{"alice", "bob", "carol"} {
-		d := newDevice(t, tr, h)
-		if err := d.eng.CreateAccount(ctx, h, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		devs = append(devs, d)
-	}
-	a, b, c := devs[0], devs[1], devs[2]
-	a.run()
-	gid, err := a.eng.CreateGroup(ctx, "forked", []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a, b, c := s.phone("alice"), s.idlePhone("bob"), s.idlePhone("carol")
+	gid := s.create(a, "forked", "bob", "carol")
 	v1 := loadState(t, a, gid)
 	fork := func(name string) []byte {
-		g := &groupState{ID: v1.ID, Version: 2, Name: name, Members: v1.Members, Admins: v1.Admins}
-		g.sign(a.eng.dev)
-		return g.raw
+		g := &groupstate.State{ID: v1.ID, Version: 2, Name: name, Members: v1.Members, Admins: v1.Admins}
+		g.Sign(a.eng.dev)
+		return g.Raw()
 	}
 	x, y := fork("X"), fork("Y")
 	for _, tc := range []struct {
 		d     *device
 		order [][]byte
-	}{{b, [][]byte{v1.raw, x, y}}, {c, [][]byte{v1.raw, y, x}}} {
+	}{{b, [][]byte{v1.Raw(), x, y}}, {c, [][]byte{v1.Raw(), y, x}}} {
 		tc.d.eng.mu.Lock()
 		for _, raw := range tc.order {
 			var batch storage.Batch
@@ -892,22 +563,9 @@ func TestGroupConcurrentChanges(t *testing.T) {
 		tc.d.eng.mu.Unlock()
 	}
 	gb, gc := loadState(t, b, gid), loadState(t, c, gid)
-	if gb.Version != 2 || !bytes.Equal(gb.raw, gc.raw) || !bytes.Equal(gb.raw, []byte(min(string(x), string(y)))) {
+	if gb.Version != 2 || !bytes.Equal(gb.Raw(), gc.Raw()) || !bytes.Equal(gb.Raw(), []byte(min(string(x), string(y)))) {
 		t.Fatalf("bob keeps %q, carol keeps %q", gb.Name, gc.Name)
 	}
-}
-
-// senderChain returns the id of d's own sender chain in group gid.
-func senderChain(t *testing.T, d *device, gid string) [senderkey.ChainIDSize]byte {
-	t.Helper()
-	id, _ := parseGroupRef(gid)
-	d.eng.mu.Lock()
-	defer d.eng.mu.Unlock()
-	sr, err := d.eng.loadSenderLocked(context.Background(), id)
-	if err != nil || sr == nil {
-		t.Fatalf("%s: no sender chain in the group (%v)", d.name, err)
-	}
-	return sr.Sender.ChainID()
 }
 
 // TestGroupRename: an admin device renames the group; every device of
@@ -916,29 +574,14 @@ func senderChain(t *testing.T, d *device, gid string) [senderkey.ChainIDSize]byt
 // cannot rename, a bad name is refused, and the same name again signs
 // nothing.
 func TestGroupRename(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a1, a2 := newGroupAccount(t, tr, "alice")
-	b1, b2 := newGroupAccount(t, tr, "bob")
-	c := newDevice(t, tr, "carol")
-	if err := c.eng.CreateAccount(ctx, "carol", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	c.run()
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a1, a2 := s.account("alice")
+	b1, b2 := s.account("bob")
+	c := s.phone("carol")
 	all := []*device{a1, a2, b1, b2, c}
-	gid, err := a1.eng.CreateGroup(ctx, "Book club", []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range all {
-		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
-	}
-	if _, err := a1.eng.SendGroupText(ctx, gid, "before the rename"); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range all[1:] {
-		d.waitMessage(gid, "before the rename")
-	}
+	gid := s.create(a1, "Book club", "bob", "carol")
+	s.send(a1, "before the rename", all[1:]...)
 	chain := senderChain(t, a1, gid)
 
 	for _, bad := range []string{"", strings.Repeat("x", MaxGroupNameLen+1), "\xff"} {
@@ -973,12 +616,7 @@ func TestGroupRename(t *testing.T) {
 		t.Fatalf("renaming to the same name signed version %d", g.Version)
 	}
 
-	if _, err := a1.eng.SendGroupText(ctx, gid, "after the rename"); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range all[1:] {
-		d.waitMessage(gid, "after the rename")
-	}
+	s.send(a1, "after the rename", all[1:]...)
 	if senderChain(t, a1, gid) != chain {
 		t.Fatal("a rename remade the sender chain")
 	}
@@ -993,35 +631,17 @@ func TestGroupRename(t *testing.T) {
 // replayed, malformed or sent by a non-member changes nothing; added
 // again, the member takes part again.
 func TestGroupLeave(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a1, a2 := newGroupAccount(t, tr, "alice")
-	c1, c2 := newGroupAccount(t, tr, "carol")
-	b := newDevice(t, tr, "bob")
-	dave := newDevice(t, tr, "dave")
-	for _, d := range []*device{b, dave} {
-		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		d.run()
-	}
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a1, a2 := s.account("alice")
+	c1, c2 := s.account("carol")
+	b, dave := s.phone("bob"), s.phone("dave")
 	bobCap := capture(b)
 	b.run()
 	all := []*device{a1, a2, b, c1, c2}
-	gid, err := a1.eng.CreateGroup(ctx, "Choir", []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gid := s.create(a1, "Choir", "bob", "carol")
 	id, _ := parseGroupRef(gid)
-	for _, d := range all {
-		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
-	}
-	if _, err := b.eng.SendGroupText(ctx, gid, "before carol leaves"); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []*device{a1, a2, c1, c2} {
-		d.waitMessage(gid, "before carol leaves")
-	}
+	s.send(b, "before carol leaves", a1, a2, c1, c2)
 	before := map[*device][]*senderkey.Receiver{c1: storedReceivers(t, c1, gid), c2: storedReceivers(t, c2, gid)}
 
 	for _, d := range []*device{a1, a2} {
@@ -1071,9 +691,9 @@ func TestGroupLeave(t *testing.T) {
 	a2.run()
 	waitGroup(t, a2, gid, "carol removed", removed)
 	eventually(t, "every device holding the same version 2", func() bool {
-		raw := loadState(t, a1, gid).raw
+		raw := loadState(t, a1, gid).Raw()
 		for _, d := range all {
-			if !bytes.Equal(loadState(t, d, gid).raw, raw) {
+			if !bytes.Equal(loadState(t, d, gid).Raw(), raw) {
 				return false
 			}
 		}
@@ -1120,12 +740,12 @@ func TestGroupLeave(t *testing.T) {
 	// The same request again, one from an account never in the group,
 	// and a malformed one from a member: nothing changes. A body without
 	// the version, or with a byte too many, is malformed.
-	for _, body := range [][]byte{groupLeaveBody(id, 1), id[:], append(groupLeaveBody(id, 1), 0)} {
+	for _, body := range [][]byte{groupstate.LeaveBody(id, 1), id[:], append(groupstate.LeaveBody(id, 1), 0)} {
 		a1.eng.mu.Lock()
 		var batch storage.Batch
 		evs, err := a1.eng.receiveGroupLeaveLocked(ctx, &batch, &payload{Kind: kindGroupLeave, Body: body}, "carol")
 		a1.eng.mu.Unlock()
-		if len(body) != groupLeaveBodySize {
+		if len(body) != groupstate.LeaveBodySize {
 			if err != nil || len(evs) != 1 || evs[0].Code != "malformed" || batch.Len() != 0 {
 				t.Fatalf("a leave request of %d bytes: events %+v, %d writes, %v", len(body), evs, batch.Len(), err)
 			}
@@ -1133,8 +753,8 @@ func TestGroupLeave(t *testing.T) {
 			t.Fatalf("a replayed leave request: events %+v, %d writes, %v", evs, batch.Len(), err)
 		}
 	}
-	queueForged(t, c1, kindGroupLeave, "alice", groupLeaveBody(id, 2))
-	queueForged(t, dave, kindGroupLeave, "alice", groupLeaveBody(id, 2))
+	queueForged(t, c1, kindGroupLeave, "alice", groupstate.LeaveBody(id, 2))
+	queueForged(t, dave, kindGroupLeave, "alice", groupstate.LeaveBody(id, 2))
 	queueForged(t, b, kindGroupLeave, "alice", []byte("short"))
 	for _, d := range []*device{c1, dave} {
 		if _, err := d.eng.SendText(ctx, "alice", "after the request from "+d.name); err != nil {
@@ -1167,11 +787,7 @@ func TestGroupLeave(t *testing.T) {
 	for _, d := range []*device{c1, c2} {
 		waitGroup(t, d, gid, "a member again", func(g Group) bool { return g.Member && !g.Left })
 	}
-	if _, err := c2.eng.SendGroupText(ctx, gid, "carol is back"); err != nil {
-		t.Fatal(err)
-	}
-	b.waitMessage(gid, "carol is back")
-	a2.waitMessage(gid, "carol is back")
+	s.send(c2, "carol is back", b, a2)
 }
 
 // TestGroupLeaveStaleRequest: carol leaves from her phone while it is
@@ -1183,23 +799,13 @@ func TestGroupLeave(t *testing.T) {
 // member, not marked left, on every device, all of which hold the same
 // version 3, and what she sends is read.
 func TestGroupLeaveStaleRequest(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a1, a2 := newGroupAccount(t, tr, "alice")
-	c1, c2 := newGroupAccount(t, tr, "carol")
-	b := newDevice(t, tr, "bob")
-	if err := b.eng.CreateAccount(ctx, "bob", "phone"); err != nil {
-		t.Fatal(err)
-	}
-	b.run()
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a1, a2 := s.account("alice")
+	c1, c2 := s.account("carol")
+	b := s.phone("bob")
 	all := []*device{a1, a2, b, c1, c2}
-	gid, err := a1.eng.CreateGroup(ctx, "Choir", []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range all {
-		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
-	}
+	gid := s.create(a1, "Choir", "bob", "carol")
 
 	a2.stop()
 	c1.stop()
@@ -1237,23 +843,18 @@ func TestGroupLeaveStaleRequest(t *testing.T) {
 		}
 	}
 	eventually(t, "every device holding the same version 3", func() bool {
-		raw := loadState(t, a1, gid).raw
+		raw := loadState(t, a1, gid).Raw()
 		for _, d := range all {
-			if !bytes.Equal(loadState(t, d, gid).raw, raw) {
+			if !bytes.Equal(loadState(t, d, gid).Raw(), raw) {
 				return false
 			}
 		}
 		return true
 	})
 
-	if _, err := c2.eng.SendGroupText(ctx, gid, "still here"); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []*device{a1, a2, b, c1} {
-		d.waitMessage(gid, "still here")
-	}
+	s.send(c2, "still here", a1, a2, b, c1)
 	for _, d := range all {
-		if g := loadState(t, d, gid); g.Version != 3 || !g.isMember("carol") {
+		if g := loadState(t, d, gid); g.Version != 3 || !g.IsMember("carol") {
 			t.Fatalf("%s holds version %d with %v", d.name, g.Version, g.Members)
 		}
 		if n := countEvents(d, "error", ErrGroupChangeRefused.Code); n != 0 {
@@ -1267,26 +868,15 @@ func TestGroupLeaveStaleRequest(t *testing.T) {
 // learns the group from her phone and must know she left it: it shows the
 // group left and sends nothing to it, though no admin has removed her yet.
 func TestGroupLeaveReachesLaterCompanion(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a := newDevice(t, tr, "alice")
-	c1 := newDevice(t, tr, "carol-phone")
-	for _, d := range []*device{a, c1} {
-		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		d.run()
-	}
-	gid, err := a.eng.CreateGroup(ctx, "Choir", []string{"carol-phone"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGroup(t, c1, gid, "version 1", func(g Group) bool { return g.Version == 1 })
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a, c1 := s.phone("alice"), s.phone("carol-phone")
+	gid := s.create(a, "Choir", "carol-phone")
 	a.stop()
 	if err := c1.eng.LeaveGroup(ctx, gid); err != nil {
 		t.Fatal(err)
 	}
-	c2 := newDevice(t, tr, "carol-browser")
+	c2 := newDevice(t, s.tr, "carol-browser")
 	linkCompanion(t, c1, c2, "carol's browser")
 	c2.run()
 	g := waitGroup(t, c2, gid, "left", func(g Group) bool { return g.Left })
@@ -1305,24 +895,11 @@ func TestGroupLeaveReachesLaterCompanion(t *testing.T) {
 // stale state changes nothing and must not be reported as a refused
 // change; an old state that would bring carol back still is.
 func TestGroupLeaveLateAdminDevice(t *testing.T) {
-	tr := startRelay(t, nil)
-	ctx := ctxT(t)
-	a1, a2 := newGroupAccount(t, tr, "alice")
-	b := newDevice(t, tr, "bob")
-	c := newDevice(t, tr, "carol")
-	for _, d := range []*device{b, c} {
-		if err := d.eng.CreateAccount(ctx, d.name, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		d.run()
-	}
-	gid, err := a1.eng.CreateGroup(ctx, "Choir", []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []*device{a1, a2, b, c} {
-		waitGroup(t, d, gid, "version 1", func(g Group) bool { return g.Version == 1 })
-	}
+	s := newGroupScenario(t)
+	ctx := s.ctx
+	a1, a2 := s.account("alice")
+	b, c := s.phone("bob"), s.phone("carol")
+	gid := s.create(a1, "Choir", "bob", "carol")
 	v1 := loadStateV1(t, a1, gid)
 	a2.stop()
 	if err := c.eng.LeaveGroup(ctx, gid); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/parley-im/parley/client/internal/groupstate"
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/boltstore"
 	"github.com/parley-im/parley/crypto/wire"
@@ -77,7 +78,7 @@ func queuedKeys(t *testing.T, d *device) map[string]string {
 				}
 				raw = rec.Payload
 			} else {
-				rec, err := unmarshalGroupOut(v)
+				rec, err := groupstate.UnmarshalOut(v)
 				if err != nil {
 					return err
 				}

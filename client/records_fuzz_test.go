@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"testing"
+
+	"github.com/parley-im/parley/client/internal/groupstate"
 )
 
 // FuzzDecoders feeds arbitrary bytes to every decoder of the engine's own
@@ -22,7 +24,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(append([]byte{7}, (&prekeyState{NextOneTime: 51, NextKEM: 22, SignedID: 1, Pending: []string{"otk/00000001"}}).marshal()...))
 	f.Add([]byte{8, 1, 0})
 	f.Add(append([]byte{9}, (&uploadRecord{To: "bob", Name: "a.bin", Type: "x/y", Caption: "c", Thumbnail: []byte{1}, Size: 3, Chunks: 1, SentAt: 7}).marshal()...))
-	leave := &payload{Kind: kindGroupLeave, ID: MessageID{2}, SentAt: 43, To: "alice", Body: groupLeaveBody(groupID{3}, 7)}
+	leave := &payload{Kind: kindGroupLeave, ID: MessageID{2}, SentAt: 43, To: "alice", Body: groupstate.LeaveBody(groupID{3}, 7)}
 	f.Add(append([]byte{0}, leave.marshal()...))
 	f.Add(append([]byte{10}, leave.Body...))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -74,8 +76,8 @@ func FuzzDecoders(f *testing.F) {
 				out = v.marshal()
 			}
 		case 10:
-			if id, version, err := parseGroupLeave(in); err == nil {
-				out = groupLeaveBody(id, version)
+			if id, version, err := groupstate.ParseLeave(in); err == nil {
+				out = groupstate.LeaveBody(id, version)
 			}
 		}
 		if out != nil && !bytes.Equal(out, in) {
