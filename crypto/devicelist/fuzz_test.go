@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"path/filepath"
 	"testing"
+
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 )
 
 // FuzzVerify feeds arbitrary lists to the decoder and verifier: no panics,
@@ -13,7 +15,7 @@ import (
 func FuzzVerify(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.json")
 	for _, file := range files {
-		v := readVector(f, file)
+		v := vectortest.Read[vector](f, file)
 		for _, k := range []string{"list", "next"} {
 			if s, ok := v.Input[k].(string); ok {
 				b, _ := hex.DecodeString(s)

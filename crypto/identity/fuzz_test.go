@@ -5,13 +5,15 @@ import (
 	"encoding/hex"
 	"path/filepath"
 	"testing"
+
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 )
 
 // seedFromVectors adds every hex input named key in testdata to f.
 func seedFromVectors(f *testing.F, key string, prefix ...byte) {
 	files, _ := filepath.Glob("testdata/*.json")
 	for _, file := range files {
-		v := readVector(f, file)
+		v := vectortest.Read[vector](f, file)
 		if s, ok := v.Input[key].(string); ok {
 			if b, err := hex.DecodeString(s); err == nil {
 				f.Add(append(append([]byte(nil), prefix...), b...))

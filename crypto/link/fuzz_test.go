@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"path/filepath"
 	"testing"
+
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 )
 
 func fuzzSeeds(f *testing.F, key string, prefix ...byte) {
 	files, _ := filepath.Glob("testdata/*.json")
 	for _, file := range files {
-		v := readVector(f, file)
+		v := vectortest.Read[vector](f, file)
 		var vals []string
 		switch x := v.Input[key].(type) {
 		case string:
@@ -60,7 +62,7 @@ func FuzzCompanion(f *testing.F) {
 	fuzzSeeds(f, "p2c_messages", 2)
 	fuzzSeeds(f, "join_request", 3)
 	fuzzSeeds(f, "bundle", 4)
-	good := readVector(f, "testdata/good_companion.json")
+	good := vectortest.Read[vector](f, "testdata/good_companion.json")
 	state, _ := hex.DecodeString(good.Input["companion_state"].(string))
 	hello, _ := hex.DecodeString(good.Input["hello"].(string))
 	msgs := good.Input["p2c_messages"].([]any)
