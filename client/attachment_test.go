@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/crypto/bulk"
 	"github.com/parley-im/parley/server/relay"
 )
 
@@ -19,7 +20,7 @@ func TestBlobLimitMatchesRelay(t *testing.T) {
 	if maxBlobSize != relay.MaxBlob {
 		t.Fatalf("client maxBlobSize %d, relay MaxBlob %d", maxBlobSize, relay.MaxBlob)
 	}
-	if chunksPerBlob*(ChunkSize+bulkTagSize) > relay.MaxBlob {
+	if chunksPerBlob*(ChunkSize+bulk.TagSize) > relay.MaxBlob {
 		t.Fatalf("a blob of %d chunks is over the relay's limit", chunksPerBlob)
 	}
 }
