@@ -15,11 +15,12 @@ import (
 )
 
 // Attachments (PROTOCOL.md §14.4). SendAttachment encrypts a file as a
-// bulk object (crypto/bulk, via bulk.go), uploads it while the device is online, then
-// queues a kindAttachment message carrying the blob reference, name, MIME
-// type and an optional thumbnail; the usual fan-out delivers it to every
-// device of the recipient and to our other devices. Receivers store the
-// metadata at once and download on demand with FetchAttachment.
+// bulk object (crypto/bulk, through bulk.go), uploads it while the device
+// is online, then queues a kindAttachment message carrying the blob
+// reference, name, MIME type and an optional thumbnail; the usual fan-out
+// delivers it to every device of the recipient and to our other devices.
+// Receivers store the metadata at once and download on demand with
+// FetchAttachment.
 
 // Attachment limits.
 const (
