@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/bulk"
@@ -15,15 +16,13 @@ import (
 // The construction's own tests and vectors are in crypto/bulk; these test
 // the engine's use of it.
 
-// countingReader yields 0x00, 0x01, … for a deterministic key.
-type countingReader struct{ n byte }
-
-func (r *countingReader) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = r.n
-		r.n++
+// katKey reads as the key 00 01 … 1f, the one uploadBulk draws first.
+func katKey() io.Reader {
+	k := make([]byte, bulk.KeySize)
+	for i := range k {
+		k[i] = byte(i)
 	}
-	return len(p), nil
+	return bytes.NewReader(k)
 }
 
 // blobConn hands out blob ids b1 01, b1 02, …
@@ -91,7 +90,7 @@ func TestUploadBulkUnchanged(t *testing.T) {
 				pt[i] = byte(i % 251)
 			}
 			store := &blobStore{blobs: map[[16]byte][]byte{}}
-			e := &Engine{cfg: Config{Rand: &countingReader{}, Relay: store}}
+			e := &Engine{cfg: Config{Rand: katKey(), Relay: store}}
 			ref, err := e.uploadBulk(context.Background(), &blobConn{}, c.label, pt, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -120,7 +119,7 @@ func TestUploadBulkUnchanged(t *testing.T) {
 func TestOpenBulkErrors(t *testing.T) {
 	pt := make([]byte, 2*ChunkSize+100)
 	store := &blobStore{blobs: map[[16]byte][]byte{}}
-	e := &Engine{cfg: Config{Rand: &countingReader{}, Relay: store}}
+	e := &Engine{cfg: Config{Rand: katKey(), Relay: store}}
 	ref, err := e.uploadBulk(context.Background(), &blobConn{}, bulk.LabelAttachment, pt, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package bulk
 
 import (
 	"bytes"
-	"encoding/hex"
-	"path/filepath"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/internal/vectortest"
@@ -14,16 +12,7 @@ import (
 // encoding is canonical), and a decoded reference keeps every limit
 // UnmarshalRef promises, so Open can trust its sizes.
 func FuzzUnmarshalRef(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, file := range files {
-		v := vectortest.Read[vector](f, file)
-		for _, m := range []map[string]any{v.Input, v.Output} {
-			if s, ok := m["ref"].(string); ok {
-				b, _ := hex.DecodeString(s)
-				f.Add(b)
-			}
-		}
-	}
+	vectortest.Seed(f, "ref")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := UnmarshalRef(b, maxBlob)
 		if err != nil {

@@ -320,3 +320,30 @@ func (rc *Recorder) Read(p []byte) (int, error) {
 type NoRandom struct{}
 
 func (NoRandom) Read([]byte) (int, error) { return 0, errors.New("no randomness expected here") }
+
+// Seed adds to f, as fuzz seeds, prefix || every input field named key of
+// the Op vectors in testdata: a string, or each string of a list, hex-
+// decoded (a string that is not hex, such as a link code, as its bytes).
+func Seed(f *testing.F, key string, prefix ...byte) {
+	paths, _ := filepath.Glob(filepath.Join(Dir, "*.json"))
+	for _, p := range paths {
+		var vals []string
+		switch x := Read[Op](f, p).Input[key].(type) {
+		case string:
+			vals = []string{x}
+		case []any:
+			for _, e := range x {
+				if s, ok := e.(string); ok {
+					vals = append(vals, s)
+				}
+			}
+		}
+		for _, s := range vals {
+			b, err := hex.DecodeString(s)
+			if err != nil {
+				b = []byte(s)
+			}
+			f.Add(append(append([]byte(nil), prefix...), b...))
+		}
+	}
+}
