@@ -152,16 +152,16 @@ func NewSealer(c Cipher, rand io.Reader, label string, plaintext []byte) (*Seale
 // SealedSize is the length of the whole sealed object.
 func (s *Sealer) SealedSize() uint64 { return s.ref.SealedSize() }
 
-// Next seals the next chunks, at most n of them, and returns them
-// concatenated, or nil once every chunk is sealed. An empty object is one
-// empty chunk, so the first call always returns bytes.
+// Next seals the next chunks, at most n (at least 1) of them, and returns
+// them concatenated, or nil once every chunk is sealed. An empty object is
+// one empty chunk, so the first call always returns bytes.
 func (s *Sealer) Next(n int) ([]byte, error) {
 	total := s.ref.Chunks()
 	if s.next >= total {
 		return nil, nil
 	}
-	end := min(s.next+uint64(n), total)
-	out := make([]byte, 0, n*(ChunkSize+TagSize))
+	end := min(s.next+uint64(max(n, 1)), total)
+	out := make([]byte, 0, (end-s.next)*(ChunkSize+TagSize))
 	for ; s.next < end; s.next++ {
 		lo := s.next * ChunkSize
 		hi := min(lo+ChunkSize, uint64(len(s.pt)))
