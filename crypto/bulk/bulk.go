@@ -6,8 +6,8 @@
 // stores them cannot reorder, drop or truncate chunks undetected, and an
 // attachment never opens as a history bundle. A Ref (the blob reference)
 // names the key, the sizes, the SHA-256 of the sealed bytes and the blobs
-// they were stored in; it travels end-to-end encrypted, never to the relay
-// alone.
+// they were stored in; it travels only end-to-end encrypted, so the relay
+// that stores the blobs cannot open them.
 //
 // Most callers want:
 //
