@@ -9,22 +9,24 @@ import (
 	"unicode/utf8"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/bulk"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
 // Attachments (PROTOCOL.md §14.4). SendAttachment encrypts a file as a
-// bulk object (bulk.go), uploads it while the device is online, then
-// queues a kindAttachment message carrying the blob reference, name, MIME
-// type and an optional thumbnail; the usual fan-out delivers it to every
-// device of the recipient and to our other devices. Receivers store the
-// metadata at once and download on demand with FetchAttachment.
+// bulk object (crypto/bulk, through bulk.go), uploads it while the device
+// is online, then queues a kindAttachment message carrying the blob
+// reference, name, MIME type and an optional thumbnail; the usual fan-out
+// delivers it to every device of the recipient and to our other devices.
+// Receivers store the metadata at once and download on demand with
+// FetchAttachment.
 
 // Attachment limits.
 const (
 	// MaxAttachmentSize bounds one file: 25 MiB, the common messenger
 	// limit, held twice (plain and sealed) in a browser tab's memory.
-	MaxAttachmentSize = 25 << 20
+	MaxAttachmentSize = bulk.MaxSize
 	// MaxFileNameLen bounds a file name in bytes.
 	MaxFileNameLen = 255
 	// MaxMIMETypeLen bounds a MIME type (RFC 6838 allows 127 + '/' + 127;
@@ -73,7 +75,7 @@ type Attachment struct {
 
 // attachmentBody is the body of a kindAttachment payload.
 type attachmentBody struct {
-	Ref       *blobRef
+	Ref       *bulk.Ref
 	Name      string
 	Type      string
 	Caption   string
@@ -81,7 +83,7 @@ type attachmentBody struct {
 }
 
 func (a *attachmentBody) marshal() []byte {
-	ref := a.Ref.marshal()
+	ref := a.Ref.Marshal()
 	w := wire.NewWriter(1 + 4*5 + len(ref) + len(a.Name) + len(a.Type) + len(a.Caption) + len(a.Thumbnail))
 	w.U8(attachmentVersion)
 	w.Var(ref)
@@ -95,7 +97,7 @@ func (a *attachmentBody) marshal() []byte {
 func unmarshalAttachmentBody(b []byte) (*attachmentBody, error) {
 	r := wire.NewReader(b)
 	r.Version(attachmentVersion)
-	refb := r.Var(maxBlobRefLen)
+	refb := r.Var(bulk.MaxRefLen)
 	a := &attachmentBody{}
 	a.Name = r.String(MaxFileNameLen)
 	a.Type = r.String(MaxMIMETypeLen)
@@ -139,7 +141,7 @@ func printableASCII(s string) bool {
 // attachmentRecord is what a device keeps to fetch a message's file:
 // bucket bAttach, key = message id (hex).
 type attachmentRecord struct {
-	Ref       []byte // blobRef.marshal()
+	Ref       []byte // bulk.Ref.Marshal()
 	Thumbnail []byte
 }
 
@@ -154,7 +156,7 @@ func (a *attachmentRecord) marshal() []byte {
 func unmarshalAttachmentRecord(b []byte) (*attachmentRecord, error) {
 	r := wire.NewReader(b)
 	r.Version(recordVersion)
-	a := &attachmentRecord{Ref: r.Var(maxBlobRefLen), Thumbnail: r.Var(MaxThumbnailSize)}
+	a := &attachmentRecord{Ref: r.Var(bulk.MaxRefLen), Thumbnail: r.Var(MaxThumbnailSize)}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("attachment record: %w", err)
 	}
@@ -202,7 +204,7 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 		return e.queueUpload(ctx, id, to, f)
 	}
 	idHex := hex.EncodeToString(id[:])
-	ref, err := e.uploadBulk(ctx, conn, labelAttachment, f.Data, func(done, total int64) {
+	ref, err := e.uploadBulk(ctx, conn, bulk.LabelAttachment, f.Data, func(done, total int64) {
 		e.emit(Event{Type: "transfer-progress", MessageID: idHex, Chat: to, Done: done, Total: total, Text: "upload"})
 	})
 	if err != nil && isTransient(err) {
@@ -213,7 +215,7 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 		return "", err
 	}
 	body := (&attachmentBody{Ref: ref, Name: f.Name, Type: f.Type, Caption: f.Caption, Thumbnail: f.Thumbnail}).marshal()
-	rec := (&attachmentRecord{Ref: ref.marshal(), Thumbnail: f.Thumbnail}).marshal()
+	rec := (&attachmentRecord{Ref: ref.Marshal(), Thumbnail: f.Thumbnail}).marshal()
 	return e.queueID(ctx, id, kindAttachment, to, body, f.Caption, func(b *storage.Batch, m *Message) {
 		m.Attachment = &Attachment{Name: f.Name, Type: f.Type, Size: int64(len(f.Data)), HasThumbnail: len(f.Thumbnail) > 0}
 		b.Put(bAttach, m.ID, rec)
@@ -246,7 +248,7 @@ func (e *Engine) receiveAttachmentLocked(ctx context.Context, b *storage.Batch, 
 	if err := e.putMessage(ctx, b, msg, !own); err != nil {
 		return nil, err
 	}
-	b.Put(bAttach, msg.ID, (&attachmentRecord{Ref: a.Ref.marshal(), Thumbnail: a.Thumbnail}).marshal())
+	b.Put(bAttach, msg.ID, (&attachmentRecord{Ref: a.Ref.Marshal(), Thumbnail: a.Thumbnail}).marshal())
 	if !own {
 		if err := e.queueReceiptLocked(ctx, b, from, receiptDelivered, []MessageID{p.ID}); err != nil {
 			return nil, err
@@ -306,7 +308,7 @@ func (e *Engine) FetchAttachment(ctx context.Context, messageID string) ([]byte,
 	if err != nil {
 		return nil, newError(ErrStorage.Code, err, "attachment record of %s is corrupt", messageID)
 	}
-	return e.downloadBulk(ctx, labelAttachment, ref, func(done, total int64) {
+	return e.downloadBulk(ctx, bulk.LabelAttachment, ref, func(done, total int64) {
 		e.emit(Event{Type: "transfer-progress", MessageID: m.ID, Chat: m.Chat, Done: done, Total: total, Text: "download"})
 	})
 }

@@ -11,16 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/crypto/bulk"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/relayserver"
 )
 
-// The engine's copy of the relay's blob limit must match the relay.
+// A blob of chunksPerBlob sealed chunks fits the relay's blob limit.
 func TestBlobLimitMatchesRelay(t *testing.T) {
-	if maxBlobSize != relay.MaxBlob {
-		t.Fatalf("client maxBlobSize %d, relay MaxBlob %d", maxBlobSize, relay.MaxBlob)
-	}
-	if chunksPerBlob*(ChunkSize+bulkTagSize) > relay.MaxBlob {
+	if chunksPerBlob*(ChunkSize+bulk.TagSize) > relay.MaxBlob {
 		t.Fatalf("a blob of %d chunks is over the relay's limit", chunksPerBlob)
 	}
 }

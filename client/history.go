@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/bulk"
 	"github.com/parley-im/parley/crypto/link"
 	"github.com/parley-im/parley/crypto/wire"
 )
@@ -29,7 +30,7 @@ const (
 	maxHistoryChats = 1000
 	// maxHistorySize bounds the encoded history; the primary stops adding
 	// older messages (least recent chats first) before it is reached.
-	maxHistorySize = maxBulkSize
+	maxHistorySize = bulk.MaxSize
 	// maxChatIDLen is the bound stored chat records use.
 	maxChatIDLen = maxHandleLen + 40
 	// maxDeviceIDText bounds a device id as text.
@@ -41,7 +42,7 @@ const (
 )
 
 // The history reference must fit the link bundle.
-var _ [link.MaxHistoryPointer - maxBlobRefLen]struct{}
+var _ [link.MaxHistoryPointer - bulk.MaxRefLen]struct{}
 
 // historyChat is one chat of a history bundle, messages oldest first.
 type historyChat struct {
@@ -52,7 +53,7 @@ type historyChat struct {
 type historyMessage struct {
 	Message Message
 	// Ref and Thumbnail are the attachment's, when Message.Attachment is set.
-	Ref       *blobRef
+	Ref       *bulk.Ref
 	Thumbnail []byte
 }
 
@@ -60,7 +61,7 @@ type historyMessage struct {
 func (m *historyMessage) encodedSize() int {
 	n := 16 + 4*8 + 8 + 2 + len(m.Message.From) + len(m.Message.FromDevice) + len(m.Message.Status) + len(m.Message.Text)
 	if a := m.Message.Attachment; a != nil {
-		n += 16 + len(a.Name) + len(a.Type) + maxBlobRefLen + len(m.Thumbnail)
+		n += 16 + len(a.Name) + len(a.Type) + bulk.MaxRefLen + len(m.Thumbnail)
 	}
 	return n
 }
@@ -96,7 +97,7 @@ func marshalHistory(chats []historyChat) []byte {
 			if a := m.Attachment; a != nil {
 				w.String(a.Name)
 				w.String(a.Type)
-				w.Var(hm.Ref.marshal())
+				w.Var(hm.Ref.Marshal())
 				w.Var(hm.Thumbnail)
 			}
 		}
@@ -135,7 +136,7 @@ func unmarshalHistory(b []byte) ([]historyChat, error) {
 			m.Text = r.String(MaxTextLen)
 			if r.Bool() {
 				name, typ := r.String(MaxFileNameLen), r.String(MaxMIMETypeLen)
-				refb := r.Var(maxBlobRefLen)
+				refb := r.Var(bulk.MaxRefLen)
 				hm.Thumbnail = r.Var(MaxThumbnailSize)
 				if r.Err() != nil {
 					break
@@ -251,14 +252,14 @@ func (e *Engine) historyPointerLocked(ctx context.Context, emit func(Event)) ([]
 	if e.conn == nil {
 		return nil, newError(ErrOffline.Code, nil, "history needs a connection to the relay")
 	}
-	ref, err := e.uploadBulk(ctx, e.conn, labelHistory, marshalHistory(chats), func(done, total int64) {
+	ref, err := e.uploadBulk(ctx, e.conn, bulk.LabelHistory, marshalHistory(chats), func(done, total int64) {
 		emit(Event{Type: "sync-progress", Done: done, Total: total, Text: "upload"})
 	})
 	if err != nil {
 		return nil, err
 	}
 	e.log.Info("history sent to the new companion", "chats", len(chats), "messages", count)
-	return ref.marshal(), nil
+	return ref.Marshal(), nil
 }
 
 // restoreHistory downloads, verifies, decrypts and stores the history a
@@ -270,7 +271,7 @@ func (e *Engine) restoreHistory(ctx context.Context, pointer []byte) error {
 	if err != nil {
 		return newError(ErrLinkMismatch.Code, err, "the link bundle's history reference is malformed")
 	}
-	plain, err := e.downloadBulk(ctx, labelHistory, ref, func(done, total int64) {
+	plain, err := e.downloadBulk(ctx, bulk.LabelHistory, ref, func(done, total int64) {
 		e.emit(Event{Type: "sync-progress", Done: done, Total: total, Text: "download"})
 	})
 	if err != nil {
@@ -318,7 +319,7 @@ func (e *Engine) restoreHistory(ctx context.Context, pointer []byte) error {
 			b.Put(bMessages, key, m.marshal())
 			b.Put(bMsgIndex, m.ID, []byte(key))
 			if m.Attachment != nil {
-				b.Put(bAttach, m.ID, (&attachmentRecord{Ref: hm.Ref.marshal(), Thumbnail: hm.Thumbnail}).marshal())
+				b.Put(bAttach, m.ID, (&attachmentRecord{Ref: hm.Ref.Marshal(), Thumbnail: hm.Thumbnail}).marshal())
 			}
 			if pending++; pending >= historyBatch {
 				if err := commit(); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/memstore"
+	"github.com/parley-im/parley/crypto/bulk"
 )
 
 // offlineRelay is a Relay the test never calls (it builds under js too).
@@ -37,7 +38,7 @@ func putTestMessage(t testing.TB, e *Engine, chat, text string, at int64, outgoi
 	var b storage.Batch
 	if att != nil {
 		m.Attachment = &Attachment{Name: att.Name, Type: att.Type, Size: int64(att.Ref.Size), HasThumbnail: len(att.Thumbnail) > 0}
-		b.Put(bAttach, m.ID, (&attachmentRecord{Ref: att.Ref.marshal(), Thumbnail: att.Thumbnail}).marshal())
+		b.Put(bAttach, m.ID, (&attachmentRecord{Ref: att.Ref.Marshal(), Thumbnail: att.Thumbnail}).marshal())
 	}
 	if err := e.putMessage(ctx, &b, m, !outgoing); err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func putTestMessage(t testing.TB, e *Engine, chat, text string, at int64, outgoi
 
 func TestHistoryBuildAndDecode(t *testing.T) {
 	e := historyEngine(t, 3)
-	ref := &blobRef{ChunkSize: ChunkSize, Size: 1234, Blobs: [][16]byte{{9}}}
+	ref := &bulk.Ref{ChunkSize: ChunkSize, Size: 1234, Blobs: [][16]byte{{9}}}
 	for i := range 5 {
 		putTestMessage(t, e, "bob", fmt.Sprint("bob ", i), int64(100+i), i%2 == 0, nil)
 	}
@@ -108,7 +109,7 @@ func TestHistoryRefusals(t *testing.T) {
 		"no chat id":    marshalHistory([]historyChat{{Chat: Chat{}}}),
 		"bad attachment": marshalHistory([]historyChat{{Chat: Chat{ID: "bob"}, Messages: []historyMessage{{
 			Message: Message{ID: "00000000000000000000000000000001", Attachment: &Attachment{Name: "", Type: "x/y"}},
-			Ref:     &blobRef{ChunkSize: ChunkSize, Size: 1, Blobs: [][16]byte{{1}}},
+			Ref:     &bulk.Ref{ChunkSize: ChunkSize, Size: 1, Blobs: [][16]byte{{1}}},
 		}}}}),
 	} {
 		if _, err := unmarshalHistory(b); err == nil {
@@ -118,7 +119,7 @@ func TestHistoryRefusals(t *testing.T) {
 }
 
 func FuzzHistory(f *testing.F) {
-	ref := &blobRef{ChunkSize: ChunkSize, Size: 10, Blobs: [][16]byte{{1}}}
+	ref := &bulk.Ref{ChunkSize: ChunkSize, Size: 10, Blobs: [][16]byte{{1}}}
 	f.Add(marshalHistory(nil))
 	f.Add(marshalHistory([]historyChat{{Chat: Chat{ID: "bob", LastText: "hi", LastAt: 5, Unread: 1}, Messages: []historyMessage{
 		{Message: Message{ID: "00000000000000000000000000000001", From: "bob", FromDevice: "d", SentAt: 5, Status: "", Text: "hi"}},

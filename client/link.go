@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/bulk"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/link"
@@ -306,7 +307,7 @@ func (e *Engine) ConfirmLink(ctx context.Context, linkID string) error {
 	// Recent history travels as a bulk object the bundle points to
 	// (history.go). Without it the link still stands: the companion
 	// just starts empty, and the user is told.
-	progress := make(chan Event, maxRefBlobs+4) // ordered, never blocks
+	progress := make(chan Event, bulk.MaxRefBlobs+4) // ordered, never blocks
 	go func() {
 		for ev := range progress {
 			e.emit(ev)

@@ -167,7 +167,7 @@ func TestRetryResendsFile(t *testing.T) {
 		t.Fatalf("resent payload %+v, %v", rp, err)
 	}
 	a, err := unmarshalAttachmentBody(rp.Body)
-	if err != nil || !bytes.Equal(a.Ref.marshal(), rec.Ref) || a.Name != "f.bin" || a.Caption != "c" {
+	if err != nil || !bytes.Equal(a.Ref.Marshal(), rec.Ref) || a.Name != "f.bin" || a.Caption != "c" {
 		t.Fatalf("resent attachment %+v, %v", a, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/crypto/bulk"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
@@ -190,9 +191,9 @@ func (e *Engine) flushUploads(ctx context.Context) {
 			return
 		}
 		u, data, err := e.queuedFile(ctx, id)
-		var ref *blobRef
+		var ref *bulk.Ref
 		if err == nil {
-			ref, err = e.uploadBulk(ctx, conn, labelAttachment, data, func(done, total int64) {
+			ref, err = e.uploadBulk(ctx, conn, bulk.LabelAttachment, data, func(done, total int64) {
 				e.emit(Event{Type: "transfer-progress", MessageID: id, Chat: u.To, Done: done, Total: total, Text: "upload"})
 			})
 		}
@@ -212,7 +213,7 @@ func (e *Engine) flushUploads(ctx context.Context) {
 
 // finishUploadLocked removes a queued file and either queues its message
 // (uploaded as ref) or, after a permanent failure cause, marks it failed.
-func (e *Engine) finishUploadLocked(ctx context.Context, id string, u *uploadRecord, ref *blobRef, cause error) error {
+func (e *Engine) finishUploadLocked(ctx context.Context, id string, u *uploadRecord, ref *bulk.Ref, cause error) error {
 	var b storage.Batch
 	b.Delete(bUploads, id)
 	if u != nil {
@@ -234,7 +235,7 @@ func (e *Engine) finishUploadLocked(ctx context.Context, id string, u *uploadRec
 	}
 	body := (&attachmentBody{Ref: ref, Name: u.Name, Type: u.Type, Caption: u.Caption, Thumbnail: u.Thumbnail}).marshal()
 	p := &payload{Kind: kindAttachment, ID: mid, SentAt: u.SentAt, To: u.To, Body: body}
-	b.Put(bAttach, id, (&attachmentRecord{Ref: ref.marshal(), Thumbnail: u.Thumbnail}).marshal())
+	b.Put(bAttach, id, (&attachmentRecord{Ref: ref.Marshal(), Thumbnail: u.Thumbnail}).marshal())
 	seq, err := e.nextOutboxSeqLocked(ctx)
 	if err != nil {
 		return err

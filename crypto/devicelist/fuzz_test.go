@@ -2,25 +2,17 @@ package devicelist
 
 import (
 	"bytes"
-	"encoding/hex"
-	"path/filepath"
 	"testing"
+
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 )
 
 // FuzzVerify feeds arbitrary lists to the decoder and verifier: no panics,
 // and a list that decodes re-encodes to the same bytes (the encoding is
 // canonical, which signatures over it rely on). Seeded from the vectors.
 func FuzzVerify(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, file := range files {
-		v := readVector(f, file)
-		for _, k := range []string{"list", "next"} {
-			if s, ok := v.Input[k].(string); ok {
-				b, _ := hex.DecodeString(s)
-				f.Add(b)
-			}
-		}
-	}
+	vectortest.Seed(f, "list")
+	vectortest.Seed(f, "next")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, _, sig, err := decode(data)
 		if err != nil {

@@ -1,34 +1,21 @@
 package devicelist
 
 import (
-	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"testing"
 	"time"
 
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/internal/vectortest"
-	"github.com/parley-im/parley/crypto/wire"
 )
 
 // The vectors in testdata are written by `go test ./crypto/devicelist -run
 // TestVectors -update` and replayed by TestVectors. The JSON layout is
 // described in docs/PROTOCOL.md section 9.
-var update = flag.Bool("update", false, "rewrite testdata vectors")
+type vector = vectortest.Op
 
-type vector struct {
-	Comment string         `json:"comment"`
-	Type    string         `json:"type"`
-	Input   map[string]any `json:"input"`
-	Output  map[string]any `json:"output,omitempty"`
-	Error   string         `json:"error,omitempty"`
-}
-
-var vectorErrors = map[string]error{
+var vectorErrors = vectortest.Errors{
 	"malformed":                   ErrMalformed,
-	"trailing":                    wire.ErrTrailing,
-	"version":                     wire.ErrVersion,
 	"bad_signature":               ErrBadSignature,
 	"wrong_account":               ErrWrongAccount,
 	"rollback":                    ErrRollback,
@@ -41,7 +28,7 @@ var vectorErrors = map[string]error{
 	"attestation_expired":         ErrAttestationExpired,
 }
 
-func hx(b []byte) string { return hex.EncodeToString(b) }
+var hx = vectortest.Hex
 
 // resign encodes l as is (entry signatures untouched) and signs the whole
 // list, to build lists that only fail the per-entry or structural checks.
@@ -175,36 +162,12 @@ func generateVectors(t *testing.T) map[string]vector {
 	return v
 }
 
-func in(t *testing.T, v vector, k string) []byte {
-	t.Helper()
-	s, ok := v.Input[k].(string)
-	if !ok {
-		t.Fatalf("input %q missing", k)
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("input %q: %v", k, err)
-	}
-	return b
-}
-
-func num(t *testing.T, m map[string]any, k string) int64 {
-	n, ok := m[k].(json.Number)
-	if !ok {
-		t.Fatalf("number %q missing", k)
-	}
-	i, err := n.Int64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return i
-}
-
 func replay(t *testing.T, v vector) error {
-	acct := in(t, v, "account_public")
+	in := func(k string) []byte { return vectortest.Bytes(t, v.Input, k) }
+	acct := in("account_public")
 	switch v.Type {
 	case "devicelist/verify":
-		l, err := Verify(acct, in(t, v, "list"))
+		l, err := Verify(acct, in("list"))
 		if err != nil {
 			return err
 		}
@@ -214,17 +177,17 @@ func replay(t *testing.T, v vector) error {
 			t.Errorf("outputs differ:\n got %s\nwant %s", got, want)
 		}
 	case "devicelist/update":
-		cur, err := Verify(acct, in(t, v, "current"))
+		cur, err := Verify(acct, in("current"))
 		if err != nil {
 			t.Fatal("current list must verify:", err)
 		}
-		next, err := Verify(acct, in(t, v, "next"))
+		next, err := Verify(acct, in("next"))
 		if err != nil {
 			return err
 		}
 		return CheckUpdate(cur, next)
 	case "devicelist/attestation":
-		l, err := Verify(acct, in(t, v, "list"))
+		l, err := Verify(acct, in("list"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,25 +199,11 @@ func replay(t *testing.T, v vector) error {
 		if e == nil {
 			t.Fatal("device not in list")
 		}
-		return CheckAttestation(e, time.Unix(num(t, v.Input, "now"), 0), time.Duration(num(t, v.Input, "max_age_seconds"))*time.Second)
+		return CheckAttestation(e, time.Unix(vectortest.Int(t, v.Input, "now"), 0), time.Duration(vectortest.Int(t, v.Input, "max_age_seconds"))*time.Second)
 	default:
 		t.Fatalf("unknown vector type %q", v.Type)
 	}
 	return nil
 }
 
-func readVector(t testing.TB, f string) vector { return vectortest.Read[vector](t, f) }
-
-func TestVectors(t *testing.T) {
-	if *update {
-		for name, v := range generateVectors(t) {
-			vectortest.Write(t, name, v)
-		}
-	}
-	for _, f := range vectortest.Files(t) {
-		t.Run(f.Name, func(t *testing.T) {
-			v := readVector(t, f.Path)
-			vectortest.Check(t, f, v.Error, replay(t, v), vectorErrors)
-		})
-	}
-}
+func TestVectors(t *testing.T) { vectortest.RunOps(t, generateVectors, replay, vectorErrors) }

@@ -2,23 +2,10 @@ package identity
 
 import (
 	"bytes"
-	"encoding/hex"
-	"path/filepath"
 	"testing"
-)
 
-// seedFromVectors adds every hex input named key in testdata to f.
-func seedFromVectors(f *testing.F, key string, prefix ...byte) {
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, file := range files {
-		v := readVector(f, file)
-		if s, ok := v.Input[key].(string); ok {
-			if b, err := hex.DecodeString(s); err == nil {
-				f.Add(append(append([]byte(nil), prefix...), b...))
-			}
-		}
-	}
-}
+	"github.com/parley-im/parley/crypto/internal/vectortest"
+)
 
 // FuzzUnmarshalBundle covers the public decoders (DevicePublic, both signed
 // prekeys, one-time prekey, Bundle): they never panic, and whatever decodes
@@ -26,7 +13,7 @@ func seedFromVectors(f *testing.F, key string, prefix ...byte) {
 // checks are left out: they parse nothing, and their cost makes the fuzzer's
 // minimization of 1.5 KiB inputs crawl.
 func FuzzUnmarshalBundle(f *testing.F) {
-	seedFromVectors(f, "bundle")
+	vectortest.Seed(f, "bundle")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := UnmarshalBundle(data)
 		if err != nil {
@@ -45,13 +32,13 @@ func FuzzUnmarshalBundle(f *testing.F) {
 // FuzzUnmarshalPrivate covers the private-state decoders and the safety
 // number QR decoder; the first byte chooses the decoder.
 func FuzzUnmarshalPrivate(f *testing.F) {
-	seedFromVectors(f, "account_private", 0)
-	seedFromVectors(f, "device_private", 1)
-	seedFromVectors(f, "signed_prekey_private", 2)
-	seedFromVectors(f, "one_time_prekey_private", 3)
-	seedFromVectors(f, "kem_prekey_private", 4)
-	seedFromVectors(f, "scanned_qr", 5)
-	seedFromVectors(f, "device_public", 6)
+	vectortest.Seed(f, "account_private", 0)
+	vectortest.Seed(f, "device_private", 1)
+	vectortest.Seed(f, "signed_prekey_private", 2)
+	vectortest.Seed(f, "one_time_prekey_private", 3)
+	vectortest.Seed(f, "kem_prekey_private", 4)
+	vectortest.Seed(f, "scanned_qr", 5)
+	vectortest.Seed(f, "device_public", 6)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return

@@ -2,8 +2,6 @@ package identity
 
 import (
 	"bytes"
-	"encoding/hex"
-	"flag"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/internal/vectortest"
@@ -13,38 +11,20 @@ import (
 // The vectors in testdata are written by `go test ./crypto/identity -run
 // TestVectors -update` and replayed by TestVectors. The JSON layout is
 // described in docs/PROTOCOL.md section 9.
-var update = flag.Bool("update", false, "rewrite testdata vectors")
-
-type vector struct {
-	Comment string         `json:"comment"`
-	Type    string         `json:"type"`
-	Input   map[string]any `json:"input"`
-	Output  map[string]any `json:"output,omitempty"`
-	Error   string         `json:"error,omitempty"`
-}
+type vector = vectortest.Op
 
 // vectorErrors maps the error names used in vectors to sentinels.
-var vectorErrors = map[string]error{
+var vectorErrors = vectortest.Errors{
 	"bad_signature":          ErrBadSignature,
 	"bad_key":                ErrBadKey,
 	"malformed":              ErrMalformed,
-	"short":                  wire.ErrShort,
-	"trailing":               wire.ErrTrailing,
-	"version":                wire.ErrVersion,
-	"too_large":              wire.ErrTooLarge,
 	"safety_number_mismatch": ErrSafetyNumberMismatch,
 }
 
-func hx(b []byte) string { return hex.EncodeToString(b) }
-
-func mustMarshal(t testing.TB, m interface{ MarshalBinary() ([]byte, error) }) []byte {
-	t.Helper()
-	b, err := m.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+var (
+	hx          = vectortest.Hex
+	mustMarshal = vectortest.MustMarshal
+)
 
 func generateVectors(t *testing.T) map[string]vector {
 	r := newDetRand("parley identity vectors")
@@ -130,26 +110,14 @@ func encodeWith(f func(*wire.Writer)) []byte {
 	return w.Bytes()
 }
 
-func in(t *testing.T, v vector, k string) []byte {
-	t.Helper()
-	s, ok := v.Input[k].(string)
-	if !ok {
-		t.Fatalf("input %q missing", k)
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("input %q: %v", k, err)
-	}
-	return b
-}
-
 // replay runs one vector and returns its error (nil for success), checking
 // outputs on the way.
 func replay(t *testing.T, v vector) error {
+	in := func(k string) []byte { return vectortest.Bytes(t, v.Input, k) }
 	out := func(k string) string { s, _ := v.Output[k].(string); return s }
 	switch v.Type {
 	case "identity/account":
-		a, err := UnmarshalAccount(in(t, v, "account_private"))
+		a, err := UnmarshalAccount(in("account_private"))
 		if err != nil {
 			return err
 		}
@@ -157,7 +125,7 @@ func replay(t *testing.T, v vector) error {
 			t.Error("account public key differs")
 		}
 	case "identity/device":
-		d, err := UnmarshalDevice(in(t, v, "device_private"))
+		d, err := UnmarshalDevice(in("device_private"))
 		if err != nil {
 			return err
 		}
@@ -166,30 +134,30 @@ func replay(t *testing.T, v vector) error {
 			t.Error("device outputs differ")
 		}
 	case "identity/signature":
-		if !bytes.Equal(SigningInput(v.Input["purpose"].(string), in(t, v, "message")), in(t, v, "signing_input")) {
+		if !bytes.Equal(SigningInput(v.Input["purpose"].(string), in("message")), in("signing_input")) {
 			t.Error("signing input differs")
 		}
-		return VerifySignature(in(t, v, "public_key"), v.Input["purpose"].(string), in(t, v, "message"), in(t, v, "signature"))
+		return VerifySignature(in("public_key"), v.Input["purpose"].(string), in("message"), in("signature"))
 	case "identity/prekeys":
-		dp, err := UnmarshalDevicePublic(in(t, v, "device_public"))
+		dp, err := UnmarshalDevicePublic(in("device_public"))
 		if err != nil {
 			return err
 		}
-		spk, err := UnmarshalSignedPrekey(in(t, v, "signed_prekey_private"))
+		spk, err := UnmarshalSignedPrekey(in("signed_prekey_private"))
 		if err != nil {
 			return err
 		}
 		if err := spk.Public.Verify(dp.SignPub); err != nil {
 			return err
 		}
-		kpk, err := UnmarshalKEMPrekey(in(t, v, "kem_prekey_private"))
+		kpk, err := UnmarshalKEMPrekey(in("kem_prekey_private"))
 		if err != nil {
 			return err
 		}
 		if err := kpk.Public.Verify(dp.SignPub); err != nil {
 			return err
 		}
-		otp, err := UnmarshalOneTimePrekey(in(t, v, "one_time_prekey_private"))
+		otp, err := UnmarshalOneTimePrekey(in("one_time_prekey_private"))
 		if err != nil {
 			return err
 		}
@@ -197,7 +165,7 @@ func replay(t *testing.T, v vector) error {
 			t.Error("one-time prekey public differs")
 		}
 	case "identity/bundle":
-		b, err := UnmarshalBundle(in(t, v, "bundle"))
+		b, err := UnmarshalBundle(in("bundle"))
 		if err != nil {
 			return err
 		}
@@ -208,11 +176,11 @@ func replay(t *testing.T, v vector) error {
 			t.Error("bundle outputs differ")
 		}
 	case "identity/safety_number":
-		sn, err := ComputeSafetyNumber(v.Input["our_handle"].(string), in(t, v, "our_key"), v.Input["their_handle"].(string), in(t, v, "their_key"))
+		sn, err := ComputeSafetyNumber(v.Input["our_handle"].(string), in("our_key"), v.Input["their_handle"].(string), in("their_key"))
 		if err != nil {
 			return err
 		}
-		if err := sn.CheckScanned(in(t, v, "scanned_qr")); err != nil {
+		if err := sn.CheckScanned(in("scanned_qr")); err != nil {
 			return err
 		}
 		if sn.Digits != out("digits") || sn.Grouped() != out("grouped") || hx(sn.QR) != out("qr") {
@@ -224,18 +192,4 @@ func replay(t *testing.T, v vector) error {
 	return nil
 }
 
-func TestVectors(t *testing.T) {
-	if *update {
-		for name, v := range generateVectors(t) {
-			vectortest.Write(t, name, v)
-		}
-	}
-	for _, f := range vectortest.Files(t) {
-		t.Run(f.Name, func(t *testing.T) {
-			v := readVector(t, f.Path)
-			vectortest.Check(t, f, v.Error, replay(t, v), vectorErrors)
-		})
-	}
-}
-
-func readVector(t testing.TB, f string) vector { return vectortest.Read[vector](t, f) }
+func TestVectors(t *testing.T) { vectortest.RunOps(t, generateVectors, replay, vectorErrors) }

@@ -3,37 +3,15 @@ package link
 import (
 	"bytes"
 	"encoding/hex"
-	"path/filepath"
 	"testing"
-)
 
-func fuzzSeeds(f *testing.F, key string, prefix ...byte) {
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, file := range files {
-		v := readVector(f, file)
-		var vals []string
-		switch x := v.Input[key].(type) {
-		case string:
-			vals = []string{x}
-		case []any:
-			for _, e := range x {
-				vals = append(vals, e.(string))
-			}
-		}
-		for _, s := range vals {
-			b, err := hex.DecodeString(s)
-			if key == "text" || err != nil {
-				b = []byte(s)
-			}
-			f.Add(append(append([]byte(nil), prefix...), b...))
-		}
-	}
-}
+	"github.com/parley-im/parley/crypto/internal/vectortest"
+)
 
 // FuzzParsePayload: the link-code parser never panics, and a code that
 // parses prints back to the same canonical text.
 func FuzzParsePayload(f *testing.F) {
-	fuzzSeeds(f, "text")
+	vectortest.Seed(f, "text")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePayload(string(data))
 		if err != nil {
@@ -55,12 +33,12 @@ func FuzzParsePayload(f *testing.F) {
 // None may panic; a failed Open must leave the session able to open the
 // genuine message; what decodes must re-encode to the same bytes.
 func FuzzCompanion(f *testing.F) {
-	fuzzSeeds(f, "companion_state", 0)
-	fuzzSeeds(f, "hello", 1)
-	fuzzSeeds(f, "p2c_messages", 2)
-	fuzzSeeds(f, "join_request", 3)
-	fuzzSeeds(f, "bundle", 4)
-	good := readVector(f, "testdata/good_companion.json")
+	vectortest.Seed(f, "companion_state", 0)
+	vectortest.Seed(f, "hello", 1)
+	vectortest.Seed(f, "p2c_messages", 2)
+	vectortest.Seed(f, "join_request", 3)
+	vectortest.Seed(f, "bundle", 4)
+	good := vectortest.Read[vector](f, "testdata/good_companion.json")
 	state, _ := hex.DecodeString(good.Input["companion_state"].(string))
 	hello, _ := hex.DecodeString(good.Input["hello"].(string))
 	msgs := good.Input["p2c_messages"].([]any)

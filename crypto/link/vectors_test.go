@@ -2,9 +2,6 @@ package link
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
-	"flag"
 	"testing"
 	"time"
 
@@ -17,20 +14,10 @@ import (
 // The vectors in testdata are written by `go test ./crypto/link -run
 // TestVectors -update` and replayed by TestVectors. The JSON layout is
 // described in docs/PROTOCOL.md section 9.
-var update = flag.Bool("update", false, "rewrite testdata vectors")
+type vector = vectortest.Op
 
-type vector struct {
-	Comment string         `json:"comment"`
-	Type    string         `json:"type"`
-	Input   map[string]any `json:"input"`
-	Output  map[string]any `json:"output,omitempty"`
-	Error   string         `json:"error,omitempty"`
-}
-
-var vectorErrors = map[string]error{
+var vectorErrors = vectortest.Errors{
 	"malformed":        ErrMalformed,
-	"trailing":         wire.ErrTrailing,
-	"version":          wire.ErrVersion,
 	"expired":          ErrExpired,
 	"wrong_link":       ErrWrongLink,
 	"bad_confirmation": ErrBadConfirmation,
@@ -44,15 +31,14 @@ var vectorErrors = map[string]error{
 	"device_signed_other_account": devicelist.ErrDeviceSignature,
 }
 
-func hx(b []byte) string { return hex.EncodeToString(b) }
-
-func hexList(bs [][]byte) []string {
-	out := []string{}
-	for _, b := range bs {
-		out = append(out, hx(b))
-	}
-	return out
-}
+var (
+	hx          = vectortest.Hex
+	hexList     = vectortest.HexList
+	mustMarshal = vectortest.MustMarshal
+	in          = vectortest.Bytes
+	inList      = vectortest.BytesList
+	num         = vectortest.Int
+)
 
 func generateVectors(t *testing.T) map[string]vector {
 	v := map[string]vector{}
@@ -209,54 +195,6 @@ func messageVectors(t *testing.T, v map[string]vector) {
 	v["fail_bundle_bad_list_signature"] = bundle("the device list in the bundle has a bad signature", &nb, "bad_signature")
 }
 
-func mustMarshal(t testing.TB, m interface{ MarshalBinary() ([]byte, error) }) []byte {
-	t.Helper()
-	b, err := m.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func in(t *testing.T, m map[string]any, k string) []byte {
-	t.Helper()
-	s, ok := m[k].(string)
-	if !ok {
-		t.Fatalf("field %q missing", k)
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("field %q: %v", k, err)
-	}
-	return b
-}
-
-func inList(t *testing.T, m map[string]any, k string) [][]byte {
-	t.Helper()
-	l, _ := m[k].([]any)
-	var out [][]byte
-	for _, x := range l {
-		b, err := hex.DecodeString(x.(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
-func num(t *testing.T, m map[string]any, k string) int64 {
-	n, ok := m[k].(json.Number)
-	if !ok {
-		t.Fatalf("number %q missing", k)
-	}
-	i, err := n.Int64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return i
-}
-
 func replay(t *testing.T, v vector) error {
 	switch v.Type {
 	case "link/payload":
@@ -385,18 +323,4 @@ func replay(t *testing.T, v vector) error {
 	return nil
 }
 
-func readVector(t testing.TB, f string) vector { return vectortest.Read[vector](t, f) }
-
-func TestVectors(t *testing.T) {
-	if *update {
-		for name, v := range generateVectors(t) {
-			vectortest.Write(t, name, v)
-		}
-	}
-	for _, f := range vectortest.Files(t) {
-		t.Run(f.Name, func(t *testing.T) {
-			v := readVector(t, f.Path)
-			vectortest.Check(t, f, v.Error, replay(t, v), vectorErrors)
-		})
-	}
-}
+func TestVectors(t *testing.T) { vectortest.RunOps(t, generateVectors, replay, vectorErrors) }

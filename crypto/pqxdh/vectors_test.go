@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/mlkem/mlkemtest"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"testing"
 
@@ -17,7 +15,6 @@ import (
 
 // Test vectors: testdata/{good,fail}_*.json, layout in PROTOCOL.md section
 // 9. Regenerate with: go test ./crypto/pqxdh -run TestVectors -update
-var update = flag.Bool("update", false, "rewrite testdata vectors")
 
 type hexBytes = vectortest.HexBytes
 
@@ -53,7 +50,7 @@ type vector struct {
 	Reply           *vecReply     `json:"reply,omitempty"`
 }
 
-var errNames = map[string]error{
+var errNames = vectortest.Errors{
 	"bad_signature":        ErrBadSignature,
 	"identity_mismatch":    ErrIdentityMismatch,
 	"one_time_prekey_used": ErrOneTimePrekeyUsed,
@@ -63,34 +60,9 @@ var errNames = map[string]error{
 	"auth":                 ratchet.ErrAuth,
 }
 
-func errName(err error) string {
-	for n, e := range errNames {
-		if errors.Is(err, e) {
-			return n
-		}
-	}
-	return fmt.Sprintf("unexpected(%v)", err)
-}
+var mustMarshal = vectortest.MustMarshal
 
-type recorder struct {
-	r   io.Reader
-	got []byte
-}
-
-func (rc *recorder) Read(p []byte) (int, error) {
-	n, err := rc.r.Read(p)
-	rc.got = append(rc.got, p[:n]...)
-	return n, err
-}
-
-func mustMarshal(t testing.TB, m interface{ MarshalBinary() ([]byte, error) }) []byte {
-	t.Helper()
-	b, err := m.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+type failReader = vectortest.NoRandom
 
 // expected recomputes the intermediate values from the vector's inputs,
 // following PROTOCOL.md section 4 step by step (independently of Initiate).
@@ -160,11 +132,11 @@ func genScenario(t *testing.T, sc scenario) *vector {
 	for _, o := range bob.store.otp {
 		v.OneTimePrekeys = append(v.OneTimePrekeys, mustMarshal(t, o))
 	}
-	rec := &recorder{r: r}
+	rec := &vectortest.Recorder{R: r}
 	st, m, err := Initiate(rec, alice.dev, pinned, b)
-	v.Random = rec.got
+	v.Random = rec.Got
 	if err != nil {
-		v.InitiateError = errName(err)
+		v.InitiateError = errNames.Name(err)
 		return v
 	}
 	if m.Message, err = st.Encrypt(failReader{}, v.Plaintext); err != nil {
@@ -181,7 +153,7 @@ func genScenario(t *testing.T, sc scenario) *vector {
 		t.Fatalf("%s: genuine initial message: %q %v", sc.name, pt, err)
 	}
 	v.Responses = append(v.Responses, vecResponse{InitialMessage: v.InitialMessage, Plaintext: pt})
-	rec = &recorder{r: r}
+	rec = &vectortest.Recorder{R: r}
 	reply := []byte("reply from bob")
 	c, err := bs.Encrypt(rec, reply)
 	if err != nil {
@@ -190,23 +162,19 @@ func genScenario(t *testing.T, sc scenario) *vector {
 	if got, err := st.Decrypt(c); err != nil || !bytes.Equal(got, reply) {
 		t.Fatalf("reply: %q %v", got, err)
 	}
-	v.Reply = &vecReply{Random: rec.got, Plaintext: reply, Message: c}
+	v.Reply = &vecReply{Random: rec.Got, Plaintext: reply, Message: c}
 	if sc.after != nil {
 		sc.after(t, r, v, alice, bob, b)
 	}
 	return v
 }
 
-type failReader struct{}
-
-func (failReader) Read([]byte) (int, error) { return 0, errors.New("no randomness expected here") }
-
 // addFailure records a response that must fail with want.
 func addFailure(t *testing.T, v *vector, bob *party, msg []byte, want error) {
 	if _, _, err := respond(bob, msg); !errors.Is(err, want) {
 		t.Fatalf("got %v, want %v", err, want)
 	}
-	v.Responses = append(v.Responses, vecResponse{InitialMessage: msg, Error: errName(want)})
+	v.Responses = append(v.Responses, vecResponse{InitialMessage: msg, Error: errNames.Name(want)})
 }
 
 func scenarios() []scenario {
@@ -253,20 +221,17 @@ func scenarios() []scenario {
 }
 
 func TestVectors(t *testing.T) {
-	if *update {
+	generate := func(t *testing.T) map[string]*vector {
+		out := map[string]*vector{}
 		for _, sc := range scenarios() {
-			vectortest.Write(t, sc.name, genScenario(t, sc))
+			out[sc.name] = genScenario(t, sc)
 		}
+		return out
 	}
-	for _, f := range vectortest.Files(t) {
-		t.Run(f.Name, func(t *testing.T) { replay(t, loadVector(t, f.Path)) })
-	}
+	vectortest.Run(t, generate, func(t *testing.T, _ vectortest.File, v *vector) { replay(t, v) })
 }
 
-func loadVector(t testing.TB, f string) *vector {
-	v := vectortest.Read[vector](t, f)
-	return &v
-}
+func loadVector(t testing.TB, f string) *vector { return vectortest.Read[*vector](t, f) }
 
 // responderFromVector rebuilds the responder's device and prekey store.
 func responderFromVector(t testing.TB, v *vector) *party {
@@ -311,7 +276,7 @@ func replay(t *testing.T, v *vector) {
 	r := bytes.NewReader(v.Random)
 	st, m, err := Initiate(r, alice, pinned, b)
 	if v.InitiateError != "" {
-		if want := errNames[v.InitiateError]; want == nil || !errors.Is(err, want) {
+		if want := errNames.Want(t, v.InitiateError); !errors.Is(err, want) {
 			t.Fatalf("Initiate: got %v, want %s", err, v.InitiateError)
 		}
 		return
@@ -334,7 +299,7 @@ func replay(t *testing.T, v *vector) {
 		before := len(bob.store.otp) + len(bob.store.kem)
 		s, pt, err := respond(bob, resp.InitialMessage)
 		if resp.Error != "" {
-			if want := errNames[resp.Error]; want == nil || !errors.Is(err, want) {
+			if want := errNames.Want(t, resp.Error); !errors.Is(err, want) {
 				t.Fatalf("response %d: got %v, want %s", i, err, resp.Error)
 			}
 			if len(bob.store.otp)+len(bob.store.kem) != before {

@@ -3,8 +3,6 @@ package ratchet
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"testing"
@@ -15,7 +13,6 @@ import (
 
 // Test vectors: testdata/{good,fail}_*.json, layout in PROTOCOL.md section
 // 9. Regenerate with: go test ./crypto/ratchet -run TestVectors -update
-var update = flag.Bool("update", false, "rewrite testdata vectors")
 
 type hexBytes = vectortest.HexBytes
 
@@ -38,33 +35,14 @@ type vector struct {
 	FinalStates             map[string]string `json:"final_states"`
 }
 
-var errNames = map[string]error{
+var errNames = vectortest.Errors{
 	"auth":             ErrAuth,
 	"duplicate":        ErrDuplicate,
 	"too_many_skipped": ErrTooManySkipped,
 	"malformed":        ErrMalformed,
 }
 
-func errName(err error) string {
-	for n, e := range errNames {
-		if errors.Is(err, e) {
-			return n
-		}
-	}
-	return fmt.Sprintf("unexpected(%v)", err)
-}
-
-// recorder keeps the bytes read through it.
-type recorder struct {
-	r   io.Reader
-	got []byte
-}
-
-func (rc *recorder) Read(p []byte) (int, error) {
-	n, err := rc.r.Read(p)
-	rc.got = append(rc.got, p[:n]...)
-	return n, err
-}
+type failReader = vectortest.NoRandom
 
 // builder runs a scenario on live states and records it as a vector.
 type builder struct {
@@ -83,12 +61,12 @@ func newBuilder(t *testing.T, seed, desc string) *builder {
 }
 
 func (b *builder) enc(party, pt string) []byte {
-	rec := &recorder{r: b.r}
+	rec := &vectortest.Recorder{R: b.r}
 	m, err := b.parties[party].Encrypt(rec, []byte(pt))
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	b.v.Steps = append(b.v.Steps, vecStep{Party: party, Op: "encrypt", Random: rec.got, Plaintext: []byte(pt), Message: m})
+	b.v.Steps = append(b.v.Steps, vecStep{Party: party, Op: "encrypt", Random: rec.Got, Plaintext: []byte(pt), Message: m})
 	return m
 }
 
@@ -111,7 +89,7 @@ func (b *builder) dec(party string, m []byte, want string) {
 
 func (b *builder) fail(party string, m []byte, want error) {
 	mustFail(b.t, b.parties[party], m, want)
-	b.v.Steps = append(b.v.Steps, vecStep{Party: party, Op: "decrypt", Message: m, Error: errName(want)})
+	b.v.Steps = append(b.v.Steps, vecStep{Party: party, Op: "decrypt", Message: m, Error: errNames.Name(want)})
 }
 
 func (b *builder) done() *vector {
@@ -121,10 +99,6 @@ func (b *builder) done() *vector {
 	}
 	return b.v
 }
-
-type failReader struct{}
-
-func (failReader) Read([]byte) (int, error) { return 0, errors.New("no randomness expected here") }
 
 func flip(m []byte, i int) []byte {
 	c := bytes.Clone(m)
@@ -206,20 +180,10 @@ func scenarios(t *testing.T) map[string]*vector {
 }
 
 func TestVectors(t *testing.T) {
-	if *update {
-		for name, v := range scenarios(t) {
-			vectortest.Write(t, name, v)
-		}
-	}
-	for _, f := range vectortest.Files(t) {
-		t.Run(f.Name, func(t *testing.T) { replay(t, loadVector(t, f.Path)) })
-	}
+	vectortest.Run(t, scenarios, func(t *testing.T, _ vectortest.File, v *vector) { replay(t, v) })
 }
 
-func loadVector(t testing.TB, f string) *vector {
-	v := vectortest.Read[vector](t, f)
-	return &v
-}
+func loadVector(t testing.TB, f string) *vector { return vectortest.Read[*vector](t, f) }
 
 // replay runs a vector from its inputs alone and checks every output.
 func replay(t *testing.T, v *vector) {
@@ -253,11 +217,7 @@ func replay(t *testing.T, v *vector) {
 			}
 		case "decrypt":
 			if st.Error != "" {
-				want, ok := errNames[st.Error]
-				if !ok {
-					t.Fatalf("step %d: unknown error name %q", i, st.Error)
-				}
-				mustFail(t, s, st.Message, want)
+				mustFail(t, s, st.Message, errNames.Want(t, st.Error))
 				continue
 			}
 			pt, err := s.Decrypt(st.Message)

@@ -2,8 +2,6 @@ package senderkey
 
 import (
 	"bytes"
-	"errors"
-	"flag"
 	"fmt"
 	"testing"
 
@@ -12,7 +10,6 @@ import (
 
 // Test vectors: testdata/{good,fail}_*.json, layout in PROTOCOL.md section
 // 9. Regenerate with: go test ./crypto/senderkey -run TestVectors -update
-var update = flag.Bool("update", false, "rewrite testdata vectors")
 
 type hexBytes = vectortest.HexBytes
 
@@ -39,22 +36,13 @@ type vector struct {
 	Steps       []vecStep            `json:"steps"`
 }
 
-var errNames = map[string]error{
+var errNames = vectortest.Errors{
 	"auth":             ErrAuth,
 	"bad_signature":    ErrBadSignature,
 	"duplicate":        ErrDuplicate,
 	"too_many_skipped": ErrTooManySkipped,
 	"unknown_chain":    ErrUnknownChain,
 	"malformed":        ErrMalformed,
-}
-
-func errName(err error) string {
-	for n, e := range errNames {
-		if errors.Is(err, e) {
-			return n
-		}
-	}
-	return fmt.Sprintf("unexpected(%v)", err)
 }
 
 // world is a group in progress: each member's Sender and its Receivers.
@@ -116,7 +104,7 @@ func (w *world) dec(to, from string, m []byte, want string) {
 
 func (w *world) fail(to, from string, m []byte, want error) {
 	mustFail(w.t, w.receivers[to][from], m, want)
-	w.v.Steps = append(w.v.Steps, vecStep{Op: "decrypt", Sender: from, Receiver: to, Message: m, Error: errName(want)})
+	w.v.Steps = append(w.v.Steps, vecStep{Op: "decrypt", Sender: from, Receiver: to, Message: m, Error: errNames.Name(want)})
 }
 
 func scenarios(t *testing.T) map[string]*vector {
@@ -185,20 +173,10 @@ func scenarios(t *testing.T) map[string]*vector {
 }
 
 func TestVectors(t *testing.T) {
-	if *update {
-		for name, v := range scenarios(t) {
-			vectortest.Write(t, name, v)
-		}
-	}
-	for _, f := range vectortest.Files(t) {
-		t.Run(f.Name, func(t *testing.T) { replay(t, loadVector(t, f.Path)) })
-	}
+	vectortest.Run(t, scenarios, func(t *testing.T, _ vectortest.File, v *vector) { replay(t, v) })
 }
 
-func loadVector(t testing.TB, f string) *vector {
-	v := vectortest.Read[vector](t, f)
-	return &v
-}
+func loadVector(t testing.TB, f string) *vector { return vectortest.Read[*vector](t, f) }
 
 // replay runs a vector from its initial states and checks every output:
 // signing is deterministic (Ed25519), so encryption is reproducible too.
@@ -218,11 +196,7 @@ func replay(t *testing.T, v *vector) {
 		case "decrypt":
 			rc := w.receivers[st.Receiver][st.Sender]
 			if st.Error != "" {
-				want, ok := errNames[st.Error]
-				if !ok {
-					t.Fatalf("step %d: unknown error %q", i, st.Error)
-				}
-				mustFail(t, rc, st.Message, want)
+				mustFail(t, rc, st.Message, errNames.Want(t, st.Error))
 				continue
 			}
 			pt, err := rc.Decrypt(st.Message)
