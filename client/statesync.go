@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -16,8 +14,8 @@ import (
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/link"
+	"github.com/parley-im/parley/crypto/syncseal"
 	"github.com/parley-im/parley/crypto/wire"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // State sync (PROTOCOL.md §14.5) keeps what the user set on one device —
@@ -88,8 +86,6 @@ const (
 	maxSyncKeys = 8
 	// maxSyncPending bounds changes kept while waiting for their key.
 	maxSyncPending = 256
-	// syncKeyIDSize is the size of a key id in a sealed header.
-	syncKeyIDSize = 8
 )
 
 var settingNameRule = nameRule{min: 1, max: 64, upper: true}
@@ -203,100 +199,6 @@ func unmarshalSyncEntryRecord(key string, b []byte) (*syncEntry, error) {
 	return en, nil
 }
 
-// Sealing (PROTOCOL.md §14.5): a mutation or snapshot part is
-//
-//	u8 version ‖ u8 kind ‖ u32 epoch ‖ key id[8] ‖ nonce[24] ‖ var ciphertext
-//
-// with XChaCha20-Poly1305 under HKDF(sync key, "parley/v1/sync/seal"), a
-// random nonce, and "parley/v1/sync" ‖ the header (everything before the
-// ciphertext) as associated data. The key id, HKDF(sync key,
-// "parley/v1/sync/key-id")[:8], names the key without revealing it; the
-// epoch orders keys (it grows by one per rotation).
-type sealedSync struct {
-	Kind   uint8
-	Epoch  uint32
-	KeyID  [syncKeyIDSize]byte
-	Nonce  [chacha20poly1305.NonceSizeX]byte
-	Sealed []byte
-	header []byte
-}
-
-const sealedSyncHeader = 1 + 1 + 4 + syncKeyIDSize + chacha20poly1305.NonceSizeX
-
-func syncSealKey(key [link.SyncKeySize]byte) []byte {
-	k, err := hkdf.Key(sha256.New, key[:], nil, "parley/v1/sync/seal", chacha20poly1305.KeySize)
-	if err != nil {
-		panic(err) // only for lengths hkdf cannot produce
-	}
-	return k
-}
-
-func syncKeyID(key [link.SyncKeySize]byte) [syncKeyIDSize]byte {
-	k, err := hkdf.Key(sha256.New, key[:], nil, "parley/v1/sync/key-id", syncKeyIDSize)
-	if err != nil {
-		panic(err)
-	}
-	var id [syncKeyIDSize]byte
-	copy(id[:], k)
-	return id
-}
-
-func sealSync(rand io.Reader, kind uint8, epoch uint32, key [link.SyncKeySize]byte, plain []byte) ([]byte, error) {
-	aead, err := chacha20poly1305.NewX(syncSealKey(key))
-	if err != nil {
-		return nil, err
-	}
-	var nonce [chacha20poly1305.NonceSizeX]byte
-	if _, err := io.ReadFull(rand, nonce[:]); err != nil {
-		return nil, err
-	}
-	id := syncKeyID(key)
-	w := wire.NewWriter(sealedSyncHeader + 4 + len(plain) + aead.Overhead())
-	w.U8(syncVersion)
-	w.U8(kind)
-	w.U32(epoch)
-	w.Fixed(id[:])
-	w.Fixed(nonce[:])
-	header := w.Bytes()
-	ct := aead.Seal(nil, nonce[:], plain, syncAD(header))
-	w.Var(ct)
-	return w.Bytes(), nil
-}
-
-func syncAD(header []byte) []byte {
-	return append([]byte("parley/v1/sync"), header...)
-}
-
-func parseSealedSync(b []byte) (*sealedSync, error) {
-	r := wire.NewReader(b)
-	r.Version(syncVersion)
-	s := &sealedSync{Kind: r.U8(), Epoch: r.U32()}
-	r.FixedInto(s.KeyID[:])
-	r.FixedInto(s.Nonce[:])
-	s.Sealed = r.Var(maxSyncPlain + 2*maxSyncValueLen + chacha20poly1305.Overhead)
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("sealed sync: %w", err)
-	}
-	if s.Kind != kindSyncMutation && s.Kind != kindSyncSnapshot {
-		return nil, fmt.Errorf("sealed sync: kind %d", s.Kind)
-	}
-	s.header = b[:sealedSyncHeader]
-	return s, nil
-}
-
-// open decrypts with key; the caller chose key by s.KeyID.
-func (s *sealedSync) open(key [link.SyncKeySize]byte) ([]byte, error) {
-	aead, err := chacha20poly1305.NewX(syncSealKey(key))
-	if err != nil {
-		return nil, err
-	}
-	pt, err := aead.Open(nil, s.Nonce[:], s.Sealed, syncAD(s.header))
-	if err != nil {
-		return nil, errors.New("sealed sync: does not open under the sync key")
-	}
-	return pt, nil
-}
-
 // syncKeyring is the device's sync keys by epoch. The current key is
 // always the account record's SyncKey (what a link bundle hands a new
 // companion); the ring knows its epoch and keeps older keys so changes
@@ -350,9 +252,9 @@ func (k *syncKeyring) find(key [link.SyncKeySize]byte) *syncKey {
 	return nil
 }
 
-func (k *syncKeyring) byID(id [syncKeyIDSize]byte) *syncKey {
+func (k *syncKeyring) byID(id [syncseal.KeyIDSize]byte) *syncKey {
 	for i := range k.Keys {
-		if syncKeyID(k.Keys[i].Key) == id {
+		if syncseal.KeyID(k.Keys[i].Key) == id {
 			return &k.Keys[i]
 		}
 	}
@@ -492,7 +394,7 @@ func (e *Engine) setSyncedLocked(ctx context.Context, b *storage.Batch, key stri
 		return err
 	}
 	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{en}}).marshal()
-	sealed, err := sealSync(e.cfg.Rand, kindSyncMutation, cur.Epoch, cur.Key, plain)
+	sealed, err := syncseal.Seal(e.cfg.Rand, kindSyncMutation, cur.Epoch, cur.Key, plain)
 	if err != nil {
 		return err
 	}
@@ -769,7 +671,7 @@ func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *pay
 	if tap := syncTap.Load(); tap != nil {
 		(*tap)(e.dev.ID, p.Body)
 	}
-	s, err := parseSealedSync(p.Body)
+	s, err := syncseal.Parse(p.Body)
 	if err != nil {
 		return skip("sync_malformed", "%v", err)
 	}
@@ -784,7 +686,7 @@ func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *pay
 	if k == nil {
 		return e.holdSyncLocked(ctx, b, p, s)
 	}
-	plain, err := s.open(k.Key)
+	plain, err := s.Open(k.Key)
 	if err != nil {
 		return skip("sync_undecryptable", "%v", err)
 	}
@@ -929,7 +831,7 @@ func (e *Engine) answerSnapshotLocked(ctx context.Context, b *storage.Batch) err
 	}
 	for i, entries := range parts {
 		plain := (&syncBatch{Part: uint16(i), Parts: uint16(len(parts)), Entries: entries}).marshal()
-		sealed, err := sealSync(e.cfg.Rand, kindSyncSnapshot, cur.Epoch, cur.Key, plain)
+		sealed, err := syncseal.Seal(e.cfg.Rand, kindSyncSnapshot, cur.Epoch, cur.Key, plain)
 		if err != nil {
 			return err
 		}
@@ -979,7 +881,7 @@ func (e *Engine) receiveSyncKeyLocked(ctx context.Context, b *storage.Batch, bod
 // holdSyncLocked keeps a change sealed under a key we do not have yet (it
 // overtook the key, or this device missed a rotation) and, the first time
 // per key, asks for a snapshot, which makes the primary re-send the key.
-func (e *Engine) holdSyncLocked(ctx context.Context, b *storage.Batch, p *payload, s *sealedSync) ([]Event, error) {
+func (e *Engine) holdSyncLocked(ctx context.Context, b *storage.Batch, p *payload, s *syncseal.Sealed) ([]Event, error) {
 	n, first := 0, true
 	idHex := hex.EncodeToString(s.KeyID[:])
 	err := e.cfg.Store.Scan(ctx, bSync, syncPendingPfx, storage.ScanOptions{}, func(k string, _ []byte) error {
@@ -1008,7 +910,7 @@ func (e *Engine) holdSyncLocked(ctx context.Context, b *storage.Batch, p *payloa
 
 // releasePendingLocked applies the held changes that k opens.
 func (e *Engine) releasePendingLocked(ctx context.Context, b *storage.Batch, k syncKey) ([]Event, error) {
-	id := syncKeyID(k.Key)
+	id := syncseal.KeyID(k.Key)
 	prefix := syncPendingPfx + hex.EncodeToString(id[:]) + "/"
 	var held []struct {
 		key  string
@@ -1029,11 +931,11 @@ func (e *Engine) releasePendingLocked(ctx context.Context, b *storage.Batch, k s
 	var entries []syncEntry
 	for _, h := range held {
 		b.Delete(bSync, h.key)
-		s, err := parseSealedSync(h.body)
+		s, err := syncseal.Parse(h.body)
 		if err != nil {
 			continue
 		}
-		plain, err := s.open(k.Key)
+		plain, err := s.Open(k.Key)
 		if err != nil {
 			continue
 		}

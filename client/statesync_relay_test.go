@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/syncseal"
 )
 
 // syncState returns a device's synced state.
@@ -291,7 +292,7 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 	defer mu.Unlock()
 	checked := 0
 	for _, body := range seen {
-		s, err := parseSealedSync(body)
+		s, err := syncseal.Parse(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,10 +301,10 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 		}
 		checked++
 		for _, k := range oldKeys {
-			if syncKeyID(k.Key) == s.KeyID {
+			if syncseal.KeyID(k.Key) == s.KeyID {
 				t.Fatal("a change after the revocation names a key the revoked device has")
 			}
-			if _, err := s.open(k.Key); err == nil {
+			if _, err := s.Open(k.Key); err == nil {
 				t.Fatal("a change after the revocation opens under the revoked device's key")
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/parley-im/parley/client/storage/memstore"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/link"
+	"github.com/parley-im/parley/crypto/syncseal"
 )
 
 // TestSyncMergeOrderFree: the same changes applied in any order, any
@@ -113,36 +114,15 @@ func TestHLC(t *testing.T) {
 	}
 }
 
-func TestSealedSyncRoundTrip(t *testing.T) {
-	var k1, k2 [link.SyncKeySize]byte
-	k1[0], k2[0] = 1, 2
-	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "setting/x", Value: []byte("y")}}}).marshal()
-	sealed, err := sealSync(cryptoRand{}, kindSyncMutation, 3, k1, plain)
-	if err != nil {
-		t.Fatal(err)
+// TestSyncSealFits: the seal carries the payload kinds it travels as, and
+// a snapshot part the engine cuts, sealed, opens under syncseal's limit and
+// fits in a payload.
+func TestSyncSealFits(t *testing.T) {
+	if kindSyncMutation != syncseal.KindMutation || kindSyncSnapshot != syncseal.KindSnapshot {
+		t.Fatal("payload kinds and sealed kinds differ")
 	}
-	s, err := parseSealedSync(sealed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Epoch != 3 || s.KeyID != syncKeyID(k1) || s.Kind != kindSyncMutation {
-		t.Fatalf("%+v", s)
-	}
-	if got, err := s.open(k1); err != nil || !bytes.Equal(got, plain) {
-		t.Fatal("round trip", err)
-	}
-	if _, err := s.open(k2); err == nil {
-		t.Fatal("opened under another key")
-	}
-	// The header is authenticated: a changed epoch or kind fails.
-	for _, off := range []int{1, 2} {
-		bad := bytes.Clone(sealed)
-		bad[off] ^= 1
-		if s, err := parseSealedSync(bad); err == nil {
-			if _, err := s.open(k1); err == nil {
-				t.Fatalf("header byte %d not authenticated", off)
-			}
-		}
+	if maxSyncPlain+2*maxSyncValueLen > syncseal.MaxPlaintext || syncseal.HeaderSize+4+syncseal.MaxCiphertext > maxPayloadBody {
+		t.Fatal("a snapshot part may not fit the seal or the payload")
 	}
 }
 
@@ -168,21 +148,6 @@ func FuzzSyncBatch(f *testing.F) {
 		}
 		for _, en := range s.Entries {
 			_ = validSyncEntry(en.Key, en.Value)
-		}
-	})
-}
-
-func FuzzSealedSync(f *testing.F) {
-	var k [link.SyncKeySize]byte
-	good, _ := sealSync(cryptoRand{}, kindSyncSnapshot, 1, k, (&syncBatch{Parts: 1}).marshal())
-	f.Add(good)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := parseSealedSync(b)
-		if err != nil {
-			return
-		}
-		if pt, err := s.open(k); err == nil {
-			parseSyncBatch(pt)
 		}
 	})
 }
@@ -232,7 +197,7 @@ func TestSyncHeldUntilKey(t *testing.T) {
 	e := memEngine(t)
 	next := syncKey{Epoch: 1, Key: [link.SyncKeySize]byte{9}}
 	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "setting/theme", Value: []byte("dark"), Clock: hlc{Wall: 5, Device: identity.DeviceID{3}}}}}).marshal()
-	sealed, err := sealSync(cryptoRand{}, kindSyncMutation, next.Epoch, next.Key, plain)
+	sealed, err := syncseal.Seal(cryptoRand{}, kindSyncMutation, next.Epoch, next.Key, plain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,106 +1,38 @@
-package client
-
-// Temporary: writes crypto/syncseal/testdata from the engine's own sealing
-// code, before that code moves to crypto/syncseal, so the package's vectors
-// pin today's bytes. Removed once crypto/syncseal replays them.
+package syncseal
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
-	"strings"
+	"flag"
+	"fmt"
 	"testing"
 
-	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/crypto/link"
+	"github.com/parley-im/parley/crypto/internal/vectortest"
 	"github.com/parley-im/parley/crypto/wire"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
-const (
-	KeySize       = link.SyncKeySize
-	NonceSize     = chacha20poly1305.NonceSizeX
-	HeaderSize    = sealedSyncHeader
-	MaxCiphertext = maxSyncPlain + 2*maxSyncValueLen + chacha20poly1305.Overhead
-	KindMutation  = kindSyncMutation
-	KindSnapshot  = kindSyncSnapshot
-)
+// Test vectors: testdata/{good,fail}_*.json in the layout of PROTOCOL.md
+// §9.1, types syncseal/seal and syncseal/open (§9.2). They were first
+// written by the engine's sealing code before it moved here, so they pin
+// the bytes devices already exchange. Regenerate with:
+// go test ./crypto/syncseal -run TestVectors -update
+var update = flag.Bool("update", false, "rewrite testdata vectors")
 
-var Seal = sealSync
-
-func KeyID(k [KeySize]byte) [syncKeyIDSize]byte { return syncKeyID(k) }
-
-func parseOpen(key [KeySize]byte, b []byte) (*sealedSync, []byte, error) {
-	s, err := parseSealedSync(b)
-	if err != nil {
-		return nil, nil, err
-	}
-	pt, err := s.open(key)
-	return s, pt, err
-}
-
-func errName(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, wire.ErrShort):
-		return "short"
-	case errors.Is(err, wire.ErrTrailing):
-		return "trailing"
-	case errors.Is(err, wire.ErrVersion):
-		return "version"
-	case errors.Is(err, wire.ErrTooLarge):
-		return "too_large"
-	case strings.HasPrefix(err.Error(), "sealed sync: kind "):
-		return "unknown_kind"
-	case err.Error() == "sealed sync: does not open under the sync key":
-		return "decrypt"
-	}
-	return "unexpected: " + err.Error()
-}
-
-type detRand struct {
-	seed []byte
-	ctr  uint64
-	buf  []byte
-}
-
-func (d *detRand) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(d.buf) == 0 {
-			var c [8]byte
-			binary.BigEndian.PutUint64(c[:], d.ctr)
-			d.ctr++
-			s := sha256.Sum256(append(append([]byte(nil), d.seed...), c[:]...))
-			d.buf = s[:]
-		}
-		k := copy(p[n:], d.buf)
-		d.buf = d.buf[k:]
-		n += k
-	}
-	return n, nil
-}
-
-var vectortest = struct{ NewDetRand func(string) *detRand }{func(s string) *detRand { return &detRand{seed: []byte(s)} }}
-
-type hexBytes []byte
-
-func (h hexBytes) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToString(h)) }
+type hexBytes = vectortest.HexBytes
 
 type vector struct {
 	Comment string          `json:"comment"`
-	Type    string          `json:"type"`
+	Type    string          `json:"type"` // "syncseal/seal" or "syncseal/open"
 	Input   json.RawMessage `json:"input"`
 	Output  json.RawMessage `json:"output,omitempty"`
 	Error   string          `json:"error,omitempty"`
 }
 
+// sealInput and sealOutput: Seal(nonce as its randomness, kind, epoch,
+// key, plaintext) returns sealed, which then opens to the same fields.
 type sealInput struct {
 	Key       hexBytes `json:"key"`
 	Kind      uint8    `json:"kind"`
@@ -114,6 +46,7 @@ type sealOutput struct {
 	Sealed hexBytes `json:"sealed"`
 }
 
+// openInput and openOutput: Parse(sealed), then Open(key).
 type openInput struct {
 	Key    hexBytes `json:"key"`
 	Sealed hexBytes `json:"sealed"`
@@ -126,30 +59,36 @@ type openOutput struct {
 	Plaintext hexBytes `json:"plaintext"`
 }
 
-func TestOldCodeSyncSealVectors(t *testing.T) {
-	dev := identity.DeviceID{0xd1, 2, 3}
-	for name, b := range map[string]*syncBatch{
-		"mutation": {Parts: 1, Entries: []syncEntry{{Key: "setting/theme", Clock: hlc{Wall: 1700000000000, Counter: 1, Device: dev}, Value: []byte("dark")}}},
-		"snapshot": {Part: 1, Parts: 3, Entries: []syncEntry{
-			{Key: "contact/bob", Clock: hlc{Wall: 1700000000123, Counter: 2, Device: dev}, Value: []byte("Bob")},
-			{Key: "muted/bob", Clock: hlc{Wall: 1700000000124, Device: dev}, Value: []byte{1}},
-		}},
-		"empty": {Parts: 1},
-	} {
-		if got := hex.EncodeToString(b.marshal()); got != vectorPlaintexts[name] {
-			t.Fatalf("%s plaintext: %s", name, got)
-		}
-	}
-	for name, v := range scenarios(t) {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join("..", "crypto", "syncseal", "testdata", name+".json"), append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+var vectorErrors = map[string]error{
+	"short":        wire.ErrShort,
+	"trailing":     wire.ErrTrailing,
+	"version":      wire.ErrVersion,
+	"too_large":    wire.ErrTooLarge,
+	"unknown_kind": ErrUnknownKind,
+	"decrypt":      ErrDecrypt,
 }
+
+func errName(err error) string {
+	if err == nil {
+		return ""
+	}
+	for n, e := range vectorErrors {
+		if errors.Is(err, e) {
+			return n
+		}
+	}
+	return fmt.Sprintf("unexpected(%v)", err)
+}
+
+func parseOpen(key [KeySize]byte, b []byte) (*Sealed, []byte, error) {
+	s, err := Parse(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	pt, err := s.Open(key)
+	return s, pt, err
+}
+
 // vectorPlaintexts are batches (PROTOCOL.md §14.5) as the engine makes
 // them; to the seal they are opaque bytes.
 var vectorPlaintexts = map[string]string{
@@ -240,4 +179,71 @@ func scenarios(t *testing.T) map[string]vector {
 	big := binary.BigEndian.AppendUint32(bytes.Clone(mut[:HeaderSize]), MaxCiphertext+1)
 	open("fail_too_large", "a ciphertext length one over the limit", k1, big, "too_large")
 	return out
+}
+
+func TestVectors(t *testing.T) {
+	if *update {
+		for name, v := range scenarios(t) {
+			vectortest.Write(t, name, v)
+		}
+	}
+	for _, f := range vectortest.Files(t) {
+		t.Run(f.Name, func(t *testing.T) {
+			v := vectortest.Read[vector](t, f.Path)
+			vectortest.Check(t, f, v.Error, replay(t, &v), vectorErrors)
+		})
+	}
+}
+
+func decode(t testing.TB, raw json.RawMessage, into any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, into); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replay runs v from its inputs alone, fails t on any output that differs,
+// and returns the error the operation gave.
+func replay(t *testing.T, v *vector) error {
+	switch v.Type {
+	case "syncseal/seal":
+		var in sealInput
+		var want sealOutput
+		decode(t, v.Input, &in)
+		decode(t, v.Output, &want)
+		key := [KeySize]byte(in.Key)
+		r := bytes.NewReader(in.Nonce)
+		sealed, err := Seal(r, in.Kind, in.Epoch, key, in.Plaintext)
+		if err != nil {
+			return err
+		}
+		if id := KeyID(key); r.Len() != 0 || !bytes.Equal(sealed, want.Sealed) || !bytes.Equal(id[:], want.KeyID) {
+			t.Fatalf("sealed %x (key id %x), want %x (key id %x)", sealed, id, want.Sealed, want.KeyID)
+		}
+		s, pt, err := parseOpen(key, sealed)
+		if err != nil {
+			return err
+		}
+		if s.Kind != in.Kind || s.Epoch != in.Epoch || !bytes.Equal(pt, in.Plaintext) {
+			t.Fatalf("opened to kind %d epoch %d %x", s.Kind, s.Epoch, pt)
+		}
+	case "syncseal/open":
+		var in openInput
+		decode(t, v.Input, &in)
+		s, pt, err := parseOpen([KeySize]byte(in.Key), in.Sealed)
+		if err != nil {
+			return err
+		}
+		if v.Output == nil {
+			return nil // a fail_ vector that opened: Check reports it
+		}
+		var want openOutput
+		decode(t, v.Output, &want)
+		if s.Kind != want.Kind || s.Epoch != want.Epoch || !bytes.Equal(s.KeyID[:], want.KeyID) || !bytes.Equal(pt, want.Plaintext) {
+			t.Fatalf("opened to kind %d epoch %d key id %x: %x", s.Kind, s.Epoch, s.KeyID, pt)
+		}
+	default:
+		t.Fatalf("unknown vector type %q", v.Type)
+	}
+	return nil
 }
