@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/client/internal/statesync"
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/syncseal"
@@ -234,7 +235,7 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 	// A companion cannot hand out a sync key: only the primary can.
 	a2.eng.mu.Lock()
 	var b storage.Batch
-	err = a2.eng.queueOwnLocked(ctx, &b, kindSyncKey, syncKeyBody(syncKey{Epoch: 99, Key: [32]byte{0xee}}))
+	err = a2.eng.queueOwnLocked(ctx, &b, kindSyncKey, statesync.MarshalKey(statesync.Key{Epoch: 99, Key: [32]byte{0xee}}))
 	if err == nil {
 		err = a2.eng.cfg.Store.Commit(ctx, &b)
 	}
