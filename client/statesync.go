@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/parley-im/parley/client/internal/statesync"
@@ -386,10 +385,6 @@ func (e *Engine) rotateSyncKeyLocked(ctx context.Context, b *storage.Batch) (*ac
 	return &a, nil
 }
 
-// syncTap, when set (tests), sees every sealed change a device receives,
-// before it is opened.
-var syncTap atomic.Pointer[func(dev identity.DeviceID, sealed []byte)]
-
 // receiveSyncLocked handles the state-sync kinds. Nothing in here is
 // fatal: a change that cannot be read or applied is reported (an error
 // event) and skipped, and the envelope is still acknowledged; only a
@@ -416,8 +411,8 @@ func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *pay
 		}
 		return nil, e.answerSnapshotLocked(ctx, b)
 	}
-	if tap := syncTap.Load(); tap != nil {
-		(*tap)(e.dev.ID, p.Body)
+	if e.syncTap != nil {
+		e.syncTap(p.Body)
 	}
 	s, err := syncseal.Parse(p.Body)
 	if err != nil {

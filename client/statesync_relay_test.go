@@ -13,7 +13,6 @@ import (
 
 	"github.com/parley-im/parley/client/internal/statesync"
 	"github.com/parley-im/parley/client/storage"
-	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/syncseal"
 )
 
@@ -81,6 +80,19 @@ func waitConverged(t *testing.T, devs ...*device) *SyncedState {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// tapSync makes e hand every sealed state-sync change it receives to tap,
+// before opening it, until the test ends: a handle on one engine, where a
+// global hook would see every engine of every test.
+func tapSync(t *testing.T, e *Engine, tap func(sealed []byte)) {
+	set := func(f func([]byte)) {
+		e.mu.Lock()
+		e.syncTap = f
+		e.mu.Unlock()
+	}
+	set(tap)
+	t.Cleanup(func() { set(nil) })
 }
 
 // threeDevices is Alice's primary and two companions, all running, plus
@@ -259,15 +271,11 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 
 	var mu sync.Mutex
 	var seen [][]byte
-	tap := func(dev identity.DeviceID, sealed []byte) {
-		if dev == a2.eng.Device().ID {
-			mu.Lock()
-			seen = append(seen, bytes.Clone(sealed))
-			mu.Unlock()
-		}
-	}
-	syncTap.Store(&tap)
-	t.Cleanup(func() { syncTap.Store(nil) })
+	tapSync(t, a2.eng, func(sealed []byte) {
+		mu.Lock()
+		seen = append(seen, bytes.Clone(sealed))
+		mu.Unlock()
+	})
 
 	if err := a1.eng.RevokeDevice(ctx, a3.eng.Device().ID.String()); err != nil {
 		t.Fatal(err)
