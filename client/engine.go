@@ -183,6 +183,11 @@ type Engine struct {
 	// from the store in this run.
 	outboxSeq       uint64
 	outboxSeqLoaded bool
+
+	// syncTap, if set, sees every sealed state-sync change this device
+	// receives, before it is opened. Only tests set it (tapSync), under mu,
+	// so product code holds no global hook.
+	syncTap func(sealed []byte)
 }
 
 // Open loads this device from the store, creating its identity on first

@@ -2,22 +2,15 @@ package client
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/parley-im/parley/client/internal/statesync"
 	"github.com/parley-im/parley/client/storage"
-	"github.com/parley-im/parley/crypto/identity"
-	"github.com/parley-im/parley/crypto/link"
-	"github.com/parley-im/parley/crypto/wire"
-	"golang.org/x/crypto/chacha20poly1305"
+	"github.com/parley-im/parley/crypto/syncseal"
 )
 
 // State sync (PROTOCOL.md §14.5) keeps what the user set on one device —
@@ -44,9 +37,9 @@ import (
 
 // Storage: bucket bSync holds
 //
-//	e/<key>                   → syncEntryRecord (clock ‖ value)
-//	hlc                       → the device's clock (last timestamp issued or seen)
-//	keys                      → syncKeyring (the current and older sync keys, by epoch)
+//	e/<key>                   → statesync.MarshalEntryRecord (clock ‖ value)
+//	hlc                       → statesync.MarshalClockRecord: the device's clock (last timestamp issued or seen)
+//	keys                      → statesync.Keyring (the current and older sync keys, by epoch)
 //	p/<key id hex>/<msg hex>  → a sealed change under a key not yet received
 const (
 	bSync          = "sync"
@@ -56,377 +49,72 @@ const (
 	keySyncKeys    = "keys"
 )
 
-// State keys: a namespace, '/', and the chat, handle or setting name.
-const (
-	nsContact  = "contact/"  // value: display name (UTF-8), empty = removed
-	nsRead     = "read/"     // value: u64 unix ms up to which the chat is read
-	nsArchived = "archived/" // value: u8 1 or 0
-	nsMuted    = "muted/"    // value: u8 1 or 0
-	nsSetting  = "setting/"  // value: UTF-8 text, empty = removed
-)
-
 // Limits.
 const (
-	syncVersion = 1
-	// maxSyncKeyLen bounds a state key: the longest namespace plus a chat id.
-	maxSyncKeyLen = 16 + maxSyncChatLen
-	// maxSyncChatLen is a handle or a group id (as stored chat records allow).
-	maxSyncChatLen = maxHandleLen + 40
 	// MaxSettingNameLen and MaxSettingValueLen bound one setting.
-	MaxSettingNameLen  = 64
-	MaxSettingValueLen = 1024
-	// maxSyncValueLen bounds any value on the wire.
-	maxSyncValueLen = MaxSettingValueLen
-	// maxSyncEntries bounds the entries of one mutation or snapshot part.
-	maxSyncEntries = 1024
-	// maxSyncPlain is the plaintext budget of one snapshot part, so that
-	// a sealed part stays inside maxPayloadBody; bigger states are sent
-	// in several parts, each merged on its own.
-	maxSyncPlain = 48 << 10
-	// maxSyncKeys is how many sync keys a device keeps: the current one
-	// and older ones for changes still in flight when a key was rotated.
-	maxSyncKeys = 8
+	MaxSettingNameLen  = statesync.MaxSettingNameLen
+	MaxSettingValueLen = statesync.MaxSettingValueLen
 	// maxSyncPending bounds changes kept while waiting for their key.
 	maxSyncPending = 256
-	// syncKeyIDSize is the size of a key id in a sealed header.
-	syncKeyIDSize = 8
 )
 
-var settingNameRule = nameRule{min: 1, max: 64, upper: true}
+var settingNameRule = nameRule{min: 1, max: MaxSettingNameLen, upper: true}
 
-// syncEntry is one entry of the state map.
-type syncEntry struct {
-	Key   string
-	Clock hlc
-	Value []byte
-}
-
-// syncBatch is the plaintext of a mutation (one part of one) or of one
-// snapshot part.
-type syncBatch struct {
-	Part, Parts uint16
-	Entries     []syncEntry
-}
-
-func (s *syncBatch) marshal() []byte {
-	n := 16
-	for _, en := range s.Entries {
-		n += 8 + len(en.Key) + hlcSize + len(en.Value)
-	}
-	w := wire.NewWriter(n)
-	w.U8(syncVersion)
-	w.U16(s.Part)
-	w.U16(s.Parts)
-	w.U32(uint32(len(s.Entries)))
-	for _, en := range s.Entries {
-		w.String(en.Key)
-		en.Clock.encode(w)
-		w.Var(en.Value)
-	}
-	return w.Bytes()
-}
-
-func parseSyncBatch(b []byte) (*syncBatch, error) {
-	r := wire.NewReader(b)
-	r.Version(syncVersion)
-	s := &syncBatch{Part: r.U16(), Parts: r.U16()}
-	n := r.Count(maxSyncEntries)
-	for i := 0; i < n && r.Err() == nil; i++ {
-		var en syncEntry
-		en.Key = r.String(maxSyncKeyLen)
-		en.Clock = decodeHLC(r)
-		en.Value = r.Var(maxSyncValueLen)
-		s.Entries = append(s.Entries, en)
-	}
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("sync batch: %w", err)
-	}
-	if s.Parts == 0 || s.Part >= s.Parts {
-		return nil, fmt.Errorf("sync batch: part %d of %d", s.Part, s.Parts)
-	}
-	return s, nil
-}
-
-// validSyncEntry checks a key and its value against its namespace. An
-// entry that fails is skipped (reported, never fatal): it may come from a
-// newer version that knows namespaces this one does not.
-func validSyncEntry(key string, v []byte) error {
-	chatOK := func(c string) bool {
-		return c != "" && len(c) <= maxSyncChatLen && utf8.ValidString(c) && !strings.ContainsAny(c, sep+"\x00")
-	}
-	switch {
-	case strings.HasPrefix(key, nsContact):
-		if !handleRule.MatchString(key[len(nsContact):]) {
-			return errors.New("contact key is not a handle")
-		}
-		if len(v) > maxNameLen || !utf8.Valid(v) {
-			return errors.New("contact name is not 0 to 64 bytes of UTF-8")
-		}
-	case strings.HasPrefix(key, nsRead):
-		if !chatOK(key[len(nsRead):]) || len(v) != 8 {
-			return errors.New("malformed read marker")
-		}
-	case strings.HasPrefix(key, nsArchived), strings.HasPrefix(key, nsMuted):
-		c := key[strings.IndexByte(key, '/')+1:]
-		if !chatOK(c) || len(v) != 1 || v[0] > 1 {
-			return errors.New("malformed chat flag")
-		}
-	case strings.HasPrefix(key, nsSetting):
-		if !settingNameRule.MatchString(key[len(nsSetting):]) {
-			return errors.New("malformed setting name")
-		}
-		if len(v) > MaxSettingValueLen || !utf8.Valid(v) {
-			return errors.New("setting value is not UTF-8 within the limit")
-		}
-	default:
-		return fmt.Errorf("unknown state key namespace")
-	}
-	return nil
-}
-
-// syncEntryRecord is how an entry is stored (its key is the record key).
-func marshalSyncEntryRecord(en *syncEntry) []byte {
-	w := wire.NewWriter(1 + hlcSize + 4 + len(en.Value))
-	w.U8(syncVersion)
-	en.Clock.encode(w)
-	w.Var(en.Value)
-	return w.Bytes()
-}
-
-func unmarshalSyncEntryRecord(key string, b []byte) (*syncEntry, error) {
-	r := wire.NewReader(b)
-	r.Version(syncVersion)
-	en := &syncEntry{Key: key, Clock: decodeHLC(r), Value: r.Var(maxSyncValueLen)}
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("sync entry record: %w", err)
-	}
-	return en, nil
-}
-
-// Sealing (PROTOCOL.md §14.5): a mutation or snapshot part is
-//
-//	u8 version ‖ u8 kind ‖ u32 epoch ‖ key id[8] ‖ nonce[24] ‖ var ciphertext
-//
-// with XChaCha20-Poly1305 under HKDF(sync key, "parley/v1/sync/seal"), a
-// random nonce, and "parley/v1/sync" ‖ the header (everything before the
-// ciphertext) as associated data. The key id, HKDF(sync key,
-// "parley/v1/sync/key-id")[:8], names the key without revealing it; the
-// epoch orders keys (it grows by one per rotation).
-type sealedSync struct {
-	Kind   uint8
-	Epoch  uint32
-	KeyID  [syncKeyIDSize]byte
-	Nonce  [chacha20poly1305.NonceSizeX]byte
-	Sealed []byte
-	header []byte
-}
-
-const sealedSyncHeader = 1 + 1 + 4 + syncKeyIDSize + chacha20poly1305.NonceSizeX
-
-func syncSealKey(key [link.SyncKeySize]byte) []byte {
-	k, err := hkdf.Key(sha256.New, key[:], nil, "parley/v1/sync/seal", chacha20poly1305.KeySize)
-	if err != nil {
-		panic(err) // only for lengths hkdf cannot produce
-	}
-	return k
-}
-
-func syncKeyID(key [link.SyncKeySize]byte) [syncKeyIDSize]byte {
-	k, err := hkdf.Key(sha256.New, key[:], nil, "parley/v1/sync/key-id", syncKeyIDSize)
-	if err != nil {
-		panic(err)
-	}
-	var id [syncKeyIDSize]byte
-	copy(id[:], k)
-	return id
-}
-
-func sealSync(rand io.Reader, kind uint8, epoch uint32, key [link.SyncKeySize]byte, plain []byte) ([]byte, error) {
-	aead, err := chacha20poly1305.NewX(syncSealKey(key))
-	if err != nil {
-		return nil, err
-	}
-	var nonce [chacha20poly1305.NonceSizeX]byte
-	if _, err := io.ReadFull(rand, nonce[:]); err != nil {
-		return nil, err
-	}
-	id := syncKeyID(key)
-	w := wire.NewWriter(sealedSyncHeader + 4 + len(plain) + aead.Overhead())
-	w.U8(syncVersion)
-	w.U8(kind)
-	w.U32(epoch)
-	w.Fixed(id[:])
-	w.Fixed(nonce[:])
-	header := w.Bytes()
-	ct := aead.Seal(nil, nonce[:], plain, syncAD(header))
-	w.Var(ct)
-	return w.Bytes(), nil
-}
-
-func syncAD(header []byte) []byte {
-	return append([]byte("parley/v1/sync"), header...)
-}
-
-func parseSealedSync(b []byte) (*sealedSync, error) {
-	r := wire.NewReader(b)
-	r.Version(syncVersion)
-	s := &sealedSync{Kind: r.U8(), Epoch: r.U32()}
-	r.FixedInto(s.KeyID[:])
-	r.FixedInto(s.Nonce[:])
-	s.Sealed = r.Var(maxSyncPlain + 2*maxSyncValueLen + chacha20poly1305.Overhead)
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("sealed sync: %w", err)
-	}
-	if s.Kind != kindSyncMutation && s.Kind != kindSyncSnapshot {
-		return nil, fmt.Errorf("sealed sync: kind %d", s.Kind)
-	}
-	s.header = b[:sealedSyncHeader]
-	return s, nil
-}
-
-// open decrypts with key; the caller chose key by s.KeyID.
-func (s *sealedSync) open(key [link.SyncKeySize]byte) ([]byte, error) {
-	aead, err := chacha20poly1305.NewX(syncSealKey(key))
-	if err != nil {
-		return nil, err
-	}
-	pt, err := aead.Open(nil, s.Nonce[:], s.Sealed, syncAD(s.header))
-	if err != nil {
-		return nil, errors.New("sealed sync: does not open under the sync key")
-	}
-	return pt, nil
-}
-
-// syncKeyring is the device's sync keys by epoch. The current key is
-// always the account record's SyncKey (what a link bundle hands a new
-// companion); the ring knows its epoch and keeps older keys so changes
-// sealed just before a rotation still open.
-type syncKeyring struct {
-	Keys []syncKey
-}
-
-type syncKey struct {
-	Epoch uint32
-	Key   [link.SyncKeySize]byte
-}
-
-func (k *syncKeyring) marshal() []byte {
-	w := wire.NewWriter(2 + len(k.Keys)*(4+link.SyncKeySize))
-	w.U8(syncVersion)
-	w.U8(uint8(len(k.Keys)))
-	for _, sk := range k.Keys {
-		w.U32(sk.Epoch)
-		w.Fixed(sk.Key[:])
-	}
-	return w.Bytes()
-}
-
-func unmarshalSyncKeyring(b []byte) (*syncKeyring, error) {
-	r := wire.NewReader(b)
-	r.Version(syncVersion)
-	n := int(r.U8())
-	if n > maxSyncKeys {
-		r.Fail(fmt.Errorf("%w: %d sync keys", wire.ErrTooLarge, n))
-	}
-	k := &syncKeyring{}
-	for i := 0; i < n && r.Err() == nil; i++ {
-		var sk syncKey
-		sk.Epoch = r.U32()
-		r.FixedInto(sk.Key[:])
-		k.Keys = append(k.Keys, sk)
-	}
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("sync keyring: %w", err)
-	}
-	return k, nil
-}
-
-func (k *syncKeyring) find(key [link.SyncKeySize]byte) *syncKey {
-	for i := range k.Keys {
-		if k.Keys[i].Key == key {
-			return &k.Keys[i]
-		}
-	}
-	return nil
-}
-
-func (k *syncKeyring) byID(id [syncKeyIDSize]byte) *syncKey {
-	for i := range k.Keys {
-		if syncKeyID(k.Keys[i].Key) == id {
-			return &k.Keys[i]
-		}
-	}
-	return nil
-}
-
-// add records key at epoch (raising a known key's epoch) and drops the
-// oldest keys beyond maxSyncKeys, never the current one.
-func (k *syncKeyring) add(epoch uint32, key, current [link.SyncKeySize]byte) {
-	if sk := k.find(key); sk != nil {
-		sk.Epoch = max(sk.Epoch, epoch)
-	} else {
-		k.Keys = append(k.Keys, syncKey{Epoch: epoch, Key: key})
-	}
-	for len(k.Keys) > maxSyncKeys {
-		low := -1
-		for i, sk := range k.Keys {
-			if sk.Key != current && (low < 0 || sk.Epoch < k.Keys[low].Epoch) {
-				low = i
-			}
-		}
-		k.Keys = append(k.Keys[:low], k.Keys[low+1:]...)
-	}
+// syncSchema is the engine's rules for the names inside state keys: the
+// merge checks incoming entries with the rules the setters apply. A chat
+// id also must not hold the storage key separator.
+var syncSchema = statesync.Schema{
+	IsHandle:      handleRule.MatchString,
+	IsSettingName: settingNameRule.MatchString,
+	IsChat: func(c string) bool {
+		return c != "" && len(c) <= statesync.MaxChatLen && utf8.ValidString(c) && !strings.ContainsAny(c, sep+"\x00")
+	},
 }
 
 // keyringLocked loads the keyring; the account's current key is always in
 // it (epoch 0 until this device learns better, e.g. a companion linked
 // after a rotation learns the epoch from the first header under its key).
-func (e *Engine) keyringLocked(ctx context.Context) (*syncKeyring, *syncKey, error) {
-	k := &syncKeyring{}
+func (e *Engine) keyringLocked(ctx context.Context) (*statesync.Keyring, *statesync.Key, error) {
+	k := &statesync.Keyring{}
 	v, err := e.cfg.Store.Get(ctx, bSync, keySyncKeys)
 	switch {
 	case err == nil:
-		if k, err = unmarshalSyncKeyring(v); err != nil {
+		if k, err = statesync.ParseKeyring(v); err != nil {
 			// Not fatal: the current key is in the account record, and
 			// older ones only matter for changes in flight.
 			e.log.Warn("sync keyring record is corrupt; keeping only the current key", "err", err)
-			k = &syncKeyring{}
+			k = &statesync.Keyring{}
 		}
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, nil, storageErr(err)
 	}
-	if k.find(e.acct.SyncKey) == nil {
-		k.add(0, e.acct.SyncKey, e.acct.SyncKey)
+	if k.Find(e.acct.SyncKey) == nil {
+		k.Add(0, e.acct.SyncKey, e.acct.SyncKey)
 	}
-	return k, k.find(e.acct.SyncKey), nil
+	return k, k.Find(e.acct.SyncKey), nil
 }
 
-func (e *Engine) clockLocked(ctx context.Context) (hlc, error) {
+func (e *Engine) clockLocked(ctx context.Context) (statesync.Clock, error) {
 	v, err := e.cfg.Store.Get(ctx, bSync, keySyncClock)
 	if errors.Is(err, storage.ErrNotFound) {
-		return hlc{Device: e.dev.ID}, nil
+		return statesync.Clock{Device: e.dev.ID}, nil
 	}
 	if err != nil {
-		return hlc{}, storageErr(err)
+		return statesync.Clock{}, storageErr(err)
 	}
-	r := wire.NewReader(v)
-	r.Version(syncVersion)
-	c := decodeHLC(r)
-	if r.Finish() != nil {
+	c, err := statesync.ParseClockRecord(v)
+	if err != nil {
 		// A lost clock only costs ordering against our own past writes
 		// for as long as the wall clock has not passed them; the entries
 		// themselves still carry their clocks.
 		e.log.Warn("sync clock record is corrupt; restarting it from the wall clock")
-		return hlc{Device: e.dev.ID}, nil
+		return statesync.Clock{Device: e.dev.ID}, nil
 	}
 	return c, nil
 }
 
-func putClock(b *storage.Batch, c hlc) {
-	w := wire.NewWriter(1 + hlcSize)
-	w.U8(syncVersion)
-	c.encode(w)
-	b.Put(bSync, keySyncClock, w.Bytes())
+func putClock(b *storage.Batch, c statesync.Clock) {
+	b.Put(bSync, keySyncClock, statesync.MarshalClockRecord(c))
 }
 
 func (e *Engine) nowMS() uint64 { return uint64(e.cfg.Now().UnixMilli()) }
@@ -434,7 +122,7 @@ func (e *Engine) nowMS() uint64 { return uint64(e.cfg.Now().UnixMilli()) }
 // loadSyncEntry returns the stored entry at key, nil if there is none or
 // it is corrupt (a corrupt entry loses to any incoming one: that is how a
 // snapshot repairs it).
-func (e *Engine) loadSyncEntry(ctx context.Context, key string) (*syncEntry, error) {
+func (e *Engine) loadSyncEntry(ctx context.Context, key string) (*statesync.Entry, error) {
 	v, err := e.cfg.Store.Get(ctx, bSync, syncEntryPfx+key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -442,7 +130,7 @@ func (e *Engine) loadSyncEntry(ctx context.Context, key string) (*syncEntry, err
 	if err != nil {
 		return nil, storageErr(err)
 	}
-	en, err := unmarshalSyncEntryRecord(key, v)
+	en, err := statesync.ParseEntryRecord(key, v)
 	if err != nil {
 		e.log.Warn("corrupt sync entry; it will be replaced by the next change or snapshot", "key", key)
 		return nil, nil
@@ -476,23 +164,23 @@ func (e *Engine) setSyncedLocked(ctx context.Context, b *storage.Batch, key stri
 	if e.acct.Revoked {
 		return ErrRevoked
 	}
-	if err := validSyncEntry(key, value); err != nil {
+	if err := syncSchema.Check(key, value); err != nil {
 		return newError(CodeBadState, err, "%v", err)
 	}
 	clock, err := e.clockLocked(ctx)
 	if err != nil {
 		return err
 	}
-	clock = clock.tick(e.nowMS(), e.dev.ID)
-	en := syncEntry{Key: key, Clock: clock, Value: value}
-	b.Put(bSync, syncEntryPfx+key, marshalSyncEntryRecord(&en))
+	clock = clock.Tick(e.nowMS(), e.dev.ID)
+	en := statesync.Entry{Key: key, Clock: clock, Value: value}
+	b.Put(bSync, syncEntryPfx+key, statesync.MarshalEntryRecord(&en))
 	putClock(b, clock)
 	_, cur, err := e.keyringLocked(ctx)
 	if err != nil {
 		return err
 	}
-	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{en}}).marshal()
-	sealed, err := sealSync(e.cfg.Rand, kindSyncMutation, cur.Epoch, cur.Key, plain)
+	plain := (&statesync.Batch{Parts: 1, Entries: []statesync.Entry{en}}).Marshal()
+	sealed, err := syncseal.Seal(e.cfg.Rand, kindSyncMutation, cur.Epoch, cur.Key, plain)
 	if err != nil {
 		return err
 	}
@@ -524,17 +212,17 @@ func (e *Engine) SetContactName(ctx context.Context, handle, name string) error 
 	if len(name) > maxNameLen || !utf8.ValidString(name) {
 		return newError(CodeBadName, nil, "a contact name is 0 to %d bytes of UTF-8", maxNameLen)
 	}
-	return e.setSynced(ctx, nsContact+handle, []byte(name))
+	return e.setSynced(ctx, statesync.NSContact+handle, []byte(name))
 }
 
 // SetChatArchived archives or unarchives a chat on all devices.
 func (e *Engine) SetChatArchived(ctx context.Context, chat string, archived bool) error {
-	return e.setSynced(ctx, nsArchived+chat, []byte{boolByte(archived)})
+	return e.setSynced(ctx, statesync.NSArchived+chat, []byte{boolByte(archived)})
 }
 
 // SetChatMuted mutes or unmutes a chat on all devices.
 func (e *Engine) SetChatMuted(ctx context.Context, chat string, muted bool) error {
-	return e.setSynced(ctx, nsMuted+chat, []byte{boolByte(muted)})
+	return e.setSynced(ctx, statesync.NSMuted+chat, []byte{boolByte(muted)})
 }
 
 // SetSetting sets a synced setting (name: 1 to 64 of A-Z a-z 0-9 . _ -;
@@ -546,7 +234,7 @@ func (e *Engine) SetSetting(ctx context.Context, name, value string) error {
 	if len(value) > MaxSettingValueLen || !utf8.ValidString(value) {
 		return newError(CodeBadSetting, nil, "a setting value is up to %d bytes of UTF-8", MaxSettingValueLen)
 	}
-	return e.setSynced(ctx, nsSetting+name, []byte(value))
+	return e.setSynced(ctx, statesync.NSSetting+name, []byte(value))
 }
 
 func boolByte(v bool) byte {
@@ -561,10 +249,10 @@ func boolByte(v bool) byte {
 func (e *Engine) markReadSyncedLocked(ctx context.Context, b *storage.Batch, c *Chat) error {
 	at := max(e.nowMS(), uint64(max(c.LastAt, 0)))
 	v := binary.BigEndian.AppendUint64(nil, at)
-	if e.acct.Revoked || validSyncEntry(nsRead+c.ID, v) != nil {
+	if e.acct.Revoked || syncSchema.Check(statesync.NSRead+c.ID, v) != nil {
 		return nil // reading stays possible; there is just nothing to sync
 	}
-	return e.setSyncedLocked(ctx, b, nsRead+c.ID, v)
+	return e.setSyncedLocked(ctx, b, statesync.NSRead+c.ID, v)
 }
 
 // SyncedState is the synced state as the UI shows it.
@@ -592,29 +280,29 @@ func (e *Engine) SyncedState(ctx context.Context) (*SyncedState, error) {
 	s := &SyncedState{Contacts: map[string]string{}, ReadMarkers: map[string]int64{}, Archived: map[string]bool{}, Muted: map[string]bool{}, Settings: map[string]string{}}
 	err := e.cfg.Store.Scan(ctx, bSync, syncEntryPfx, storage.ScanOptions{}, func(k string, v []byte) error {
 		key := k[len(syncEntryPfx):]
-		en, err := unmarshalSyncEntryRecord(key, v)
-		if err != nil || validSyncEntry(key, en.Value) != nil {
+		en, err := statesync.ParseEntryRecord(key, v)
+		if err != nil || syncSchema.Check(key, en.Value) != nil {
 			s.Corrupt++
 			return nil
 		}
 		switch {
-		case strings.HasPrefix(key, nsContact):
+		case strings.HasPrefix(key, statesync.NSContact):
 			if len(en.Value) > 0 {
-				s.Contacts[key[len(nsContact):]] = string(en.Value)
+				s.Contacts[key[len(statesync.NSContact):]] = string(en.Value)
 			}
-		case strings.HasPrefix(key, nsRead):
-			s.ReadMarkers[key[len(nsRead):]] = int64(binary.BigEndian.Uint64(en.Value))
-		case strings.HasPrefix(key, nsArchived):
+		case strings.HasPrefix(key, statesync.NSRead):
+			s.ReadMarkers[key[len(statesync.NSRead):]] = int64(binary.BigEndian.Uint64(en.Value))
+		case strings.HasPrefix(key, statesync.NSArchived):
 			if en.Value[0] == 1 {
-				s.Archived[key[len(nsArchived):]] = true
+				s.Archived[key[len(statesync.NSArchived):]] = true
 			}
-		case strings.HasPrefix(key, nsMuted):
+		case strings.HasPrefix(key, statesync.NSMuted):
 			if en.Value[0] == 1 {
-				s.Muted[key[len(nsMuted):]] = true
+				s.Muted[key[len(statesync.NSMuted):]] = true
 			}
-		case strings.HasPrefix(key, nsSetting):
+		case strings.HasPrefix(key, statesync.NSSetting):
 			if len(en.Value) > 0 {
-				s.Settings[key[len(nsSetting):]] = string(en.Value)
+				s.Settings[key[len(statesync.NSSetting):]] = string(en.Value)
 			}
 		}
 		return nil
@@ -628,423 +316,4 @@ func (e *Engine) SyncedState(ctx context.Context) (*SyncedState, error) {
 	}
 	s.Epoch = cur.Epoch
 	return s, nil
-}
-
-// Snapshot request body: u8 version ‖ device id[16] of the device asked
-// to answer (all zero: every device answers).
-func syncRequestBody(from identity.DeviceID) []byte {
-	w := wire.NewWriter(1 + identity.DeviceIDSize)
-	w.U8(syncVersion)
-	w.Fixed(from[:])
-	return w.Bytes()
-}
-
-func parseSyncRequest(b []byte) (identity.DeviceID, error) {
-	r := wire.NewReader(b)
-	r.Version(syncVersion)
-	var id identity.DeviceID
-	r.FixedInto(id[:])
-	if err := r.Finish(); err != nil {
-		return id, fmt.Errorf("sync request: %w", err)
-	}
-	return id, nil
-}
-
-// Sync key body (primary → own devices over the pairwise sessions):
-// u8 version ‖ u32 epoch ‖ key[32].
-func syncKeyBody(k syncKey) []byte {
-	w := wire.NewWriter(1 + 4 + link.SyncKeySize)
-	w.U8(syncVersion)
-	w.U32(k.Epoch)
-	w.Fixed(k.Key[:])
-	return w.Bytes()
-}
-
-func parseSyncKey(b []byte) (syncKey, error) {
-	r := wire.NewReader(b)
-	r.Version(syncVersion)
-	var k syncKey
-	k.Epoch = r.U32()
-	r.FixedInto(k.Key[:])
-	if err := r.Finish(); err != nil {
-		return k, fmt.Errorf("sync key: %w", err)
-	}
-	return k, nil
-}
-
-// ResyncState asks our other devices for a snapshot of the synced state
-// and merges it when it arrives (a device that lost or damaged its state,
-// or missed a key, repairs itself this way; nothing is ever reset). With
-// fromDevice set only that device answers; otherwise all do. The primary
-// also re-sends the current sync key.
-func (e *Engine) ResyncState(ctx context.Context, fromDevice string) error {
-	var from identity.DeviceID
-	if fromDevice != "" {
-		id, err := identity.ParseDeviceID(fromDevice)
-		if err != nil {
-			return newError(ErrUnknownDevice.Code, err, "not a device id: %q", fromDevice)
-		}
-		from = id
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.acct == nil {
-		return ErrNoAccount
-	}
-	if e.acct.Revoked {
-		return ErrRevoked
-	}
-	var b storage.Batch
-	if err := e.queueOwnLocked(ctx, &b, kindSyncRequest, syncRequestBody(from)); err != nil {
-		return err
-	}
-	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
-		return storageErr(err)
-	}
-	e.kickLocked()
-	return nil
-}
-
-// rotateSyncKeyLocked makes a new sync key (epoch + 1), adds it and the
-// account record to b, and queues it to our other devices (the list has
-// already lost the revoked device, so it is not a target). The caller
-// installs the returned account record after committing b. Primary only.
-func (e *Engine) rotateSyncKeyLocked(ctx context.Context, b *storage.Batch) (*accountRecord, error) {
-	if !e.acct.Primary {
-		return nil, ErrNotPrimary
-	}
-	ring, cur, err := e.keyringLocked(ctx)
-	if err != nil {
-		return nil, err
-	}
-	next := syncKey{Epoch: cur.Epoch + 1}
-	for _, k := range ring.Keys {
-		next.Epoch = max(next.Epoch, k.Epoch+1)
-	}
-	if _, err := io.ReadFull(e.cfg.Rand, next.Key[:]); err != nil {
-		return nil, err
-	}
-	ring.add(next.Epoch, next.Key, next.Key)
-	b.Put(bSync, keySyncKeys, ring.marshal())
-	a := *e.acct
-	a.SyncKey = next.Key
-	b.Put(bSelf, keyAccount, a.marshal())
-	if err := e.queueOwnLocked(ctx, b, kindSyncKey, syncKeyBody(next)); err != nil {
-		return nil, err
-	}
-	e.log.Info("state-sync key rotated", "epoch", next.Epoch)
-	return &a, nil
-}
-
-// syncTap, when set (tests), sees every sealed change a device receives,
-// before it is opened.
-var syncTap atomic.Pointer[func(dev identity.DeviceID, sealed []byte)]
-
-// receiveSyncLocked handles the state-sync kinds. Nothing in here is
-// fatal: a change that cannot be read or applied is reported (an error
-// event) and skipped, and the envelope is still acknowledged; only a
-// storage failure returns an error (the envelope is then delivered again).
-func (e *Engine) receiveSyncLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
-	skip := func(code Code, format string, args ...any) ([]Event, error) {
-		msg := fmt.Sprintf(format, args...)
-		e.log.Warn("state sync change skipped", "code", code, "from", dev.String(), "why", msg)
-		return []Event{{Type: "error", Code: code, Text: msg}}, nil
-	}
-	if from != e.acct.Handle {
-		return skip(CodeSyncRefused, "state sync from another account (%s) is ignored", from)
-	}
-	switch p.Kind {
-	case kindSyncKey:
-		return e.receiveSyncKeyLocked(ctx, b, p.Body, dev, skip)
-	case kindSyncRequest:
-		asked, err := parseSyncRequest(p.Body)
-		if err != nil {
-			return skip(CodeSyncMalformed, "%v", err)
-		}
-		if !asked.IsZero() && asked != e.dev.ID {
-			return nil, nil
-		}
-		return nil, e.answerSnapshotLocked(ctx, b)
-	}
-	if tap := syncTap.Load(); tap != nil {
-		(*tap)(e.dev.ID, p.Body)
-	}
-	s, err := parseSealedSync(p.Body)
-	if err != nil {
-		return skip(CodeSyncMalformed, "%v", err)
-	}
-	if s.Kind != p.Kind {
-		return skip(CodeSyncMalformed, "sealed kind %d inside a kind %d message", s.Kind, p.Kind)
-	}
-	ring, cur, err := e.keyringLocked(ctx)
-	if err != nil {
-		return nil, err
-	}
-	k := ring.byID(s.KeyID)
-	if k == nil {
-		return e.holdSyncLocked(ctx, b, p, s)
-	}
-	plain, err := s.open(k.Key)
-	if err != nil {
-		return skip(CodeSyncUndecryptable, "%v", err)
-	}
-	batch, err := parseSyncBatch(plain)
-	if err != nil {
-		return skip(CodeSyncMalformed, "%v", err)
-	}
-	if k.Key == cur.Key && s.Epoch > cur.Epoch {
-		// A companion linked after a rotation learns its key's epoch.
-		ring.add(s.Epoch, cur.Key, cur.Key)
-		b.Put(bSync, keySyncKeys, ring.marshal())
-	}
-	events, err := e.mergeSyncLocked(ctx, b, batch.Entries)
-	if err != nil {
-		return nil, err
-	}
-	if p.Kind == kindSyncSnapshot {
-		events = append(events, Event{Type: "sync", Text: fmt.Sprintf("snapshot %d/%d", batch.Part+1, batch.Parts)})
-	}
-	return events, nil
-}
-
-// mergeSyncLocked applies entries by last-writer-wins and advances our
-// clock past them. Invalid entries are skipped and reported.
-func (e *Engine) mergeSyncLocked(ctx context.Context, b *storage.Batch, entries []syncEntry) ([]Event, error) {
-	clock, err := e.clockLocked(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := e.nowMS()
-	written := map[string]*syncEntry{}
-	changed, skipped := 0, 0
-	var events []Event
-	for i := range entries {
-		en := &entries[i]
-		if err := validSyncEntry(en.Key, en.Value); err != nil {
-			skipped++
-			continue
-		}
-		clock = clock.observe(en.Clock, now)
-		local, ok := written[en.Key]
-		if !ok {
-			if local, err = e.loadSyncEntry(ctx, en.Key); err != nil {
-				return nil, err
-			}
-		}
-		if local != nil && local.Clock.compare(en.Clock) >= 0 {
-			continue
-		}
-		written[en.Key] = en
-		b.Put(bSync, syncEntryPfx+en.Key, marshalSyncEntryRecord(en))
-		changed++
-		if strings.HasPrefix(en.Key, nsRead) {
-			ev, err := e.applyReadMarkerLocked(ctx, b, en.Key[len(nsRead):], binary.BigEndian.Uint64(en.Value))
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev...)
-		}
-	}
-	putClock(b, clock)
-	if skipped > 0 {
-		e.log.Warn("state sync entries skipped", "count", skipped)
-		events = append(events, Event{Type: "error", Code: CodeSyncSkipped, Text: fmt.Sprintf("%d state-sync entries were not understood and were skipped", skipped)})
-	}
-	if changed > 0 {
-		events = append(events, Event{Type: "sync"})
-	}
-	return events, nil
-}
-
-// applyReadMarkerLocked lowers a chat's unread count to the incoming
-// messages newer than the marker another device of ours set.
-func (e *Engine) applyReadMarkerLocked(ctx context.Context, b *storage.Batch, chat string, at uint64) ([]Event, error) {
-	c, err := e.loadChat(ctx, chat)
-	if err != nil {
-		return nil, err
-	}
-	if c.Unread == 0 {
-		return nil, nil
-	}
-	unread := 0
-	err = e.cfg.Store.Scan(ctx, bMessages, chat+sep, storage.ScanOptions{Reverse: true, Limit: c.Unread + MaxPage}, func(_ string, v []byte) error {
-		m, err := unmarshalMessage(v)
-		if err != nil {
-			return nil
-		}
-		if uint64(max(m.SentAt, 0)) <= at {
-			return storage.ErrStop
-		}
-		if !m.Outgoing {
-			unread++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, storageErr(err)
-	}
-	if unread >= c.Unread {
-		return nil, nil
-	}
-	c.Unread = unread
-	b.Put(bChats, chat, c.marshal())
-	return []Event{{Type: "chats"}}, nil
-}
-
-// answerSnapshotLocked queues the full state, with clocks, in as many
-// parts as it takes (the primary first re-sends the current sync key, so
-// a device that missed a rotation can read the snapshot).
-func (e *Engine) answerSnapshotLocked(ctx context.Context, b *storage.Batch) error {
-	_, cur, err := e.keyringLocked(ctx)
-	if err != nil {
-		return err
-	}
-	if e.acct.Primary {
-		if err := e.queueOwnLocked(ctx, b, kindSyncKey, syncKeyBody(*cur)); err != nil {
-			return err
-		}
-	}
-	var parts [][]syncEntry
-	var part []syncEntry
-	size := 0
-	err = e.cfg.Store.Scan(ctx, bSync, syncEntryPfx, storage.ScanOptions{}, func(k string, v []byte) error {
-		en, err := unmarshalSyncEntryRecord(k[len(syncEntryPfx):], v)
-		if err != nil {
-			return nil // corrupt here; another device's snapshot has it
-		}
-		n := 8 + len(en.Key) + hlcSize + len(en.Value)
-		if len(part) > 0 && (size+n > maxSyncPlain || len(part) == maxSyncEntries) {
-			parts, part, size = append(parts, part), nil, 0
-		}
-		part = append(part, *en)
-		size += n
-		return nil
-	})
-	if err != nil {
-		return storageErr(err)
-	}
-	parts = append(parts, part) // at least one part, even when empty
-	if len(parts) > 1<<15 {
-		return newError(CodeSyncTooLarge, nil, "the synced state is too large to snapshot")
-	}
-	for i, entries := range parts {
-		plain := (&syncBatch{Part: uint16(i), Parts: uint16(len(parts)), Entries: entries}).marshal()
-		sealed, err := sealSync(e.cfg.Rand, kindSyncSnapshot, cur.Epoch, cur.Key, plain)
-		if err != nil {
-			return err
-		}
-		if err := e.queueOwnLocked(ctx, b, kindSyncSnapshot, sealed); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// receiveSyncKeyLocked installs a sync key sent by the primary.
-func (e *Engine) receiveSyncKeyLocked(ctx context.Context, b *storage.Batch, body []byte, dev identity.DeviceID, skip func(Code, string, ...any) ([]Event, error)) ([]Event, error) {
-	own, err := e.listLocked(ctx, e.acct.Handle, false)
-	if err != nil {
-		return nil, err
-	}
-	if en := own.Find(dev); en == nil || !en.Primary {
-		return skip(CodeSyncKeyRefused, "a state-sync key from device %s, which is not the account's primary, is ignored", dev)
-	}
-	k, err := parseSyncKey(body)
-	if err != nil {
-		return skip(CodeSyncMalformed, "%v", err)
-	}
-	ring, cur, err := e.keyringLocked(ctx)
-	if err != nil {
-		return nil, err
-	}
-	newer := k.Epoch > cur.Epoch && k.Key != cur.Key
-	current := cur.Key
-	if newer {
-		current = k.Key
-	}
-	ring.add(k.Epoch, k.Key, current)
-	b.Put(bSync, keySyncKeys, ring.marshal())
-	if newer {
-		a := *e.acct
-		a.SyncKey = k.Key
-		b.Put(bSelf, keyAccount, a.marshal())
-		// Installed now, not after the caller's commit: if that commit
-		// fails the envelope comes again and installs the same key.
-		e.acct = &a
-		e.log.Info("state-sync key installed", "epoch", k.Epoch)
-	}
-	return e.releasePendingLocked(ctx, b, k)
-}
-
-// holdSyncLocked keeps a change sealed under a key we do not have yet (it
-// overtook the key, or this device missed a rotation) and, the first time
-// per key, asks for a snapshot, which makes the primary re-send the key.
-func (e *Engine) holdSyncLocked(ctx context.Context, b *storage.Batch, p *payload, s *sealedSync) ([]Event, error) {
-	n, first := 0, true
-	idHex := hex.EncodeToString(s.KeyID[:])
-	err := e.cfg.Store.Scan(ctx, bSync, syncPendingPfx, storage.ScanOptions{}, func(k string, _ []byte) error {
-		n++
-		if strings.HasPrefix(k, syncPendingPfx+idHex+"/") {
-			first = false
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, storageErr(err)
-	}
-	ev := []Event{{Type: "error", Code: CodeSyncKeyUnknown, Text: fmt.Sprintf("a state-sync change under key epoch %d is waiting for its key", s.Epoch)}}
-	if n >= maxSyncPending {
-		ev[0].Text = "a state-sync change under an unknown key was dropped (too many waiting); resync to recover"
-		return ev, nil
-	}
-	b.Put(bSync, syncPendingPfx+idHex+"/"+hex.EncodeToString(p.ID[:]), p.Body)
-	if first {
-		if err := e.queueOwnLocked(ctx, b, kindSyncRequest, syncRequestBody(identity.DeviceID{})); err != nil {
-			return nil, err
-		}
-	}
-	return ev, nil
-}
-
-// releasePendingLocked applies the held changes that k opens.
-func (e *Engine) releasePendingLocked(ctx context.Context, b *storage.Batch, k syncKey) ([]Event, error) {
-	id := syncKeyID(k.Key)
-	prefix := syncPendingPfx + hex.EncodeToString(id[:]) + "/"
-	var held []struct {
-		key  string
-		body []byte
-	}
-	err := e.cfg.Store.Scan(ctx, bSync, prefix, storage.ScanOptions{}, func(key string, v []byte) error {
-		held = append(held, struct {
-			key  string
-			body []byte
-		}{key, v})
-		return nil
-	})
-	if err != nil {
-		return nil, storageErr(err)
-	}
-	// One merge for all of them: within a batch, a later merge would not
-	// see the entries and clock an earlier one wrote.
-	var entries []syncEntry
-	for _, h := range held {
-		b.Delete(bSync, h.key)
-		s, err := parseSealedSync(h.body)
-		if err != nil {
-			continue
-		}
-		plain, err := s.open(k.Key)
-		if err != nil {
-			continue
-		}
-		batch, err := parseSyncBatch(plain)
-		if err != nil {
-			continue
-		}
-		entries = append(entries, batch.Entries...)
-	}
-	if len(entries) == 0 {
-		return nil, nil
-	}
-	return e.mergeSyncLocked(ctx, b, entries)
 }

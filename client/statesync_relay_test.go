@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/client/internal/statesync"
 	"github.com/parley-im/parley/client/storage"
-	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/crypto/syncseal"
 )
 
 // syncState returns a device's synced state.
@@ -79,6 +80,19 @@ func waitConverged(t *testing.T, devs ...*device) *SyncedState {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// tapSync makes e hand every sealed state-sync change it receives to tap,
+// before opening it, until the test ends: a handle on one engine, where a
+// global hook would see every engine of every test.
+func tapSync(t *testing.T, e *Engine, tap func(sealed []byte)) {
+	set := func(f func([]byte)) {
+		e.mu.Lock()
+		e.syncTap = f
+		e.mu.Unlock()
+	}
+	set(tap)
+	t.Cleanup(func() { set(nil) })
 }
 
 // threeDevices is Alice's primary and two companions, all running, plus
@@ -233,7 +247,7 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 	// A companion cannot hand out a sync key: only the primary can.
 	a2.eng.mu.Lock()
 	var b storage.Batch
-	err = a2.eng.queueOwnLocked(ctx, &b, kindSyncKey, syncKeyBody(syncKey{Epoch: 99, Key: [32]byte{0xee}}))
+	err = a2.eng.queueOwnLocked(ctx, &b, kindSyncKey, statesync.MarshalKey(statesync.Key{Epoch: 99, Key: [32]byte{0xee}}))
 	if err == nil {
 		err = a2.eng.cfg.Store.Commit(ctx, &b)
 	}
@@ -257,15 +271,11 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 
 	var mu sync.Mutex
 	var seen [][]byte
-	tap := func(dev identity.DeviceID, sealed []byte) {
-		if dev == a2.eng.Device().ID {
-			mu.Lock()
-			seen = append(seen, bytes.Clone(sealed))
-			mu.Unlock()
-		}
-	}
-	syncTap.Store(&tap)
-	t.Cleanup(func() { syncTap.Store(nil) })
+	tapSync(t, a2.eng, func(sealed []byte) {
+		mu.Lock()
+		seen = append(seen, bytes.Clone(sealed))
+		mu.Unlock()
+	})
 
 	if err := a1.eng.RevokeDevice(ctx, a3.eng.Device().ID.String()); err != nil {
 		t.Fatal(err)
@@ -291,7 +301,7 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 	defer mu.Unlock()
 	checked := 0
 	for _, body := range seen {
-		s, err := parseSealedSync(body)
+		s, err := syncseal.Parse(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,10 +310,10 @@ func TestStateSyncRevocationRotatesKey(t *testing.T) {
 		}
 		checked++
 		for _, k := range oldKeys {
-			if syncKeyID(k.Key) == s.KeyID {
+			if syncseal.KeyID(k.Key) == s.KeyID {
 				t.Fatal("a change after the revocation names a key the revoked device has")
 			}
-			if _, err := s.open(k.Key); err == nil {
+			if _, err := s.Open(k.Key); err == nil {
 				t.Fatal("a change after the revocation opens under the revoked device's key")
 			}
 		}

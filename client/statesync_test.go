@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,10 +8,12 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/parley-im/parley/client/internal/statesync"
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/memstore"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/link"
+	"github.com/parley-im/parley/crypto/syncseal"
 )
 
 // TestSyncMergeOrderFree: the same changes applied in any order, any
@@ -25,7 +26,7 @@ func TestSyncMergeOrderFree(t *testing.T) {
 		devs[i][0] = byte(i + 1)
 	}
 	keys := []string{"contact/bob", "contact/carol", "setting/theme", "muted/bob", "archived/bob", "read/bob"}
-	var entries []syncEntry
+	var entries []statesync.Entry
 	for i := 0; i < 200; i++ {
 		k := keys[rng.IntN(len(keys))]
 		var v []byte
@@ -37,9 +38,9 @@ func TestSyncMergeOrderFree(t *testing.T) {
 		default:
 			v = []byte{byte(rng.IntN(2))}
 		}
-		entries = append(entries, syncEntry{Key: k, Value: v, Clock: hlc{Wall: uint64(rng.IntN(20)), Counter: uint32(i), Device: devs[rng.IntN(3)]}}) // a clock names one write: never two values
+		entries = append(entries, statesync.Entry{Key: k, Value: v, Clock: statesync.Clock{Wall: uint64(rng.IntN(20)), Counter: uint32(i), Device: devs[rng.IntN(3)]}}) // a clock names one write: never two values
 	}
-	state := func(order []syncEntry, chunk int) *SyncedState {
+	state := func(order []statesync.Entry, chunk int) *SyncedState {
 		e := memEngine(t)
 		for len(order) > 0 {
 			n := min(chunk, len(order))
@@ -62,7 +63,7 @@ func TestSyncMergeOrderFree(t *testing.T) {
 	}
 	want := state(entries, 1)
 	for trial := 0; trial < 20; trial++ {
-		perm := append([]syncEntry(nil), entries...)
+		perm := append([]statesync.Entry(nil), entries...)
 		perm = append(perm, entries[:rng.IntN(len(entries))]...) // duplicates
 		rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
 		if got := state(perm, 1+rng.IntN(50)); !reflect.DeepEqual(got, want) {
@@ -85,64 +86,19 @@ func memEngine(t *testing.T) *Engine {
 	return e
 }
 
-func TestHLC(t *testing.T) {
-	a, b := identity.DeviceID{1}, identity.DeviceID{2}
-	c := hlc{}.tick(100, a)
-	if c.Wall != 100 || c.Counter != 0 {
-		t.Fatal(c)
+// TestSyncLimits: the state-sync cores agree with the engine: the seal
+// carries the payload kinds it travels as, a sealed snapshot part fits in
+// a payload, and a state key holds any chat id and contact name the engine
+// stores.
+func TestSyncLimits(t *testing.T) {
+	if kindSyncMutation != syncseal.KindMutation || kindSyncSnapshot != syncseal.KindSnapshot {
+		t.Fatal("payload kinds and sealed kinds differ")
 	}
-	c2 := c.tick(90, a) // wall clock went back
-	if c2.compare(c) <= 0 || c2.Wall != 100 || c2.Counter != 1 {
-		t.Fatal(c2)
+	if syncseal.HeaderSize+4+syncseal.MaxCiphertext > maxPayloadBody {
+		t.Fatal("a sealed snapshot part may not fit in a payload")
 	}
-	// Observing a remote clock ahead of ours orders our next event after it.
-	r := hlc{Wall: 500, Counter: 3, Device: b}
-	c3 := c2.observe(r, 100).tick(100, a)
-	if c3.compare(r) <= 0 {
-		t.Fatalf("%v not after %v", c3, r)
-	}
-	// A remote clock a year ahead does not drag ours along.
-	far := hlc{Wall: 100 + 365*24*3600*1000, Device: b}
-	if got := c2.observe(far, 100); got != c2 {
-		t.Fatalf("followed a clock far ahead: %v", got)
-	}
-	// Same wall and counter: the device id decides, the same way everywhere.
-	x, y := hlc{Wall: 1, Device: a}, hlc{Wall: 1, Device: b}
-	if x.compare(y) >= 0 || y.compare(x) <= 0 || x.compare(x) != 0 {
-		t.Fatal("device tiebreak")
-	}
-}
-
-func TestSealedSyncRoundTrip(t *testing.T) {
-	var k1, k2 [link.SyncKeySize]byte
-	k1[0], k2[0] = 1, 2
-	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "setting/x", Value: []byte("y")}}}).marshal()
-	sealed, err := sealSync(cryptoRand{}, kindSyncMutation, 3, k1, plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := parseSealedSync(sealed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Epoch != 3 || s.KeyID != syncKeyID(k1) || s.Kind != kindSyncMutation {
-		t.Fatalf("%+v", s)
-	}
-	if got, err := s.open(k1); err != nil || !bytes.Equal(got, plain) {
-		t.Fatal("round trip", err)
-	}
-	if _, err := s.open(k2); err == nil {
-		t.Fatal("opened under another key")
-	}
-	// The header is authenticated: a changed epoch or kind fails.
-	for _, off := range []int{1, 2} {
-		bad := bytes.Clone(sealed)
-		bad[off] ^= 1
-		if s, err := parseSealedSync(bad); err == nil {
-			if _, err := s.open(k1); err == nil {
-				t.Fatalf("header byte %d not authenticated", off)
-			}
-		}
+	if statesync.MaxChatLen != maxChatIDLen || statesync.MaxContactNameLen != maxNameLen {
+		t.Fatal("state-sync name limits differ from the engine's")
 	}
 }
 
@@ -155,84 +111,14 @@ func (cryptoRand) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func FuzzSyncBatch(f *testing.F) {
-	f.Add((&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "contact/bob", Value: []byte("Bob")}}}).marshal())
-	f.Add((&syncBatch{Part: 1, Parts: 2}).marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := parseSyncBatch(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(s.marshal(), b) {
-			t.Fatal("not canonical")
-		}
-		for _, en := range s.Entries {
-			_ = validSyncEntry(en.Key, en.Value)
-		}
-	})
-}
-
-func FuzzSealedSync(f *testing.F) {
-	var k [link.SyncKeySize]byte
-	good, _ := sealSync(cryptoRand{}, kindSyncSnapshot, 1, k, (&syncBatch{Parts: 1}).marshal())
-	f.Add(good)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := parseSealedSync(b)
-		if err != nil {
-			return
-		}
-		if pt, err := s.open(k); err == nil {
-			parseSyncBatch(pt)
-		}
-	})
-}
-
-func FuzzSyncKeyring(f *testing.F) {
-	f.Add((&syncKeyring{Keys: []syncKey{{Epoch: 1}, {Epoch: 2}}}).marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		k, err := unmarshalSyncKeyring(b)
-		if err == nil && !bytes.Equal(k.marshal(), b) {
-			t.Fatal("not canonical")
-		}
-	})
-}
-
-func FuzzSyncEntryRecord(f *testing.F) {
-	f.Add(marshalSyncEntryRecord(&syncEntry{Key: "muted/bob", Value: []byte{1}}))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		en, err := unmarshalSyncEntryRecord("k", b)
-		if err == nil && !bytes.Equal(marshalSyncEntryRecord(en), b) {
-			t.Fatal("not canonical")
-		}
-	})
-}
-
-func FuzzSyncRequest(f *testing.F) {
-	f.Add(syncRequestBody(identity.DeviceID{1}))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if id, err := parseSyncRequest(b); err == nil && !bytes.Equal(syncRequestBody(id), b) {
-			t.Fatal("not canonical")
-		}
-	})
-}
-
-func FuzzSyncKeyBody(f *testing.F) {
-	f.Add(syncKeyBody(syncKey{Epoch: 4}))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if k, err := parseSyncKey(b); err == nil && !bytes.Equal(syncKeyBody(k), b) {
-			t.Fatal("not canonical")
-		}
-	})
-}
-
 // TestSyncHeldUntilKey: a change under a key this device does not have yet
 // is kept (and a snapshot requested), then applied when the key arrives.
 func TestSyncHeldUntilKey(t *testing.T) {
 	ctx := context.Background()
 	e := memEngine(t)
-	next := syncKey{Epoch: 1, Key: [link.SyncKeySize]byte{9}}
-	plain := (&syncBatch{Parts: 1, Entries: []syncEntry{{Key: "setting/theme", Value: []byte("dark"), Clock: hlc{Wall: 5, Device: identity.DeviceID{3}}}}}).marshal()
-	sealed, err := sealSync(cryptoRand{}, kindSyncMutation, next.Epoch, next.Key, plain)
+	next := statesync.Key{Epoch: 1, Key: [link.SyncKeySize]byte{9}}
+	plain := (&statesync.Batch{Parts: 1, Entries: []statesync.Entry{{Key: "setting/theme", Value: []byte("dark"), Clock: statesync.Clock{Wall: 5, Device: identity.DeviceID{3}}}}}).Marshal()
+	sealed, err := syncseal.Seal(cryptoRand{}, kindSyncMutation, next.Epoch, next.Key, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
