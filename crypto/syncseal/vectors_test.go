@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"testing"
 
@@ -19,7 +18,6 @@ import (
 // written by the engine's sealing code before it moved here, so they pin
 // the bytes devices already exchange. Regenerate with:
 // go test ./crypto/syncseal -run TestVectors -update
-var update = flag.Bool("update", false, "rewrite testdata vectors")
 
 type hexBytes = vectortest.HexBytes
 
@@ -182,17 +180,9 @@ func scenarios(t *testing.T) map[string]vector {
 }
 
 func TestVectors(t *testing.T) {
-	if *update {
-		for name, v := range scenarios(t) {
-			vectortest.Write(t, name, v)
-		}
-	}
-	for _, f := range vectortest.Files(t) {
-		t.Run(f.Name, func(t *testing.T) {
-			v := vectortest.Read[vector](t, f.Path)
-			vectortest.Check(t, f, v.Error, replay(t, &v), vectorErrors)
-		})
-	}
+	vectortest.Run(t, scenarios, func(t *testing.T, f vectortest.File, v vector) {
+		vectortest.Check(t, f, v.Error, replay(t, &v), vectorErrors)
+	})
 }
 
 func decode(t testing.TB, raw json.RawMessage, into any) {
