@@ -4,10 +4,7 @@ package client
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,8 +13,8 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/boltstore"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/server/relay"
-	"github.com/parley-im/parley/server/store"
 )
 
 // testRelay is the real relay on a loopback port, with its own store.
@@ -27,58 +24,12 @@ type testRelay struct {
 }
 
 // fakeClock is shared by the relay and the engines so expiry can be tested.
-type fakeClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
+type fakeClock = tstest.Clock
 
 func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &testRelay{origin: "http://" + ln.Addr().String(), clock: &fakeClock{}}
-	cfg := relay.Config{
-		Origin: tr.origin, Now: tr.clock.Now,
-		IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	r, err := relay.New(st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", r.Handler())
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		r.Close(ctx)
-		st.Close()
-	})
-	return tr
+	r := tstest.StartRelay(t, tweak)
+	return &testRelay{origin: r.Origin, clock: r.Clock}
 }
 
 // device is one engine with a file store that outlives the engine, so a

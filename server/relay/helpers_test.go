@@ -4,16 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/relay/frame"
 	"github.com/parley-im/parley/server/relay/relayclient"
@@ -25,60 +21,13 @@ type testRelay struct {
 	origin string
 	relay  *relay.Relay
 	st     *store.Store
-	clock  *clock
-}
-
-// clock is an adjustable time source for expiry tests.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
+	clock  *tstest.Clock
 }
 
 func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &testRelay{origin: "http://" + ln.Addr().String(), st: st, clock: &clock{}}
-	cfg := relay.Config{Origin: tr.origin, Now: tr.clock.Now, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	r, err := relay.New(st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.relay = r
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", r.Handler())
-	mux.Handle("/metrics", r.Metrics())
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		r.Close(ctx)
-		st.Close()
-	})
-	return tr
+	r := tstest.StartRelay(t, tweak)
+	return &testRelay{origin: r.Origin, relay: r.Relay, st: r.Store, clock: r.Clock}
 }
 
 // user is an account with its devices; devs[0] is the primary.
