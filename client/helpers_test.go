@@ -88,15 +88,7 @@ func (d *device) start() {
 	}
 	eng, err := Open(context.Background(), Config{
 		Store: est, Relay: rel, Now: d.clock.Now,
-		OnEvent: func(ev Event) {
-			d.mu.Lock()
-			d.events = append(d.events, ev)
-			d.mu.Unlock()
-			select {
-			case notify <- struct{}{}:
-			default:
-			}
-		},
+		OnEvent:        tstest.Recorder(&d.mu, &d.events, notify),
 		Logger:         testLogger(d.t, d.name),
 		ReconnectMax:   500 * time.Millisecond,
 		AttestationAge: d.attestationAge,
@@ -117,24 +109,13 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 // run connects the engine in the background and waits until it is online.
 func (d *device) run() {
 	d.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.eng.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := d.eng.WaitOnline(wctx); err != nil {
-		d.t.Fatalf("%s did not come online: %v", d.name, err)
-	}
+	d.cancel, d.done = tstest.RunOnline(d.t, d.name, d.eng, 10*time.Second)
 }
 
 // stop ends the engine and closes its store, like quitting the process.
 func (d *device) stop() {
-	if d.cancel != nil {
-		d.cancel()
-		<-d.done
-		d.cancel = nil
-	}
+	tstest.StopRun(d.cancel, d.done)
+	d.cancel = nil
 	if d.store != nil {
 		d.store.Close()
 		d.store = nil
@@ -151,25 +132,7 @@ func (d *device) restart() {
 // waitMessage waits until the engine has stored a message with text in chat.
 func (d *device) waitMessage(chat, text string) Message {
 	d.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		msgs, err := d.eng.Messages(context.Background(), chat, "", 0)
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		for _, m := range msgs {
-			if m.Text == text {
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("%s: message %q never arrived in chat %q (have %d messages)", d.name, text, chat, len(msgs))
-		}
-		select {
-		case <-d.notify:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return tstest.WaitMessage(d.t, d.name, d.eng, d.notify, 10*time.Second, chat, text, func(m Message) string { return m.Text })
 }
 
 func ctxT(t testing.TB) context.Context {
