@@ -117,7 +117,7 @@ func TestCrashAfterAckedSends(t *testing.T) {
 	tr := &testRelay{origin: p.origin}
 	alice := tr.register(t, "alice", 1)
 	bob := tr.register(t, "bob", 1)
-	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.devs[0])
+	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestCrashAfterAckedSends(t *testing.T) {
 	acked := map[[16]byte]bool{}
 	for i := 0; i < n; i++ {
 		id := msgID()
-		if _, err := a.Send(ctx(t), id, sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), id, sealed(bob.Addr(0))); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 		acked[id] = true
@@ -133,7 +133,7 @@ func TestCrashAfterAckedSends(t *testing.T) {
 	p.kill()
 
 	p = startServer(t, addr, data)
-	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestCrashDuringBurst(t *testing.T) {
 	stop := make(chan struct{})
 	for s := 0; s < senders; s++ {
 		u := tr.register(t, fmt.Sprintf("sender%d", s), 1)
-		c, err := relayclient.Dial(ctx(t), p.origin, u.handle, u.devs[0])
+		c, err := relayclient.Dial(ctx(t), p.origin, u.Handle, u.Devs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestCrashDuringBurst(t *testing.T) {
 				attempted[id] = true
 				mu.Unlock()
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c.Send(sctx, id, sealed(bob.addr(0), bob.addr(1)))
+				_, err := c.Send(sctx, id, sealed(bob.Addr(0), bob.Addr(1)))
 				cancel()
 				if err != nil {
 					return // the server died under us
@@ -202,7 +202,7 @@ func TestCrashDuringBurst(t *testing.T) {
 
 	p = startServer(t, addr, data)
 	for i := 0; i < 2; i++ {
-		b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[i])
+		b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,16 +236,16 @@ func TestGracefulShutdown(t *testing.T) {
 	tr := &testRelay{origin: p.origin}
 	alice := tr.register(t, "alice", 1)
 	bob := tr.register(t, "bob", 1)
-	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.devs[0])
+	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 			t.Fatal(err)
 		}
 		b.Ack(ctx(t), recv(t, b).Seq)
@@ -273,7 +273,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("server exit: %v", err)
 	}
 	p = startServer(t, addr, data)
-	b, err = relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	b, err = relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}

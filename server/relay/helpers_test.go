@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-im/parley/crypto/devicelist"
-	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/relay/frame"
@@ -30,78 +28,37 @@ func startRelay(t testing.TB, tweak func(*relay.Config)) *testRelay {
 	return &testRelay{origin: r.Origin, relay: r.Relay, st: r.Store, clock: r.Clock}
 }
 
-// user is an account with its devices; devs[0] is the primary.
-type user struct {
-	handle string
-	acct   *identity.Account
-	devs   []*identity.Device
-	list   *devicelist.List
-}
+// user is an account with its devices; Devs[0] is the primary.
+type user = tstest.User
 
-func newUser(t testing.TB, handle string, ndev int) *user {
-	t.Helper()
-	acct, err := identity.NewAccount(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &user{handle: handle, acct: acct}
-	now := uint64(time.Now().Unix())
-	u.list = &devicelist.List{Account: acct.Public(), Version: 1, Timestamp: now}
-	for i := 0; i < ndev; i++ {
-		d, err := identity.NewDevice(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.devs = append(u.devs, d)
-		u.list.Entries = append(u.list.Entries, devicelist.Entry{
-			Device: d.Public(), Name: "device", Added: now, Attested: now, Primary: i == 0,
-			DeviceSig: devicelist.DeviceSignature(d, acct.Public()),
-		})
-	}
-	return u
-}
-
-func (u *user) signed(t testing.TB) []byte {
-	t.Helper()
-	enc, err := devicelist.Sign(u.acct, u.list)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return enc
-}
+func newUser(t testing.TB, handle string, ndev int) *user { return tstest.NewUser(t, handle, ndev) }
 
 func (tr *testRelay) register(t testing.TB, handle string, ndev int) *user {
 	t.Helper()
-	u := newUser(t, handle, ndev)
-	if _, err := relayclient.Register(ctx(t), tr.origin, handle, u.signed(t)); err != nil {
-		t.Fatalf("register %s: %v", handle, err)
-	}
-	return u
+	return tstest.Register(ctx(t), t, tr.origin, handle, ndev)
 }
 
 // drop publishes the next list without device i.
 func (tr *testRelay) drop(t testing.TB, u *user, i int) {
 	t.Helper()
-	next := u.list.Clone()
+	next := u.List.Clone()
 	next.Version++
 	next.Entries = append(next.Entries[:i:i], next.Entries[i+1:]...)
-	u.list = next
-	if _, err := relayclient.Publish(ctx(t), tr.origin, u.handle, u.signed(t)); err != nil {
+	u.List = next
+	if _, err := relayclient.Publish(ctx(t), tr.origin, u.Handle, u.Signed(t)); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 }
 
 func (tr *testRelay) dial(t testing.TB, u *user, i int) *relayclient.Client {
 	t.Helper()
-	c, err := relayclient.Dial(ctx(t), tr.origin, u.handle, u.devs[i])
+	c, err := relayclient.Dial(ctx(t), tr.origin, u.Handle, u.Devs[i])
 	if err != nil {
-		t.Fatalf("dial %s/%d: %v", u.handle, i, err)
+		t.Fatalf("dial %s/%d: %v", u.Handle, i, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
-
-func (u *user) addr(i int) frame.Addr { return frame.Addr{Handle: u.handle, Device: u.devs[i].ID} }
 
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -114,7 +114,7 @@ func TestFigures(t *testing.T) {
 	var ok, rt []time.Duration
 	for range 10 {
 		start := time.Now()
-		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 			t.Fatal(err)
 		}
 		ok = append(ok, time.Since(start))
