@@ -1,12 +1,3 @@
-// Package tstest is the test harness every Parley suite shares: a fake
-// clock (Clock), the real relay on a loopback port (StartRelay), an
-// account that speaks the relay protocol directly (User, Register), and
-// the parts of a native test device that do not depend on the suite
-// (RunOnline, Recorder, WaitMessage). Only tests import it.
-//
-// It must not import client: client's in-package tests use it, and a
-// package they import cannot import client. What it needs of the engine it
-// takes as an interface (Engine) or as type parameters.
 package tstest
 
 import (

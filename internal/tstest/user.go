@@ -69,3 +69,56 @@ func (u *User) Signed(t testing.TB) []byte {
 
 // Addr is the address of device i.
 func (u *User) Addr(i int) frame.Addr { return frame.Addr{Handle: u.Handle, Device: u.Devs[i].ID} }
+
+// Dial logs device i of u in at the relay at origin; the socket is closed
+// when the test ends.
+func Dial(ctx context.Context, t testing.TB, origin string, u *User, i int) *relayclient.Client {
+	t.Helper()
+	c, err := relayclient.Dial(ctx, origin, u.Handle, u.Devs[i])
+	if err != nil {
+		t.Fatalf("dial %s/%d: %v", u.Handle, i, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Recv is the next envelope on c, failing the test if none comes within
+// the given time or the socket closes.
+func Recv(t testing.TB, c *relayclient.Client, within time.Duration) *frame.Envelope {
+	t.Helper()
+	select {
+	case e, ok := <-c.Envelopes():
+		if !ok {
+			t.Fatalf("socket closed: %v", c.Err())
+		}
+		return e
+	case <-time.After(within):
+		t.Fatalf("no envelope within %s", within)
+	}
+	return nil
+}
+
+// NoEnvelope fails the test if an envelope arrives on c within d.
+func NoEnvelope(t testing.TB, c *relayclient.Client, d time.Duration) {
+	t.Helper()
+	select {
+	case e, ok := <-c.Envelopes():
+		if ok {
+			t.Fatalf("unexpected envelope seq %d", e.Seq)
+		}
+	case <-time.After(d):
+	}
+}
+
+// WaitClosed waits for the socket to end and returns its error, failing
+// the test if it is still open after within.
+func WaitClosed(t testing.TB, c *relayclient.Client, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-c.Done():
+		return c.Err()
+	case <-time.After(within):
+		t.Fatalf("socket still open after %s", within)
+	}
+	return nil
+}

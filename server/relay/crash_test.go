@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/server/relay/relayclient"
 )
 
@@ -104,7 +105,7 @@ func drain(t *testing.T, c *relayclient.Client) map[[16]byte]int {
 		got[e.MessageID]++
 		c.Ack(context.Background(), e.Seq)
 	}
-	noEnvelope(t, c, 100*time.Millisecond)
+	tstest.NoEnvelope(t, c, 100*time.Millisecond)
 	return got
 }
 
@@ -260,7 +261,7 @@ func TestGracefulShutdown(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // let the relay read the last ack, and the poll start
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	for _, c := range []*relayclient.Client{a, b} {
-		if err := waitClosed(t, c, 3*time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		if err := tstest.WaitClosed(t, c, 3*time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 			t.Fatalf("socket ended with %v, want going away", err)
 		}
 	}

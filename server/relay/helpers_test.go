@@ -52,12 +52,7 @@ func (tr *testRelay) drop(t testing.TB, u *user, i int) {
 
 func (tr *testRelay) dial(t testing.TB, u *user, i int) *relayclient.Client {
 	t.Helper()
-	c, err := relayclient.Dial(ctx(t), tr.origin, u.Handle, u.Devs[i])
-	if err != nil {
-		t.Fatalf("dial %s/%d: %v", u.Handle, i, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return tstest.Dial(ctx(t), t, tr.origin, u, i)
 }
 
 func ctx(t testing.TB) context.Context {
@@ -82,27 +77,7 @@ func sealed(to ...frame.Addr) []frame.Sealed {
 
 func recv(t testing.TB, c *relayclient.Client) *frame.Envelope {
 	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if !ok {
-			t.Fatalf("socket closed: %v", c.Err())
-		}
-		return e
-	case <-time.After(5 * time.Second):
-		t.Fatal("no envelope within 5s")
-	}
-	return nil
-}
-
-func noEnvelope(t testing.TB, c *relayclient.Client, d time.Duration) {
-	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if ok {
-			t.Fatalf("unexpected envelope seq %d", e.Seq)
-		}
-	case <-time.After(d):
-	}
+	return tstest.Recv(t, c, 5*time.Second)
 }
 
 func relayCode(err error) frame.Code {
@@ -119,16 +94,4 @@ func httpCode(err error) string {
 		return he.Code
 	}
 	return ""
-}
-
-// waitClosed waits for the socket to end and returns its error.
-func waitClosed(t testing.TB, c *relayclient.Client, within time.Duration) error {
-	t.Helper()
-	select {
-	case <-c.Done():
-		return c.Err()
-	case <-time.After(within):
-		t.Fatalf("socket still open after %s", within)
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/server/relay"
 	"github.com/parley-im/parley/server/relay/frame"
 	"github.com/parley-im/parley/server/relay/relayclient"
@@ -320,7 +321,7 @@ func TestSendDeliverAck(t *testing.T) {
 			t.Fatalf("redelivery %d out of order", i)
 		}
 	}
-	noEnvelope(t, b0, 50*time.Millisecond)
+	tstest.NoEnvelope(t, b0, 50*time.Millisecond)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -343,7 +344,7 @@ func TestAckUnknownSeqClosesOnlyThatSocket(t *testing.T) {
 	if err := a.Ack(ctx(t), 42); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitClosed(t, a, 2*time.Second); relayCode(err) != frame.CodeUnexpected {
+	if err := tstest.WaitClosed(t, a, 2*time.Second); relayCode(err) != frame.CodeUnexpected {
 		t.Fatalf("ack of unknown seq: %v", err)
 	}
 	if _, err := b.Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
@@ -481,7 +482,7 @@ func TestRevokedDeviceDisconnectedAndPurged(t *testing.T) {
 
 	start := time.Now()
 	tr.drop(t, alice, 1)
-	err := waitClosed(t, comp, time.Second)
+	err := tstest.WaitClosed(t, comp, time.Second)
 	if relayCode(err) != frame.CodeRevoked {
 		t.Fatalf("revoked socket ended with %v", err)
 	}
@@ -645,7 +646,7 @@ func TestMalformedFramesCloseOnlyThatSocket(t *testing.T) {
 		if err := c.Conn().Write(ctx(t), tc.typ, tc.msg); err != nil {
 			t.Fatalf("%s: write: %v", tc.name, err)
 		}
-		err = waitClosed(t, c, 5*time.Second)
+		err = tstest.WaitClosed(t, c, 5*time.Second)
 		if got := websocket.CloseStatus(err); got != tc.code && !(relayCode(err) != 0 && websocket.StatusCode(frame.CloseBase+int(relayCode(err))) == tc.code) {
 			t.Errorf("%s: ended with %v, want close %d", tc.name, err, tc.code)
 		}
@@ -834,7 +835,7 @@ func TestCloseGoingAway(t *testing.T) {
 	if q := tr.st.Queued(); q != 0 {
 		t.Fatalf("%d acked envelopes not deleted by Close", q)
 	}
-	err = waitClosed(t, c, 2*time.Second)
+	err = tstest.WaitClosed(t, c, 2*time.Second)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("socket ended with %v", err)
 	}

@@ -370,12 +370,7 @@ func authFor(origin string, u *user, i int, nonce [32]byte) *frame.Auth {
 
 func dial(t *testing.T, origin string, u *user, i int) *relayclient.Client {
 	t.Helper()
-	c, err := relayclient.Dial(ctx(t), origin, u.Handle, u.Devs[i])
-	if err != nil {
-		t.Fatalf("dial %s/%d: %v", u.Handle, i, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return tstest.Dial(ctx(t), t, origin, u, i)
 }
 
 // dialTampered logs in with an answer changed by tamper (signed first).
@@ -420,38 +415,12 @@ func sealed(to ...frame.Addr) []frame.Sealed {
 
 func recv(t *testing.T, c *relayclient.Client) *frame.Envelope {
 	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if !ok {
-			t.Fatalf("socket closed: %v", c.Err())
-		}
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("no envelope within 10s")
-	}
-	return nil
-}
-
-func noEnvelope(t *testing.T, c *relayclient.Client, d time.Duration) {
-	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if ok {
-			t.Fatalf("unexpected envelope %q", e.Payload)
-		}
-	case <-time.After(d):
-	}
+	return tstest.Recv(t, c, 10*time.Second)
 }
 
 func waitClosed(t *testing.T, c *relayclient.Client) error {
 	t.Helper()
-	select {
-	case <-c.Done():
-		return c.Err()
-	case <-time.After(10 * time.Second):
-		t.Fatal("socket still open after 10s")
-	}
-	return nil
+	return tstest.WaitClosed(t, c, 10*time.Second)
 }
 
 func wantCode(t *testing.T, what string, err error, want frame.Code) {
