@@ -4,10 +4,7 @@ package client
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,8 +13,8 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/boltstore"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/server/relayserver"
-	"github.com/parley-im/parley/server/store"
 )
 
 // testRelay is the real relay on a loopback port, with its own store.
@@ -27,58 +24,12 @@ type testRelay struct {
 }
 
 // fakeClock is shared by the relay and the engines so expiry can be tested.
-type fakeClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
+type fakeClock = tstest.Clock
 
 func startRelay(t testing.TB, tweak func(*relayserver.Config)) *testRelay {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &testRelay{origin: "http://" + ln.Addr().String(), clock: &fakeClock{}}
-	cfg := relayserver.Config{
-		Origin: tr.origin, Now: tr.clock.Now,
-		IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	r, err := relayserver.New(st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", r.Handler())
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		r.Close(ctx)
-		st.Close()
-	})
-	return tr
+	r := tstest.StartRelay(t, tweak)
+	return &testRelay{origin: r.Origin, clock: r.Clock}
 }
 
 // device is one engine with a file store that outlives the engine, so a
@@ -137,15 +88,7 @@ func (d *device) start() {
 	}
 	eng, err := Open(context.Background(), Config{
 		Store: est, Relay: rel, Now: d.clock.Now,
-		OnEvent: func(ev Event) {
-			d.mu.Lock()
-			d.events = append(d.events, ev)
-			d.mu.Unlock()
-			select {
-			case notify <- struct{}{}:
-			default:
-			}
-		},
+		OnEvent:        tstest.Recorder(&d.mu, &d.events, notify),
 		Logger:         testLogger(d.t, d.name),
 		ReconnectMax:   500 * time.Millisecond,
 		AttestationAge: d.attestationAge,
@@ -166,24 +109,13 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 // run connects the engine in the background and waits until it is online.
 func (d *device) run() {
 	d.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.eng.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := d.eng.WaitOnline(wctx); err != nil {
-		d.t.Fatalf("%s did not come online: %v", d.name, err)
-	}
+	d.cancel, d.done = tstest.RunOnline(d.t, d.name, d.eng, 10*time.Second)
 }
 
 // stop ends the engine and closes its store, like quitting the process.
 func (d *device) stop() {
-	if d.cancel != nil {
-		d.cancel()
-		<-d.done
-		d.cancel = nil
-	}
+	tstest.StopRun(d.cancel, d.done)
+	d.cancel = nil
 	if d.store != nil {
 		d.store.Close()
 		d.store = nil
@@ -200,25 +132,7 @@ func (d *device) restart() {
 // waitMessage waits until the engine has stored a message with text in chat.
 func (d *device) waitMessage(chat, text string) Message {
 	d.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		msgs, err := d.eng.Messages(context.Background(), chat, "", 0)
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		for _, m := range msgs {
-			if m.Text == text {
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("%s: message %q never arrived in chat %q (have %d messages)", d.name, text, chat, len(msgs))
-		}
-		select {
-		case <-d.notify:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return tstest.WaitMessage(d.t, d.name, d.eng, d.notify, 10*time.Second, chat, text, func(m Message) string { return m.Text })
 }
 
 func ctxT(t testing.TB) context.Context {

@@ -62,13 +62,34 @@ func StartServer(t testing.TB) *Server {
 func startServer(t testing.TB, assets fs.FS) *Server {
 	t.Helper()
 	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, stop := serve(t, ln, dir, serverOptions{Assets: assets})
+	t.Cleanup(stop)
+	return &Server{URL: "http://" + ln.Addr().String(), DataDir: dir, Store: st}
+}
+
+// serverOptions are what a test may change in the server serve runs.
+type serverOptions struct {
+	// Assets are the files the server serves; nil is the embedded build.
+	Assets fs.FS
+	// FrameAncestors are the origins allowed to embed the client.
+	FrameAncestors []string
+	// Wrap, if set, wraps the relay handler (to play a lying relay).
+	Wrap func(http.Handler) http.Handler
+}
+
+// serve runs the real server on ln, its relay's store in dir, until stop.
+func serve(t testing.TB, ln net.Listener, dir string, opts serverOptions) (st *store.Store, stop func()) {
+	t.Helper()
 	st, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if opts.Assets == nil {
+		opts.Assets = parley.Assets
 	}
 	origin := "http://" + ln.Addr().String()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -79,11 +100,16 @@ func startServer(t testing.TB, assets fs.FS) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var h http.Handler = rl.Handler()
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
 	srv, err := server.New(server.Config{
-		Assets: assets,
-		Relay:  rl.Handler(),
-		Health: st.Ping,
-		Logger: log,
+		Assets:         opts.Assets,
+		Relay:          h,
+		Health:         st.Ping,
+		Logger:         log,
+		FrameAncestors: opts.FrameAncestors,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,14 +117,13 @@ func startServer(t testing.TB, assets fs.FS) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- server.Serve(ctx, ln, srv, func(ctx context.Context) { rl.Close(ctx) }) }()
-	t.Cleanup(func() {
+	return st, func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("server shutdown: %v", err)
 		}
 		st.Close()
-	})
-	return &Server{URL: origin, DataDir: dir, Store: st}
+	}
 }
 
 type testWriter struct{ t testing.TB }

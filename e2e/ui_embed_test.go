@@ -42,7 +42,7 @@ func TestUIEmbedWidget(t *testing.T) {
 		fmt.Fprintf(w, `<!doctype html><html lang="en"><title>Elsewhere</title><iframe src="%s/?embed=1&host=%s"></iframe></html>`, parleyURL, "http://"+r.Host)
 	}))
 	defer evil.Close()
-	srv := startUIServer(t, uiServerOptions{FrameAncestors: []string{host.URL}})
+	srv := startUIServer(t, serverOptions{FrameAncestors: []string{host.URL}})
 	parleyURL = srv.URL
 
 	s := NewBrowser(t)

@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +12,6 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-
-	"github.com/parley-im/parley"
-	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/server/relayserver"
-	"github.com/parley-im/parley/server/store"
 )
 
 // Helpers for the UI tests (ui_*_test.go): they drive the page the way a
@@ -36,18 +28,11 @@ type uiServer struct {
 	URL  string
 	addr string
 	dir  string
-	opts uiServerOptions
+	opts serverOptions
 	stop func()
 }
 
-type uiServerOptions struct {
-	// FrameAncestors are the origins allowed to embed the client.
-	FrameAncestors []string
-	// Wrap, if set, wraps the relay handler (to play a lying relay).
-	Wrap func(http.Handler) http.Handler
-}
-
-func startUIServer(t testing.TB, opts uiServerOptions) *uiServer {
+func startUIServer(t testing.TB, opts serverOptions) *uiServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,34 +45,7 @@ func startUIServer(t testing.TB, opts uiServerOptions) *uiServer {
 }
 
 func (s *uiServer) serve(ln net.Listener) {
-	t := s.t
-	st, err := store.Open(s.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rl, err := relayserver.New(st, relayserver.Config{Origin: s.URL, Logger: log, IPRate: 1e4, IPBurst: 1e4, RegisterRate: 1e3, RegisterBurst: 1e3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler = rl.Handler()
-	if s.opts.Wrap != nil {
-		h = s.opts.Wrap(h)
-	}
-	srv, err := server.New(server.Config{Assets: parley.Assets, Relay: h, Health: st.Ping, Logger: log, FrameAncestors: s.opts.FrameAncestors})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- server.Serve(ctx, ln, srv, func(ctx context.Context) { rl.Close(ctx) }) }()
-	s.stop = func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("server shutdown: %v", err)
-		}
-		st.Close()
-	}
+	_, s.stop = serve(s.t, ln, s.dir, s.opts)
 }
 
 // Stop shuts the server down (its address then refuses connections).

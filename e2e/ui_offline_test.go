@@ -16,7 +16,7 @@ import (
 // message written then is sent when the server is back. The served app is
 // installable (Chromium's own check finds no errors).
 func TestUIOfflineStart(t *testing.T) {
-	srv := startUIServer(t, uiServerOptions{})
+	srv := startUIServer(t, serverOptions{})
 	b := NewBrowser(t)
 	ready(t, b, srv.URL)
 	MustEval[map[string]any](b, `window.parley.createAccount('bob', "Bob's laptop")`)

@@ -24,7 +24,7 @@ const swapHeader = "X-Parley-Test-Victim"
 // companion is linked by scanning its QR code with the primary's camera.
 func TestUISafetyNumberAndRevoke(t *testing.T) {
 	var lie atomic.Bool
-	srv := startUIServer(t, uiServerOptions{Wrap: func(next http.Handler) http.Handler {
+	srv := startUIServer(t, serverOptions{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if lie.Load() && r.Method == "GET" && r.URL.Path == "/v1/accounts/alice" && r.Header.Get(swapHeader) != "" {
 				r = r.Clone(r.Context())

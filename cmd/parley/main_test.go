@@ -2,11 +2,7 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,41 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-im/parley/server/relayserver"
-	"github.com/parley-im/parley/server/store"
+	"github.com/parley-im/parley/internal/tstest"
 )
 
 // startRelay runs the real relay in-process on a loopback port.
 func startRelay(t *testing.T) string {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := "http://" + ln.Addr().String()
-	r, err := relayserver.New(st, relayserver.Config{
-		Origin: origin, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", r.Handler())
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		r.Close(ctx)
-		st.Close()
-	})
-	return origin
+	return tstest.StartRelay(t, nil).Origin
 }
 
 // buildCLI builds this command into a temporary directory.

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// maxBlob is the relay's MaxBlob (server/relay) in the tests; UnmarshalRef
+// maxBlob is the relay's MaxBlob (package relay) in the tests; UnmarshalRef
 // takes it from its caller.
 const maxBlob = 8 << 20
 

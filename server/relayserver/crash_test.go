@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay/relayclient"
 )
 
@@ -104,7 +105,7 @@ func drain(t *testing.T, c *relayclient.Client) map[[16]byte]int {
 		got[e.MessageID]++
 		c.Ack(context.Background(), e.Seq)
 	}
-	noEnvelope(t, c, 100*time.Millisecond)
+	tstest.NoEnvelope(t, c, 100*time.Millisecond)
 	return got
 }
 
@@ -117,7 +118,7 @@ func TestCrashAfterAckedSends(t *testing.T) {
 	tr := &testRelay{origin: p.origin}
 	alice := tr.register(t, "alice", 1)
 	bob := tr.register(t, "bob", 1)
-	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.devs[0])
+	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestCrashAfterAckedSends(t *testing.T) {
 	acked := map[[16]byte]bool{}
 	for i := 0; i < n; i++ {
 		id := msgID()
-		if _, err := a.Send(ctx(t), id, sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), id, sealed(bob.Addr(0))); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 		acked[id] = true
@@ -133,7 +134,7 @@ func TestCrashAfterAckedSends(t *testing.T) {
 	p.kill()
 
 	p = startServer(t, addr, data)
-	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestCrashDuringBurst(t *testing.T) {
 	stop := make(chan struct{})
 	for s := 0; s < senders; s++ {
 		u := tr.register(t, fmt.Sprintf("sender%d", s), 1)
-		c, err := relayclient.Dial(ctx(t), p.origin, u.handle, u.devs[0])
+		c, err := relayclient.Dial(ctx(t), p.origin, u.Handle, u.Devs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +184,7 @@ func TestCrashDuringBurst(t *testing.T) {
 				attempted[id] = true
 				mu.Unlock()
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c.Send(sctx, id, sealed(bob.addr(0), bob.addr(1)))
+				_, err := c.Send(sctx, id, sealed(bob.Addr(0), bob.Addr(1)))
 				cancel()
 				if err != nil {
 					return // the server died under us
@@ -202,7 +203,7 @@ func TestCrashDuringBurst(t *testing.T) {
 
 	p = startServer(t, addr, data)
 	for i := 0; i < 2; i++ {
-		b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[i])
+		b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,16 +237,16 @@ func TestGracefulShutdown(t *testing.T) {
 	tr := &testRelay{origin: p.origin}
 	alice := tr.register(t, "alice", 1)
 	bob := tr.register(t, "bob", 1)
-	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.devs[0])
+	a, err := relayclient.Dial(ctx(t), p.origin, "alice", alice.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	b, err := relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 			t.Fatal(err)
 		}
 		b.Ack(ctx(t), recv(t, b).Seq)
@@ -260,7 +261,7 @@ func TestGracefulShutdown(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // let the relay read the last ack, and the poll start
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	for _, c := range []*relayclient.Client{a, b} {
-		if err := waitClosed(t, c, 3*time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		if err := tstest.WaitClosed(t, c, 3*time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 			t.Fatalf("socket ended with %v, want going away", err)
 		}
 	}
@@ -273,7 +274,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("server exit: %v", err)
 	}
 	p = startServer(t, addr, data)
-	b, err = relayclient.Dial(ctx(t), p.origin, "bob", bob.devs[0])
+	b, err = relayclient.Dial(ctx(t), p.origin, "bob", bob.Devs[0])
 	if err != nil {
 		t.Fatal(err)
 	}

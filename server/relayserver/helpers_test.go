@@ -4,16 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/parley-im/parley/crypto/devicelist"
-	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/relay/relayclient"
 	"github.com/parley-im/parley/server/relayserver"
@@ -25,134 +19,41 @@ type testRelay struct {
 	origin string
 	relay  *relayserver.Relay
 	st     *store.Store
-	clock  *clock
-}
-
-// clock is an adjustable time source for expiry tests.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
+	clock  *tstest.Clock
 }
 
 func startRelay(t testing.TB, tweak func(*relayserver.Config)) *testRelay {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &testRelay{origin: "http://" + ln.Addr().String(), st: st, clock: &clock{}}
-	cfg := relayserver.Config{Origin: tr.origin, Now: tr.clock.Now, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	r, err := relayserver.New(st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.relay = r
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", r.Handler())
-	mux.Handle("/metrics", r.Metrics())
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		r.Close(ctx)
-		st.Close()
-	})
-	return tr
+	r := tstest.StartRelay(t, tweak)
+	return &testRelay{origin: r.Origin, relay: r.Relay, st: r.Store, clock: r.Clock}
 }
 
-// user is an account with its devices; devs[0] is the primary.
-type user struct {
-	handle string
-	acct   *identity.Account
-	devs   []*identity.Device
-	list   *devicelist.List
-}
+// user is an account with its devices; Devs[0] is the primary.
+type user = tstest.User
 
-func newUser(t testing.TB, handle string, ndev int) *user {
-	t.Helper()
-	acct, err := identity.NewAccount(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &user{handle: handle, acct: acct}
-	now := uint64(time.Now().Unix())
-	u.list = &devicelist.List{Account: acct.Public(), Version: 1, Timestamp: now}
-	for i := 0; i < ndev; i++ {
-		d, err := identity.NewDevice(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.devs = append(u.devs, d)
-		u.list.Entries = append(u.list.Entries, devicelist.Entry{
-			Device: d.Public(), Name: "device", Added: now, Attested: now, Primary: i == 0,
-			DeviceSig: devicelist.DeviceSignature(d, acct.Public()),
-		})
-	}
-	return u
-}
-
-func (u *user) signed(t testing.TB) []byte {
-	t.Helper()
-	enc, err := devicelist.Sign(u.acct, u.list)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return enc
-}
+func newUser(t testing.TB, handle string, ndev int) *user { return tstest.NewUser(t, handle, ndev) }
 
 func (tr *testRelay) register(t testing.TB, handle string, ndev int) *user {
 	t.Helper()
-	u := newUser(t, handle, ndev)
-	if _, err := relayclient.Register(ctx(t), tr.origin, handle, u.signed(t)); err != nil {
-		t.Fatalf("register %s: %v", handle, err)
-	}
-	return u
+	return tstest.Register(ctx(t), t, tr.origin, handle, ndev)
 }
 
 // drop publishes the next list without device i.
 func (tr *testRelay) drop(t testing.TB, u *user, i int) {
 	t.Helper()
-	next := u.list.Clone()
+	next := u.List.Clone()
 	next.Version++
 	next.Entries = append(next.Entries[:i:i], next.Entries[i+1:]...)
-	u.list = next
-	if _, err := relayclient.Publish(ctx(t), tr.origin, u.handle, u.signed(t)); err != nil {
+	u.List = next
+	if _, err := relayclient.Publish(ctx(t), tr.origin, u.Handle, u.Signed(t)); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 }
 
 func (tr *testRelay) dial(t testing.TB, u *user, i int) *relayclient.Client {
 	t.Helper()
-	c, err := relayclient.Dial(ctx(t), tr.origin, u.handle, u.devs[i])
-	if err != nil {
-		t.Fatalf("dial %s/%d: %v", u.handle, i, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return tstest.Dial(ctx(t), t, tr.origin, u, i)
 }
-
-func (u *user) addr(i int) relay.Addr { return relay.Addr{Handle: u.handle, Device: u.devs[i].ID} }
 
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -176,27 +77,7 @@ func sealed(to ...relay.Addr) []relay.Sealed {
 
 func recv(t testing.TB, c *relayclient.Client) *relay.Envelope {
 	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if !ok {
-			t.Fatalf("socket closed: %v", c.Err())
-		}
-		return e
-	case <-time.After(5 * time.Second):
-		t.Fatal("no envelope within 5s")
-	}
-	return nil
-}
-
-func noEnvelope(t testing.TB, c *relayclient.Client, d time.Duration) {
-	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if ok {
-			t.Fatalf("unexpected envelope seq %d", e.Seq)
-		}
-	case <-time.After(d):
-	}
+	return tstest.Recv(t, c, 5*time.Second)
 }
 
 func relayCode(err error) relay.Code {
@@ -213,16 +94,4 @@ func httpCode(err error) string {
 		return he.Code
 	}
 	return ""
-}
-
-// waitClosed waits for the socket to end and returns its error.
-func waitClosed(t testing.TB, c *relayclient.Client, within time.Duration) error {
-	t.Helper()
-	select {
-	case <-c.Done():
-		return c.Err()
-	case <-time.After(within):
-		t.Fatalf("socket still open after %s", within)
-	}
-	return nil
 }

@@ -26,8 +26,8 @@ func hostedLogin(t *testing.T, tr *testRelay, u *user, i int, tamper func(*relay
 		t.Fatalf("open: %v, deadline %d", err, o.Deadline)
 	}
 	ch := f.(*relay.Challenge)
-	auth := &relay.Auth{Handle: u.handle, Device: u.devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
-	copy(auth.Sig[:], u.devs[i].Sign(identity.PurposeRelayChallenge, relay.AuthMessage(ch.Nonce, tr.origin, auth.Timestamp, u.handle, u.devs[i].ID)))
+	auth := &relay.Auth{Handle: u.Handle, Device: u.Devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
+	copy(auth.Sig[:], u.Devs[i].Sign(identity.PurposeRelayChallenge, relay.AuthMessage(ch.Nonce, tr.origin, auth.Timestamp, u.Handle, u.Devs[i].ID)))
 	if tamper != nil {
 		tamper(auth)
 	}
@@ -79,14 +79,14 @@ func TestHostedSession(t *testing.T) {
 	}
 
 	// A stale set names the missing device; nothing is stored.
-	send := &relay.Send{Req: 1, MessageID: msgID(), To: sealed(bob.addr(0))}
+	send := &relay.Send{Req: 1, MessageID: msgID(), To: sealed(bob.Addr(0))}
 	fs := frames(t, tr.relay.SessionFrame(sa, relay.Encode(send), true))
 	st, ok := fs[0].(*relay.Stale)
 	if !ok || len(st.Accounts) != 1 || st.Accounts[0].Handle != "alice" || len(st.Accounts[0].Missing) != 1 {
 		t.Fatalf("stale: %#v", fs[0])
 	}
 	send.Req = 2
-	send.To = sealed(bob.addr(0), alice.addr(1))
+	send.To = sealed(bob.Addr(0), alice.Addr(1))
 	if ok, _ := frames(t, tr.relay.SessionFrame(sa, relay.Encode(send), true))[0].(*relay.OK); ok == nil {
 		t.Fatal("send not accepted")
 	}
@@ -105,7 +105,7 @@ func TestHostedSession(t *testing.T) {
 	if o := tr.relay.SessionFrame(sb, relay.Encode(&relay.Ack{Seqs: []uint64{env.Seq}}), true); o.Close != 0 || len(o.Frames) != 0 {
 		t.Fatalf("ack: %+v", o)
 	}
-	if n, _ := tr.st.MailboxLen(store.Addr{Handle: "bob", Device: store.DeviceID(bob.devs[0].ID)}); n != 0 {
+	if n, _ := tr.st.MailboxLen(store.Addr{Handle: "bob", Device: store.DeviceID(bob.Devs[0].ID)}); n != 0 {
 		t.Fatalf("mailbox after ack: %d", n)
 	}
 	if o := tr.relay.SessionFrame(sb, relay.Encode(&relay.Ack{Seqs: []uint64{env.Seq}}), true); o.Close != relay.CloseBase+int(relay.CodeUnexpected) {
@@ -165,11 +165,11 @@ func TestHostedDeliveryWindow(t *testing.T) {
 	tr := startRelay(t, func(c *relayserver.Config) { c.Hosted = true })
 	alice := tr.register(t, "alice", 1)
 	bob := tr.register(t, "bob", 1)
-	to := store.Addr{Handle: "bob", Device: store.DeviceID(bob.devs[0].ID)}
+	to := store.Addr{Handle: "bob", Device: store.DeviceID(bob.Devs[0].ID)}
 	const total = relay.MaxAcks + 1 // one more than the window
 	envs := make([]store.Envelope, total)
 	for i := range envs {
-		envs[i] = store.Envelope{To: to, From: store.Addr{Handle: "alice", Device: store.DeviceID(alice.devs[0].ID)},
+		envs[i] = store.Envelope{To: to, From: store.Addr{Handle: "alice", Device: store.DeviceID(alice.Devs[0].ID)},
 			MessageID: msgID(), ServerTime: time.Now().UnixMilli(), Expires: time.Now().Add(time.Hour).UnixMilli(), Payload: []byte("x")}
 	}
 	if err := tr.st.Enqueue(envs, relayserver.DefaultMailboxLimit); err != nil {

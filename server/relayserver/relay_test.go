@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/relay/relayclient"
 	"github.com/parley-im/parley/server/relayserver"
@@ -31,28 +32,28 @@ func TestRegisterAndFetchAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(a.AccountKey, alice.acct.Public()) || a.Version != 1 {
+	if !bytes.Equal(a.AccountKey, alice.Acct.Public()) || a.Version != 1 {
 		t.Fatalf("account = %+v", a)
 	}
-	if _, err := devicelist.Verify(alice.acct.Public(), a.DeviceList); err != nil {
+	if _, err := devicelist.Verify(alice.Acct.Public(), a.DeviceList); err != nil {
 		t.Fatalf("served list does not verify: %v", err)
 	}
 
 	// First come, first served.
 	mallory := newUser(t, "alice", 1)
-	_, err = relayclient.Register(ctx(t), tr.origin, "alice", mallory.signed(t))
+	_, err = relayclient.Register(ctx(t), tr.origin, "alice", mallory.Signed(t))
 	if httpCode(err) != "handle_taken" {
 		t.Fatalf("second registration: %v", err)
 	}
 	// Handle rules.
 	for _, h := range []string{"al", "Alice", "al ice", strings.Repeat("a", 33), "alice/x"} {
-		_, err := relayclient.Register(ctx(t), tr.origin, h, mallory.signed(t))
+		_, err := relayclient.Register(ctx(t), tr.origin, h, mallory.Signed(t))
 		if httpCode(err) != "bad_handle" {
 			t.Errorf("handle %q: %v", h, err)
 		}
 	}
 	// A list with a bad signature.
-	bad := newUser(t, "bob", 1).signed(t)
+	bad := newUser(t, "bob", 1).Signed(t)
 	bad[len(bad)-1] ^= 1
 	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", bad); httpCode(err) != "bad_device_list" {
 		t.Fatalf("bad signature: %v", err)
@@ -62,7 +63,7 @@ func TestRegisterAndFetchAccount(t *testing.T) {
 	}
 	// A list claiming more devices than crypto/devicelist allows (the
 	// count follows version, account key, list version and timestamp).
-	over := newUser(t, "bob", 1).signed(t)
+	over := newUser(t, "bob", 1).Signed(t)
 	binary.BigEndian.PutUint32(over[1+32+8+8:], 17)
 	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", over); httpCode(err) != "too_many_devices" {
 		t.Fatalf("17 devices: %v", err)
@@ -97,33 +98,33 @@ func checkHTTP(t *testing.T, resp *http.Response, status int, code string) {
 func TestPublishDeviceList(t *testing.T) {
 	tr := startRelay(t, nil)
 	alice := tr.register(t, "alice", 2)
-	old := alice.signed(t)
+	old := alice.Signed(t)
 
 	// Newer version: accepted.
-	next := alice.list.Clone()
+	next := alice.List.Clone()
 	next.Version = 2
-	alice.list = next
-	if a, err := relayclient.Publish(ctx(t), tr.origin, "alice", alice.signed(t)); err != nil || a.Version != 2 {
+	alice.List = next
+	if a, err := relayclient.Publish(ctx(t), tr.origin, "alice", alice.Signed(t)); err != nil || a.Version != 2 {
 		t.Fatalf("publish v2: %+v %v", a, err)
 	}
 	// Rollback to v1, and the same version again: refused.
 	if _, err := relayclient.Publish(ctx(t), tr.origin, "alice", old); httpCode(err) != "stale_version" {
 		t.Fatalf("rollback: %v", err)
 	}
-	if _, err := relayclient.Publish(ctx(t), tr.origin, "alice", alice.signed(t)); httpCode(err) != "stale_version" {
+	if _, err := relayclient.Publish(ctx(t), tr.origin, "alice", alice.Signed(t)); httpCode(err) != "stale_version" {
 		t.Fatalf("same version: %v", err)
 	}
 	// Bad signature.
-	alice.list.Version = 3
-	bad := alice.signed(t)
+	alice.List.Version = 3
+	bad := alice.Signed(t)
 	bad[len(bad)-5] ^= 1
 	if _, err := relayclient.Publish(ctx(t), tr.origin, "alice", bad); httpCode(err) != "bad_device_list" {
 		t.Fatalf("bad signature: %v", err)
 	}
 	// A list signed by another account key, even at a higher version.
 	mallory := newUser(t, "alice", 1)
-	mallory.list.Version = 9
-	if _, err := relayclient.Publish(ctx(t), tr.origin, "alice", mallory.signed(t)); httpCode(err) != "bad_device_list" {
+	mallory.List.Version = 9
+	if _, err := relayclient.Publish(ctx(t), tr.origin, "alice", mallory.Signed(t)); httpCode(err) != "bad_device_list" {
 		t.Fatalf("foreign key: %v", err)
 	}
 	a, _ := relayclient.GetAccount(ctx(t), tr.origin, "alice")
@@ -138,7 +139,7 @@ func TestPublishDeviceList(t *testing.T) {
 func TestAuth(t *testing.T) {
 	tr := startRelay(t, nil)
 	alice := tr.register(t, "alice", 1)
-	dev := alice.devs[0]
+	dev := alice.Devs[0]
 
 	c := tr.dial(t, alice, 0)
 	if c.Ready.Queued != 0 {
@@ -261,7 +262,7 @@ func TestSendDeliverAck(t *testing.T) {
 	b0 := tr.dial(t, bob, 0)
 
 	// Bob's second device and Alice's companion are offline.
-	to := []relay.Addr{bob.addr(0), bob.addr(1), alice.addr(1)}
+	to := []relay.Addr{bob.Addr(0), bob.Addr(1), alice.Addr(1)}
 	const n = 20
 	var ids [][16]byte
 	for i := 0; i < n; i++ {
@@ -275,7 +276,7 @@ func TestSendDeliverAck(t *testing.T) {
 	var seqs []uint64
 	for i := 0; i < n; i++ {
 		e := recv(t, b0)
-		if e.MessageID != ids[i] || e.From != alice.addr(0) || string(e.Payload) != "ciphertext for bob" {
+		if e.MessageID != ids[i] || e.From != alice.Addr(0) || string(e.Payload) != "ciphertext for bob" {
 			t.Fatalf("envelope %d = %+v", i, e)
 		}
 		seqs = append(seqs, e.Seq)
@@ -306,12 +307,12 @@ func TestSendDeliverAck(t *testing.T) {
 	// Bob/0's mailbox drains once its acks are committed; unacked
 	// envelopes come again on the next socket (at least once).
 	waitFor(t, func() bool {
-		n, _ := tr.st.MailboxLen(store.Addr{Handle: "bob", Device: store.DeviceID(bob.devs[0].ID)})
+		n, _ := tr.st.MailboxLen(store.Addr{Handle: "bob", Device: store.DeviceID(bob.Devs[0].ID)})
 		return n == 0
 	})
 	a1.Close()
 	waitFor(t, func() bool {
-		left, _ := tr.st.MailboxLen(store.Addr{Handle: "alice", Device: store.DeviceID(alice.devs[1].ID)})
+		left, _ := tr.st.MailboxLen(store.Addr{Handle: "alice", Device: store.DeviceID(alice.Devs[1].ID)})
 		return left == n/2
 	})
 	a1 = tr.dial(t, alice, 1)
@@ -320,7 +321,7 @@ func TestSendDeliverAck(t *testing.T) {
 			t.Fatalf("redelivery %d out of order", i)
 		}
 	}
-	noEnvelope(t, b0, 50*time.Millisecond)
+	tstest.NoEnvelope(t, b0, 50*time.Millisecond)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -343,10 +344,10 @@ func TestAckUnknownSeqClosesOnlyThatSocket(t *testing.T) {
 	if err := a.Ack(ctx(t), 42); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitClosed(t, a, 2*time.Second); relayCode(err) != relay.CodeUnexpected {
+	if err := tstest.WaitClosed(t, a, 2*time.Second); relayCode(err) != relay.CodeUnexpected {
 		t.Fatalf("ack of unknown seq: %v", err)
 	}
-	if _, err := b.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
+	if _, err := b.Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
 		t.Fatalf("other socket: %v", err)
 	}
 }
@@ -360,15 +361,15 @@ func TestStaleDeviceSet(t *testing.T) {
 
 	// Missing bob/2 and alice/2, extra: an unknown bob device and the
 	// sender itself.
-	to := []relay.Addr{bob.addr(0), bob.addr(1), {Handle: "bob", Device: stranger.ID}, alice.addr(1), alice.addr(0)}
+	to := []relay.Addr{bob.Addr(0), bob.Addr(1), {Handle: "bob", Device: stranger.ID}, alice.Addr(1), alice.Addr(0)}
 	_, err := a0.Send(ctx(t), msgID(), sealed(to...))
 	var se *relayclient.StaleError
 	if !errors.As(err, &se) {
 		t.Fatalf("got %v, want a stale refusal", err)
 	}
 	want := []relay.StaleAccount{
-		{Handle: "alice", Missing: []relay.DeviceID{alice.devs[2].ID}, Extra: []relay.DeviceID{alice.devs[0].ID}},
-		{Handle: "bob", Missing: []relay.DeviceID{bob.devs[2].ID}, Extra: []relay.DeviceID{stranger.ID}},
+		{Handle: "alice", Missing: []relay.DeviceID{alice.Devs[2].ID}, Extra: []relay.DeviceID{alice.Devs[0].ID}},
+		{Handle: "bob", Missing: []relay.DeviceID{bob.Devs[2].ID}, Extra: []relay.DeviceID{stranger.ID}},
 	}
 	if fmt.Sprint(se.Accounts) != fmt.Sprint(want) {
 		t.Fatalf("difference\n got %v\nwant %v", se.Accounts, want)
@@ -378,25 +379,25 @@ func TestStaleDeviceSet(t *testing.T) {
 	}
 	// After bob revokes bob/2 the old set is stale the other way.
 	tr.drop(t, bob, 2)
-	_, err = a0.Send(ctx(t), msgID(), sealed(bob.addr(0), bob.addr(1), bob.addr(2), alice.addr(1), alice.addr(2)))
+	_, err = a0.Send(ctx(t), msgID(), sealed(bob.Addr(0), bob.Addr(1), bob.Addr(2), alice.Addr(1), alice.Addr(2)))
 	if !errors.As(err, &se) || len(se.Accounts) != 1 || se.Accounts[0].Handle != "bob" ||
-		len(se.Accounts[0].Missing) != 0 || len(se.Accounts[0].Extra) != 1 || se.Accounts[0].Extra[0] != bob.devs[2].ID {
+		len(se.Accounts[0].Missing) != 0 || len(se.Accounts[0].Extra) != 1 || se.Accounts[0].Extra[0] != bob.Devs[2].ID {
 		t.Fatalf("after revocation: %v %+v", err, se)
 	}
 	// Unknown recipient account.
-	if _, err := a0.Send(ctx(t), msgID(), sealed(relay.Addr{Handle: "carol"}, alice.addr(1), alice.addr(2))); relayCode(err) != relay.CodeUnknownAccount {
+	if _, err := a0.Send(ctx(t), msgID(), sealed(relay.Addr{Handle: "carol"}, alice.Addr(1), alice.Addr(2))); relayCode(err) != relay.CodeUnknownAccount {
 		t.Fatalf("unknown account: %v", err)
 	}
 	// A malformed recipient handle.
-	if _, err := a0.Send(ctx(t), msgID(), sealed(relay.Addr{Handle: "Bad Handle"}, alice.addr(1), alice.addr(2))); relayCode(err) != relay.CodeBadHandle {
+	if _, err := a0.Send(ctx(t), msgID(), sealed(relay.Addr{Handle: "Bad Handle"}, alice.Addr(1), alice.Addr(2))); relayCode(err) != relay.CodeBadHandle {
 		t.Fatalf("bad handle: %v", err)
 	}
 	// Duplicate device.
-	if _, err := a0.Send(ctx(t), msgID(), sealed(alice.addr(1), alice.addr(1), alice.addr(2))); relayCode(err) != relay.CodeBadRequest {
+	if _, err := a0.Send(ctx(t), msgID(), sealed(alice.Addr(1), alice.Addr(1), alice.Addr(2))); relayCode(err) != relay.CodeBadRequest {
 		t.Fatalf("duplicate: %v", err)
 	}
 	// The correct set goes through.
-	if _, err := a0.Send(ctx(t), msgID(), sealed(bob.addr(0), bob.addr(1), alice.addr(1), alice.addr(2))); err != nil {
+	if _, err := a0.Send(ctx(t), msgID(), sealed(bob.Addr(0), bob.Addr(1), alice.Addr(1), alice.Addr(2))); err != nil {
 		t.Fatal(err)
 	}
 	if tr.st.Queued() != 4 {
@@ -411,10 +412,10 @@ func TestGroupSend(t *testing.T) {
 	carol := tr.register(t, "carol", 1)
 	a := tr.dial(t, alice, 0)
 	payload := []byte("one sender-key ciphertext")
-	if _, err := a.GroupSend(ctx(t), msgID(), payload, []relay.Addr{bob.addr(0), carol.addr(0)}); err == nil {
+	if _, err := a.GroupSend(ctx(t), msgID(), payload, []relay.Addr{bob.Addr(0), carol.Addr(0)}); err == nil {
 		t.Fatal("group send missing bob/1 accepted")
 	}
-	if _, err := a.GroupSend(ctx(t), msgID(), payload, []relay.Addr{bob.addr(0), bob.addr(1), carol.addr(0)}); err != nil {
+	if _, err := a.GroupSend(ctx(t), msgID(), payload, []relay.Addr{bob.Addr(0), bob.Addr(1), carol.Addr(0)}); err != nil {
 		t.Fatal(err)
 	}
 	// Fan-out amplification is bounded.
@@ -440,17 +441,17 @@ func TestMailboxFull(t *testing.T) {
 	carol := tr.register(t, "carol", 1)
 	a := tr.dial(t, alice, 0)
 	for i := 0; i < 3; i++ {
-		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0)))
+	_, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0)))
 	if relayCode(err) != relay.CodeMailboxFull {
 		t.Fatalf("fourth send: %v", err)
 	}
 	// A group send with one full mailbox stores nothing at all.
 	before := tr.st.Queued()
-	if _, err := a.GroupSend(ctx(t), msgID(), []byte("x"), []relay.Addr{carol.addr(0), bob.addr(0)}); relayCode(err) != relay.CodeMailboxFull {
+	if _, err := a.GroupSend(ctx(t), msgID(), []byte("x"), []relay.Addr{carol.Addr(0), bob.Addr(0)}); relayCode(err) != relay.CodeMailboxFull {
 		t.Fatalf("group send: %v", err)
 	}
 	if tr.st.Queued() != before {
@@ -462,7 +463,7 @@ func TestMailboxFull(t *testing.T) {
 		b.Ack(ctx(t), recv(t, b).Seq)
 	}
 	waitFor(t, func() bool { return tr.st.Queued() == 0 })
-	if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+	if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -474,22 +475,22 @@ func TestRevokedDeviceDisconnectedAndPurged(t *testing.T) {
 	b := tr.dial(t, bob, 0)
 	comp := tr.dial(t, alice, 1)
 	// Something queued for the companion, unacked.
-	if _, err := b.Send(ctx(t), msgID(), sealed(alice.addr(0), alice.addr(1))); err != nil {
+	if _, err := b.Send(ctx(t), msgID(), sealed(alice.Addr(0), alice.Addr(1))); err != nil {
 		t.Fatal(err)
 	}
 	recv(t, comp)
 
 	start := time.Now()
 	tr.drop(t, alice, 1)
-	err := waitClosed(t, comp, time.Second)
+	err := tstest.WaitClosed(t, comp, time.Second)
 	if relayCode(err) != relay.CodeRevoked {
 		t.Fatalf("revoked socket ended with %v", err)
 	}
 	t.Logf("revoked socket closed %s after publish started", time.Since(start))
-	if n, _ := tr.st.MailboxLen(store.Addr{Handle: "alice", Device: store.DeviceID(alice.devs[1].ID)}); n != 0 {
+	if n, _ := tr.st.MailboxLen(store.Addr{Handle: "alice", Device: store.DeviceID(alice.Devs[1].ID)}); n != 0 {
 		t.Fatalf("revoked mailbox still holds %d", n)
 	}
-	_, err = relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[1])
+	_, err = relayclient.Dial(ctx(t), tr.origin, "alice", alice.Devs[1])
 	if relayCode(err) != relay.CodeRevoked {
 		t.Fatalf("revoked device re-auth: %v", err)
 	}
@@ -499,18 +500,18 @@ func TestExpiredCompanion(t *testing.T) {
 	tr := startRelay(t, func(c *relayserver.Config) { c.AttestationAge = time.Hour })
 	alice := newUser(t, "alice", 2)
 	past := uint64(time.Now().Add(-2 * time.Hour).Unix())
-	alice.list.Entries[1].Added, alice.list.Entries[1].Attested = past, past
-	if _, err := relayclient.Register(ctx(t), tr.origin, "alice", alice.signed(t)); err != nil {
+	alice.List.Entries[1].Added, alice.List.Entries[1].Attested = past, past
+	if _, err := relayclient.Register(ctx(t), tr.origin, "alice", alice.Signed(t)); err != nil {
 		t.Fatal(err)
 	}
 	bob := tr.register(t, "bob", 1)
 	// A send need not cover the expired companion.
-	if _, err := tr.dial(t, bob, 0).Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
+	if _, err := tr.dial(t, bob, 0).Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
 		t.Fatalf("send without the expired companion: %v", err)
 	}
 	// The primary still logs in; the companion does not.
 	tr.dial(t, alice, 0)
-	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[1]); relayCode(err) != relay.CodeRevoked {
+	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.Devs[1]); relayCode(err) != relay.CodeRevoked {
 		t.Fatalf("expired companion: %v", err)
 	}
 	_ = bob
@@ -524,7 +525,7 @@ func TestPrekeysConcurrentFetch(t *testing.T) {
 
 	// No prekeys yet.
 	b := tr.dial(t, bob, 0)
-	if _, err := b.Fetch(ctx(t), alice.addr(0)); relayCode(err) != relay.CodeNoPrekeys {
+	if _, err := b.Fetch(ctx(t), alice.Addr(0)); relayCode(err) != relay.CodeNoPrekeys {
 		t.Fatalf("fetch before upload: %v", err)
 	}
 	const stock = 40
@@ -572,7 +573,7 @@ func TestPrekeysConcurrentFetch(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				bd, err := c.Fetch(context.Background(), alice.addr(0))
+				bd, err := c.Fetch(context.Background(), alice.Addr(0))
 				if err != nil {
 					t.Error(err)
 					return
@@ -638,20 +639,20 @@ func TestMalformedFramesCloseOnlyThatSocket(t *testing.T) {
 		{"oversize", websocket.MessageBinary, make([]byte, relay.MaxFrame+1), websocket.StatusMessageTooBig},
 	}
 	for _, tc := range cases {
-		c, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0])
+		c, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.Devs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Conn().Write(ctx(t), tc.typ, tc.msg); err != nil {
 			t.Fatalf("%s: write: %v", tc.name, err)
 		}
-		err = waitClosed(t, c, 5*time.Second)
+		err = tstest.WaitClosed(t, c, 5*time.Second)
 		if got := websocket.CloseStatus(err); got != tc.code && !(relayCode(err) != 0 && websocket.StatusCode(relay.CloseBase+int(relayCode(err))) == tc.code) {
 			t.Errorf("%s: ended with %v, want close %d", tc.name, err, tc.code)
 		}
 	}
 	// The relay still serves everyone else.
-	if _, err := good.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
+	if _, err := good.Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
 		t.Fatalf("good socket after malformed ones: %v", err)
 	}
 	tr.dial(t, alice, 0)
@@ -773,9 +774,9 @@ func TestMetrics(t *testing.T) {
 	bob := tr.register(t, "bob", 1)
 	a := tr.dial(t, alice, 0)
 	b := tr.dial(t, bob, 0)
-	a.Send(ctx(t), msgID(), sealed(bob.addr(0)))
+	a.Send(ctx(t), msgID(), sealed(bob.Addr(0)))
 	b.Ack(ctx(t), recv(t, b).Seq)
-	a.Send(ctx(t), msgID(), sealed(alice.addr(0)))
+	a.Send(ctx(t), msgID(), sealed(alice.Addr(0)))
 	waitFor(t, func() bool { return metric(t, tr.origin, "parley_relay_delivery_latency_seconds_count") == 1 })
 	resp, err := http.Get(tr.origin + "/metrics")
 	if err != nil {
@@ -807,7 +808,7 @@ func TestCloseGoingAway(t *testing.T) {
 	bob := tr.register(t, "bob", 1)
 	b := tr.dial(t, bob, 0)
 	for i := 0; i < 50; i++ {
-		if _, err := c.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		if _, err := c.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -834,11 +835,11 @@ func TestCloseGoingAway(t *testing.T) {
 	if q := tr.st.Queued(); q != 0 {
 		t.Fatalf("%d acked envelopes not deleted by Close", q)
 	}
-	err = waitClosed(t, c, 2*time.Second)
+	err = tstest.WaitClosed(t, c, 2*time.Second)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("socket ended with %v", err)
 	}
-	_, err = relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0])
+	_, err = relayclient.Dial(ctx(t), tr.origin, "alice", alice.Devs[0])
 	if err == nil {
 		t.Fatal("dial after Close succeeded")
 	}
@@ -866,7 +867,7 @@ func TestLimits(t *testing.T) {
 	// Account creation has its own, stricter budget.
 	tr = startRelay(t, func(c *relayserver.Config) { c.RegisterRate, c.RegisterBurst = 0.001, 1 })
 	tr.register(t, "alice", 1)
-	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", newUser(t, "bob", 1).signed(t)); httpCode(err) != "rate_limited" {
+	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", newUser(t, "bob", 1).Signed(t)); httpCode(err) != "rate_limited" {
 		t.Fatalf("second registration: %v", err)
 	}
 
@@ -874,7 +875,7 @@ func TestLimits(t *testing.T) {
 	tr = startRelay(t, func(c *relayserver.Config) { c.MaxConnections = 1 })
 	alice := tr.register(t, "alice", 1)
 	tr.dial(t, alice, 0)
-	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0]); err == nil || !strings.Contains(err.Error(), "503") {
+	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.Devs[0]); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("second socket past the cap: %v", err)
 	}
 
@@ -884,7 +885,7 @@ func TestLimits(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		tr.dial(t, alice, 0)
 	}
-	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.devs[0]); relayCode(err) != relay.CodeBusy {
+	if _, err := relayclient.Dial(ctx(t), tr.origin, "alice", alice.Devs[0]); relayCode(err) != relay.CodeBusy {
 		t.Fatalf("fifth socket of one device: %v", err)
 	}
 
@@ -906,7 +907,7 @@ func TestLimits(t *testing.T) {
 		t.Fatal("blob reservations never rate limited")
 	}
 	// The socket survives a rate-limit refusal.
-	if _, err := b.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
+	if _, err := b.Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
 		t.Fatalf("send after refusal: %v", err)
 	}
 }
@@ -942,7 +943,7 @@ func TestPipelinedSendsKeepOrder(t *testing.T) {
 	for i := 0; i < n; i++ {
 		var id [16]byte
 		id[0], id[1] = byte(i>>8), byte(i)
-		f := &relay.Send{Req: uint32(1000 + i), MessageID: id, To: sealed(bob.addr(0))}
+		f := &relay.Send{Req: uint32(1000 + i), MessageID: id, To: sealed(bob.Addr(0))}
 		if err := a.Conn().Write(ctx(t), websocket.MessageBinary, relay.Encode(f)); err != nil {
 			t.Fatal(err)
 		}
@@ -966,12 +967,12 @@ func TestReadyQueuedSkipsExpired(t *testing.T) {
 	bob := tr.register(t, "bob", 1)
 	a := tr.dial(t, alice, 0)
 	for i := 0; i < 2; i++ {
-		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	tr.clock.Advance(90 * time.Second) // past the TTL, before any sweep
-	if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+	if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 		t.Fatal(err)
 	}
 	if n := tr.st.Queued(); n != 3 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/client/storage/boltstore"
+	"github.com/parley-im/parley/internal/tstest"
 )
 
 // TestEngineHeadline is the engine's native headline (client's
@@ -138,18 +139,13 @@ func (d *device) start() {
 		d.t.Fatal(err)
 	}
 	d.store = st
-	d.notify = make(chan struct{}, 1)
+	// The engine's events go to this start's channel: an event the
+	// previous engine emits late must not read d.notify while it changes.
+	notify := make(chan struct{}, 1)
+	d.notify = notify
 	eng, err := client.Open(context.Background(), client.Config{
 		Store: st, Relay: client.NewRelay(d.origin),
-		OnEvent: func(ev client.Event) {
-			d.mu.Lock()
-			d.events = append(d.events, ev)
-			d.mu.Unlock()
-			select {
-			case d.notify <- struct{}{}:
-			default:
-			}
-		},
+		OnEvent:      tstest.Recorder(&d.mu, &d.events, notify),
 		Logger:       slog.New(slog.DiscardHandler),
 		ReconnectMax: 500 * time.Millisecond,
 	})
@@ -162,23 +158,12 @@ func (d *device) start() {
 // run connects the engine in the background and waits until it is online.
 func (d *device) run() {
 	d.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.eng.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer wcancel()
-	if err := d.eng.WaitOnline(wctx); err != nil {
-		d.t.Fatalf("%s did not come online: %v", d.name, err)
-	}
+	d.cancel, d.done = tstest.RunOnline(d.t, d.name, d.eng, 20*time.Second)
 }
 
 func (d *device) stop() {
-	if d.cancel != nil {
-		d.cancel()
-		<-d.done
-		d.cancel = nil
-	}
+	tstest.StopRun(d.cancel, d.done)
+	d.cancel = nil
 	if d.store != nil {
 		d.store.Close()
 		d.store = nil
@@ -193,25 +178,7 @@ func (d *device) restart() {
 
 func (d *device) waitMessage(chat, text string) client.Message {
 	d.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		msgs, err := d.eng.Messages(context.Background(), chat, "", 0)
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		for _, m := range msgs {
-			if m.Text == text {
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("%s: message %q never arrived in chat %q (have %d messages)", d.name, text, chat, len(msgs))
-		}
-		select {
-		case <-d.notify:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return tstest.WaitMessage(d.t, d.name, d.eng, d.notify, 20*time.Second, chat, text, func(m client.Message) string { return m.Text })
 }
 
 // linkCompanion links comp to primary's account and returns the check

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/relay/relayclient"
 )
@@ -34,16 +34,16 @@ func conformance(t *testing.T, origin string) {
 	go func() { silent <- loginDeadline(origin) }()
 
 	t.Run("accounts", func(t *testing.T) {
-		a, err := relayclient.GetAccount(ctx(t), origin, alice.handle)
-		if err != nil || a.Version != 1 || !bytes.Equal(a.AccountKey, alice.acct.Public()) {
+		a, err := relayclient.GetAccount(ctx(t), origin, alice.Handle)
+		if err != nil || a.Version != 1 || !bytes.Equal(a.AccountKey, alice.Acct.Public()) {
 			t.Fatalf("GetAccount: %+v, %v", a, err)
 		}
-		_, err = relayclient.Register(ctx(t), origin, alice.handle, alice.signed(t))
+		_, err = relayclient.Register(ctx(t), origin, alice.Handle, alice.Signed(t))
 		wantHTTP(t, "second registration", err, "handle_taken")
 		_, err = relayclient.GetAccount(ctx(t), origin, h("nobody"))
 		wantHTTP(t, "unknown account", err, "unknown_account")
 		// Publishing the same version again is a rollback.
-		_, err = relayclient.Publish(ctx(t), origin, alice.handle, alice.signed(t))
+		_, err = relayclient.Publish(ctx(t), origin, alice.Handle, alice.Signed(t))
 		wantHTTP(t, "same version", err, "stale_version")
 	})
 
@@ -92,11 +92,11 @@ func conformance(t *testing.T, origin string) {
 		a0 := dial(t, origin, alice, 0)
 		b0 := dial(t, origin, bob, 0)
 		id := msgID()
-		if _, err := a0.Send(ctx(t), id, sealed(bob.addr(0), alice.addr(1))); err != nil {
+		if _, err := a0.Send(ctx(t), id, sealed(bob.Addr(0), alice.Addr(1))); err != nil {
 			t.Fatalf("send: %v", err)
 		}
 		e := recv(t, b0)
-		if string(e.Payload) != "for "+bob.handle || e.From != alice.addr(0) || e.MessageID != id {
+		if string(e.Payload) != "for "+bob.Handle || e.From != alice.Addr(0) || e.MessageID != id {
 			t.Fatalf("bob got %+v", e)
 		}
 		if err := b0.Ack(ctx(t), e.Seq); err != nil {
@@ -109,14 +109,14 @@ func conformance(t *testing.T, origin string) {
 			t.Fatalf("alice's companion has %d queued, want 1", a1.Ready.Queued)
 		}
 		e = recv(t, a1)
-		if string(e.Payload) != "for "+alice.handle {
+		if string(e.Payload) != "for "+alice.Handle {
 			t.Fatalf("companion got %q", e.Payload)
 		}
 		if err := a1.Ack(ctx(t), e.Seq); err != nil {
 			t.Fatal(err)
 		}
 		// A group send is one payload the relay copies.
-		if _, err := a0.GroupSend(ctx(t), msgID(), []byte("group"), []relay.Addr{bob.addr(0), alice.addr(1)}); err != nil {
+		if _, err := a0.GroupSend(ctx(t), msgID(), []byte("group"), []relay.Addr{bob.Addr(0), alice.Addr(1)}); err != nil {
 			t.Fatalf("group send: %v", err)
 		}
 		if e := recv(t, b0); string(e.Payload) != "group" {
@@ -143,21 +143,21 @@ func conformance(t *testing.T, origin string) {
 	t.Run("stale device set", func(t *testing.T) {
 		a0 := dial(t, origin, alice, 0)
 		refused := msgID()
-		_, err := a0.Send(ctx(t), refused, sealed(bob.addr(0)))
+		_, err := a0.Send(ctx(t), refused, sealed(bob.Addr(0)))
 		var stale *relayclient.StaleError
 		if !errors.As(err, &stale) {
 			t.Fatalf("send missing a device: %v", err)
 		}
-		if len(stale.Accounts) != 1 || stale.Accounts[0].Handle != alice.handle ||
-			len(stale.Accounts[0].Missing) != 1 || stale.Accounts[0].Missing[0] != alice.devs[1].ID {
+		if len(stale.Accounts) != 1 || stale.Accounts[0].Handle != alice.Handle ||
+			len(stale.Accounts[0].Missing) != 1 || stale.Accounts[0].Missing[0] != alice.Devs[1].ID {
 			t.Fatalf("stale: %+v", stale.Accounts)
 		}
-		extra := relay.Addr{Handle: bob.handle, Device: relay.DeviceID(randBytes16())}
-		_, err = a0.Send(ctx(t), refused, sealed(bob.addr(0), alice.addr(1), extra))
+		extra := relay.Addr{Handle: bob.Handle, Device: relay.DeviceID(randBytes16())}
+		_, err = a0.Send(ctx(t), refused, sealed(bob.Addr(0), alice.Addr(1), extra))
 		if !errors.As(err, &stale) || len(stale.Accounts) != 1 || len(stale.Accounts[0].Extra) != 1 {
 			t.Fatalf("send with an extra device: %v", err)
 		}
-		_, err = a0.Send(ctx(t), refused, sealed(relay.Addr{Handle: h("nobody"), Device: relay.DeviceID(randBytes16())}, alice.addr(1)))
+		_, err = a0.Send(ctx(t), refused, sealed(relay.Addr{Handle: h("nobody"), Device: relay.DeviceID(randBytes16())}, alice.Addr(1)))
 		wantCode(t, "unknown recipient", err, relay.CodeUnknownAccount)
 		// Nothing was stored by the refused sends. (Earlier envelopes may
 		// come again: an ack's delete is batched, delivery at least once.)
@@ -166,7 +166,7 @@ func conformance(t *testing.T, origin string) {
 		for {
 			select {
 			case e := <-b0.Envelopes():
-				if string(e.Payload) == "for "+bob.handle && e.From == alice.addr(0) && e.MessageID == refused {
+				if string(e.Payload) == "for "+bob.Handle && e.From == alice.Addr(0) && e.MessageID == refused {
 					t.Fatalf("a refused send was delivered")
 				}
 				continue
@@ -189,7 +189,7 @@ func conformance(t *testing.T, origin string) {
 		a0 := dial(t, origin, alice, 0)
 		seen := map[string]bool{}
 		for i := 0; i < 3; i++ {
-			b, err := a0.Fetch(ctx(t), bob.addr(0))
+			b, err := a0.Fetch(ctx(t), bob.Addr(0))
 			if err != nil {
 				t.Fatalf("fetch %d: %v", i, err)
 			}
@@ -218,9 +218,9 @@ func conformance(t *testing.T, origin string) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no LowStock pushed to the owner")
 		}
-		_, err := a0.Fetch(ctx(t), relay.Addr{Handle: bob.handle, Device: relay.DeviceID(randBytes16())})
+		_, err := a0.Fetch(ctx(t), relay.Addr{Handle: bob.Handle, Device: relay.DeviceID(randBytes16())})
 		wantCode(t, "unknown device", err, relay.CodeUnknownDevice)
-		_, err = b0.Fetch(ctx(t), alice.addr(1))
+		_, err = b0.Fetch(ctx(t), alice.Addr(1))
 		wantCode(t, "no prekeys", err, relay.CodeNoPrekeys)
 	})
 
@@ -277,7 +277,7 @@ func conformance(t *testing.T, origin string) {
 			big[0] = byte(i)
 			id := msgID()
 			ids = append(ids, id)
-			to := []relay.Sealed{{To: bob.addr(0), Payload: big}, {To: alice.addr(1), Payload: big}}
+			to := []relay.Sealed{{To: bob.Addr(0), Payload: big}, {To: alice.Addr(1), Payload: big}}
 			if _, err := a0.Send(ctx(t), id, to); err != nil {
 				t.Fatalf("send %d: %v", i, err)
 			}
@@ -294,7 +294,7 @@ func conformance(t *testing.T, origin string) {
 					continue // an earlier envelope whose batched delete is not done
 				}
 				if len(e.Payload) != 250<<10 || e.Payload[0] != byte(next) {
-					t.Fatalf("%s: envelope %d has %d bytes", who.u.handle, next, len(e.Payload))
+					t.Fatalf("%s: envelope %d has %d bytes", who.u.Handle, next, len(e.Payload))
 				}
 				if err := c.Ack(ctx(t), e.Seq); err != nil {
 					t.Fatal(err)
@@ -307,23 +307,23 @@ func conformance(t *testing.T, origin string) {
 	t.Run("revoke", func(t *testing.T) {
 		a1 := dial(t, origin, alice, 1)
 		b0 := dial(t, origin, bob, 0)
-		next := alice.list.Clone()
+		next := alice.List.Clone()
 		next.Version++
 		next.Entries = next.Entries[:1]
-		alice.list = next
-		if _, err := relayclient.Publish(ctx(t), origin, alice.handle, alice.signed(t)); err != nil {
+		alice.List = next
+		if _, err := relayclient.Publish(ctx(t), origin, alice.Handle, alice.Signed(t)); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
 		wantCode(t, "revoked socket", waitClosed(t, a1), relay.CodeRevoked)
-		_, err := relayclient.Dial(ctx(t), origin, alice.handle, alice.devs[1])
+		_, err := relayclient.Dial(ctx(t), origin, alice.Handle, alice.Devs[1])
 		wantCode(t, "revoked login", err, relay.CodeRevoked)
 		// Sends now name the one remaining device.
-		_, err = b0.Send(ctx(t), msgID(), sealed(alice.addr(0), alice.addr(1)))
+		_, err = b0.Send(ctx(t), msgID(), sealed(alice.Addr(0), alice.Addr(1)))
 		var stale *relayclient.StaleError
 		if !errors.As(err, &stale) || len(stale.Accounts[0].Extra) != 1 {
 			t.Fatalf("send to the revoked device: %v", err)
 		}
-		if _, err := b0.Send(ctx(t), msgID(), sealed(alice.addr(0))); err != nil {
+		if _, err := b0.Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
 			t.Fatalf("send after revoke: %v", err)
 		}
 	})
@@ -354,65 +354,23 @@ func loginDeadline(origin string) error {
 	return fmt.Errorf("got %T (%v) instead of an Error frame", f, err)
 }
 
-// user is an account with its devices; devs[0] is the primary.
-type user struct {
-	handle string
-	acct   *identity.Account
-	devs   []*identity.Device
-	list   *devicelist.List
-}
+// user is an account with its devices; Devs[0] is the primary.
+type user = tstest.User
 
 func register(t *testing.T, origin, handle string, ndev int) *user {
 	t.Helper()
-	acct, err := identity.NewAccount(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &user{handle: handle, acct: acct}
-	now := uint64(time.Now().Unix())
-	u.list = &devicelist.List{Account: acct.Public(), Version: 1, Timestamp: now}
-	for i := 0; i < ndev; i++ {
-		d, err := identity.NewDevice(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.devs = append(u.devs, d)
-		u.list.Entries = append(u.list.Entries, devicelist.Entry{
-			Device: d.Public(), Name: "device", Added: now, Attested: now, Primary: i == 0,
-			DeviceSig: devicelist.DeviceSignature(d, acct.Public()),
-		})
-	}
-	if _, err := relayclient.Register(ctx(t), origin, handle, u.signed(t)); err != nil {
-		t.Fatalf("register %s: %v", handle, err)
-	}
-	return u
+	return tstest.Register(ctx(t), t, origin, handle, ndev)
 }
-
-func (u *user) signed(t *testing.T) []byte {
-	t.Helper()
-	enc, err := devicelist.Sign(u.acct, u.list)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return enc
-}
-
-func (u *user) addr(i int) relay.Addr { return relay.Addr{Handle: u.handle, Device: u.devs[i].ID} }
 
 func authFor(origin string, u *user, i int, nonce [32]byte) *relay.Auth {
-	a := &relay.Auth{Handle: u.handle, Device: u.devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
-	copy(a.Sig[:], u.devs[i].Sign(identity.PurposeRelayChallenge, relay.AuthMessage(nonce, origin, a.Timestamp, a.Handle, a.Device)))
+	a := &relay.Auth{Handle: u.Handle, Device: u.Devs[i].ID, Timestamp: uint64(time.Now().UnixMilli())}
+	copy(a.Sig[:], u.Devs[i].Sign(identity.PurposeRelayChallenge, relay.AuthMessage(nonce, origin, a.Timestamp, a.Handle, a.Device)))
 	return a
 }
 
 func dial(t *testing.T, origin string, u *user, i int) *relayclient.Client {
 	t.Helper()
-	c, err := relayclient.Dial(ctx(t), origin, u.handle, u.devs[i])
-	if err != nil {
-		t.Fatalf("dial %s/%d: %v", u.handle, i, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return tstest.Dial(ctx(t), t, origin, u, i)
 }
 
 // dialTampered logs in with an answer changed by tamper (signed first).
@@ -457,38 +415,12 @@ func sealed(to ...relay.Addr) []relay.Sealed {
 
 func recv(t *testing.T, c *relayclient.Client) *relay.Envelope {
 	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if !ok {
-			t.Fatalf("socket closed: %v", c.Err())
-		}
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("no envelope within 10s")
-	}
-	return nil
-}
-
-func noEnvelope(t *testing.T, c *relayclient.Client, d time.Duration) {
-	t.Helper()
-	select {
-	case e, ok := <-c.Envelopes():
-		if ok {
-			t.Fatalf("unexpected envelope %q", e.Payload)
-		}
-	case <-time.After(d):
-	}
+	return tstest.Recv(t, c, 10*time.Second)
 }
 
 func waitClosed(t *testing.T, c *relayclient.Client) error {
 	t.Helper()
-	select {
-	case <-c.Done():
-		return c.Err()
-	case <-time.After(10 * time.Second):
-		t.Fatal("socket still open after 10s")
-	}
-	return nil
+	return tstest.WaitClosed(t, c, 10*time.Second)
 }
 
 func wantCode(t *testing.T, what string, err error, want relay.Code) {

@@ -12,7 +12,6 @@ package wranglertest
 import (
 	"bufio"
 	"cmp"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,9 +28,8 @@ import (
 	"time"
 
 	"github.com/parley-im/parley"
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/server/relayserver"
-	"github.com/parley-im/parley/server/store"
 )
 
 func TestConformance(t *testing.T) {
@@ -116,7 +114,7 @@ func TestFigures(t *testing.T) {
 	var ok, rt []time.Duration
 	for range 10 {
 		start := time.Now()
-		if _, err := a.Send(ctx(t), msgID(), sealed(bob.addr(0))); err != nil {
+		if _, err := a.Send(ctx(t), msgID(), sealed(bob.Addr(0))); err != nil {
 			t.Fatal(err)
 		}
 		ok = append(ok, time.Since(start))
@@ -131,34 +129,7 @@ func TestFigures(t *testing.T) {
 }
 
 // startGoRelay runs the Go relay on a loopback port with its own store.
-func startGoRelay(t *testing.T) string {
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := "http://" + ln.Addr().String()
-	r, err := relayserver.New(st, relayserver.Config{
-		Origin: origin, IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: r.Handler()}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		r.Close(ctx)
-		st.Close()
-	})
-	return origin
-}
+func startGoRelay(t *testing.T) string { return tstest.StartRelay(t, nil).Origin }
 
 // wrangler is a running `wrangler dev --local`.
 type wrangler struct {
