@@ -1,0 +1,79 @@
+package server
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// moduleAssets is a page whose entry module imports a view that imports a
+// shared module.
+func moduleAssets(t *testing.T) fstest.MapFS {
+	assets := testAssets(t)
+	assets["web/app.js"] = &fstest.MapFile{Data: []byte(`import { view } from "/web/app/view.js";` + "\nview();\n")}
+	assets["web/app/view.js"] = &fstest.MapFile{Data: []byte(`import { $ } from "/web/app/dom.js";` + "\nexport const view = () => $('x');\n")}
+	assets["web/app/dom.js"] = &fstest.MapFile{Data: []byte("export const $ = (id) => document.getElementById(id);\n")}
+	assets["web/sw.js"] = &fstest.MapFile{Data: []byte(`const SHELL = ["/index.html", "/web/app.js", "/web/app/view.js", "/web/app/dom.js"];`)}
+	return assets
+}
+
+// versionOf returns the ?v= that body gives url ("/web/app.js"), or "".
+func versionOf(body []byte, url string) string {
+	m := regexp.MustCompile(`"` + regexp.QuoteMeta(url) + `\?v=([0-9a-f]+)"`).FindSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+// A module's imports are versioned like index.html's references, and its
+// own version covers them: a change to a module deep in the imports
+// changes the URL of every module above it, of the page's entry and of the
+// service worker, so no module is ever served stale from an immutable
+// cache.
+func TestModuleImportsVersioned(t *testing.T) {
+	assets := moduleAssets(t)
+	ts := newTestServer(t, Config{Assets: assets})
+	_, index := get(t, "GET", ts.URL+"/", nil)
+	entry := versionOf(index, "/web/app.js")
+	resp, app := get(t, "GET", ts.URL+"/web/app.js?v="+entry, nil)
+	if entry == "" || resp.Header.Get("Cache-Control") != cacheImmutable {
+		t.Fatalf("the entry module is not versioned: %q, %s", resp.Header.Get("Cache-Control"), index)
+	}
+	view := versionOf(app, "/web/app/view.js")
+	resp, viewBody := get(t, "GET", ts.URL+"/web/app/view.js?v="+view, nil)
+	if view == "" || resp.Header.Get("Cache-Control") != cacheImmutable {
+		t.Fatalf("app.js's import is not versioned: %q, %s", resp.Header.Get("Cache-Control"), app)
+	}
+	dom := versionOf(viewBody, "/web/app/dom.js")
+	if resp, _ := get(t, "GET", ts.URL+"/web/app/dom.js?v="+dom, nil); dom == "" || resp.Header.Get("Cache-Control") != cacheImmutable {
+		t.Fatalf("view.js's import is not versioned: %s", viewBody)
+	}
+	_, sw := get(t, "GET", ts.URL+"/sw.js", nil)
+	for url, v := range map[string]string{"/web/app.js": entry, "/web/app/view.js": view, "/web/app/dom.js": dom} {
+		if got := versionOf(sw, url); got != v {
+			t.Errorf("the service worker precaches %s?v=%s, the page loads ?v=%s", url, got, v)
+		}
+	}
+
+	assets["web/app/dom.js"] = &fstest.MapFile{Data: []byte("export const $ = (id) => document.querySelector('#' + id);\n")}
+	ts2 := newTestServer(t, Config{Assets: assets})
+	_, index2 := get(t, "GET", ts2.URL+"/", nil)
+	_, app2 := get(t, "GET", ts2.URL+"/web/app.js", nil)
+	_, sw2 := get(t, "GET", ts2.URL+"/sw.js", nil)
+	if versionOf(index2, "/web/app.js") == entry || versionOf(app2, "/web/app/view.js") == view || bytes.Equal(sw, sw2) {
+		t.Errorf("a change to dom.js left a URL above it unchanged:\n%s\n%s", index2, app2)
+	}
+}
+
+// Content versions cannot be given to modules that import each other.
+func TestModuleImportCycle(t *testing.T) {
+	assets := moduleAssets(t)
+	assets["web/app/dom.js"] = &fstest.MapFile{Data: []byte(`import { view } from "/web/app/view.js";` + "\nexport const $ = view;\n")}
+	_, err := New(Config{Assets: assets})
+	if err == nil || !strings.Contains(err.Error(), "import cycle") || !strings.Contains(err.Error(), "/web/app/view.js -> /web/app/dom.js -> /web/app/view.js") {
+		t.Fatalf("New with an import cycle: %v", err)
+	}
+}
