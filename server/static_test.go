@@ -2,10 +2,14 @@ package server
 
 import (
 	"bytes"
+	"io/fs"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/parley-im/parley"
 )
 
 // moduleAssets is a page whose entry module imports a view that imports a
@@ -75,5 +79,78 @@ func TestModuleImportCycle(t *testing.T) {
 	_, err := New(Config{Assets: assets})
 	if err == nil || !strings.Contains(err.Error(), "import cycle") || !strings.Contains(err.Error(), "/web/app/view.js -> /web/app/dom.js -> /web/app/view.js") {
 		t.Fatalf("New with an import cycle: %v", err)
+	}
+}
+
+// The shipped page: every file under web/app/ is in the service worker's
+// precache list with the version the page loads, and every module
+// reference in the page and in the modules names a module that exists,
+// versioned. A new module cannot be forgotten in web/sw.js, and the app
+// still starts offline.
+func TestShippedModulesPrecachedAndVersioned(t *testing.T) {
+	ts := newTestServer(t, Config{Assets: parley.Assets})
+	_, sw := get(t, "GET", ts.URL+"/sw.js", nil)
+	_, index := get(t, "GET", ts.URL+"/", nil)
+	modules := []string{"/web/app.js"}
+	err := fs.WalkDir(parley.Assets, "web/app", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			modules = append(modules, "/"+p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(modules) < 10 {
+		t.Fatalf("only %d modules under web/app/", len(modules))
+	}
+	served := map[string][]byte{"/": index}
+	for _, m := range modules {
+		v := versionOf(sw, m)
+		if v == "" {
+			t.Errorf("web/sw.js does not precache %s", m)
+			continue
+		}
+		resp, body := get(t, "GET", ts.URL+m+"?v="+v, nil)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != cacheImmutable {
+			t.Errorf("%s?v=%s precached by the service worker: %d, %q", m, v, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+		served[m] = body
+	}
+	ref := regexp.MustCompile(`"(/web/app(?:\.js|/[^"?]*))(\?v=[0-9a-f]+)?"`)
+	for from, body := range served {
+		for _, m := range ref.FindAllSubmatch(body, -1) {
+			if _, ok := served[string(m[1])]; !ok || len(m[2]) == 0 {
+				t.Errorf("%s names %s (not a known module, or not versioned)", from, m[0])
+			}
+		}
+	}
+	if versionOf(index, "/web/app.js") == "" {
+		t.Errorf("index.html does not load a versioned /web/app.js")
+	}
+}
+
+// web/app/words.js keeps errorWords one object literal with one
+// `code: 'sentence',` per line, so that entries can be added by hand and
+// read by tools.
+func TestErrorWordsFormat(t *testing.T) {
+	b, err := fs.ReadFile(parley.Assets, "web/app/words.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	start := strings.Index(src, "\nexport const errorWords = {\n")
+	if start < 0 {
+		t.Fatal("words.js: no `export const errorWords = {` line")
+	}
+	body, _, ok := strings.Cut(src[start+len("\nexport const errorWords = {\n"):], "\n};\n")
+	if !ok {
+		t.Fatal("words.js: errorWords does not end with a `};` line")
+	}
+	entry := regexp.MustCompile(`^  [a-z][a-z0-9_]*: '([^'\\]|\\.)*',$`)
+	for _, line := range strings.Split(body, "\n") {
+		if !entry.MatchString(line) {
+			t.Errorf("words.js: errorWords line %q is not `  code: 'sentence',`", line)
+		}
 	}
 }
