@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"io/fs"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -83,10 +85,10 @@ func TestModuleImportCycle(t *testing.T) {
 }
 
 // The shipped page: every file under web/app/ is in the service worker's
-// precache list with the version the page loads, and every module
-// reference in the page and in the modules names a module that exists,
-// versioned. A new module cannot be forgotten in web/sw.js, and the app
-// still starts offline.
+// precache list with the version the page loads, every module reference
+// in the page and in the modules names a module that exists, versioned,
+// and index.html preloads every module imported. A new module cannot be
+// forgotten in web/sw.js (the app still starts offline) or index.html.
 func TestShippedModulesPrecachedAndVersioned(t *testing.T) {
 	ts := newTestServer(t, Config{Assets: parley.Assets})
 	_, sw := get(t, "GET", ts.URL+"/sw.js", nil)
@@ -109,6 +111,7 @@ func TestShippedModulesPrecachedAndVersioned(t *testing.T) {
 		v := versionOf(sw, m)
 		if v == "" {
 			t.Errorf("web/sw.js does not precache %s", m)
+			_, served[m] = get(t, "GET", ts.URL+m, nil)
 			continue
 		}
 		resp, body := get(t, "GET", ts.URL+m+"?v="+v, nil)
@@ -127,6 +130,27 @@ func TestShippedModulesPrecachedAndVersioned(t *testing.T) {
 	}
 	if versionOf(index, "/web/app.js") == "" {
 		t.Errorf("index.html does not load a versioned /web/app.js")
+	}
+
+	// index.html preloads exactly the modules app.js imports, directly or
+	// not, so the browser fetches them at once (see its comment).
+	imported := map[string]bool{}
+	var walk func(m string)
+	walk = func(m string) {
+		for _, r := range ref.FindAllSubmatch(served[m], -1) {
+			if dep := string(r[1]); !imported[dep] {
+				imported[dep] = true
+				walk(dep)
+			}
+		}
+	}
+	walk("/web/app.js")
+	preloaded := map[string]bool{}
+	for _, m := range regexp.MustCompile(`<link rel="modulepreload" href="([^"?]+)\?v=[0-9a-f]+">`).FindAllSubmatch(index, -1) {
+		preloaded[string(m[1])] = true
+	}
+	if !maps.Equal(imported, preloaded) {
+		t.Errorf("index.html preloads %v, app.js imports %v", slices.Sorted(maps.Keys(preloaded)), slices.Sorted(maps.Keys(imported)))
 	}
 }
 
