@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -99,6 +100,9 @@ func loadAssets(fsys fs.FS) (assetTable, error) {
 		}
 		t["/"+p] = a
 	}
+	if err := versionModules(t); err != nil {
+		return nil, err
+	}
 	if idx, ok := t["/index.html"]; ok {
 		t["/"] = versionRefs(idx, t)
 		delete(t, "/index.html")
@@ -119,15 +123,17 @@ func loadAssets(fsys fs.FS) (assetTable, error) {
 	return t, nil
 }
 
-// assetRef matches the asset URLs index.html and the service worker name,
-// so they can be rewritten to their content-versioned form. "/index.html"
+// assetRef matches the asset URLs index.html, the service worker and the
+// page's modules name, so they can be rewritten to their content-versioned form. "/index.html"
 // stands for the page itself, which is served at "/".
 var assetRef = regexp.MustCompile(`"(/web/[A-Za-z0-9_./-]+|/index\.html)"`)
 
 // versionRefs rewrites every "/web/..." reference in a text asset to
 // "/web/...?v=<hash>" (and "/index.html" to "/?v=<hash>" once the page is
 // versioned), so the immutable caching of assets is safe: a new build
-// changes the URL, and the referring file itself is always revalidated.
+// changes the URL, and the referring file is itself either always
+// revalidated (index.html, the service worker) or versioned by the hash of
+// its rewritten bytes (the modules, versionModules).
 func versionRefs(src *asset, t assetTable) *asset {
 	body := assetRef.ReplaceAllFunc(src.body, func(m []byte) []byte {
 		p := string(m[1 : len(m)-1])
@@ -148,6 +154,61 @@ func versionRefs(src *asset, t assetTable) *asset {
 	out.version = hex.EncodeToString(sum[:])[:versionLen]
 	out.variants = map[string][]byte{} // the rewritten file is small
 	return &out
+}
+
+// isModule reports whether p is one of the page's ES modules: the entry
+// web/app.js and everything under web/app/.
+func isModule(p string) bool {
+	return p == "/web/app.js" || strings.HasPrefix(p, "/web/app/") && path.Ext(p) == ".js"
+}
+
+// versionModules rewrites the "/web/..." references of the page's ES
+// modules (their import specifiers, in double quotes) like index.html's.
+// A module's own version then covers the versions of what it imports, so
+// a change to any module changes the URL of every module that imports it,
+// up to index.html: none can be served stale from an immutable cache. That
+// needs each import rewritten before its importer, so the imports must not
+// form a cycle (a cycle would make the hashes depend on themselves).
+func versionModules(t assetTable) error {
+	const (
+		visiting = 1
+		done     = 2
+	)
+	seen := map[string]int{}
+	var visit func(p string, via []string) error
+	visit = func(p string, via []string) error {
+		switch seen[p] {
+		case visiting:
+			cycle := append(via[slices.Index(via, p):], p)
+			return fmt.Errorf("server: import cycle among the page's modules: %s", strings.Join(cycle, " -> "))
+		case done:
+			return nil
+		}
+		seen[p] = visiting
+		for _, m := range assetRef.FindAllSubmatch(t[p].body, -1) {
+			if dep := string(m[1]); isModule(dep) && t[dep] != nil {
+				if err := visit(dep, append(via, p)); err != nil {
+					return err
+				}
+			}
+		}
+		t[p] = versionRefs(t[p], t)
+		seen[p] = done
+		return nil
+	}
+	var modules []string
+	for p := range t {
+		if isModule(p) {
+			modules = append(modules, p)
+		}
+	}
+	slices.Sort(modules) // the same error for the same cycle
+	for _, p := range modules {
+		if err := visit(p, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func typeOf(p string) string {

@@ -1,0 +1,124 @@
+// The welcome view of a browser with no account yet: create an account
+// (this browser becomes the primary), or link to a primary device, which
+// shows this browser's link code and waits for the primary to confirm.
+import { $, formats, show, svgURL, toast } from "/web/app/dom.js";
+import { hostOrigin } from "/web/app/embed.js";
+import { setView } from "/web/app/nav.js";
+import { embed, on, P, render, ui } from "/web/app/state.js";
+import { words } from "/web/app/words.js";
+
+/** @param {import("./types.js").State} st */
+export async function renderOnboard(st) {
+  $('status').textContent = '';
+  if (ui.view !== 'view-onboard') {
+    setView('view-onboard');
+    if (!ui.linking) {
+      show($('onboard-choices'));
+      show($('link-wait'), false);
+    }
+    const guess = deviceGuess();
+    if (!$('create-device').value) $('create-device').value = guess;
+    if (!$('link-device').value) $('link-device').value = guess;
+  }
+  const fp = await P.deviceFingerprint().catch(() => null);
+  if (fp === null) return;
+  $('fingerprint').textContent = fp;
+  $('persist').textContent = st.persistent
+    ? 'Storage on this browser is marked persistent.'
+    : 'This browser has not granted persistent storage; it may clear Parley\'s data under storage pressure.';
+  show($('device'));
+}
+
+function deviceGuess() {
+  const ua = navigator.userAgent;
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS/.test(ua) ? 'Mac'
+    : /Windows/.test(ua) ? 'Windows' : /Linux|CrOS/.test(ua) ? 'Linux' : '';
+  const br = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom/.test(ua) ? 'Chromium' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
+  return (embed ? 'Widget on ' + (hostOrigin() || 'a site') : br + (os ? ' on ' + os : '')).slice(0, 64);
+}
+
+$('form-create').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const btn = e.submitter || $('form-create').querySelector('button');
+  $('create-error').textContent = '';
+  btn.disabled = true;
+  try {
+    await P.createAccount($('create-handle').value.trim(), $('create-device').value.trim());
+    await render();
+  } catch (err) {
+    $('create-error').textContent = words(err);
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+// Linking this browser to a primary (the companion's side).
+
+$('form-link').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('link-start-error').textContent = '';
+  const btn = $('form-link').querySelector('button');
+  btn.disabled = true;
+  try {
+    const s = await P.startLink($('link-device').value.trim());
+    ui.linking = true;
+    $('link-qr').src = svgURL(s.qrSvg);
+    $('link-payload').value = s.payload;
+    $('link-expires').textContent = s.expires ? 'This code works until ' + formats().time.format(s.expires * 1000) + '.' : '';
+    show($('link-check'), false);
+    show($('link-sync'), false);
+    $('link-error').textContent = '';
+    show($('onboard-choices'), false);
+    show($('link-wait'));
+    $('link-wait-title').focus();
+    waitLinked();
+  } catch (err) {
+    $('link-start-error').textContent = words(err);
+  } finally {
+    btn.disabled = false;
+  }
+});
+$('link-wait-title').tabIndex = -1;
+
+async function waitLinked() {
+  try {
+    await P.waitLinked();
+    ui.linking = false;
+    show($('link-wait'), false);
+    show($('onboard-choices'));
+    await render();
+  } catch (err) {
+    $('link-error').textContent = words(err);
+  }
+}
+
+$('btn-copy-payload').addEventListener('click', async () => {
+  const ta = $('link-payload');
+  try {
+    await navigator.clipboard.writeText(ta.value);
+    toast('Link code copied.');
+  } catch {
+    ta.select(); // the user can copy the selection
+    toast('Select the link code and copy it.');
+  }
+});
+
+$('btn-link-restart').addEventListener('click', () => {
+  ui.linking = false;
+  show($('link-wait'), false);
+  show($('onboard-choices'));
+  $('link-device').focus();
+});
+
+on('link-check', (e) => {
+  $('link-check-code').textContent = e.checkCode;
+  show($('link-check'));
+});
+
+on('sync-progress', (e) => {
+  if (!ui.linking) return;
+  show($('link-sync'));
+  const p = $('link-progress');
+  if (e.total) { p.max = e.total; p.value = e.done || 0; }
+  p.setAttribute('aria-valuetext', e.text === 'download' ? 'Downloading history' : 'Saving history');
+});
