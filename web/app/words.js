@@ -1,7 +1,9 @@
-// Plain words for the engine's error codes that people meet (README, "The
-// browser API"): what the page shows instead of a code. Keep errorWords one
-// object literal with one `code: 'sentence',` per line: entries are added
-// by hand and a Go test reads the table.
+// Plain words for every error code the engine and its browser binding can
+// produce (client/codes.go; README, "The browser API"): what the page shows
+// instead of a code or a raw message. Keep errorWords one object literal
+// with one `code: 'sentence',` per line: a Go test (words_test.go) reads
+// the table and fails on a declared code without words, or words for a
+// code that does not exist.
 export const errorWords = {
   bad_handle: 'A handle is 3 to 32 lowercase letters, digits, “.”, “_” or “-”.',
   handle_taken: 'That handle is taken. Try another.',
@@ -25,6 +27,62 @@ export const errorWords = {
   not_group_admin: 'Only an admin of the group can change it.',
   left_group: 'You left this group, so you cannot send to it. You can still read what is here.',
   admin_cannot_leave: 'An admin cannot leave the group yet: handing the group to another admin is not built, and without an admin nobody could change it.',
+  no_account: 'This browser has no Parley account yet. Create one or link this browser to your phone.',
+  has_account: 'This browser already belongs to a Parley account.',
+  revoked: 'This browser was removed from your account. Link it again from your primary device to keep using it here.',
+  unknown_device: 'That device is no longer part of your account.',
+  cannot_revoke_self: 'Your primary device cannot remove itself.',
+  attestation_expired: 'Your primary device has not confirmed this browser for a while. Open Parley on your primary device to renew it.',
+  safety_number_changed: 'This contact\'s safety number changed. Check it, then confirm before you send.',
+  list_rollback: 'The server sent an out-of-date list of devices, which Parley refused. Nothing was sent.',
+  bad_device_list: 'The server sent a list of devices that does not check out, which Parley refused. Nothing was sent.',
+  bad_bundle: 'One of the contact\'s devices offered keys that do not check out, so Parley did not use them.',
+  identity_mismatch: 'A message claimed to come from a device whose keys do not match. Parley refused it.',
+  session_setup_failed: 'A secure session could not be started with one of the contact\'s devices. Parley will try again.',
+  decrypt_failed: 'A message could not be decrypted on this device. Parley has asked the sender\'s device to send it again.',
+  malformed: 'Parley received something it could not read and set it aside. Nothing else was affected.',
+  link_unknown: 'That linking attempt is no longer in progress. Start again on the new device.',
+  bad_link_code: 'That is not a Parley link code. Copy the whole code shown on the new device.',
+  relay_refused: 'The Parley server refused that request. Try again in a moment.',
+  not_found: 'That is no longer available: it may have expired on the server.',
+  storage: 'This browser could not save Parley\'s data. Nothing has been deleted. Free some disk space and try again.',
+  internal: 'Something went wrong inside Parley. Nothing has been deleted. Try again, or reload the page.',
+  bad_id: 'That message could not be found.',
+  bad_attachment: 'That file\'s name, type or caption is too long.',
+  attachment_too_large: 'That file is too large to send.',
+  no_attachment: 'That message has no file.',
+  attachment_tampered: 'The file was changed or is incomplete on the server, so Parley refused it.',
+  attachment_unavailable: 'The file is no longer on the server: files are kept for 30 days.',
+  quota_exceeded: 'Your account\'s file space on the server is full. Space frees up as files expire after 30 days.',
+  unknown_group: 'This browser does not know that group.',
+  not_group_member: 'You are not a member of this group.',
+  group_full: 'The group already has the most members it can have.',
+  group_change_refused: 'A change to the group did not check out, so Parley ignored it.',
+  already_member: 'That person is already in the group.',
+  not_member: 'That person is not in the group.',
+  cannot_remove_admin: 'An admin of the group cannot be removed.',
+  too_many_chains: 'A device sent more group keys than Parley keeps, so the extra ones were refused.',
+  group_pending_full: 'Too many group messages are waiting for their keys; the newest one was set aside.',
+  bad_state: 'That setting could not be saved: its value is out of range.',
+  bad_setting: 'That setting could not be saved: its name or value is too long.',
+  sync_too_large: 'Your settings and contacts are too large to copy to another device in one go.',
+  sync_skipped: 'Some settings from your other devices were not understood and were skipped.',
+  sync_key_unknown: 'A change from your other devices is waiting for its key and will apply once it arrives.',
+  sync_refused: 'Settings from another account were ignored.',
+  sync_malformed: 'A settings change from your other devices could not be read and was skipped.',
+  sync_undecryptable: 'A settings change from your other devices could not be decrypted and was skipped.',
+  sync_key_refused: 'A settings key that did not come from your primary device was ignored.',
+  storage_unavailable: 'This browser is not letting Parley use its storage. Allow site data for this page and reload.',
+  storage_corrupt: 'Some of Parley\'s data in this browser could not be read. Nothing has been deleted.',
+  storage_key_missing: 'The key that unlocks Parley\'s data in this browser is gone. Nothing has been deleted. Re-link this browser.',
+  identity_missing: 'This browser\'s device identity is gone. Nothing has been deleted. Re-link this browser.',
+  storage_evicted: 'The browser deleted Parley\'s data on this device. Re-link this browser from your primary device.',
+  locked: 'Parley is locked. Unlock it to continue.',
+  not_ready: 'Parley is still starting. Try again in a moment.',
+  wrong_lock_method: 'This browser is locked another way. Use the lock you set up.',
+  no_lock: 'No lock is set up in this browser.',
+  invalid_argument: 'Parley could not understand that request.',
+  unknown_method: 'Parley does not know that request.',
 };
 
 /**
