@@ -46,11 +46,14 @@ func (l *commitLog) Commit(ctx context.Context, b *storage.Batch) error {
 	if fail {
 		return errRefused
 	}
+	// The lock is held across the commit: what it writes is visible to
+	// the engine's readers from inside Store.Commit, so a test that saw a
+	// message must also find its batch in the log.
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	err := l.Store.Commit(ctx, b)
 	if err == nil {
-		l.mu.Lock()
 		l.batches = append(l.batches, storage.Batch{Ops: slices.Clone(b.Ops), Relaxed: b.Relaxed})
-		l.mu.Unlock()
 	}
 	return err
 }
