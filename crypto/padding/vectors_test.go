@@ -179,3 +179,19 @@ func TestEveryBucket(t *testing.T) {
 		t.Fatal("a frame over MaxSize opened")
 	}
 }
+
+// BenchmarkPadOpen: what padding adds to every message, a receipt-sized
+// payload padded by the sender and opened by the receiver.
+func BenchmarkPadOpen(b *testing.B) {
+	p := payloadOf(91)
+	b.ReportAllocs()
+	for range b.N {
+		f, err := Pad(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := Open(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
