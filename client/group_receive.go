@@ -388,7 +388,7 @@ func (e *Engine) openGroupMessage(g *groupstate.State, rv *senderkey.Receiver, f
 	if err != nil {
 		return nil, newError(CodeDecryptFailed, err, "a group message from %s failed to decrypt: %v", from, err)
 	}
-	p, err := unmarshalPayload(pt)
+	p, err := openPayload(pt)
 	if err != nil {
 		return nil, newError(CodeMalformed, err, "undecodable group message from %s", from)
 	}

@@ -347,7 +347,11 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 			// Encrypt on the chain made for exactly these devices; the
 			// advanced chain and the ciphertext are stored before the
 			// ciphertext leaves, so a crash never reuses a message key.
-			ct, err := sr.Sender.Encrypt(rec.Payload)
+			frame, err := padPayload(rec.Payload)
+			if err != nil {
+				return newError(ErrStorage.Code, err, "group outbox entry too large")
+			}
+			ct, err := sr.Sender.Encrypt(frame)
 			if err != nil {
 				return err
 			}

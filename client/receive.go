@@ -143,7 +143,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 	b.Put(bSessions, skey, enc)
 	ratchetOnly := len(b.Ops) // the ratchet step (and prekey use) alone
 
-	p, err := unmarshalPayload(pt)
+	p, err := openPayload(pt)
 	if err != nil {
 		// The ratchet advanced; keep that, report the garbage.
 		if cerr := e.cfg.Store.Commit(ctx, &b); cerr != nil {

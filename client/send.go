@@ -376,12 +376,18 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 		}
 		var sealed []sealedOut
 		var b storage.Batch
+		var frame []byte // the padded payload, made once when needed
 		for _, t := range targets {
 			if s, ok := have[sessionKey(t.handle, t.dev.ID)]; ok {
 				sealed = append(sealed, s)
 				continue
 			}
-			ct, err := e.encryptLocked(ctx, conn, &b, t, rec.Payload)
+			if frame == nil {
+				if frame, err = padPayload(rec.Payload); err != nil {
+					return newError(ErrStorage.Code, err, "outbox entry too large")
+				}
+			}
+			ct, err := e.encryptLocked(ctx, conn, &b, t, frame)
 			if err != nil {
 				return err
 			}
