@@ -351,3 +351,5 @@ func (v *prekeyView) Consume(oneTimeID uint32, hasOneTime bool, kemID uint32, ke
 	}
 	return nil
 }
+
+func (p *prekeyState) lastResortID() uint32 { return lastResortKEMID }
