@@ -29,8 +29,9 @@ import (
 // peer device can send it; the device it names answers it by starting a
 // new session with the requester, from a fresh prekey bundle (the old
 // ones stay for messages in flight), and sending the message again, under
-// the same id, to every device of the chat; a device that has it drops
-// the copy by id (the store's insert-if-absent). Both sides
+// the same id, to the requesting device alone and only if that device was
+// one the message went to (the sentto record, sentto.go); a device that
+// has it drops the copy by id (the store's insert-if-absent). Both sides
 // are rate-limited, so neither can be made to loop or flood. Texts and
 // files are resent; group messages are not repaired this way (one whose
 // chain is not held yet waits for its distribution, PROTOCOL.md 14.6).
@@ -135,8 +136,9 @@ func (e *Engine) sessionRenewedLocked(skey string) { delete(e.repair.renew, skey
 
 // receiveRetryLocked answers a retry request: if it names this device and
 // a text or file message this device sent to from (or, from our own account, any
-// chat), younger than maxRetryAge and not resent within repairInterval,
-// the message is queued again under its id.
+// chat), that went to the requesting device, younger than maxRetryAge and
+// not resent within repairInterval, the message is queued again under its
+// id, for the requesting device alone.
 func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
 	if len(p.Body) != identity.DeviceIDSize+len(MessageID{}) {
 		return nil, newError(CodeMalformed, nil, "malformed retry request")
@@ -158,6 +160,11 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 		return nil, nil // only the chat's peer (or our own devices) may ask
 	case now.Sub(time.UnixMilli(m.SentAt)) > maxRetryAge:
 		return nil, nil
+	}
+	// Only a device the message went to may have it again: a device
+	// linked later must not fetch old messages by their ids.
+	if ok, err := e.wasSentToLocked(ctx, m, id, from, dev); err != nil || !ok {
+		return nil, err
 	}
 	e.repair.init()
 	if last, ok := e.repair.resent[id]; ok && now.Sub(last) < repairInterval {
@@ -204,7 +211,7 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 	if err != nil {
 		return nil, err
 	}
-	b.Put(bOutbox, seq, (&outboxRecord{Payload: resend.marshal(), To: m.Chat}).marshal())
+	b.Put(bOutbox, seq, (&outboxRecord{Payload: resend.marshal(), To: m.Chat, Only: &deviceRef{from, dev}}).marshal())
 	e.log.Info("sending a message again on request", "chat", m.Chat, "id", hex.EncodeToString(id[:4]))
 	return nil, nil
 }

@@ -375,3 +375,100 @@ func TestGarbageDoesNotForceRenewal(t *testing.T) {
 		t.Fatalf("%d retry requests for 3 failures, want 3", requests)
 	}
 }
+
+// TestLaterDeviceCannotFetchOldMessagesByRetry: a device linked to Bob's
+// account after Alice sent him a message asks Alice's device for it by id
+// (a retry request, as if it had failed to decrypt). Alice's device must
+// not send it: the new device was not among the message's recipients. A
+// retry request from an original recipient is answered, to that device
+// alone.
+func TestLaterDeviceCannotFetchOldMessagesByRetry(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	alice := newAccount(t, tr, "alice", "alice")
+	bob := newAccount(t, tr, "bob", "bob")
+	id, err := alice.eng.SendText(ctx, "bob", "before the new device")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "before the new device")
+	later := newDevice(t, tr, "bob-later")
+	linkCompanion(t, bob, later, "later")
+	later.run()
+	if _, err := alice.eng.SendText(ctx, "bob", "after"); err != nil {
+		t.Fatal(err)
+	}
+	later.waitMessage("alice", "after")
+	// The history bundle of the link may have given the later device a
+	// copy; it asks as if it had none.
+	forget(t, later, id)
+
+	// The later device asks, over its session with Alice's device.
+	aliceDev := deviceOf(alice)
+	raw, _ := hex.DecodeString(id)
+	body := append(append([]byte{}, aliceDev[:]...), raw...)
+	if _, err := later.eng.queue(ctx, kindRetry, "alice", body, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.eng.SendText(ctx, "alice", "sync point"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitMessage("bob", "sync point")
+	if _, err := alice.eng.SendText(ctx, "bob", "second sync point"); err != nil {
+		t.Fatal(err)
+	}
+	later.waitMessage("alice", "second sync point")
+	if has(t, later, id) {
+		t.Fatal("the device linked later fetched a message sent before it existed")
+	}
+
+	// Bob's first device, an original recipient, asks: it alone gets the
+	// message again.
+	forget(t, bob, id)
+	if _, err := bob.eng.queue(ctx, kindRetry, "alice", body, ""); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "before the new device")
+	if _, err := alice.eng.SendText(ctx, "bob", "third sync point"); err != nil {
+		t.Fatal(err)
+	}
+	later.waitMessage("alice", "third sync point")
+	if has(t, later, id) {
+		t.Fatal("the answer to Bob's first device went to the device linked later too")
+	}
+}
+
+// forget deletes message id from d's store, as if it had never arrived.
+func forget(t *testing.T, d *device, id string) {
+	t.Helper()
+	ctx := ctxT(t)
+	raw, _ := hex.DecodeString(id)
+	var mid MessageID
+	copy(mid[:], raw)
+	d.eng.mu.Lock()
+	defer d.eng.mu.Unlock()
+	m, key, err := d.eng.lookupMessage(ctx, mid)
+	if err != nil || m == nil {
+		return
+	}
+	var b storage.Batch
+	b.Delete(bMessages, key)
+	b.Delete(bMsgIndex, id)
+	if err := d.eng.cfg.Store.Commit(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func has(t *testing.T, d *device, id string) bool {
+	t.Helper()
+	raw, _ := hex.DecodeString(id)
+	var mid MessageID
+	copy(mid[:], raw)
+	d.eng.mu.Lock()
+	defer d.eng.mu.Unlock()
+	m, _, err := d.eng.lookupMessage(ctxT(t), mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m != nil
+}
