@@ -460,9 +460,19 @@ func (e *Engine) session(ctx context.Context) error {
 		e.emit(Event{Type: "state"})
 	}()
 
+	// A device that was off rotates its signed prekeys now, before it
+	// publishes (prekeys.go); one that stays on checks every
+	// prekeyCheckInterval.
+	e.mu.Lock()
+	if _, err := e.rotatePrekeysLocked(ctx); err != nil {
+		e.log.Warn("prekey rotation failed", "err", err)
+	}
+	e.mu.Unlock()
 	if err := e.publishPrekeys(ctx, conn); err != nil {
 		return err
 	}
+	rotate := time.NewTicker(prekeyCheckInterval)
+	defer rotate.Stop()
 	// The relay reports a low stock at login too, before this device's
 	// first upload; publishPrekeys already acted on the login stock, so
 	// that notice is stale (acting on it made a companion generate and
@@ -532,6 +542,8 @@ func (e *Engine) session(ctx context.Context) error {
 			}
 		case <-ackTimer.C:
 			flushAcks()
+		case <-rotate.C:
+			e.maintainPrekeys(ctx)
 		case <-conn.LowStock():
 			// A socket that already ended (revoked, say) gets no new
 			// prekeys: making them is the slowest thing a device does.

@@ -18,6 +18,12 @@ import (
 // least once): it is acknowledged and otherwise ignored.
 var errDuplicate = errors.New("duplicate envelope")
 
+// errReplayedInitial is an initial message that started a session this
+// device accepted once already, which is no longer live (PROTOCOL.md 4.2
+// step 1): a redelivery or a relay replaying it to bring an evicted
+// session back. Like a duplicate, it is acknowledged and ignored.
+var errReplayedInitial = fmt.Errorf("%w: an initial message answered before", errDuplicate)
+
 // receive processes one envelope: decrypt, store message and ratchet in
 // one relaxed batch (storage.Batch.Relaxed), and reports whether the
 // envelope may be acknowledged once a Sync made that batch durable (the
@@ -37,6 +43,9 @@ func (e *Engine) receive(ctx context.Context, env *relay.Envelope) (ack bool) {
 	if err != nil && errors.As(err, &ee) && ee.Code == ErrStorage.Code {
 		e.log.Error("envelope not stored; it stays in the mailbox", "err", err)
 		return false
+	}
+	if errors.Is(err, errReplayedInitial) {
+		e.log.Warn("an initial message came again after its session ended; ignored", "from", env.From.Handle)
 	}
 	if err != nil && !errors.Is(err, errDuplicate) {
 		// Never silent: the UI shows that a message from this device
@@ -104,6 +113,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 	// so a batch a power cut loses is delivered again.
 	b := storage.Batch{Relaxed: true}
 	var pt []byte
+	newSession := false
 	switch env.Payload[0] {
 	case envInitial:
 		im, err := pqxdh.UnmarshalInitialMessage(env.Payload[1:])
@@ -118,10 +128,21 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 			return nil, err
 		}
 		if pt == nil {
+			// Not a live session's: a start this device answered before
+			// is refused (its session was evicted, and must not come
+			// back), else a new session begins.
+			seen := initialSeenKey(im.SignedPrekeyID, devID, im.Ephemeral)
+			if _, err := e.cfg.Store.Get(ctx, bPrekeys, seen); err == nil {
+				return nil, errReplayedInitial
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return nil, storageErr(err)
+			}
 			state, plain, err := pqxdh.Respond(e.dev, &prekeyView{ctx: ctx, e: e, batch: &b}, im)
 			if err != nil {
 				return nil, newError(CodeSessionSetup, err, "could not start a session with %s's device %s: %v", from, devID, err)
 			}
+			b.Put(bPrekeys, seen, marshalInitialSeen(e.cfg.Now()))
+			newSession = true
 			s := &session{State: state, PeerEphemeral: im.Ephemeral, HasPeerEph: true}
 			rec.Sessions = append([]*session{s}, rec.Sessions...)
 			if len(rec.Sessions) > maxSessionsPerDevice {
@@ -142,6 +163,14 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 	}
 	b.Put(bSessions, skey, enc)
 	ratchetOnly := len(b.Ops) // the ratchet step (and prekey use) alone
+	if newSession {
+		// A new session is kept only with a message this device did not
+		// have: a start whose first payload is a duplicate (a replay, or
+		// a resend in a new session) keeps nothing, not even the prekeys
+		// it consumed, so it cannot push a live session out. A real
+		// session is kept with its first new message.
+		ratchetOnly = 0
+	}
 
 	p, err := openPayload(pt)
 	if err != nil {
@@ -181,7 +210,7 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 	case kindGroupLeave:
 		events, err = e.receiveGroupLeaveLocked(ctx, &b, p, from)
 	case kindRetry:
-		events, err = e.receiveRetryLocked(ctx, &b, p, from)
+		events, err = e.receiveRetryLocked(ctx, &b, p, from, devID)
 	}
 	if err != nil {
 		return nil, err
@@ -201,6 +230,9 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 func (e *Engine) commitDuplicateLocked(ctx context.Context, b *storage.Batch, n int) error {
 	b.Ops = b.Ops[:n]
 	clear(e.openReceipts)
+	if n == 0 {
+		return errDuplicate
+	}
 	if err := e.cfg.Store.Commit(ctx, b); err != nil {
 		return storageErr(err)
 	}

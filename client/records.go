@@ -340,7 +340,17 @@ type outboxRecord struct {
 	Payload []byte // payload.marshal()
 	To      string // recipient handle ("" for a message only to own devices)
 	Sealed  []sealedOut
+	// Only, if set, is the one device the payload is for: a message sent
+	// again on a retry request (repair.go). The relay takes a send only
+	// if it covers every device of the accounts it names (10.3), so the
+	// others get an empty receipt instead.
+	Only *deviceRef
 }
+
+// outboxVersionOnly is the encoding of an outbox record with Only: the
+// version 1 fields, then str handle ‖ device id (16). One without Only is
+// still written as version 1.
+const outboxVersionOnly = 2
 
 func (o *outboxRecord) marshal() []byte {
 	n := len(o.Payload) + 64
@@ -348,7 +358,11 @@ func (o *outboxRecord) marshal() []byte {
 		n += 56 + len(s.Payload)
 	}
 	w := wire.NewWriter(n)
-	w.U8(recordVersion)
+	if o.Only != nil {
+		w.U8(outboxVersionOnly)
+	} else {
+		w.U8(recordVersion)
+	}
 	w.Var(o.Payload)
 	w.String(o.To)
 	w.U32(uint32(len(o.Sealed)))
@@ -357,12 +371,19 @@ func (o *outboxRecord) marshal() []byte {
 		w.Fixed(s.Device[:])
 		w.Var(s.Payload)
 	}
+	if o.Only != nil {
+		w.String(o.Only.Handle)
+		w.Fixed(o.Only.Device[:])
+	}
 	return w.Bytes()
 }
 
 func unmarshalOutbox(b []byte) (*outboxRecord, error) {
 	r := wire.NewReader(b)
-	r.Version(recordVersion)
+	v := r.U8()
+	if r.Err() == nil && v != recordVersion && v != outboxVersionOnly {
+		r.Fail(fmt.Errorf("%w: got %d, want %d or %d", wire.ErrVersion, v, recordVersion, outboxVersionOnly))
+	}
 	o := &outboxRecord{}
 	o.Payload = r.Var(maxPayloadBody + 256)
 	o.To = r.String(maxHandleLen)
@@ -373,6 +394,10 @@ func unmarshalOutbox(b []byte) (*outboxRecord, error) {
 		r.FixedInto(s.Device[:])
 		s.Payload = r.Var(pqxdh.MaxInitialMessageSize + 16)
 		o.Sealed = append(o.Sealed, s)
+	}
+	if v == outboxVersionOnly {
+		o.Only = &deviceRef{Handle: r.String(maxHandleLen)}
+		r.FixedInto(o.Only.Device[:])
 	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("outbox record: %w", err)

@@ -18,19 +18,23 @@ import (
 // initial message arrived. Whoever failed:
 //
 //  1. shows the failure (an "undecryptable" error event);
-//  2. starts a new session with the sending device on its next send to
-//     it, from a fresh prekey bundle, keeping the old sessions for
-//     messages still in flight;
-//  3. sends a retry request naming that device and the message's id
-//     (the relay's envelope carries it), through the new session.
+//  2. sends a retry request naming the sending device and the message's
+//     id (the relay's envelope carries it), over the session it has with
+//     that device (a new one only if it has none).
 //
-// The sending device answers by sending the message again, under the same
-// id, to every device of the chat; devices that have it drop the copy by
-// id (the store's insert-if-absent). Both sides are rate-limited, so
-// garbage a hostile relay forges in a device's name cannot make either
-// side loop or flood. Texts and files are resent; group messages are
-// not repaired this way (one whose chain is not held yet waits for its
-// distribution, PROTOCOL.md 14.6).
+// The failure itself starts no session: anyone on the path (the relay)
+// can forge an envelope that fails, and a device that started a session
+// for each would push its live sessions out (maxSessionsPerDevice) for
+// whoever forges. A retry request is a message of a session, so only the
+// peer device can send it; the device it names answers it by starting a
+// new session with the requester, from a fresh prekey bundle (the old
+// ones stay for messages in flight), and sending the message again, under
+// the same id, to the requesting device alone and only if that device was
+// one the message went to (the sentto record, sentto.go); a device that
+// has it drops the copy by id (the store's insert-if-absent). Both sides
+// are rate-limited, so neither can be made to loop or flood. Texts and
+// files are resent; group messages are not repaired this way (one whose
+// chain is not held yet waits for its distribution, PROTOCOL.md 14.6).
 const (
 	// repairInterval is how often one sending device can cause a new
 	// session, the window for maxRetryRequests, and how often one message
@@ -79,9 +83,9 @@ func repairable(err error) bool {
 }
 
 // requestRetry runs the repair for a pairwise envelope that failed with a
-// repairable error: it marks the session with the sending device for
-// renewal (at most once per repairInterval) and queues a retry request
-// (at most maxRetryRequests per repairInterval per device).
+// repairable error: it queues a retry request (at most maxRetryRequests
+// per repairInterval per device). It renews no session: the envelope is
+// unauthenticated (the retry request's receiver renews, receiveRetryLocked).
 func (e *Engine) requestRetry(ctx context.Context, env *relay.Envelope) {
 	if len(env.Payload) == 0 || env.Payload[0] == envGroup {
 		return
@@ -97,7 +101,6 @@ func (e *Engine) requestRetry(ctx context.Context, env *relay.Envelope) {
 	now := e.cfg.Now()
 	if len(e.repair.asked) >= maxRepairState {
 		clear(e.repair.asked)
-		clear(e.repair.renewed)
 	}
 	w := e.repair.asked[skey]
 	if w == nil || now.Sub(w.start) >= repairInterval {
@@ -109,10 +112,6 @@ func (e *Engine) requestRetry(ctx context.Context, env *relay.Envelope) {
 		return
 	}
 	w.n++
-	if last, ok := e.repair.renewed[skey]; !ok || now.Sub(last) >= repairInterval {
-		e.repair.renewed[skey] = now
-		e.repair.renew[skey] = true
-	}
 	e.mu.Unlock()
 
 	body := make([]byte, 0, identity.DeviceIDSize+len(env.MessageID))
@@ -125,21 +124,22 @@ func (e *Engine) requestRetry(ctx context.Context, env *relay.Envelope) {
 	e.mu.Lock()
 	e.repair.requests++
 	e.mu.Unlock()
-	e.log.Info("asked a device to send a message again over a new session", "from", env.From.Handle)
+	e.log.Info("asked a device to send a message again", "from", env.From.Handle)
 }
 
 // renewSessionLocked reports whether the session with the device at skey
-// is to be started anew (requestRetry); sessionRenewedLocked clears the
-// mark once a new one is made.
+// is to be started anew (receiveRetryLocked); sessionRenewedLocked clears
+// the mark once a new one is made.
 func (e *Engine) renewSessionLocked(skey string) bool { return e.repair.renew[skey] }
 
 func (e *Engine) sessionRenewedLocked(skey string) { delete(e.repair.renew, skey) }
 
 // receiveRetryLocked answers a retry request: if it names this device and
 // a text or file message this device sent to from (or, from our own account, any
-// chat), younger than maxRetryAge and not resent within repairInterval,
-// the message is queued again under its id.
-func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
+// chat), that went to the requesting device, younger than maxRetryAge and
+// not resent within repairInterval, the message is queued again under its
+// id, for the requesting device alone.
+func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
 	if len(p.Body) != identity.DeviceIDSize+len(MessageID{}) {
 		return nil, newError(CodeMalformed, nil, "malformed retry request")
 	}
@@ -161,6 +161,11 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 	case now.Sub(time.UnixMilli(m.SentAt)) > maxRetryAge:
 		return nil, nil
 	}
+	// Only a device the message went to may have it again: a device
+	// linked later must not fetch old messages by their ids.
+	if ok, err := e.wasSentToLocked(ctx, m, id, from, dev); err != nil || !ok {
+		return nil, err
+	}
 	e.repair.init()
 	if last, ok := e.repair.resent[id]; ok && now.Sub(last) < repairInterval {
 		return nil, nil
@@ -169,6 +174,18 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 		clear(e.repair.resent)
 	}
 	e.repair.resent[id] = now
+	// The request came over a session with the requesting device, so it
+	// is that device's: the resend goes over a new session with it (at
+	// most one per repairInterval), which it can open whatever state its
+	// old ones are in.
+	skey := sessionKey(from, dev)
+	if len(e.repair.renewed) >= maxRepairState {
+		clear(e.repair.renewed)
+	}
+	if last, ok := e.repair.renewed[skey]; !ok || now.Sub(last) >= repairInterval {
+		e.repair.renewed[skey] = now
+		e.repair.renew[skey] = true
+	}
 	// Into the receive batch: it goes with the next flush, after the Sync
 	// that acknowledges the request (ackDurable).
 	resend := &payload{Kind: kindText, ID: id, SentAt: uint64(m.SentAt), To: m.Chat, Body: []byte(m.Text)}
@@ -194,7 +211,7 @@ func (e *Engine) receiveRetryLocked(ctx context.Context, b *storage.Batch, p *pa
 	if err != nil {
 		return nil, err
 	}
-	b.Put(bOutbox, seq, (&outboxRecord{Payload: resend.marshal(), To: m.Chat}).marshal())
+	b.Put(bOutbox, seq, (&outboxRecord{Payload: resend.marshal(), To: m.Chat, Only: &deviceRef{from, dev}}).marshal())
 	e.log.Info("sending a message again on request", "chat", m.Chat, "id", hex.EncodeToString(id[:4]))
 	return nil, nil
 }

@@ -110,7 +110,7 @@ func TestRetryRateLimited(t *testing.T) {
 	p := &payload{Kind: kindRetry, Body: append(append([]byte{}, dev[:]...), mid[:]...)}
 	alice.eng.mu.Lock()
 	var b storage.Batch
-	_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "carol")
+	_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "carol", dev)
 	alice.eng.mu.Unlock()
 	if err != nil || b.Len() != 0 {
 		t.Fatalf("a retry request from outside the chat queued %d operations, %v", b.Len(), err)
@@ -119,7 +119,7 @@ func TestRetryRateLimited(t *testing.T) {
 	for i, want := range []int{1, 0} {
 		alice.eng.mu.Lock()
 		b = storage.Batch{}
-		_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "bob")
+		_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "bob", deviceOf(bob))
 		alice.eng.mu.Unlock()
 		if err != nil || (b.Len() > 0) != (want == 1) {
 			t.Fatalf("request %d from Bob queued %d operations, %v", i, b.Len(), err)
@@ -145,7 +145,7 @@ func TestRetryResendsFile(t *testing.T) {
 	p := &payload{Kind: kindRetry, Body: append(append([]byte{}, dev[:]...), raw...)}
 	alice.eng.mu.Lock()
 	var b storage.Batch
-	_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "bob")
+	_, err = alice.eng.receiveRetryLocked(ctx, &b, p, "bob", deviceOf(bob))
 	rec, _, lerr := alice.eng.loadAttachment(ctx, id)
 	alice.eng.mu.Unlock()
 	if err != nil || lerr != nil {

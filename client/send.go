@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -367,6 +368,21 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 		if err != nil {
 			return err
 		}
+		var filler []byte // what devices other than rec.Only get
+		if rec.Only != nil {
+			if !slices.ContainsFunc(targets, func(t target) bool { return t.handle == rec.Only.Handle && t.dev.ID == rec.Only.Device }) {
+				// The device left its account: nothing to send.
+				var done storage.Batch
+				done.Delete(bOutbox, key)
+				if err := e.cfg.Store.Commit(ctx, &done); err != nil {
+					return storageErr(err)
+				}
+				return nil
+			}
+			if filler, err = e.fillerLocked(rec.To); err != nil {
+				return err
+			}
+		}
 		// Keep the ciphertexts already made for devices still listed (a
 		// retry resends exactly those bytes), encrypt for new devices,
 		// drop devices no longer listed.
@@ -376,18 +392,20 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 		}
 		var sealed []sealedOut
 		var b storage.Batch
-		var frame []byte // the padded payload, made once when needed
 		for _, t := range targets {
 			if s, ok := have[sessionKey(t.handle, t.dev.ID)]; ok {
 				sealed = append(sealed, s)
 				continue
 			}
-			if frame == nil {
-				if frame, err = padPayload(rec.Payload); err != nil {
-					return newError(ErrStorage.Code, err, "outbox entry too large")
-				}
+			pt := rec.Payload
+			if rec.Only != nil && (t.handle != rec.Only.Handle || t.dev.ID != rec.Only.Device) {
+				pt = filler
 			}
-			ct, err := e.encryptLocked(ctx, conn, &b, t, frame)
+			padded, err := padPayload(pt)
+			if err != nil {
+				return newError(ErrStorage.Code, err, "outbox entry too large")
+			}
+			ct, err := e.encryptLocked(ctx, conn, &b, t, padded)
 			if err != nil {
 				return err
 			}
@@ -434,14 +452,30 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 		// ratchet steps it used are durable (the strict commit above).
 		done := storage.Batch{Relaxed: true}
 		done.Delete(bOutbox, key)
-		if p.Kind == kindText || p.Kind == kindAttachment {
+		if (p.Kind == kindText || p.Kind == kindAttachment) && rec.Only == nil {
 			e.setStatus(ctx, &done, p.ID, StatusSent)
+			// Who it went to, for retry requests (sentto.go).
+			if err := e.putSentToLocked(ctx, &done, p, sealed); err != nil {
+				return err
+			}
 		}
 		if err := e.cfg.Store.Commit(ctx, &done); err != nil {
 			return storageErr(err)
 		}
 		return nil
 	}
+}
+
+// fillerLocked is the payload a send for one device (outboxRecord.Only)
+// carries to the other devices the relay makes it cover: a delivered
+// receipt for no message, which changes nothing where it arrives.
+func (e *Engine) fillerLocked(to string) ([]byte, error) {
+	var id MessageID
+	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
+		return nil, err
+	}
+	p := &payload{Kind: kindReceipt, ID: id, SentAt: e.nextSentAtLocked(), To: to, Body: receiptBody(receiptDelivered, nil)}
+	return p.marshal(), nil
 }
 
 // encryptLocked encrypts plaintext for one device, opening a session from

@@ -222,6 +222,24 @@ func conformance(t *testing.T, origin string) {
 		wantCode(t, "unknown device", err, relay.CodeUnknownDevice)
 		_, err = b0.Fetch(ctx(t), alice.Addr(1))
 		wantCode(t, "no prekeys", err, relay.CodeNoPrekeys)
+
+		// A rotation (PROTOCOL.md 4.4): a new signed and last-resort
+		// prekey replace the stored ones; an upload without them keeps
+		// them.
+		if err := b0.UploadPrekeys(ctx(t), relay.Prekeys{SignedPrekey: []byte("spk2"), LastResortKEM: []byte("lrk2")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b0.UploadPrekeys(ctx(t), relay.Prekeys{OneTime: [][]byte{[]byte("otk3")}}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := a0.Fetch(ctx(t), bob.Addr(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b.SignedPrekey) != "spk2" || string(b.OneTime) != "otk3" || !b.LastResort || string(b.KEM) != "lrk2" {
+			t.Fatalf("after a rotation: signed prekey %q, one-time %q, KEM %q (last resort %v); want spk2, otk3, lrk2",
+				b.SignedPrekey, b.OneTime, b.KEM, b.LastResort)
+		}
 	})
 
 	t.Run("blobs", func(t *testing.T) {
