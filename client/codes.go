@@ -87,6 +87,8 @@ const (
 	CodeCannotRemoveAdmin  Code = "cannot_remove_admin"  // removing an admin
 	CodeTooManyChains      Code = "too_many_chains"      // event: a device distributed too many sender chains
 	CodeGroupPendingFull   Code = "group_pending_full"   // group messages waiting for their sender key are at the cap
+	CodeGroupOutdated      Code = "group_outdated"       // a group of format 1, whose id is bound to no creator: read-only
+	CodeStaleChain         Code = "stale_chain"          // event: a sender chain made for a group state a removal replaced
 )
 
 // State sync.
@@ -139,6 +141,7 @@ var codes = []Code{
 	CodeUnknownGroup, CodeNotGroupAdmin, CodeNotGroupMember, CodeGroupFull,
 	CodeGroupChangeRefused, CodeLeftGroup, CodeAdminCannotLeave, CodeAlreadyMember,
 	CodeNotMember, CodeCannotRemoveAdmin, CodeTooManyChains, CodeGroupPendingFull,
+	CodeGroupOutdated, CodeStaleChain,
 	CodeBadState, CodeBadSetting, CodeSyncTooLarge, CodeSyncSkipped, CodeSyncKeyUnknown,
 	CodeSyncRefused, CodeSyncMalformed, CodeSyncUndecryptable, CodeSyncKeyRefused,
 	CodeStorageUnavailable, CodeStorageCorrupt, CodeStorageKeyMissing, CodeIdentityMissing,

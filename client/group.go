@@ -7,7 +7,11 @@ package client
 // pairwise sessions (kindGroupState). Receivers accept a state only if an
 // admin of the state they already hold signed it and its version is
 // higher, so neither the relay nor a member can roll a group back or
-// change it without an admin.
+// change it without an admin. A group's id is a hash of its creator's
+// account key and a nonce, and a device that holds no state of a group
+// takes only one its creator's account signed (a device in that account's
+// verified list), so no one who merely knows the id — a removed member —
+// can claim the group on a device that does not hold it yet.
 //
 // Messages use sender keys (crypto/senderkey, PROTOCOL.md 6): each device
 // that sends to a group owns one chain there, made for an exact set of
@@ -112,6 +116,7 @@ var (
 	ErrGroupFull          = &Error{Code: CodeGroupFull, Message: fmt.Sprintf("a group has at most %d members", MaxGroupMembers)}
 	ErrGroupChangeRefused = &Error{Code: CodeGroupChangeRefused, Message: "a group change was refused"}
 	ErrLeftGroup          = &Error{Code: CodeLeftGroup, Message: "this account left the group"}
+	ErrGroupOutdated      = &Error{Code: CodeGroupOutdated, Message: "this group was made before group ids were bound to their creator (format 1); it can be read but not sent to or changed: its creator makes it again"}
 	ErrAdminCannotLeave   = &Error{Code: CodeAdminCannotLeave, Message: "an admin cannot leave the group: handing it to another admin is not built yet, and a group without admins could never change again"}
 )
 

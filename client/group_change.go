@@ -46,9 +46,14 @@ func (e *Engine) CreateGroup(ctx context.Context, name string, members []string)
 	}
 	slices.Sort(all)
 	g := &groupstate.State{Version: 1, Name: name, Members: all}
-	if _, err := io.ReadFull(e.cfg.Rand, g.ID[:]); err != nil {
+	// The id is made from this account's key and a fresh nonce, so only
+	// this account can sign a state that a device seeing the group first
+	// takes (§14.6).
+	var nonce [groupstate.NonceSize]byte
+	if _, err := io.ReadFull(e.cfg.Rand, nonce[:]); err != nil {
 		return "", err
 	}
+	g.Bind(e.acct.Handle, e.acct.AccountPub, nonce)
 	if err := e.commitGroupChangeLocked(ctx, nil, g, nil); err != nil {
 		return "", err
 	}
@@ -157,7 +162,7 @@ func (e *Engine) changeGroup(ctx context.Context, group string, change func(old,
 	if old.Admin(e.dev.ID) == nil {
 		return ErrNotGroupAdmin
 	}
-	g := &groupstate.State{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
+	g := old.Next()
 	first, err := change(old, g)
 	if errors.Is(err, errUnchanged) {
 		return nil
@@ -190,9 +195,18 @@ func (e *Engine) commitGroupChangeLocked(ctx context.Context, old, g *groupstate
 // to b the new state with its distribution to every member of old and g
 // — first, then the rest.
 func (e *Engine) stageGroupChangeLocked(ctx context.Context, b *storage.Batch, old, g *groupstate.State, first []string) error {
+	if g.Legacy {
+		return ErrGroupOutdated
+	}
 	own, err := e.ownList(ctx)
 	if err != nil {
 		return err
+	}
+	if old != nil && slices.ContainsFunc(old.Members, func(m string) bool { return !g.IsMember(m) }) {
+		// A member goes: every chain made for an earlier version was
+		// made for devices that included it, and members refuse such a
+		// chain from now on (§14.6, chain floor).
+		g.Floor = g.Version
 	}
 	if old != nil {
 		for _, a := range old.Admins {

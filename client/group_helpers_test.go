@@ -262,7 +262,8 @@ func countEvents(d *device, typ string, code Code) int {
 func loadStateV1(t *testing.T, a1 *device, gid string) []byte {
 	t.Helper()
 	cur := loadState(t, a1, gid)
-	old := &groupstate.State{ID: cur.ID, Version: 1, Name: cur.Name, Members: []string{"alice", "bob", "carol"}, Admins: cur.Admins}
+	old := cur.Next()
+	old.Version, old.Floor, old.Members, old.Admins = 1, 0, []string{"alice", "bob", "carol"}, cur.Admins
 	old.Sign(a1.eng.dev)
 	return old.Raw()
 }

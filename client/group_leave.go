@@ -165,8 +165,8 @@ func (e *Engine) receiveGroupLeaveLocked(ctx context.Context, b *storage.Batch, 
 	case g.Admin(e.dev.ID) == nil || e.acct.Revoked:
 		return nil, nil // for the admins' devices
 	}
-	ng := &groupstate.State{ID: g.ID, Version: g.Version + 1, Name: g.Name,
-		Members: slices.DeleteFunc(slices.Clone(g.Members), func(m string) bool { return m == from })}
+	ng := g.Next()
+	ng.Members = slices.DeleteFunc(ng.Members, func(m string) bool { return m == from })
 	staged := len(b.Ops)
 	if err := e.stageGroupChangeLocked(ctx, b, g, ng, nil); err != nil {
 		if code(err) == ErrStorage.Code {

@@ -27,7 +27,7 @@ import (
 // session. A refused change is reported as an event; the ratchet step that
 // carried it is still kept.
 func (e *Engine) receiveGroupStateLocked(ctx context.Context, b *storage.Batch, p *payload, from string) ([]Event, error) {
-	events, err := e.acceptGroupStateLocked(ctx, b, p.Body)
+	events, err := e.acceptGroupStateLocked(ctx, b, p.Body, from)
 	if err != nil {
 		if code(err) == ErrStorage.Code {
 			return nil, err
@@ -55,8 +55,43 @@ func verifyGroupState(g *groupstate.State, authority []groupstate.Admin) (*group
 	return signer, nil
 }
 
-// acceptGroupStateLocked verifies a received group state and adds it to b.
-func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, raw []byte) ([]Event, error) {
+// verifyFirstGroupStateLocked is the authority rule for a group this
+// device holds no state of (§14.6): the state must come from this account
+// or from an admin account of it (the only ones that send states), and
+// VerifyFirst must tie its signer to the creator whose account key its id
+// is made from, through the creator's verified device list.
+func (e *Engine) verifyFirstGroupStateLocked(ctx context.Context, g *groupstate.State, from string) (*groupstate.Admin, error) {
+	if from != e.acct.Handle && !g.IsAdminAccount(from) {
+		return nil, refused(nil, "the first state of a group came from %s, neither an admin of it nor this account", from)
+	}
+	for refresh := false; ; refresh = true {
+		l, err := e.listLocked(ctx, g.Creator, refresh)
+		if err != nil {
+			if code(err) == ErrStorage.Code {
+				return nil, err
+			}
+			if refresh {
+				return nil, refused(err, "the device list of the group's creator %s: %v", g.Creator, err)
+			}
+			continue
+		}
+		signer, err := g.VerifyFirst(l)
+		switch {
+		case err == nil:
+			return signer, nil
+		case errors.Is(err, groupstate.ErrNotCreator) && !refresh:
+			continue // the creator may have linked the signing device since we fetched its list
+		case errors.Is(err, groupstate.ErrNotCreator):
+			return nil, refused(err, "a group seen first is not its creator's: %v", err)
+		default:
+			return nil, refused(err, "version %d of a group has a bad signature", g.Version)
+		}
+	}
+}
+
+// acceptGroupStateLocked verifies a group state that from's device sent
+// and adds it to b.
+func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, raw []byte, from string) ([]Event, error) {
 	g, err := groupstate.Parse(raw)
 	if err != nil {
 		return nil, refused(err, "malformed group state: %v", err)
@@ -65,7 +100,11 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 	if err != nil {
 		return nil, err
 	}
-	authority := g.Admins
+	if g.Legacy {
+		// Format 1: an id bound to no creator, which anyone who knows
+		// it could claim. No device takes one any more (§14.6).
+		return nil, refused(groupstate.ErrLegacy, "a group state of format 1 (an id bound to no creator) is no longer accepted")
+	}
 	if old != nil {
 		switch {
 		case g.Version < old.Version:
@@ -96,12 +135,26 @@ func (e *Engine) acceptGroupStateLocked(ctx context.Context, b *storage.Batch, r
 				return nil, refused(nil, "a concurrent change of the group's version %d lost to the one held", g.Version)
 			}
 		}
-		authority = old.Admins
 	} else if !g.IsMember(e.acct.Handle) {
 		return nil, nil // a group we are not in and never were
 	}
-	signer, err := verifyGroupState(g, authority)
-	if err != nil {
+	var signer *groupstate.Admin
+	if old != nil {
+		if old.Legacy {
+			return nil, refused(groupstate.ErrLegacy, "a state for a group held in format 1")
+		}
+		// The floor only grows, and a state that drops a member of the
+		// held one raised it after the held version (the removal may be
+		// a version this device missed). Two states of one version are
+		// the tie rule's: comparing their floors would split members.
+		drops := slices.ContainsFunc(old.Members, func(m string) bool { return !g.IsMember(m) })
+		if g.Version > old.Version && (g.Floor < old.Floor || (drops && g.Floor <= old.Version)) {
+			return nil, refused(nil, "version %d of the group lowers its chain floor, or removes a member without raising it", g.Version)
+		}
+		if signer, err = verifyGroupState(g, old.Admins); err != nil {
+			return nil, err
+		}
+	} else if signer, err = e.verifyFirstGroupStateLocked(ctx, g, from); err != nil {
 		return nil, err
 	}
 	// The admin device must still be in its account's verified list: a
@@ -200,14 +253,21 @@ func (e *Engine) deletePendingLocked(ctx context.Context, b *storage.Batch, ref 
 // would rewind the chain and let old messages be replayed.
 func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p *payload, from string, dev identity.DeviceID) ([]Event, error) {
 	d, err := senderkey.UnmarshalDistribution(p.Body)
-	if err == nil && len(d.GroupID) != GroupIDSize {
-		err = fmt.Errorf("group id of %d bytes", len(d.GroupID))
-	}
 	if err != nil {
 		return []Event{{Type: "error", Chat: from, Code: CodeMalformed, Text: fmt.Sprintf("malformed sender-key distribution from %s: %v", from, err)}}, nil
 	}
-	var gid groupID
-	copy(gid[:], d.GroupID)
+	gid, version, ok := groupstate.ParseChainGroupID(d.GroupID)
+	if !ok {
+		return []Event{{Type: "error", Chat: from, Code: CodeStaleChain,
+			Text: fmt.Sprintf("a sender chain from %s is bound to no group state version (a group id of %d bytes); refused", from, len(d.GroupID))}}, nil
+	}
+	g, err := e.loadGroupLocked(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	if g != nil && chainBelowFloor(d.GroupID, g) {
+		return staleChain(g, from, version), nil
+	}
 	ref := chainRef(from, dev, d.ChainID)
 	if _, err := e.cfg.Store.Get(ctx, bGroupChains, ref); err == nil {
 		return nil, nil
@@ -261,10 +321,6 @@ func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p
 	b.Put(bGroupChains, ref, w.Bytes())
 
 	var events []Event
-	g, err := e.loadGroupLocked(ctx, gid)
-	if err != nil {
-		return nil, err
-	}
 	if g != nil {
 		msgs, errs, err := e.openPendingLocked(ctx, b, g, ref, rv, from, dev, maxReplay)
 		if err != nil {
@@ -285,8 +341,16 @@ func (e *Engine) receiveSenderKeyLocked(ctx context.Context, b *storage.Batch, p
 	return events, nil
 }
 
+// staleChain is the event of a chain refused because it was made for a
+// version of g that a removal has replaced (§14.6, chain floor).
+func staleChain(g *groupstate.State, from string, version uint64) []Event {
+	return []Event{{Type: "error", Chat: groupChatID(g.ID), Code: CodeStaleChain,
+		Text: fmt.Sprintf("%s's sender chain was made for version %d of the group, which a removal replaced (version %d); refused", from, version, g.Floor)}}
+}
+
 // replayGroupLocked opens the pending messages of every chain held for a
-// group whose state just arrived.
+// group whose state just arrived; a chain made for a version below the
+// state's floor (filed before the state came) is dropped instead.
 func (e *Engine) replayGroupLocked(ctx context.Context, b *storage.Batch, g *groupstate.State) ([]Event, error) {
 	prefix := hex.EncodeToString(g.ID[:]) + "/"
 	type chain struct {
@@ -312,6 +376,16 @@ func (e *Engine) replayGroupLocked(ctx context.Context, b *storage.Batch, g *gro
 		ref := strings.TrimPrefix(c.key, prefix)
 		parts := strings.Split(ref, "/")
 		if len(parts) != 3 {
+			continue
+		}
+		if chainBelowFloor(c.rv.GroupID(), g) {
+			_, version, _ := groupstate.ParseChainGroupID(c.rv.GroupID())
+			b.Delete(bGroupRecv, c.key)
+			b.Delete(bGroupChains, ref)
+			if err := e.deletePendingLocked(ctx, b, ref); err != nil {
+				return nil, err
+			}
+			events = append(events, staleChain(g, parts[0], version)...)
 			continue
 		}
 		dev, err := identity.ParseDeviceID(parts[1])

@@ -45,6 +45,9 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	if !g.IsMember(e.acct.Handle) {
 		return "", ErrNotGroupMember
 	}
+	if g.Legacy {
+		return "", ErrGroupOutdated
+	}
 	var id MessageID
 	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
 		return "", err
@@ -179,6 +182,9 @@ func (e *Engine) syncGroupsToOwnLocked(ctx context.Context) (bool, error) {
 			if b.Len() >= storage.MaxBatchOps-8 {
 				return storage.ErrStop // the rest reach them with their next change
 			}
+			if len(raw) > 0 && raw[0] == groupstate.LegacyFormat {
+				return nil // no device takes a legacy group any more (§14.6)
+			}
 			if err := e.queuePairwiseLocked(ctx, &b, kindGroupState, "", raw); err != nil || !left[k] {
 				return err
 			}
@@ -217,7 +223,7 @@ func (e *Engine) refreshGroupAdminsLocked(ctx context.Context, own *devicelist.L
 	var stale []*groupstate.State
 	err := e.cfg.Store.Scan(ctx, bGroups, "", storage.ScanOptions{}, func(_ string, raw []byte) error {
 		g, err := groupstate.Parse(raw)
-		if err != nil || g.Admin(e.dev.ID) == nil || !g.IsMember(e.acct.Handle) {
+		if err != nil || g.Legacy || g.Admin(e.dev.ID) == nil || !g.IsMember(e.acct.Handle) {
 			return nil
 		}
 		var have []identity.DeviceID
@@ -235,8 +241,7 @@ func (e *Engine) refreshGroupAdminsLocked(ctx context.Context, own *devicelist.L
 		return storageErr(err)
 	}
 	for _, old := range stale {
-		g := &groupstate.State{ID: old.ID, Version: old.Version + 1, Name: old.Name, Members: slices.Clone(old.Members)}
-		if err := e.commitGroupChangeLocked(ctx, old, g, nil); err != nil {
+		if err := e.commitGroupChangeLocked(ctx, old, old.Next(), nil); err != nil {
 			return err
 		}
 	}
@@ -322,6 +327,9 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 	if g == nil || !g.IsMember(e.acct.Handle) {
 		return ErrNotGroupMember
 	}
+	if g.Legacy {
+		return ErrGroupOutdated
+	}
 	if left, err := e.hasLeftLocked(ctx, rec.GroupID); err != nil {
 		return err
 	} else if left {
@@ -337,11 +345,11 @@ func (e *Engine) sendGroupOutboxLocked(ctx context.Context, conn Conn, key strin
 		if err != nil {
 			return err
 		}
-		if sr == nil || !sameDevices(sr.Devices, targets) {
+		if sr == nil || !sameDevices(sr.Devices, targets) || chainBelowFloor(sr.Sender.GroupID(), g) {
 			if len(targets) == 0 {
 				break // nobody else to tell: the message is only ours
 			}
-			return e.rekeyLocked(ctx, rec.GroupID, targets)
+			return e.rekeyLocked(ctx, g, targets)
 		}
 		if len(rec.Sealed) == 0 || rec.Chain != sr.Sender.ChainID() {
 			// Encrypt on the chain made for exactly these devices; the
@@ -444,8 +452,11 @@ func (e *Engine) groupSendLocked(ctx context.Context, conn Conn, id MessageID, s
 // rekeyLocked makes a new chain for exactly targets and queues its
 // distribution to them through the pairwise outbox, in one batch. It
 // returns errQueuedPairwise so the distributions go first.
-func (e *Engine) rekeyLocked(ctx context.Context, gid groupID, targets []target) error {
-	s, err := senderkey.NewSender(e.cfg.Rand, gid[:])
+func (e *Engine) rekeyLocked(ctx context.Context, g *groupstate.State, targets []target) error {
+	gid := g.ID
+	// The chain is bound to the version it is made for (§14.6): members
+	// refuse it once a removal has replaced that version.
+	s, err := senderkey.NewSender(e.cfg.Rand, groupstate.ChainGroupID(gid, g.Version))
 	if err != nil {
 		return err
 	}
@@ -482,4 +493,13 @@ func (e *Engine) rekeyLocked(ctx context.Context, gid groupID, targets []target)
 	}
 	e.log.Info("group chain made", "devices", len(targets))
 	return errQueuedPairwise
+}
+
+// chainBelowFloor reports whether a chain bound to chainGID (a sender's or
+// a distribution's group id) was made for a version of g that a removal
+// has replaced, or is bound to no version at all (a legacy chain): members
+// refuse such a chain (§14.6).
+func chainBelowFloor(chainGID []byte, g *groupstate.State) bool {
+	id, version, ok := groupstate.ParseChainGroupID(chainGID)
+	return !ok || id != g.ID || version < g.Floor
 }

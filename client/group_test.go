@@ -146,12 +146,13 @@ func TestGroupThreeMembersTwoDevices(t *testing.T) {
 	// A change signed by a member who is no admin is refused everywhere,
 	// and so is one claiming the admin device but signed by another key.
 	cur := loadState(t, b1, gid)
-	forged := &groupstate.State{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members,
-		Admins: append(slices.Clone(cur.Admins), groupstate.Admin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})}
+	forged := cur.Next()
+	forged.Name = "Bob's club"
+	forged.Admins = append(slices.Clone(cur.Admins), groupstate.Admin{Handle: "bob", Device: b1.eng.dev.ID, Key: b1.eng.Device().SignPub})
 	forged.Sign(b1.eng.dev)
 	queueForged(t, b1, kindGroupState, "alice", forged.Raw())
-	posing := &groupstate.State{ID: cur.ID, Version: cur.Version + 1, Name: "Bob's club", Members: cur.Members, Admins: cur.Admins,
-		Signer: a1.eng.dev.ID}
+	posing := cur.Next()
+	posing.Name, posing.Admins, posing.Signer = "Bob's club", cur.Admins, a1.eng.dev.ID
 	msg := posing.SignedPart()
 	queueForged(t, b1, kindGroupState, "alice", append(msg, b1.eng.dev.Sign(groupstate.Purpose, msg)...))
 	// An old state replayed (the relay or a member could hold one).
@@ -190,7 +191,7 @@ func TestGroupMessageBeforeDistribution(t *testing.T) {
 	// A new chain of alice's device: its message reaches bob before its
 	// distribution does.
 	id, _ := parseGroupRef(gid)
-	chain, err := senderkey.NewSender(nil, id[:])
+	chain, err := senderkey.NewSender(nil, groupstate.ChainGroupID(id, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,15 +272,17 @@ func TestGroupStateEngineRules(t *testing.T) {
 	admin, _ := identity.NewDevice(nil)
 	other, _ := identity.NewDevice(nil)
 	for _, h := range []string{"bob", "ab", "a-b.c_d", "Bob", "b b", "b\xffb", strings.Repeat("b", 32), strings.Repeat("b", 33), "b:c", "0_9"} {
-		g := &groupstate.State{ID: groupID{1}, Version: 1, Name: "g", Members: []string{h},
+		g := &groupstate.State{Version: 1, Name: "g", Members: []string{h},
 			Admins: []groupstate.Admin{{Handle: h, Device: admin.ID, Key: admin.Public().SignPub}}}
+		g.Bind("alice", admin.Public().SignPub, [groupstate.NonceSize]byte{1})
 		g.Sign(admin)
 		if _, err := groupstate.Parse(g.Raw()); (err == nil) != handleRule.MatchString(h) || (err == nil) != relay.ValidHandle(h) {
 			t.Errorf("handle %q: parsed with %v, the engine's rule says %v", h, err, handleRule.MatchString(h))
 		}
 	}
-	g := &groupstate.State{ID: groupID{1}, Version: 3, Name: "g", Members: []string{"alice", "bob"},
+	g := &groupstate.State{Version: 3, Name: "g", Members: []string{"alice", "bob"},
 		Admins: []groupstate.Admin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
+	g.Bind("alice", admin.Public().SignPub, [groupstate.NonceSize]byte{1})
 	g.Sign(admin)
 	got, err := groupstate.Parse(g.Raw())
 	if err != nil {
@@ -495,7 +498,7 @@ func TestGroupMessageBeforeState(t *testing.T) {
 	gid := s.create(a, "late state", "bob")
 	state := loadState(t, a, gid)
 	id, _ := parseGroupRef(gid)
-	chain, _ := senderkey.NewSender(nil, id[:])
+	chain, _ := senderkey.NewSender(nil, groupstate.ChainGroupID(id, 1))
 	dist, _ := chain.Distribution().MarshalBinary()
 	ct, err := chain.Encrypt((&payload{Kind: kindText, ID: MessageID{7}, SentAt: 7, Body: []byte("ahead of the state")}).marshal())
 	if err != nil {
@@ -519,7 +522,7 @@ func TestGroupMessageBeforeState(t *testing.T) {
 		t.Fatal("shown before the group's state")
 	}
 	batch = storage.Batch{}
-	evs, err := b.eng.acceptGroupStateLocked(ctx, &batch, state.Raw())
+	evs, err := b.eng.acceptGroupStateLocked(ctx, &batch, state.Raw(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +544,8 @@ func TestGroupConcurrentChanges(t *testing.T) {
 	gid := s.create(a, "forked", "bob", "carol")
 	v1 := loadState(t, a, gid)
 	fork := func(name string) []byte {
-		g := &groupstate.State{ID: v1.ID, Version: 2, Name: name, Members: v1.Members, Admins: v1.Admins}
+		g := v1.Next()
+		g.Name, g.Admins = name, v1.Admins
 		g.Sign(a.eng.dev)
 		return g.Raw()
 	}
@@ -553,7 +557,7 @@ func TestGroupConcurrentChanges(t *testing.T) {
 		tc.d.eng.mu.Lock()
 		for _, raw := range tc.order {
 			var batch storage.Batch
-			if _, err := tc.d.eng.acceptGroupStateLocked(ctx, &batch, raw); err != nil && !errors.Is(err, ErrGroupChangeRefused) {
+			if _, err := tc.d.eng.acceptGroupStateLocked(ctx, &batch, raw, "alice"); err != nil && !errors.Is(err, ErrGroupChangeRefused) {
 				t.Fatal(err)
 			}
 			if err := tc.d.eng.cfg.Store.Commit(ctx, &batch); err != nil {

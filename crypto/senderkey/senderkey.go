@@ -350,6 +350,9 @@ type Receiver struct {
 	skipped    []skippedKey // oldest first
 }
 
+// GroupID returns the group id the chain is bound to.
+func (r *Receiver) GroupID() []byte { return append([]byte(nil), r.groupID...) }
+
 // NewReceiver starts reading the chain d describes.
 func NewReceiver(d *Distribution) (*Receiver, error) {
 	if err := checkGroupID(d.GroupID); err != nil {

@@ -63,6 +63,8 @@ export const errorWords = {
   cannot_remove_admin: 'An admin of the group cannot be removed.',
   too_many_chains: 'A device sent more group keys than Parley keeps, so the extra ones were refused.',
   group_pending_full: 'Too many group messages are waiting for their keys; the newest one was set aside.',
+  group_outdated: 'This group was made by an older version of Parley and can only be read now. Ask its admin to make the group again.',
+  stale_chain: 'A member\'s device sent a group key made before someone was removed, so Parley refused it; its next message will bring a new one.',
   bad_state: 'That setting could not be saved: its value is out of range.',
   bad_setting: 'That setting could not be saved: its name or value is too long.',
   sync_too_large: 'Your settings and contacts are too large to copy to another device in one go.',

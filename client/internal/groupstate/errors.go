@@ -18,6 +18,8 @@ var (
 	ErrAdminNotMember   = errors.New("group state: an admin is not a member")
 	ErrAdminTwice       = errors.New("group state: an admin device is listed twice")
 	ErrSignerNotAdmin   = errors.New("group state: the signer is not one of its admins")
+	ErrIDNotBound       = errors.New("group state: the id is not made from its creator's account key and nonce")
+	ErrFloorAhead       = errors.New("group state: the chain floor is above the version")
 	ErrLeaveRequestSize = errors.New("leave request: wrong body size")
 )
 
@@ -28,6 +30,12 @@ var (
 	ErrNotAuthority = errors.New("group state: signed by a device that is not an admin of the authority")
 	// ErrBadSignature means the signer's key does not verify the state.
 	ErrBadSignature = errors.New("group state: bad signature")
+	// ErrNotCreator means a state of a group seen first is not signed by
+	// a device of the account its id is bound to (VerifyFirst).
+	ErrNotCreator = errors.New("group state: a group seen first is not signed by its creator's account")
+	// ErrLegacy means a state of format 1, whose id is bound to no
+	// creator, came to be accepted (VerifyFirst): no such state is.
+	ErrLegacy = errors.New("group state: format 1, whose id is not bound to its creator, is no longer accepted")
 )
 
 // detailError is a sentinel with a detail whose text reads as one

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/senderkey"
 )
@@ -13,10 +14,13 @@ import (
 
 func FuzzState(f *testing.F) {
 	admin, _ := identity.NewDevice(nil)
-	g := &State{ID: ID{1}, Version: 1, Name: "g", Members: []string{"alice", "bob"},
-		Admins: []Admin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
+	g := bound(&State{Version: 1, Name: "g", Members: []string{"alice", "bob"},
+		Admins: []Admin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}, "alice")
 	g.Sign(admin)
 	f.Add(g.raw)
+	legacy := &State{Legacy: true, ID: ID{1}, Version: 1, Name: "g", Members: []string{"alice"}, Admins: g.Admins}
+	legacy.Sign(admin)
+	f.Add(legacy.raw)
 	f.Add([]byte{stateVersion})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := Parse(b)
@@ -27,6 +31,19 @@ func FuzzState(f *testing.F) {
 			t.Fatal("group state does not re-encode to its input")
 		}
 		g.Verify(g.Admins)
+		g.VerifyFirst(nil)
+		g.VerifyFirst(&devicelist.List{Account: g.CreatorKey})
+	})
+}
+
+func FuzzChainGroupID(f *testing.F) {
+	f.Add(ChainGroupID(ID{1}, 7))
+	f.Add(make([]byte, IDSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, version, ok := ParseChainGroupID(b)
+		if ok && !bytes.Equal(ChainGroupID(id, version), b) {
+			t.Fatal("a chain's group id does not re-encode to its input")
+		}
 	})
 }
 

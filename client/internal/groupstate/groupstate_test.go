@@ -2,6 +2,7 @@ package groupstate
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,6 +21,12 @@ func device(t testing.TB, n byte) *identity.Device {
 	return d
 }
 
+// bound makes g a group bound to a test account of handle (Bind).
+func bound(g *State, handle string) *State {
+	g.Bind(handle, ed25519.PublicKey(bytes.Repeat([]byte{7}, ed25519.PublicKeySize)), [NonceSize]byte{1})
+	return g
+}
+
 func adminOf(handle string, d *identity.Device) Admin {
 	return Admin{Handle: handle, Device: d.ID, Key: d.Public().SignPub}
 }
@@ -29,8 +36,8 @@ func adminOf(handle string, d *identity.Device) Admin {
 func TestStateForm(t *testing.T) {
 	admin, _ := identity.NewDevice(nil)
 	other, _ := identity.NewDevice(nil)
-	g := &State{ID: ID{1}, Version: 3, Name: "g", Members: []string{"alice", "bob"},
-		Admins: []Admin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}
+	g := bound(&State{Version: 3, Name: "g", Members: []string{"alice", "bob"},
+		Admins: []Admin{{Handle: "alice", Device: admin.ID, Key: admin.Public().SignPub}}}, "alice")
 	g.Sign(admin)
 	got, err := Parse(g.raw)
 	if err != nil {
@@ -60,8 +67,12 @@ func TestStateForm(t *testing.T) {
 		"signer not admin": func(g *State) { g.Admins[0].Device = other.ID },
 		"no members":       func(g *State) { g.Members = nil },
 		"too many members": func(g *State) { g.Members = manyHandles(MaxMembers + 1) },
+		"id not bound":     func(g *State) { g.ID[0] ^= 1 },
+		"floor ahead":      func(g *State) { g.Floor = g.Version + 1 },
+		"bad creator":      func(g *State) { g.Bind("Alice", g.CreatorKey, g.Nonce) },
 	} {
-		c := &State{ID: g.ID, Version: g.Version, Name: g.Name, Members: slices.Clone(g.Members), Admins: slices.Clone(g.Admins)}
+		c := g.Next()
+		c.Version, c.Admins = g.Version, slices.Clone(g.Admins)
 		mut(c)
 		c.Sign(admin)
 		if _, err := Parse(c.raw); err == nil {
@@ -77,13 +88,13 @@ func TestStateForm(t *testing.T) {
 // their sentinel.
 func TestErrorText(t *testing.T) {
 	admin := device(t, 1)
-	g := &State{ID: ID{1}, Version: 1, Name: "g", Members: []string{"Alice", "bob"}, Admins: []Admin{adminOf("bob", admin)}}
+	g := bound(&State{Version: 1, Name: "g", Members: []string{"Alice", "bob"}, Admins: []Admin{adminOf("bob", admin)}}, "bob")
 	g.Sign(admin)
 	_, err := Parse(g.raw)
 	if !errors.Is(err, ErrBadMember) || err.Error() != `group state: bad member handle "Alice"` {
 		t.Fatalf("bad member: %v", err)
 	}
-	g = &State{ID: ID{1}, Version: 1, Name: "g", Members: []string{"alice"}, Admins: []Admin{adminOf("bob", admin)}}
+	g = bound(&State{Version: 1, Name: "g", Members: []string{"alice"}, Admins: []Admin{adminOf("bob", admin)}}, "bob")
 	g.Sign(admin)
 	_, err = Parse(g.raw)
 	if !errors.Is(err, ErrAdminNotMember) || err.Error() != "group state: admin bob is not a member" {

@@ -2,6 +2,7 @@ package groupstate
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,15 +13,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-im/parley/crypto/devicelist"
+	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/crypto/wire"
 )
 
 // The vectors in testdata are group states, good and bad, that any other
 // implementation of PROTOCOL.md §14.6 can replay: decode "state", then
-// verify it against "authority" (the admins of the state a receiver holds;
-// absent, the state's own admins, as for a group seen first). A good
-// vector decodes to "name", "version" and "members" and verifies; a fail_
-// vector stops with "error". They are written by
+// verify it against "authority" (the admins of the state a receiver
+// holds) or, absent, as a group seen first: verify "creator_list" (the
+// creator's signed device list) under "creator_account" (the account key
+// the receiver holds for the state's creator), then VerifyFirst against
+// that list. A good vector decodes to "name", "version" and "members" and
+// verifies; a fail_ vector stops with "error". They are written by
 // `go test ./client/internal/groupstate -run TestVectors -update`.
 var update = flag.Bool("update", false, "rewrite testdata vectors")
 
@@ -28,10 +33,14 @@ type vector struct {
 	Description string        `json:"description"`
 	State       string        `json:"state"`
 	Authority   []vectorAdmin `json:"authority,omitempty"`
-	Name        string        `json:"name,omitempty"`
-	Version     uint64        `json:"version,omitempty"`
-	Members     []string      `json:"members,omitempty"`
-	Error       string        `json:"error,omitempty"`
+	// CreatorAccount and CreatorList are what a receiver holds of the
+	// creator's account for a group seen first (no Authority).
+	CreatorAccount string   `json:"creator_account,omitempty"`
+	CreatorList    string   `json:"creator_list,omitempty"`
+	Name           string   `json:"name,omitempty"`
+	Version        uint64   `json:"version,omitempty"`
+	Members        []string `json:"members,omitempty"`
+	Error          string   `json:"error,omitempty"`
 }
 
 type vectorAdmin struct {
@@ -53,12 +62,40 @@ var vectorErrors = map[string]error{
 	"not_authority":     ErrNotAuthority,
 	"bad_signature":     ErrBadSignature,
 	"no_members_admins": ErrEmpty,
+	"id_not_bound":      ErrIDNotBound,
+	"floor_ahead":       ErrFloorAhead,
+	"not_creator":       ErrNotCreator,
+	"legacy":            ErrLegacy,
+}
+
+// account is a test account whose keys follow from n, and its signed
+// device list of devs.
+func account(t testing.TB, n byte, devs ...*identity.Device) (*identity.Account, []byte) {
+	t.Helper()
+	a, err := identity.NewAccount(bytes.NewReader(bytes.Repeat([]byte{n}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &devicelist.List{Account: a.Public(), Version: 1, Timestamp: 1_800_000_000}
+	for i, d := range devs {
+		l.Entries = append(l.Entries, devicelist.Entry{Device: d.Public(), Name: "device", Added: l.Timestamp, Attested: l.Timestamp,
+			Primary: i == 0, DeviceSig: devicelist.DeviceSignature(d, a.Public())})
+	}
+	enc, err := devicelist.Sign(a, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, enc
 }
 
 func generateVectors(t *testing.T) map[string]vector {
-	a1, a2, b1, other := device(t, 1), device(t, 2), device(t, 3), device(t, 4)
+	a1, a2, b1, other, m1 := device(t, 1), device(t, 2), device(t, 3), device(t, 4), device(t, 5)
+	alice, aliceList := account(t, 0x61, a1, a2)
+	mallory, malloryList := account(t, 0x6d, m1)
+	nonce := [NonceSize]byte{0x6e, 0x6f, 0x6e, 0x63, 0x65}
 	base := func() *State {
-		return &State{ID: ID{0x67, 0x72, 0x6f, 0x75, 0x70}, Version: 3, Name: "Hiking club", Members: []string{"alice", "bob", "carol"},
+		return &State{ID: NewID("alice", alice.Public(), nonce), Creator: "alice", CreatorKey: alice.Public(), Nonce: nonce,
+			Version: 3, Floor: 2, Name: "Hiking club", Members: []string{"alice", "bob", "carol"},
 			Admins: []Admin{adminOf("alice", a1), adminOf("alice", a2)}}
 	}
 	signed := func(mut func(*State)) *State {
@@ -69,24 +106,34 @@ func generateVectors(t *testing.T) map[string]vector {
 		g.Sign(a1)
 		return g
 	}
+	first := func(v vector, key ed25519.PublicKey, list []byte) vector {
+		v.CreatorAccount, v.CreatorList = hex.EncodeToString(key), hex.EncodeToString(list)
+		return v
+	}
 	good := func(desc string, g *State) vector {
-		return vector{Description: desc, State: hex.EncodeToString(g.raw), Name: g.Name, Version: g.Version, Members: g.Members}
+		return first(vector{Description: desc, State: hex.EncodeToString(g.raw), Name: g.Name, Version: g.Version, Members: g.Members},
+			alice.Public(), aliceList)
 	}
 	fail := func(desc string, raw []byte, err string) vector {
-		return vector{Description: desc, State: hex.EncodeToString(raw), Error: err}
+		return first(vector{Description: desc, State: hex.EncodeToString(raw), Error: err}, alice.Public(), aliceList)
 	}
 	v := map[string]vector{}
-	v["good_state"] = good("Three members, two admin devices of one account; signed by the first.", signed(nil))
+	v["good_state"] = good("Three members, two admin devices of the creator's account; signed by the first; seen first.", signed(nil))
 	v["good_two_admin_accounts"] = good("Admin devices of two accounts; signed by the first account's device.",
 		signed(func(g *State) { g.Admins = append(g.Admins, adminOf("bob", b1)) }))
 	v["good_max_members"] = good("64 members, the most a group has.",
-		signed(func(g *State) { g.Members = manyHandles(MaxMembers); g.Admins = []Admin{adminOf("user000", a1)} }))
+		signed(func(g *State) {
+			g.Members = manyHandles(MaxMembers)
+			g.Admins = []Admin{adminOf("user000", a1)}
+			g.Bind("user000", alice.Public(), nonce)
+		}))
 
 	g := signed(nil)
 	// A receiver holding g (admins a1, a2) takes the next version, which a1
 	// signed and which drops a2.
 	next := signed(func(g *State) { g.Version = 4; g.Admins = g.Admins[:1] })
 	held := good("Verified against the admins of the state a receiver holds, one of whom the new state drops.", next)
+	held.CreatorAccount, held.CreatorList = "", ""
 	for _, a := range g.Admins {
 		held.Authority = append(held.Authority, vectorAdmin{Handle: a.Handle, Device: hex.EncodeToString(a.Device[:]), Key: hex.EncodeToString(a.Key)})
 	}
@@ -103,6 +150,27 @@ func generateVectors(t *testing.T) map[string]vector {
 		State: hex.EncodeToString(g.raw), Error: "not_authority",
 		Authority: []vectorAdmin{{Handle: "bob", Device: hex.EncodeToString(b1.ID[:]), Key: hex.EncodeToString(b1.Public().SignPub)}}}
 	v["fail_not_authority"] = notAuth
+
+	// A removed member squats the group's id (PROTOCOL.md §14.6): as its
+	// creator, with his own account key, which does not make the id...
+	squat := &State{ID: base().ID, Creator: "mallory", CreatorKey: mallory.Public(), Nonce: nonce, Version: 1 << 40,
+		Name: "Hiking club", Members: []string{"alice", "mallory"}, Admins: []Admin{adminOf("mallory", m1)}}
+	squat.Sign(m1)
+	v["fail_id_not_bound_to_creator"] = first(vector{Description: "A removed member's state for the group's id, naming himself its creator: the id is not made from his account key and the nonce.",
+		State: hex.EncodeToString(squat.raw), Error: "id_not_bound"}, mallory.Public(), malloryList)
+	// ...or naming the real creator, signed by his own device...
+	v["fail_signed_by_non_creator"] = fail("Names the real creator (id, key, nonce), signed by an admin device of another account.",
+		signed(func(g *State) { g.Members = append(g.Members, "mallory"); g.Admins = []Admin{adminOf("mallory", m1)} }).resign(m1), "not_creator")
+	// ...or by his device listed as one of the creator's.
+	v["fail_signer_not_in_creator_list"] = fail("Signed by a device listed as the creator's that the creator's device list does not hold.",
+		signed(func(g *State) { g.Admins = []Admin{adminOf("alice", m1)} }).resign(m1), "not_creator")
+	v["fail_creator_key_not_held"] = first(vector{Description: "The receiver holds another account key for the creator than the one the id is made from.",
+		State: hex.EncodeToString(g.raw), Error: "not_creator"}, mallory.Public(), malloryList)
+	legacy := &State{Legacy: true, ID: ID{0x67, 0x72, 0x6f, 0x75, 0x70}, Version: 3, Name: "Hiking club", Members: []string{"alice", "bob"},
+		Admins: []Admin{adminOf("alice", a1)}}
+	legacy.Sign(a1)
+	v["fail_legacy_format"] = fail("Format 1 (a random id bound to no creator), seen first: no longer accepted.", legacy.raw, "legacy")
+	v["fail_floor_ahead"] = fail("A chain floor above the version.", signed(func(g *State) { g.Floor = 4 }).raw, "floor_ahead")
 	v["fail_trailing_data"] = fail("A byte after the signature.", append(slices.Clone(g.raw), 0), "trailing")
 	v["fail_version_zero"] = fail("Version 0.", signed(func(g *State) { g.Version = 0 }).raw, "version_zero")
 	v["fail_empty_name"] = fail("An empty name.", signed(func(g *State) { g.Name = "" }).raw, "bad_name")
@@ -168,19 +236,24 @@ func replay(t *testing.T, name string, v vector) {
 		t.Fatal(err)
 	}
 	g, err := Parse(raw)
-	if err == nil {
-		authority := g.Admins
-		if v.Authority != nil {
-			authority = nil
-			for _, a := range v.Authority {
-				dev, _ := hex.DecodeString(a.Device)
-				key, _ := hex.DecodeString(a.Key)
-				ad := Admin{Handle: a.Handle, Key: key}
-				copy(ad.Device[:], dev)
-				authority = append(authority, ad)
-			}
+	if err == nil && v.Authority != nil {
+		var authority []Admin
+		for _, a := range v.Authority {
+			dev, _ := hex.DecodeString(a.Device)
+			key, _ := hex.DecodeString(a.Key)
+			ad := Admin{Handle: a.Handle, Key: key}
+			copy(ad.Device[:], dev)
+			authority = append(authority, ad)
 		}
 		_, err = g.Verify(authority)
+	} else if err == nil {
+		key, _ := hex.DecodeString(v.CreatorAccount)
+		enc, _ := hex.DecodeString(v.CreatorList)
+		l, lerr := devicelist.Verify(key, enc)
+		if lerr != nil {
+			t.Fatalf("the vector's creator list: %v", lerr)
+		}
+		_, err = g.VerifyFirst(l)
 	}
 	if strings.HasPrefix(name, "good_") {
 		if err != nil {
@@ -198,4 +271,10 @@ func replay(t *testing.T, name string, v vector) {
 	if !errors.Is(err, sentinel) {
 		t.Fatalf("got %v, want %v", err, sentinel)
 	}
+}
+
+// resign signs g again with dev (a test making a state in another's name).
+func (g *State) resign(dev *identity.Device) []byte {
+	g.Sign(dev)
+	return g.raw
 }
