@@ -49,6 +49,7 @@ const (
 	CodeLinkMismatch  Code = "link_check_failed" // the handshake failed its check
 	CodeLinkUnknown   Code = "link_unknown"      // no link in progress with that id
 	CodeBadLinkCode   Code = "bad_link_code"     // not a Parley link code
+	CodeLinkRejected  Code = "link_rejected"     // the companion's user said the check codes differ
 )
 
 // The relay and storage.
@@ -134,7 +135,7 @@ var codes = []Code{
 	CodeSafetyChanged, CodeListRollback, CodeBadList, CodeBadBundle, CodeIdentityMismatch,
 	CodeSessionSetup, CodeDecryptFailed, CodeUndecryptable, CodeMalformed,
 	CodeLinkExpired, CodeLinkUsed, CodeLinkCancelled, CodeLinkMismatch, CodeLinkUnknown,
-	CodeBadLinkCode,
+	CodeBadLinkCode, CodeLinkRejected,
 	CodeRelayRefused, CodeOffline, CodeNotFound, CodeStorage, CodeInternal,
 	CodeTooLong, CodeBadID, CodeBadAttachment, CodeAttachmentTooLarge, CodeNoAttachment,
 	CodeAttachmentTampered, CodeAttachmentGone, CodeQuotaExceeded, CodeUploadQueueFull,

@@ -125,8 +125,9 @@ type Event struct {
 	Type    string   `json:"type"` // message, receipt, chats, devices, state, link-check, error
 	Message *Message `json:"message,omitempty"`
 	Chat    string   `json:"chatId,omitempty"`
-	// CheckCode is set for link-check.
+	// CheckCode is set for link-check, and on the primary LinkID too.
 	CheckCode string `json:"checkCode,omitempty"`
+	LinkID    string `json:"linkId,omitempty"`
 	Code      Code   `json:"code,omitempty"`
 	Text      string `json:"text,omitempty"`
 	// MessageID, Done and Total are set for transfer-progress (an
@@ -154,6 +155,9 @@ type Engine struct {
 
 	companion     *link.Companion // companion: a link in progress
 	companionName string
+	// linkAnswer is set while the companion shows a check code and waits
+	// for its user: ConfirmLinkCode sends true, RejectLinkCode false.
+	linkAnswer chan bool
 
 	online chan struct{} // closed and replaced on every connect
 	kick   chan struct{} // wakes the session loop to flush the outbox

@@ -44,6 +44,7 @@ var (
 	ErrLinkCancelled    = &Error{Code: CodeLinkCancelled, Message: "linking was cancelled"}
 	ErrLinkMismatch     = &Error{Code: CodeLinkMismatch, Message: "the link handshake failed its check: the code or the relay was tampered with"}
 	ErrLinkUnknown      = &Error{Code: CodeLinkUnknown, Message: "no link in progress with that id"}
+	ErrLinkRejected     = &Error{Code: CodeLinkRejected, Message: "the check code was rejected on the new device; nothing was linked"}
 	ErrRelayRefused     = &Error{Code: CodeRelayRefused, Message: "the relay refused the request"}
 	ErrOffline          = &Error{Code: CodeOffline, Message: "not connected to the relay"}
 	ErrTooLong          = &Error{Code: CodeTooLong, Message: "the message is too long"}

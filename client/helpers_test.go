@@ -159,6 +159,7 @@ func linkCompanion(t testing.TB, primary, comp *device, name string) (string, st
 		h, err := comp.eng.WaitLinked(ctx)
 		linked <- res{h, err}
 	}()
+	go confirmWhenShown(ctx, comp.eng)
 	pending, err := primary.eng.ApproveLink(ctx, start.Payload)
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +183,14 @@ func linkCompanion(t testing.TB, primary, comp *device, name string) (string, st
 	}
 	comp.mu.Unlock()
 	return pending.CheckCode, compCode
+}
+
+// confirmWhenShown is the companion's user confirming the check code as
+// soon as it is shown.
+func confirmWhenShown(ctx context.Context, e *Engine) {
+	for ctx.Err() == nil && e.ConfirmLinkCode() != nil {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 var _ storage.Store = (*boltstore.Store)(nil)

@@ -60,9 +60,14 @@ func (e *Engine) StartLink(ctx context.Context, deviceName string) (*LinkStart, 
 }
 
 // WaitLinked completes a link started by StartLink: it waits for the
-// primary's hello, reports the check code (event link-check), sends the
-// join request, waits for the primary's confirmation bundle, verifies it
-// and stores the account. It returns the account handle.
+// primary's hello, reports the check code (event link-check) and waits for
+// the user's answer. Only after ConfirmLinkCode does it send the join
+// request, wait for the primary's confirmation bundle, verify it and store
+// the account; it returns the account handle. After RejectLinkCode it
+// tells the primary (a sealed decline), abandons the link and returns
+// ErrLinkRejected. Whoever answers the QR code first is the one whose code
+// the companion shows, so the user's confirmation, not the order of
+// arrival, decides which account the device joins (PROTOCOL.md 7.5).
 func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	e.mu.Lock()
 	comp, name := e.companion, e.companionName
@@ -81,7 +86,23 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", linkErr(err)
 	}
-	e.emit(Event{Type: "link-check", CheckCode: sess.CheckCode()})
+	confirmed, err := e.awaitLinkAnswer(ctx, comp, sess.CheckCode(), deadline)
+	if err != nil {
+		return "", err
+	}
+	if !confirmed {
+		e.mu.Lock()
+		if e.companion == comp {
+			e.companion = nil
+		}
+		e.mu.Unlock()
+		if sealed, err := sess.Seal(link.Decline); err == nil {
+			if err := e.cfg.Relay.PutLink(ctx, id, slotJoin, sealed); err != nil {
+				e.log.Warn("the primary was not told of the rejected check code", "err", err)
+			}
+		}
+		return "", ErrLinkRejected
+	}
 	join, err := link.NewJoinRequest(e.dev, sess.Account(), name).MarshalBinary()
 	if err != nil {
 		return "", err
@@ -158,6 +179,57 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	return bundle.Handle, nil
 }
 
+// awaitLinkAnswer shows the check code (event link-check) and waits for
+// the user to confirm or reject it, until the link expires.
+func (e *Engine) awaitLinkAnswer(ctx context.Context, comp *link.Companion, code string, deadline time.Time) (bool, error) {
+	answer := make(chan bool, 1)
+	e.mu.Lock()
+	if e.companion != comp {
+		e.mu.Unlock()
+		return false, ErrLinkUnknown
+	}
+	e.linkAnswer = answer
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if e.linkAnswer == answer {
+			e.linkAnswer = nil
+		}
+		e.mu.Unlock()
+	}()
+	e.emit(Event{Type: "link-check", CheckCode: code})
+	expiry := time.NewTimer(deadline.Sub(e.cfg.Now()))
+	defer expiry.Stop()
+	select {
+	case ok := <-answer:
+		return ok, nil
+	case <-expiry.C:
+		return false, ErrLinkExpired
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// ConfirmLinkCode is the companion user's answer that the check code
+// matches the primary's: WaitLinked sends the join request.
+func (e *Engine) ConfirmLinkCode() error { return e.answerLinkCode(true) }
+
+// RejectLinkCode is the companion user's answer that the check code does
+// not match (or that they did not start this link): WaitLinked tells the
+// primary, abandons the link and returns ErrLinkRejected.
+func (e *Engine) RejectLinkCode() error { return e.answerLinkCode(false) }
+
+func (e *Engine) answerLinkCode(ok bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.linkAnswer == nil {
+		return newError(CodeLinkUnknown, nil, "no check code is waiting for an answer")
+	}
+	e.linkAnswer <- ok // buffered, and only one answer is taken
+	e.linkAnswer = nil
+	return nil
+}
+
 // waitLink long-polls a link slot until a message arrives or the link
 // expires.
 func (e *Engine) waitLink(ctx context.Context, id []byte, slot int, deadline time.Time) ([]byte, error) {
@@ -197,10 +269,12 @@ func linkErr(err error) error {
 }
 
 // pendingLink is a link the primary has started and not yet confirmed.
+// join is nil while the companion's user has not confirmed the code.
 type pendingLink struct {
 	payload *link.Payload
 	sess    *link.Session
 	join    *link.JoinRequest
+	cancel  context.CancelFunc // ends ApproveLink's wait for the join
 }
 
 // PendingLink is what the primary shows before the user confirms.
@@ -211,9 +285,13 @@ type PendingLink struct {
 }
 
 // ApproveLink starts linking a companion from its payload (pasted or
-// scanned). It sends the hello, waits for the companion's join request and
-// returns the check code and the companion's name for the user to compare
-// on both screens. Nothing changes on the account until ConfirmLink.
+// scanned). It sends the hello and reports the check code at once (event
+// link-check, with the link id), so the companion's user can compare it;
+// then it waits for the companion's answer. When the companion's user
+// confirmed, it returns the check code and the companion's name for this
+// user to compare in turn; when they rejected it, ErrLinkRejected.
+// Nothing changes on the account until ConfirmLink; CancelLink ends the
+// wait.
 func (e *Engine) ApproveLink(ctx context.Context, payloadText string) (*PendingLink, error) {
 	p, err := link.ParsePayload(payloadText)
 	if err != nil {
@@ -247,13 +325,42 @@ func (e *Engine) ApproveLink(ctx context.Context, payloadText string) (*PendingL
 		}
 		return nil, err
 	}
+	lid := hex.EncodeToString(p.LinkID[:])
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pl := &pendingLink{payload: p, sess: sess, cancel: cancel}
+	e.mu.Lock()
+	e.links[lid] = pl
+	e.mu.Unlock()
+	join, err := e.awaitJoin(wctx, pl, accountPub)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.links[lid] != pl {
+		return nil, ErrLinkCancelled // CancelLink, while we waited
+	}
+	if err != nil {
+		delete(e.links, lid)
+		return nil, err
+	}
+	pl.join = join
+	return &PendingLink{LinkID: lid, CheckCode: sess.CheckCode(), DeviceName: join.Name}, nil
+}
+
+// awaitJoin reports the check code and waits for the companion's first
+// sealed message: a verified join request, or its decline.
+func (e *Engine) awaitJoin(ctx context.Context, pl *pendingLink, accountPub []byte) (*link.JoinRequest, error) {
+	p := pl.payload
+	e.emit(Event{Type: "link-check", LinkID: hex.EncodeToString(p.LinkID[:]), CheckCode: pl.sess.CheckCode()})
 	msg, err := e.waitLink(ctx, p.LinkID[:], slotJoin, time.Unix(int64(p.Expires), 0))
 	if err != nil {
 		return nil, err
 	}
-	plain, err := sess.Open(msg)
+	plain, err := pl.sess.Open(msg)
 	if err != nil {
 		return nil, linkErr(err)
+	}
+	if link.IsDecline(plain) {
+		return nil, ErrLinkRejected
 	}
 	join, err := link.UnmarshalJoinRequest(plain)
 	if err != nil {
@@ -262,11 +369,7 @@ func (e *Engine) ApproveLink(ctx context.Context, payloadText string) (*PendingL
 	if err := join.Verify(accountPub); err != nil {
 		return nil, linkErr(err)
 	}
-	lid := hex.EncodeToString(p.LinkID[:])
-	e.mu.Lock()
-	e.links[lid] = &pendingLink{payload: p, sess: sess, join: join}
-	e.mu.Unlock()
-	return &PendingLink{LinkID: lid, CheckCode: sess.CheckCode(), DeviceName: join.Name}, nil
+	return join, nil
 }
 
 // ConfirmLink adds the companion to the account after the user confirmed
@@ -276,8 +379,8 @@ func (e *Engine) ConfirmLink(ctx context.Context, linkID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	pl, ok := e.links[linkID]
-	if !ok {
-		return ErrLinkUnknown
+	if !ok || pl.join == nil {
+		return ErrLinkUnknown // unknown, or the companion has not confirmed yet
 	}
 	delete(e.links, linkID)
 	if err := pl.payload.CheckExpiry(e.cfg.Now()); err != nil {
@@ -335,15 +438,18 @@ func (e *Engine) ConfirmLink(ctx context.Context, linkID string) error {
 	return nil
 }
 
-// CancelLink abandons a pending link; the companion's wait ends when the
-// link expires.
+// CancelLink abandons a pending link, also while ApproveLink still waits
+// for the companion's answer (it returns ErrLinkCancelled); the
+// companion's wait ends when the link expires.
 func (e *Engine) CancelLink(linkID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.links[linkID]; !ok {
+	pl, ok := e.links[linkID]
+	if !ok {
 		return ErrLinkUnknown
 	}
 	delete(e.links, linkID)
+	pl.cancel()
 	return nil
 }
 

@@ -68,8 +68,11 @@ func TestPhoneOffInBrowsers(t *testing.T) {
 	if !strings.HasPrefix(payload, "parley-link:") || !strings.Contains(start["qrSvg"].(string), "<svg") {
 		t.Fatalf("startLink returned %v", start)
 	}
-	pending := MustEval[map[string]any](a1, fmt.Sprintf(`window.parley.approveLink(%q)`, payload))
+	// approveLink resolves once the companion's user confirmed the code.
+	MustEval[chromedp.Void](a1, fmt.Sprintf(`window.__pending = window.parley.approveLink(%q); window.__pending.catch(() => {}); undefined`, payload))
 	companionCode := MustEval[string](a2, `window.__check`)
+	MustEval[chromedp.Void](a2, `window.parley.confirmLinkCode()`)
+	pending := MustEval[map[string]any](a1, `window.__pending`)
 	if pending["checkCode"] == "" || pending["checkCode"] != companionCode {
 		t.Fatalf("check codes: primary %v, companion %q", pending["checkCode"], companionCode)
 	}

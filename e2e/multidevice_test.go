@@ -83,6 +83,7 @@ func TestRevokeInBrowser(t *testing.T) {
 	a2 := NewBrowser(t)
 	ready(t, a2, srv.URL)
 	payload := MustEval[string](a2, `window.parley.startLink('browser').then((s) => {
+	  window.parley.on('link-check', () => window.parley.confirmLinkCode());
 	  window.__linked = window.parley.waitLinked(); window.__linked.catch(() => {}); return s.payload; })`)
 	p := MustEval[map[string]any](a1, fmt.Sprintf(`window.parley.approveLink(%q)`, payload))
 	MustEval[chromedp.Void](a1, fmt.Sprintf(`window.parley.confirmLink(%q)`, p["linkId"]))

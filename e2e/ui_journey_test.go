@@ -42,18 +42,31 @@ func TestUIJourney(t *testing.T) {
 	screenshot(t, a2, "link-code-desktop", 1280, 800)
 	payload := MustEval[string](a2, `document.getElementById('link-payload').value`)
 
-	// A1 pastes it and sees the new device's name and the check code.
+	// A1 pastes it and shows the check code at once; A2 shows the same
+	// code and asks Alice to confirm it there first (PROTOCOL.md 7.5).
 	click(t, a1, "#btn-link-device")
 	pasteInto(t, a1, "#approve-payload", payload)
 	click(t, a1, "#form-approve button[type=submit]")
 	waitUI(t, a1, "the check code on the primary", visible("#approve-code")+` && document.getElementById('approve-code').textContent !== ''`)
 	code := textOf(t, a1, "#approve-code")
-	if name := textOf(t, a1, "#approve-name"); name != "Alice's browser" {
-		t.Fatalf("primary shows device name %q", name)
-	}
-	waitUI(t, a2, "the check code on the companion", visible("#link-check-code"))
+	waitUI(t, a2, "the check code on the companion, with Confirm and Cancel", visible("#link-check-code")+` && `+visible("#btn-link-code-confirm")+` && `+visible("#btn-link-code-reject"))
 	if got := textOf(t, a2, "#link-check-code"); got != code {
 		t.Fatalf("check codes differ: primary %q, companion %q", code, got)
+	}
+	if MustEval[bool](a1, visible("#btn-approve-confirm")) {
+		t.Fatal("the primary offers to confirm before the companion has")
+	}
+	screenshot(t, a1, "link-wait-companion-desktop", 1280, 800)
+	screenshot(t, a2, "link-confirm-desktop", 1280, 800)
+	screenshot(t, a2, "link-confirm-phone", 390, 844)
+	desktop(t, a2)
+	click(t, a2, "#btn-link-code-confirm")
+	waitUI(t, a2, "the companion waiting for the primary", visible("#link-check-wait"))
+
+	// Now A1 sees the new device's name and asks in turn.
+	waitUI(t, a1, "the new device's name on the primary", visible("#approve-name")+` && `+visible("#btn-approve-confirm"))
+	if name := textOf(t, a1, "#approve-name"); name != "Alice's browser" {
+		t.Fatalf("primary shows device name %q", name)
 	}
 	screenshot(t, a1, "link-approve-desktop", 1280, 800)
 	click(t, a1, "#btn-approve-confirm")
@@ -168,6 +181,43 @@ func TestUIJourney(t *testing.T) {
 }
 
 // darkScreenshot saves the page as a dark-scheme browser shows it.
+// TestUICompanionCancelAbandonsLink: the companion's user presses Cancel
+// next to the check code (it is not the code their primary shows). Nothing
+// is linked, and both screens say why.
+func TestUICompanionCancelAbandonsLink(t *testing.T) {
+	srv := StartServer(t)
+	a1 := NewBrowser(t)
+	desktop(t, a1)
+	createAccountUI(t, a1, srv.URL, "alice", "Alice's phone")
+	a2 := NewBrowser(t)
+	desktop(t, a2)
+	a2.Navigate(srv.URL)
+	waitUI(t, a2, "onboarding", visible("#form-link"))
+	typeInto(t, a2, "#link-device", "Alice's browser")
+	click(t, a2, "#form-link button[type=submit]")
+	waitUI(t, a2, "the link code", `document.getElementById('link-payload').value.startsWith('parley-link:')`)
+	payload := MustEval[string](a2, `document.getElementById('link-payload').value`)
+
+	click(t, a1, "#btn-link-device")
+	pasteInto(t, a1, "#approve-payload", payload)
+	click(t, a1, "#form-approve button[type=submit]")
+	waitUI(t, a2, "the check code on the companion", visible("#btn-link-code-reject"))
+	click(t, a2, "#btn-link-code-reject")
+
+	waitUI(t, a2, "the companion saying it cancelled", `document.getElementById('link-error').textContent.includes('Linking cancelled')`+` && !`+visible("#btn-link-code-confirm"))
+	waitUI(t, a1, "the primary saying the new device cancelled", `document.getElementById('approve-error').textContent.includes('cancelled')`+` && !`+visible("#approve-check")+` && `+visible("#form-approve"))
+	if MustEval[bool](a2, visible("#view-main")) {
+		t.Fatal("the companion went to the main view after cancelling")
+	}
+	screenshot(t, a2, "link-rejected-companion-desktop", 1280, 800)
+	screenshot(t, a1, "link-rejected-primary-desktop", 1280, 800)
+	click(t, a1, "#btn-devices")
+	waitUI(t, a1, "the device list", `document.querySelectorAll('#device-list li').length > 0`)
+	if n := MustEval[int](a1, `document.querySelectorAll('#device-list li').length`); n != 1 {
+		t.Fatalf("alice has %d devices after the companion cancelled, want 1", n)
+	}
+}
+
 func darkScreenshot(t *testing.T, b *Browser, name string) {
 	t.Helper()
 	ctx, cancel := contextFor(b)

@@ -119,7 +119,7 @@ func TestUISafetyNumberAndRevoke(t *testing.T) {
 // companion shows its QR code, the primary's "Scan the QR code" reads it
 // from the camera (here a stream of a canvas painting the companion's QR
 // image, in place of the hardware), and the person compares the check
-// codes and confirms.
+// codes and confirms on both.
 func linkByCamera(t *testing.T, primary, companion *Browser, name string) {
 	t.Helper()
 	start := MustEval[map[string]any](companion, fmt.Sprintf(`(async () => {
@@ -148,6 +148,9 @@ func linkByCamera(t *testing.T, primary, companion *Browser, name string) {
 	if got, want := textOf(t, primary, "#approve-code"), MustEval[string](companion, `window.__check`); got != want {
 		t.Fatalf("check codes after scanning: primary %q, companion %q", got, want)
 	}
+	// The codes match: the person confirms on the companion first.
+	MustEval[chromedp.Void](companion, `window.parley.confirmLinkCode()`)
+	waitUI(t, primary, "the primary's confirm button", visible("#btn-approve-confirm"))
 	click(t, primary, "#btn-approve-confirm")
 	waitUI(t, primary, "linked", `document.getElementById('approve-status').textContent.includes('is linked')`)
 	MustEval[map[string]any](companion, `window.__linked`)

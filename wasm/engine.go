@@ -256,6 +256,12 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 		signalAccount()
 		return map[string]string{"handle": handle, "deviceId": e.Device().ID.String()}, nil
 	})
+	method("confirmLinkCode", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.ConfirmLinkCode()
+	})
+	method("rejectLinkCode", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
+		return nil, e.RejectLinkCode()
+	})
 	method("approveLink", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		return e.ApproveLink(ctx, strings.TrimSpace(str(a, 0)))
 	})

@@ -254,10 +254,24 @@ func (c *cli) link(ctx context.Context, name string) error {
 	for waiting := true; waiting; {
 		select {
 		case code := <-c.check:
-			fmt.Fprintf(c.stdout, "Check code: %s (the primary must show the same)\n", code)
+			// Whoever answered the code first sent this one: join only
+			// if it is the user's own primary that shows it.
+			fmt.Fprintf(c.stdout, "Check code: %s\nDoes your primary show the same code? [y/N] ", code)
+			line, _ := c.stdin.ReadString('\n')
+			if a := strings.ToLower(strings.TrimSpace(line)); a == "y" || a == "yes" {
+				err = c.eng.ConfirmLinkCode()
+			} else {
+				err = c.eng.RejectLinkCode()
+			}
+			if err != nil {
+				return err
+			}
 		case r = <-linked:
 			waiting = false
 		}
+	}
+	if errors.Is(r.err, client.ErrLinkRejected) {
+		return errors.New("not confirmed; this device was not linked")
 	}
 	if r.err != nil {
 		return r.err
@@ -278,10 +292,31 @@ func (c *cli) approve(ctx context.Context, payload string) error {
 	if err := c.eng.WaitOnline(wctx); err != nil {
 		return fmt.Errorf("could not reach the relay: %w", err)
 	}
-	p, err := c.eng.ApproveLink(ctx, strings.TrimSpace(payload))
-	if err != nil {
-		return err
+	type res struct {
+		p   *client.PendingLink
+		err error
 	}
+	approved := make(chan res, 1)
+	go func() {
+		p, err := c.eng.ApproveLink(ctx, strings.TrimSpace(payload))
+		approved <- res{p, err}
+	}()
+	var r res
+	for waiting := true; waiting; {
+		select {
+		case code := <-c.check:
+			fmt.Fprintf(c.stdout, "Check code: %s\nConfirm it on the new device if it shows the same code...\n", code)
+		case r = <-approved:
+			waiting = false
+		}
+	}
+	if errors.Is(r.err, client.ErrLinkRejected) {
+		return errors.New("the new device rejected the check code; nothing changed")
+	}
+	if r.err != nil {
+		return r.err
+	}
+	p := r.p
 	fmt.Fprintf(c.stdout, "Device %q wants to join.\nCheck code: %s\nDoes the new device show the same code? [y/N] ", p.DeviceName, p.CheckCode)
 	line, _ := c.stdin.ReadString('\n')
 	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {

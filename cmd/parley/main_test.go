@@ -129,8 +129,9 @@ func TestCLI(t *testing.T) {
 	}
 
 	// A companion links to alice: `link` prints the code, `approve` on
-	// the primary shows the check code and confirms on "y".
+	// the primary shows the check code; both confirm it on "y".
 	link := cmd(tablet, "link", "Alice's tablet")
+	link.Stdin = strings.NewReader("y\n") // the check code matches
 	lout, err := link.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

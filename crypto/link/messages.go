@@ -10,7 +10,8 @@ import (
 	"github.com/parley-im/parley/crypto/wire"
 )
 
-// The two messages carried inside the sealed channel (PROTOCOL.md 7.5).
+// The messages carried inside the sealed channel (PROTOCOL.md 7.5): the
+// companion's join request or decline, and the primary's bundle.
 
 const (
 	// MaxHistoryPointer bounds the opaque history pointer in a Bundle (a
@@ -30,9 +31,20 @@ const (
 // companion with its own keys: the primary did not add this device.
 var ErrNotInList = errors.New("link: companion is not in the bundle's device list")
 
-// JoinRequest is the companion's first sealed message: its public keys,
-// its device-signs-account signature for the account named in the hello,
-// and the name it proposes for itself.
+// Decline is the plaintext of the companion's first sealed message when
+// its user rejects the check code: empty, which no join request is. The
+// primary then abandons the link and says so; because it is sealed, the
+// relay cannot forge a decline any more than a join request.
+var Decline = []byte{}
+
+// IsDecline reports whether the companion's first sealed message,
+// opened, is a Decline.
+func IsDecline(plaintext []byte) bool { return len(plaintext) == 0 }
+
+// JoinRequest is the companion's first sealed message when its user
+// confirmed the check code: its public keys, its device-signs-account
+// signature for the account named in the hello, and the name it proposes
+// for itself.
 type JoinRequest struct {
 	Device    identity.DevicePublic
 	DeviceSig []byte // devicelist.DeviceSignature, 64 bytes

@@ -105,6 +105,18 @@ func generateVectors(t *testing.T) map[string]vector {
 		Output: map[string]any{"payload_text": text, "hello": hx(hello), "check_code": ps.CheckCode(),
 			"c2p_messages": hexList(c2pMsgs), "p2c_messages": hexList(p2cMsgs)}}
 
+	dps, dhello, _ := StartPrimary(bytes.NewReader(eph), c.Payload(), acct, now)
+	dcs, _ := c.Accept(dhello, now)
+	decline, _ := dcs.Seal(Decline)
+	if pt, err := dps.Open(decline); err != nil || !IsDecline(pt) {
+		t.Fatalf("decline does not open as one: %v", err)
+	}
+	v["good_decline"] = vector{Comment: "the companion's user rejected the check code: its first sealed message is empty instead of a join request (7.5)", Type: "link/handshake",
+		Input: map[string]any{"companion_state": hx(cstate), "account_public": hx(acct), "primary_ephemeral": hx(eph),
+			"now": now.Unix(), "c2p_plaintexts": hexList([][]byte{Decline}), "p2c_plaintexts": hexList(nil)},
+		Output: map[string]any{"payload_text": text, "hello": hx(dhello), "check_code": dps.CheckCode(),
+			"c2p_messages": hexList([][]byte{decline}), "p2c_messages": hexList(nil)}}
+
 	comp := func(comment string, hello []byte, msgs [][]byte, at time.Time, errName string) vector {
 		return vector{Comment: comment, Type: "link/companion",
 			Input: map[string]any{"companion_state": hx(cstate), "hello": hx(hello), "now": at.Unix(), "p2c_messages": hexList(msgs)},

@@ -4,7 +4,7 @@
 import { loadDevices } from "/web/app/devices.js";
 import { $, show } from "/web/app/dom.js";
 import { openPane } from "/web/app/nav.js";
-import { P, ui } from "/web/app/state.js";
+import { on, P, ui } from "/web/app/state.js";
 import { words } from "/web/app/words.js";
 
 $('btn-link-device').addEventListener('click', () => {
@@ -15,6 +15,7 @@ $('btn-link-device').addEventListener('click', () => {
 
 function resetApprove() {
   ui.pendingLink = null;
+  ui.approving = false;
   $('approve-payload').value = '';
   show($('form-approve'));
   show($('btn-scan'));
@@ -27,25 +28,54 @@ $('form-approve').addEventListener('submit', async (e) => {
   e.preventDefault();
   $('approve-error').textContent = '';
   $('approve-status').textContent = 'Contacting the new device…';
+  ui.approving = true;
   try {
+    // link-check (below) shows the code while the new device's user
+    // compares it; this resolves once they confirmed it there.
     const p = await P.approveLink($('approve-payload').value.trim());
+    if (!ui.approving) return; // cancelled meanwhile
+    ui.approving = false;
     ui.pendingLink = p;
     $('approve-status').textContent = '';
     $('approve-name').textContent = p.deviceName || 'Unnamed device';
     $('approve-code').textContent = p.checkCode;
     show($('form-approve'), false);
     show($('btn-scan'), false);
+    show($('approve-device'));
+    show($('approve-wait'), false);
+    show($('approve-ask'));
+    show($('btn-approve-confirm'));
     show($('approve-check'));
     $('btn-approve-confirm').focus();
   } catch (err) {
-    $('approve-status').textContent = '';
-    $('approve-error').textContent = words(err);
+    if (!ui.approving) return; // the Cancel button said so already
+    const rejected = err && err.code === 'link_rejected';
+    resetApprove();
+    $('approve-error').textContent = rejected
+      ? 'The new device said the check codes do not match and cancelled. Nothing was linked. If you started this link, start again on the new device.'
+      : words(err);
   }
+});
+
+// The code is shown as soon as the hello is sent, before the new device
+// has answered: its user compares it with this screen.
+on('link-check', (e) => {
+  if (!ui.approving || !e.linkId) return;
+  ui.pendingLink = { linkId: e.linkId, checkCode: e.checkCode, deviceName: '' };
+  $('approve-status').textContent = 'Waiting for the new device…';
+  $('approve-code').textContent = e.checkCode;
+  show($('form-approve'), false);
+  show($('btn-scan'), false);
+  show($('approve-device'), false);
+  show($('approve-ask'), false);
+  show($('btn-approve-confirm'), false);
+  show($('approve-wait'));
+  show($('approve-check'));
 });
 
 $('btn-approve-confirm').addEventListener('click', async () => {
   const p = ui.pendingLink;
-  if (!p) return;
+  if (!p || ui.approving) return;
   $('btn-approve-confirm').disabled = true;
   $('approve-status').textContent = 'Linking and sending your recent history…';
   try {
@@ -63,6 +93,7 @@ $('btn-approve-confirm').addEventListener('click', async () => {
 });
 $('btn-approve-cancel').addEventListener('click', async () => {
   const p = ui.pendingLink;
+  ui.approving = false;
   if (p) await P.cancelLink(p.linkId).catch(() => {});
   resetApprove();
   $('approve-status').textContent = 'Linking cancelled.';

@@ -1,6 +1,8 @@
 // The welcome view of a browser with no account yet: create an account
 // (this browser becomes the primary), or link to a primary device, which
-// shows this browser's link code and waits for the primary to confirm.
+// shows this browser's link code, then the check code for the user to
+// confirm here (only then does this browser ask to join), and waits for
+// the primary to confirm.
 import { $, formats, show, svgURL, toast } from "/web/app/dom.js";
 import { hostOrigin } from "/web/app/embed.js";
 import { setView } from "/web/app/nav.js";
@@ -65,6 +67,7 @@ $('form-link').addEventListener('submit', async (e) => {
     $('link-qr').src = svgURL(s.qrSvg);
     $('link-payload').value = s.payload;
     $('link-expires').textContent = s.expires ? 'This code works until ' + formats().time.format(s.expires * 1000) + '.' : '';
+    show($('link-offer'));
     show($('link-check'), false);
     show($('link-sync'), false);
     $('link-error').textContent = '';
@@ -88,9 +91,42 @@ async function waitLinked() {
     show($('onboard-choices'));
     await render();
   } catch (err) {
-    $('link-error').textContent = words(err);
+    show($('link-check-ask'), false);
+    show($('link-check-wait'), false);
+    $('link-error').textContent = err && err.code === 'link_rejected'
+      ? 'Linking cancelled: you said the check codes do not match. This browser was not linked and the other device was told. Start over to show a new link code.'
+      : words(err);
   }
 }
+
+// The check code of whoever answered the link code. Only the user can
+// tell whether that was their own primary, so nothing is sent before
+// they confirm it here.
+on('link-check', (e) => {
+  if (!ui.linking || e.linkId) return; // a primary's own link-check
+  $('link-check-code').textContent = e.checkCode;
+  show($('link-offer'), false); // answered: the link code is used up
+  show($('link-check-ask'));
+  show($('link-check-wait'), false);
+  show($('link-check'));
+  $('btn-link-code-confirm').focus();
+});
+
+$('btn-link-code-confirm').addEventListener('click', async () => {
+  try {
+    await P.confirmLinkCode();
+    show($('link-check-ask'), false);
+    show($('link-check-wait'));
+  } catch (err) {
+    $('link-error').textContent = words(err);
+  }
+});
+
+$('btn-link-code-reject').addEventListener('click', async () => {
+  show($('link-check-ask'), false);
+  // waitLinked (above) then rejects with link_rejected and says so.
+  await P.rejectLinkCode().catch((err) => { $('link-error').textContent = words(err); });
+});
 
 $('btn-copy-payload').addEventListener('click', async () => {
   const ta = $('link-payload');
@@ -104,15 +140,12 @@ $('btn-copy-payload').addEventListener('click', async () => {
 });
 
 $('btn-link-restart').addEventListener('click', () => {
+  // A code still waiting for an answer is rejected: the primary is told.
+  if (!$('link-check').hidden && !$('link-check-ask').hidden) P.rejectLinkCode().catch(() => {});
   ui.linking = false;
   show($('link-wait'), false);
   show($('onboard-choices'));
   $('link-device').focus();
-});
-
-on('link-check', (e) => {
-  $('link-check-code').textContent = e.checkCode;
-  show($('link-check'));
 });
 
 on('sync-progress', (e) => {

@@ -27,6 +27,7 @@ export const ui = {
   urls: new Map(),      // message id → object URL of a decrypted attachment
   progress: new Map(),  // message id → {done, total}
   pendingLink: null,    // primary: {linkId, checkCode, deviceName}
+  approving: false,     // primary: approveLink waits for the new device's answer
   linking: false,       // companion: a link is in progress
   fingerprint: '',
 };

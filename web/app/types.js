@@ -95,7 +95,7 @@ export {};
  * @property {object} group a group's state changed: name, members
  * @property {object} devices
  * @property {object} state
- * @property {{checkCode: string}} link-check
+ * @property {{checkCode: string, linkId?: string}} link-check the check code to compare (linkId on the primary)
  * @property {object} sync
  * @property {{done: number, total: number, text: string}} sync-progress
  * @property {{messageId: string, done: number, total: number}} transfer-progress
@@ -114,7 +114,9 @@ export {};
  * @property {() => Promise<string>} deviceFingerprint
  * @property {(handle: string, deviceName: string) => Promise<void>} createAccount makes this browser the primary of a new account
  * @property {(deviceName: string) => Promise<LinkOffer>} startLink companion: the link code to show
- * @property {() => Promise<{handle: string, deviceId: string}>} waitLinked companion: completes the link (link-check fires first)
+ * @property {() => Promise<{handle: string, deviceId: string}>} waitLinked companion: completes the link (link-check fires first; resolves only after confirmLinkCode)
+ * @property {() => Promise<void>} confirmLinkCode companion: the check code matches the primary's; send the join request
+ * @property {() => Promise<void>} rejectLinkCode companion: the check code does not match; tell the primary and abandon the link
  * @property {(payload: string) => Promise<PendingLink>} approveLink primary
  * @property {(linkId: string) => Promise<void>} confirmLink primary
  * @property {(linkId: string) => Promise<void>} cancelLink primary

@@ -12,6 +12,7 @@ export const errorWords = {
   link_expired: 'The link code has expired. Start again on the new device.',
   link_used: 'That link code was already used. Start again on the new device.',
   link_cancelled: 'Linking was cancelled.',
+  link_rejected: 'The check code was rejected on the new device, so nothing was linked. Start again on the new device.',
   link_check_failed: 'The link failed its security check. Start again on both devices.',
   too_many_devices: 'Your account already has the maximum number of devices. Remove one first.',
   not_primary: 'Only your primary device can do this.',

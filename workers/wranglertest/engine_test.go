@@ -192,6 +192,11 @@ func linkCompanion(t *testing.T, primary, comp *device, name string) (string, st
 	}
 	linked := make(chan error, 1)
 	go func() { _, err := comp.eng.WaitLinked(ctx); linked <- err }()
+	go func() { // the companion's user confirms the check code once shown
+		for ctx.Err() == nil && comp.eng.ConfirmLinkCode() != nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	pending, err := primary.eng.ApproveLink(ctx, start.Payload)
 	if err != nil {
 		t.Fatal(err)
