@@ -27,6 +27,10 @@ type hostileRelay struct {
 	mangle bool
 	// sent records the devices each Send addressed, per message id.
 	sent map[[16]byte][]relay.Addr
+	// swallow are devices the relay keeps frames to for itself (hands
+	// them to a stolen device it colludes with) instead of passing them
+	// on, so the honest relay behind it sees no stale device set.
+	swallow map[relay.DeviceID]bool
 }
 
 func (h *hostileRelay) Account(ctx context.Context, handle string) ([]byte, []byte, error) {
@@ -71,7 +75,18 @@ func (c *hostileConn) Envelopes() <-chan *relay.Envelope { return c.out }
 
 // Send records the devices of every send the relay accepted.
 func (c *hostileConn) Send(ctx context.Context, id [16]byte, to []relay.Sealed) error {
-	if err := c.Conn.Send(ctx, id, to); err != nil {
+	c.h.mu.Lock()
+	pass := to
+	if len(c.h.swallow) > 0 {
+		pass = nil
+		for _, s := range to {
+			if !c.h.swallow[s.To.Device] {
+				pass = append(pass, s)
+			}
+		}
+	}
+	c.h.mu.Unlock()
+	if err := c.Conn.Send(ctx, id, pass); err != nil {
 		return err
 	}
 	c.h.mu.Lock()
@@ -306,5 +321,95 @@ func TestHostileRelayForgedAndOldLists(t *testing.T) {
 	}
 	if !toCompanion {
 		t.Fatalf("after the replay Bob no longer encrypts to Alice's companion")
+	}
+}
+
+// TestRelayCannotWithholdRevocation: Alice revokes her stolen browser and
+// the relay, colluding with the thief, keeps serving Bob the list that
+// still holds it (and swallows what Bob sends it, so the honest relay
+// behind sees no stale set). Alice's next message tells Bob her list's
+// version; Bob must not encrypt to the old set again until he has
+// verified the new list, and does once the relay serves it.
+func TestRelayCannotWithholdRevocation(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	hostile := &hostileRelay{serve: map[string][]byte{}, swallow: map[relay.DeviceID]bool{}}
+	bob := newDevice(t, tr, "bob", func(d *device) {
+		d.wrap = func(r Relay) Relay { hostile.Relay = r; return hostile }
+	})
+	if err := bob.eng.CreateAccount(ctx, "bob", "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	bob.run()
+	a1, a2 := aliceWithBrowser(t, tr)
+	if _, err := bob.eng.SendText(ctx, "alice", "before"); err != nil {
+		t.Fatal(err)
+	}
+	a2.waitMessage("bob", "before")
+	_, withBrowser, err := hostile.Relay.Account(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	hostile.mu.Lock()
+	hostile.serve["alice"] = withBrowser
+	hostile.swallow[relay.DeviceID(a2.eng.Device().ID)] = true
+	hostile.mu.Unlock()
+	if err := a1.eng.RevokeDevice(ctx, a2.eng.Device().ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a1.eng.SendText(ctx, "bob", "I revoked my stolen browser"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage("alice", "I revoked my stolen browser")
+
+	reachedBrowser := func(id string) bool {
+		for _, a := range hostile.sentTo(id) {
+			if a.Device == relay.DeviceID(a2.eng.Device().ID) {
+				return true
+			}
+		}
+		return false
+	}
+	refused := func(when string) {
+		t.Helper()
+		id, err := bob.eng.SendText(ctx, "alice", "for your eyes only")
+		if err == nil {
+			time.Sleep(500 * time.Millisecond)
+			if reachedBrowser(id) {
+				t.Fatalf("%s: Bob encrypted his next message to Alice's revoked browser: the relay withheld the revocation", when)
+			}
+			t.Fatalf("%s: Bob queued a message while the relay withholds Alice's list", when)
+		}
+		if !errors.Is(err, ErrListWithheld) {
+			t.Fatalf("%s: send while the relay withholds Alice's list: %v, want %s", when, err, ErrListWithheld.Code)
+		}
+	}
+	refused("after Alice's message")
+	// What was learnt is stored: a restart does not forget it.
+	bob.restart()
+	refused("after a restart")
+	// A receipt (or anything else) already in the outbox is not
+	// encrypted to the old set either.
+	bob.eng.mu.Lock()
+	_, err = bob.eng.targetsLocked(ctx, "alice", false)
+	bob.eng.mu.Unlock()
+	if !errors.Is(err, ErrListWithheld) {
+		t.Fatalf("outbox targets while the relay withholds Alice's list: %v, want %s", err, ErrListWithheld.Code)
+	}
+
+	// The relay gives in: Bob verifies the new list and sends to Alice's
+	// phone only.
+	hostile.mu.Lock()
+	delete(hostile.serve, "alice")
+	hostile.mu.Unlock()
+	id, err := bob.eng.SendText(ctx, "alice", "now that I see your list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1.waitMessage("bob", "now that I see your list")
+	eventually(t, "Bob's send to be recorded", func() bool { return hostile.sentTo(id) != nil })
+	if reachedBrowser(id) {
+		t.Fatalf("Bob encrypted to the revoked browser after verifying the new list")
 	}
 }

@@ -33,6 +33,7 @@ const (
 	CodeSafetyChanged    Code = "safety_number_changed" // acknowledge the new safety number first
 	CodeListRollback     Code = "list_rollback"         // the relay served an older device list
 	CodeBadList          Code = "bad_device_list"       // a device list that does not verify
+	CodeListWithheld     Code = "list_withheld"         // a contact announced a newer device list than the relay serves
 	CodeBadBundle        Code = "bad_bundle"            // a prekey bundle that does not verify
 	CodeIdentityMismatch Code = "identity_mismatch"     // a session start under another identity key
 	CodeSessionSetup     Code = "session_setup_failed"  // a session start that could not be opened
@@ -132,7 +133,7 @@ var codes = []Code{
 	CodeNoAccount, CodeHasAccount, CodeNotPrimary, CodeBadHandle, CodeUnknownAccount,
 	CodeHandleTaken, CodeRevoked, CodeTooManyDevices, CodeUnknownDevice,
 	CodeCannotRevokeSelf, CodeAttestationExpired, CodeBadName,
-	CodeSafetyChanged, CodeListRollback, CodeBadList, CodeBadBundle, CodeIdentityMismatch,
+	CodeSafetyChanged, CodeListRollback, CodeBadList, CodeListWithheld, CodeBadBundle, CodeIdentityMismatch,
 	CodeSessionSetup, CodeDecryptFailed, CodeUndecryptable, CodeMalformed,
 	CodeLinkExpired, CodeLinkUsed, CodeLinkCancelled, CodeLinkMismatch, CodeLinkUnknown,
 	CodeBadLinkCode, CodeLinkRejected,

@@ -153,6 +153,11 @@ type Engine struct {
 	conn    Conn
 	links   map[string]*pendingLink // primary: links awaiting confirmation
 
+	// ownStamp is the list stamp of ownStampOf, the own list it was
+	// computed for (ownStampLocked).
+	ownStamp   listStamp
+	ownStampOf *devicelist.List
+
 	companion     *link.Companion // companion: a link in progress
 	companionName string
 	// linkAnswer is set while the companion shows a check code and waits

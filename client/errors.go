@@ -39,6 +39,7 @@ var (
 	ErrSafetyChanged    = &Error{Code: CodeSafetyChanged, Message: "the contact's safety number changed; acknowledge it before sending"}
 	ErrListRollback     = &Error{Code: CodeListRollback, Message: "the relay served an older device list than one already seen"}
 	ErrBadList          = &Error{Code: CodeBadList, Message: "the relay served a device list that does not verify"}
+	ErrListWithheld     = &Error{Code: CodeListWithheld, Message: "the contact's devices changed but the relay has not served their new list; nothing is sent until it does"}
 	ErrLinkExpired      = &Error{Code: CodeLinkExpired, Message: "the link code has expired; start linking again"}
 	ErrLinkUsed         = &Error{Code: CodeLinkUsed, Message: "the link code was already used"}
 	ErrLinkCancelled    = &Error{Code: CodeLinkCancelled, Message: "linking was cancelled"}

@@ -267,7 +267,7 @@ func (e *Engine) groupTargetsLocked(ctx context.Context, g *groupstate.State, re
 		if pin != nil && pin.KeyChanged {
 			return nil, newError(ErrSafetyChanged.Code, nil, "the safety number of group member %s changed; acknowledge it before sending", h)
 		}
-		l, err := e.listLocked(ctx, h, refresh)
+		l, err := e.sendListLocked(ctx, h, refresh)
 		if errors.Is(err, ErrUnknownAccount) {
 			e.log.Warn("group member has no account; skipped", "member", h)
 			continue

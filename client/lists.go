@@ -19,23 +19,75 @@ const listFetchTimeout = 10 * time.Second
 // it uses the pinned copy when there is one. With refresh (or no pin) it
 // asks the relay, and accepts the answer only if it verifies under the
 // pinned account key and is not older than the pin: the relay can withhold
-// a list, never forge or roll one back. e.mu must be held.
+// a list, never forge or roll one back. It is the list a message from the
+// account is checked against; a list a message is encrypted to comes from
+// sendListLocked, which also refuses while a newer list announced by the
+// account's own devices is withheld. e.mu must be held.
 func (e *Engine) listLocked(ctx context.Context, handle string, refresh bool) (*devicelist.List, error) {
+	l, _, err := e.heldListLocked(ctx, handle, refresh)
+	return l, err
+}
+
+// sendListLocked is listLocked for a list a message is about to be
+// encrypted to. While a device of the account has announced a newer list
+// than the one held (noteListStampLocked), it asks the relay once more
+// and, if that does not settle it, refuses with ErrListWithheld: the old
+// set may still hold a device the account has revoked.
+func (e *Engine) sendListLocked(ctx context.Context, handle string, refresh bool) (*devicelist.List, error) {
+	l, want, err := e.heldListLocked(ctx, handle, refresh)
+	if err == nil && want != nil && !refresh {
+		l, want, err = e.heldListLocked(ctx, handle, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if want != nil {
+		if l.Version == want.Version {
+			return nil, newError(ErrBadList.Code, nil, "%s's device %s announced a version %d of its device list other than the one its account signed",
+				handle, want.From, want.Version)
+		}
+		return nil, newError(ErrListWithheld.Code, nil, "%s's device %s announced version %d of its device list; the relay serves version %d",
+			handle, want.From, want.Version, l.Version)
+	}
+	return l, nil
+}
+
+// heldListLocked is listLocked that also returns the announced list the
+// held one has not settled yet, if any. Only a list with nothing pending
+// is cached in e.lists.
+func (e *Engine) heldListLocked(ctx context.Context, handle string, refresh bool) (*devicelist.List, *listWant, error) {
 	if l, ok := e.lists[handle]; ok && !refresh {
-		return l, nil
+		return l, nil, nil
 	}
 	pin, err := e.loadPin(ctx, handle)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if pin != nil && !refresh {
 		l, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
 		if err != nil {
-			return nil, newError(ErrStorage.Code, err, "the stored device list of %s no longer verifies", handle)
+			return nil, nil, newError(ErrStorage.Code, err, "the stored device list of %s no longer verifies", handle)
 		}
-		e.lists[handle] = l
-		return l, nil
+		if pin.Want == nil {
+			e.lists[handle] = l
+		}
+		return l, pin.Want, nil
 	}
+	l, err := e.fetchListLocked(ctx, handle, pin)
+	if err != nil {
+		return nil, nil, err
+	}
+	var want *listWant
+	if pin != nil {
+		want = pin.Want
+	}
+	return l, want, nil
+}
+
+// fetchListLocked asks the relay for handle's list and pins what verifies
+// (listLocked); a pending announcement in pin is kept unless the new list
+// settles it (wantSettled), in which case pin.Want is cleared.
+func (e *Engine) fetchListLocked(ctx context.Context, handle string, pin *pinnedList) (*devicelist.List, error) {
 	// Bounded: this runs under the engine lock, which every API call and
 	// the receive loop wait on.
 	actx, cancel := context.WithTimeout(ctx, listFetchTimeout)
@@ -71,6 +123,7 @@ func (e *Engine) listLocked(ctx context.Context, handle string, refresh bool) (*
 	if err != nil {
 		return nil, newError(ErrBadList.Code, err, "the device list of %s does not verify: %v", handle, err)
 	}
+	same := false
 	if pin != nil {
 		prev, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
 		if err == nil {
@@ -82,21 +135,93 @@ func (e *Engine) listLocked(ctx context.Context, handle string, refresh bool) (*
 				if !bytes.Equal(encoded, pin.Encoded) {
 					return nil, newError(ErrBadList.Code, nil, "two different device lists of %s carry version %d", handle, l.Version)
 				}
-				e.lists[handle] = prev
-				return prev, nil
+				l, same = prev, true
 			}
 		}
 	}
-	var b storage.Batch
-	b.Put(bLists, handle, (&pinnedList{AccountPub: key, Encoded: encoded}).marshal())
-	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
-		return nil, storageErr(err)
+	var want *listWant
+	if pin != nil && pin.Want != nil && !wantSettled(pin.Want, l, encoded) {
+		want = pin.Want
 	}
-	e.lists[handle] = l
-	if own {
+	wasWanted := pin != nil && pin.Want != nil
+	if !same || wasWanted != (want != nil) {
+		next := &pinnedList{AccountPub: key, Encoded: encoded, Want: want}
+		if same {
+			next = pin
+			next.Want = want
+		}
+		var b storage.Batch
+		b.Put(bLists, handle, next.marshal())
+		if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+			return nil, storageErr(err)
+		}
+		if pin != nil {
+			pin.Want = want
+		}
+	}
+	if want == nil {
+		e.lists[handle] = l
+	} else {
+		delete(e.lists, handle)
+	}
+	if own && !same {
 		e.onOwnListChanged(l)
 	}
 	return l, nil
+}
+
+// wantSettled reports whether the verified list l (encoded as enc)
+// settles an announcement: it is newer, or the very list announced, or it
+// no longer holds the announcing device (a device removed from the account
+// speaks for it no more, so a stolen device cannot block its contacts for
+// good by announcing a version that never comes).
+func wantSettled(w *listWant, l *devicelist.List, enc []byte) bool {
+	switch {
+	case l.Version > w.Version:
+		return true
+	case l.Version == w.Version:
+		return listHash(enc) == w.Hash
+	default:
+		return l.Find(w.From) == nil
+	}
+}
+
+// noteListStampLocked records the list stamp of a payload from device
+// from of handle's account (PROTOCOL.md §14.2): if it names a list newer
+// than the one held (or the held version with other contents), the
+// account's list is asked for at once, and until a verified list settles
+// the announcement nothing is encrypted to the account (sendListLocked).
+// A failed fetch is no reason to refuse the message itself, which came
+// from a device of the held list.
+func (e *Engine) noteListStampLocked(ctx context.Context, handle string, from identity.DeviceID, st listStamp) error {
+	if st.Version == 0 {
+		return nil // a version-1 payload
+	}
+	pin, err := e.loadPin(ctx, handle)
+	if err != nil || pin == nil {
+		return err
+	}
+	held, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
+	if err != nil {
+		return newError(ErrStorage.Code, err, "the stored device list of %s no longer verifies", handle)
+	}
+	if st.Version < held.Version || (st.Version == held.Version && st.Hash == listHash(pin.Encoded)) {
+		return nil
+	}
+	if pin.Want != nil && pin.Want.Version >= st.Version {
+		return nil
+	}
+	pin.Want = &listWant{listStamp: st, From: from}
+	var b storage.Batch
+	b.Put(bLists, handle, pin.marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	delete(e.lists, handle)
+	if _, err := e.fetchListLocked(ctx, handle, pin); err != nil {
+		e.log.Warn("announced device list not fetched", "handle", handle, "code", code(err))
+	}
+	return nil
 }
 
 func (e *Engine) loadPin(ctx context.Context, handle string) (*pinnedList, error) {
@@ -179,4 +304,31 @@ func (e *Engine) SafetyNumber(ctx context.Context, handle string) (identity.Safe
 		return identity.SafetyNumber{}, err
 	}
 	return identity.ComputeSafetyNumber(e.acct.Handle, e.acct.AccountPub, handle, l.Account)
+}
+
+// ownStampLocked is the stamp of this device's own account list, which
+// every pairwise payload carries (PROTOCOL.md §14.2).
+func (e *Engine) ownStampLocked(ctx context.Context) (listStamp, error) {
+	own, err := e.listLocked(ctx, e.acct.Handle, false)
+	if err != nil {
+		return listStamp{}, err
+	}
+	if own == e.ownStampOf {
+		return e.ownStamp, nil
+	}
+	pin, err := e.loadPin(ctx, e.acct.Handle)
+	if err != nil {
+		return listStamp{}, err
+	}
+	if pin == nil {
+		return listStamp{}, newError(ErrStorage.Code, nil, "this device's own device list is not stored")
+	}
+	// own came from this pin (listLocked); the version is read from the
+	// bytes hashed so the two cannot disagree.
+	l, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
+	if err != nil {
+		return listStamp{}, newError(ErrStorage.Code, err, "the stored own device list no longer verifies")
+	}
+	e.ownStamp, e.ownStampOf = listStamp{Version: l.Version, Hash: listHash(pin.Encoded)}, own
+	return e.ownStamp, nil
 }

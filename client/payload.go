@@ -1,6 +1,8 @@
 package client
 
 import (
+	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	"github.com/parley-im/parley/crypto/wire"
@@ -35,7 +37,12 @@ const (
 
 // Limits.
 const (
-	payloadVersion = 1
+	// payloadVersion is a payload without the sender's list stamp;
+	// payloadVersionStamped one that ends with it (PROTOCOL.md §14.2).
+	// Both decode; the encoder writes the first only when there is no
+	// stamp, so each payload has one encoding.
+	payloadVersion        = 1
+	payloadVersionStamped = 2
 	// MaxTextLen bounds a text message in bytes (about 16 pages of text);
 	// files go through attachments.
 	MaxTextLen = 64 << 10
@@ -60,37 +67,87 @@ type payload struct {
 	// file a synced outgoing message under the right chat.
 	To   string
 	Body []byte
+	// List is the sending device's view of its own account's device
+	// list when it encrypted this payload; zero in a version-1 payload.
+	// A receiver that holds an older list of the sender's account must
+	// verify a list at least this new before it encrypts to that
+	// account again (lists.go), so a relay cannot keep a revocation
+	// from the account's contacts.
+	List listStamp
 }
 
+// listStamp names one signed device list: its version and listHash of
+// its encoding.
+type listStamp struct {
+	Version uint64
+	Hash    [32]byte
+}
+
+// listHash is the hash a stamp carries of a signed list's encoding:
+// SHA-256(str("parley/v1/device-list-hash") ‖ list).
+func listHash(encoded []byte) [32]byte {
+	w := wire.NewWriter(4 + len(listHashLabel) + len(encoded))
+	w.String(listHashLabel)
+	w.Fixed(encoded)
+	return sha256.Sum256(w.Bytes())
+}
+
+const listHashLabel = "parley/v1/device-list-hash"
+
 func (p *payload) marshal() []byte {
-	w := wire.NewWriter(1 + 1 + 16 + 8 + 4 + len(p.To) + 4 + len(p.Body))
-	w.U8(payloadVersion)
+	w := wire.NewWriter(1 + 1 + 16 + 8 + 4 + len(p.To) + 4 + len(p.Body) + 8 + 32)
+	if p.List.Version == 0 {
+		w.U8(payloadVersion)
+	} else {
+		w.U8(payloadVersionStamped)
+	}
 	w.U8(p.Kind)
 	w.Fixed(p.ID[:])
 	w.U64(p.SentAt)
 	w.String(p.To)
 	w.Var(p.Body)
+	if p.List.Version != 0 {
+		w.U64(p.List.Version)
+		w.Fixed(p.List.Hash[:])
+	}
 	return w.Bytes()
 }
 
+// errUnknownKind is a payload of a kind this version does not know.
+var errUnknownKind = errors.New("payload: unknown kind")
+
+// errNoStamp is a version-2 payload whose stamp names list version 0,
+// which no list has: its canonical form is a version-1 payload.
+var errNoStamp = fmt.Errorf("payload: %w: a list stamp of version 0", wire.ErrInvalid)
+
 func unmarshalPayload(b []byte) (*payload, error) {
 	r := wire.NewReader(b)
-	r.Version(payloadVersion)
+	version := r.U8()
+	if r.Err() == nil && version != payloadVersion && version != payloadVersionStamped {
+		r.Fail(fmt.Errorf("%w: got %d, want %d or %d", wire.ErrVersion, version, payloadVersion, payloadVersionStamped))
+	}
 	p := &payload{}
 	p.Kind = r.U8()
 	r.FixedInto(p.ID[:])
 	p.SentAt = r.U64()
 	p.To = r.String(maxHandleLen)
 	p.Body = r.Var(maxPayloadBody)
+	if version == payloadVersionStamped {
+		p.List.Version = r.U64()
+		r.FixedInto(p.List.Hash[:])
+	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
+	}
+	if version == payloadVersionStamped && p.List.Version == 0 {
+		return nil, errNoStamp
 	}
 	switch p.Kind {
 	case kindText, kindReceipt, kindRetry, kindAttachment:
 	case kindSyncMutation, kindSyncSnapshot, kindSyncRequest, kindSyncKey:
 	case kindGroupState, kindSenderKey, kindGroupLeave:
 	default:
-		return nil, fmt.Errorf("payload: unknown kind %d", p.Kind)
+		return nil, fmt.Errorf("%w %d", errUnknownKind, p.Kind)
 	}
 	return p, nil
 }

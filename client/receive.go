@@ -180,6 +180,9 @@ func (e *Engine) receiveLocked(ctx context.Context, env *relay.Envelope) ([]Even
 		}
 		return nil, newError(CodeMalformed, err, "undecodable message from %s", from)
 	}
+	if err := e.noteListStampLocked(ctx, from, devID, p.List); err != nil {
+		return nil, err
+	}
 	// The same message again (a resend after a lost ack) keeps the
 	// ratchet step and shows nothing new. A text or file is stored with
 	// an Insert of its id (putMessage), so the commit below finds a

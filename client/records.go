@@ -101,16 +101,34 @@ type pinnedList struct {
 	// the handle; sending is blocked until the user acknowledges it.
 	KeyChanged bool
 	NewKey     ed25519.PublicKey // the key that replaced AccountPub, if KeyChanged
+	// Want, if set, is a newer list of the account that one of its
+	// devices announced and that no verified list has settled yet
+	// (lists.go): nothing is encrypted to the account meanwhile. It is
+	// written last and only when set, so a record from before it
+	// existed decodes as one without it.
+	Want *listWant
+}
+
+// listWant is a newer device list one of the account's devices announced
+// in a payload's stamp (PROTOCOL.md §14.2).
+type listWant struct {
+	listStamp
+	From identity.DeviceID // the announcing device
 }
 
 func (p *pinnedList) marshal() []byte {
-	w := wire.NewWriter(64 + len(p.Encoded))
+	w := wire.NewWriter(64 + len(p.Encoded) + 8 + 32 + 16)
 	w.U8(recordVersion)
 	w.Fixed(p.AccountPub)
 	w.Var(p.Encoded)
 	w.Bool(p.KeyChanged)
 	if p.KeyChanged {
 		w.Fixed(p.NewKey)
+	}
+	if p.Want != nil {
+		w.U64(p.Want.Version)
+		w.Fixed(p.Want.Hash[:])
+		w.Fixed(p.Want.From[:])
 	}
 	return w.Bytes()
 }
@@ -124,6 +142,15 @@ func unmarshalPinned(b []byte) (*pinnedList, error) {
 	p.KeyChanged = r.Bool()
 	if p.KeyChanged {
 		p.NewKey = ed25519.PublicKey(r.Fixed(ed25519.PublicKeySize))
+	}
+	if r.Err() == nil && r.Remaining() > 0 {
+		p.Want = &listWant{}
+		p.Want.Version = r.U64()
+		r.FixedInto(p.Want.Hash[:])
+		r.FixedInto(p.Want.From[:])
+		if r.Err() == nil && p.Want.Version == 0 {
+			r.Fail(fmt.Errorf("%w: a wanted list of version 0", wire.ErrInvalid))
+		}
 	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("pinned list: %w", err)

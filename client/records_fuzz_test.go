@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/client/internal/groupstate"
+	"github.com/parley-im/parley/crypto/identity"
 )
 
 // FuzzDecoders feeds arbitrary bytes to every decoder of the engine's own
@@ -14,8 +15,13 @@ import (
 func FuzzDecoders(f *testing.F) {
 	p := &payload{Kind: kindText, ID: MessageID{1}, SentAt: 42, To: "bob", Body: []byte("hi")}
 	f.Add(append([]byte{0}, p.marshal()...))
+	stamped := *p
+	stamped.List = listStamp{Version: 7, Hash: listHash([]byte("a list"))}
+	f.Add(append([]byte{0}, stamped.marshal()...))
 	f.Add(append([]byte{1}, (&accountRecord{Handle: "alice", AccountPub: make([]byte, 32), DeviceName: "x"}).marshal()...))
 	f.Add(append([]byte{2}, (&pinnedList{AccountPub: make([]byte, 32), Encoded: []byte{1, 2}}).marshal()...))
+	f.Add(append([]byte{2}, (&pinnedList{AccountPub: make([]byte, 32), Encoded: []byte{1, 2}, KeyChanged: true, NewKey: make([]byte, 32),
+		Want: &listWant{listStamp: stamped.List, From: identity.DeviceID{5}}}).marshal()...))
 	f.Add(append([]byte{3}, (&Message{ID: "00", Chat: "bob", Text: "t", Status: "sent"}).marshal()...))
 	f.Add(append([]byte{4}, (&Chat{ID: "bob", LastText: "t"}).marshal()...))
 	f.Add(append([]byte{4}, (&Chat{ID: "bob", LastFile: true}).marshal()...))

@@ -65,6 +65,13 @@ func (e *Engine) queueID(ctx context.Context, id MessageID, kind uint8, to strin
 		if pin != nil && pin.KeyChanged {
 			return "", ErrSafetyChanged
 		}
+		if pin != nil && pin.Want != nil && e.conn != nil {
+			// Refused now rather than failed in the outbox: the contact
+			// announced a list the relay has not served yet.
+			if _, err := e.sendListLocked(ctx, to, true); err != nil && !isTransient(err) {
+				return "", err
+			}
+		}
 		if pin == nil && e.conn != nil {
 			// First message to this handle: find out now whether it
 			// exists, instead of queueing something undeliverable.
@@ -334,7 +341,7 @@ type target struct {
 // device of the recipient and every other active device of our account.
 func (e *Engine) targetsLocked(ctx context.Context, to string, refresh bool) ([]target, error) {
 	var out []target
-	own, err := e.listLocked(ctx, e.acct.Handle, refresh)
+	own, err := e.sendListLocked(ctx, e.acct.Handle, refresh)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +354,7 @@ func (e *Engine) targetsLocked(ctx context.Context, to string, refresh bool) ([]
 		}
 	}
 	if to != "" && to != e.acct.Handle {
-		l, err := e.listLocked(ctx, to, refresh)
+		l, err := e.sendListLocked(ctx, to, refresh)
 		if err != nil {
 			return nil, err
 		}
@@ -367,6 +374,17 @@ func (e *Engine) sendOutboxLocked(ctx context.Context, conn Conn, key string, re
 		targets, err := e.targetsLocked(ctx, rec.To, attempt > 0)
 		if err != nil {
 			return err
+		}
+		// Every pairwise payload tells its recipients which list of our
+		// account this device holds (PROTOCOL.md §14.2), so a relay that
+		// withholds a revocation from them is found out.
+		stamp, err := e.ownStampLocked(ctx)
+		if err != nil {
+			return err
+		}
+		if p.List != stamp {
+			p.List = stamp
+			rec.Payload = p.marshal()
 		}
 		var filler []byte // what devices other than rec.Only get
 		if rec.Only != nil {

@@ -37,6 +37,7 @@ export const errorWords = {
   safety_number_changed: 'This contact\'s safety number changed. Check it, then confirm before you send.',
   list_rollback: 'The server sent an out-of-date list of devices, which Parley refused. Nothing was sent.',
   bad_device_list: 'The server sent a list of devices that does not check out, which Parley refused. Nothing was sent.',
+  list_withheld: 'This contact\'s devices changed, but the server has not sent their new list yet. Nothing was sent, so no removed device can read it. Try again later.',
   bad_bundle: 'One of the contact\'s devices offered keys that do not check out, so Parley did not use them.',
   identity_mismatch: 'A message claimed to come from a device whose keys do not match. Parley refused it.',
   session_setup_failed: 'A secure session could not be started with one of the contact\'s devices. Parley will try again.',
