@@ -115,6 +115,7 @@ const (
 	CodeStorageKeyMissing  Code = "storage_key_missing" // the storage key is gone, the data is not
 	CodeIdentityMissing    Code = "identity_missing"    // the device identity is gone, the key is not
 	CodeStorageEvicted     Code = "storage_evicted"     // the browser evicted Parley's data
+	CodeStorageRolledBack  Code = "storage_rolled_back" // security records deleted or replaced by older copies
 	CodeLocked             Code = "locked"              // the profile is locked
 	CodeNotReady           Code = "not_ready"           // the engine is still starting
 	CodeWrongPassphrase    Code = "wrong_passphrase"    // the lock's passphrase did not open it
@@ -147,7 +148,7 @@ var codes = []Code{
 	CodeBadState, CodeBadSetting, CodeSyncTooLarge, CodeSyncSkipped, CodeSyncKeyUnknown,
 	CodeSyncRefused, CodeSyncMalformed, CodeSyncUndecryptable, CodeSyncKeyRefused,
 	CodeStorageUnavailable, CodeStorageCorrupt, CodeStorageKeyMissing, CodeIdentityMissing,
-	CodeStorageEvicted, CodeLocked, CodeNotReady, CodeWrongPassphrase, CodeWrongPasskey,
+	CodeStorageEvicted, CodeStorageRolledBack, CodeLocked, CodeNotReady, CodeWrongPassphrase, CodeWrongPasskey,
 	CodeWrongLockMethod, CodeNoLock, CodePasskeyUnsupported, CodePasskeyFailed,
 	CodeInvalidArgument, CodeUnknownMethod, CodeTooLarge,
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/journal"
+	"github.com/parley-im/parley/client/storage/sealroot"
 	"github.com/parley-im/parley/crypto/identity"
 )
 
@@ -224,7 +225,16 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value, pre *s
 	c.status = "new"
 	mark("opened")
 	if startEngine != nil {
-		c.stopEngine = startEngine(st, startRead{journaled: journaled, vals: vals[3:], errs: errs[3:]}, dev, c.bus)
+		read := startRead{journaled: journaled, vals: vals[3:], errs: errs[3:], canary: canary}
+		stop, err := startEngine(st, read, dev, c.bus)
+		if err != nil {
+			// The records do not match their sealed root: report it and
+			// open nothing (nothing is deleted or rewritten).
+			st.close()
+			c.store, c.dev, c.wrapper, c.idle = nil, nil, safejs.Undefined(), 0
+			return err
+		}
+		c.stopEngine = stop
 	}
 	for _, v := range vals[3:] {
 		clear(v) // the engine's cache holds its own copies
@@ -261,13 +271,19 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 	if err != nil {
 		return err
 	}
-	canary := make([]byte, 16)
+	canary := make([]byte, canaryLen, canaryLen+1)
 	if _, err := rand.Read(canary); err != nil {
+		return err
+	}
+	canary = append(canary, canaryHasRoot)
+	root, err := sealroot.NewRecord()
+	if err != nil {
 		return err
 	}
 	var b storage.Batch
 	b.Put(bucketDevice, recIdentity, plain)
 	b.Put(bucketMeta, recCanary, canary)
+	b.Put(bucketMeta, recRoot, root)
 	sealed, err := sealMany(dataKey, b.Ops)
 	clear(plain)
 	if err != nil {
@@ -278,6 +294,7 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 	rw := append([]recWrite{
 		{key: recordKey(bucketDevice, recIdentity), value: sealed[0]},
 		{key: recordKey(bucketMeta, recCanary), value: sealed[1]},
+		{key: recordKey(bucketMeta, recRoot), value: sealed[2]},
 	}, extraRec...)
 	if len(extraRec) > 0 {
 		kw = append(kw, keyWrite{name: keyV1Storage, value: safejs.Undefined()})

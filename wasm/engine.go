@@ -15,6 +15,7 @@ import (
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
 	"github.com/parley-im/parley/client/storage/journal"
+	"github.com/parley-im/parley/client/storage/sealroot"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/wasm/jsonenc"
 )
@@ -33,9 +34,10 @@ type engineHost struct {
 	mu     sync.Mutex
 	eng    *engine.Engine
 	cancel context.CancelFunc
-	cache  *cache.Store // the engine's read cache over the sealed store
-	timed  *timedStore  // what reaches IndexedDB below the cache
-	err    error        // why the engine could not start
+	cache  *cache.Store    // the engine's read cache over the sealed store
+	timed  *timedStore     // what reaches IndexedDB below the cache
+	root   *sealroot.Store // the cache behind the sealed root: every write of a security record goes through it
+	err    error           // why the engine could not start
 }
 
 var host engineHost
@@ -65,7 +67,7 @@ func (h *engineHost) status() *engine.Status {
 }
 
 func init() {
-	startEngine = func(st storage.Store, read startRead, dev *identity.Device, b *bus) func() {
+	startEngine = func(st storage.Store, read startRead, dev *identity.Device, b *bus) (func(), error) {
 		origin := js.Global().Get("location").Get("origin").String()
 		ctx, cancel := context.WithCancel(context.Background())
 		// Only this (owner) tab's engine writes the store, and it writes
@@ -88,7 +90,7 @@ func init() {
 			host.eng, host.cancel, host.cache, host.timed, host.err = nil, nil, nil, nil, toAPIError(err)
 			host.mu.Unlock()
 			cancel()
-			return func() {}
+			return func() {}, nil
 		}
 		timed := &timedStore{inner: jst}
 		cached := cache.New(timed, cache.DefaultLimit)
@@ -105,8 +107,18 @@ func init() {
 		} else if err := cached.Warm(ctx, refs); err != nil {
 			consoleLogger{}.Warn("start-up read failed", "err", err)
 		}
+		root, err := openRoot(ctx, cached, read.canary)
+		if err != nil {
+			cancel()
+			cached.Close()
+			jst.Close()
+			host.mu.Lock()
+			host.eng, host.cancel, host.cache, host.timed, host.root, host.err = nil, nil, nil, nil, nil, err
+			host.mu.Unlock()
+			return nil, err
+		}
 		eng, err := engine.Open(ctx, engine.Config{
-			Store:  cached,
+			Store:  root,
 			Relay:  newBrowserRelay(origin),
 			Device: dev,
 			OnEvent: func(ev engine.Event) {
@@ -117,16 +129,16 @@ func init() {
 			BulkCipher: installWebCrypto(),
 		})
 		host.mu.Lock()
-		host.eng, host.cancel, host.cache, host.timed, host.err = eng, cancel, cached, timed, nil
+		host.eng, host.cancel, host.cache, host.timed, host.root, host.err = eng, cancel, cached, timed, root, nil
 		if err != nil {
-			host.eng, host.cache, host.timed, host.err = nil, nil, nil, toAPIError(err)
+			host.eng, host.cache, host.timed, host.root, host.err = nil, nil, nil, nil, toAPIError(err)
 		}
 		host.mu.Unlock()
 		if err != nil {
 			cancel()
 			cached.Close()
 			jst.Close()
-			return func() {}
+			return func() {}, nil
 		}
 		go func() {
 			// The API works now; connecting can wait until ready has
@@ -143,11 +155,39 @@ func init() {
 			cached.Close()
 			jst.Close()
 			host.mu.Lock()
-			host.eng, host.cancel, host.cache, host.timed = nil, nil, nil, nil
+			host.eng, host.cancel, host.cache, host.timed, host.root = nil, nil, nil, nil, nil
 			host.mu.Unlock()
-		}
+		}, nil
 	}
 	apiHooks = append(apiHooks, registerEngineAPI)
+}
+
+// openRoot checks the security records against their sealed root
+// (PROTOCOL.md 13.7) and returns the store that keeps it. A profile whose
+// canary predates roots gets one made from its records as they are, in
+// the batch that marks the canary; afterwards an absent root is a
+// deletion.
+func openRoot(ctx context.Context, st storage.Store, canary []byte) (*sealroot.Store, error) {
+	opts := sealroot.Options{
+		Bucket: bucketMeta, Key: recRoot,
+		Covered: append(engine.SecurityRecords(), sealroot.Range{Bucket: bucketMeta, Prefix: recIdleLock}),
+	}
+	if len(canary) == canaryLen {
+		opts.Create = true
+		marked := append(append([]byte(nil), canary...), canaryHasRoot)
+		opts.OnCreate = []storage.Op{{Bucket: bucketMeta, Key: recCanary, Value: marked}}
+	}
+	root, err := sealroot.Open(ctx, st, opts)
+	switch {
+	case err == nil:
+		return root, nil
+	case errors.Is(err, sealroot.ErrRolledBack):
+		return nil, newAPIError(engine.CodeStorageRolledBack, "Parley's security records on this device (sessions, prekeys, pinned keys, the idle lock) do not match their sealed root: some were deleted or replaced by older copies. Nothing has been deleted (%v)", err)
+	case errors.Is(err, storage.ErrCorrupt):
+		return nil, newAPIError(engine.CodeStorageCorrupt, "%v", err)
+	default:
+		return nil, newAPIError(engine.CodeStorageUnavailable, "%v", err)
+	}
 }
 
 // runEngine keeps the engine connected while it has an account. Before an

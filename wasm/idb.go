@@ -49,11 +49,21 @@ const (
 	// Buckets the wasm binding keeps for itself inside the engine's
 	// keyspace. Engine buckets never start with "_".
 	bucketDevice = "_device" // "identity": identity.Device.MarshalBinary()
-	bucketMeta   = "_meta"   // "canary", "idle-lock"
+	bucketMeta   = "_meta"   // "canary", "idle-lock", "root"
 
 	recIdentity = "identity"
 	recCanary   = "canary"
 	recIdleLock = "idle-lock"
+	recRoot     = "root" // the sealed root over the security records (client/storage/sealroot)
+)
+
+// canaryLen is the canary's random part. A canary of canaryLen bytes is
+// from before sealed roots; one with a trailing canaryHasRoot byte says
+// this profile keeps a root (PROTOCOL.md 13.7), so a missing root is a
+// deletion, not an old profile.
+const (
+	canaryLen     = 16
+	canaryHasRoot = 1
 )
 
 // openDB opens (and on first use creates or upgrades) the database name.

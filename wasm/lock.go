@@ -280,9 +280,17 @@ func (c *client) setIdleLock(ctx context.Context, v js.Value) (any, error) {
 	if d > 0 && d < minIdleLock {
 		return nil, newAPIError(engine.CodeInvalidArgument, "idle lock must be at least %v", minIdleLock)
 	}
+	// Through the sealed root (PROTOCOL.md 13.7): a deleted or older
+	// setting is found at the next start.
+	host.mu.Lock()
+	root := host.root
+	host.mu.Unlock()
+	if root == nil {
+		return nil, newAPIError(engine.CodeNotReady, "the client is still starting; await parley.ready first")
+	}
 	var b storage.Batch
 	b.Put(bucketMeta, recIdleLock, []byte(strconv.FormatInt(d.Milliseconds(), 10)))
-	if err := c.store.Commit(ctx, &b); err != nil {
+	if err := root.Commit(ctx, &b); err != nil {
 		return nil, err
 	}
 	c.idle = d

@@ -73,11 +73,12 @@ func version() string {
 // (startRead), the device identity the page has shown so far and the bus;
 // it returns the function that stops the engine, which is called when the
 // client locks (the engine must then close its relay connection and drop
-// its keys). It runs with c.mu held: start goroutines,
+// its keys), or the error that keeps the store from opening at all (its
+// records do not match their sealed root, PROTOCOL.md 13.7). It runs with c.mu held: start goroutines,
 // do not call back into c. The engine's API methods are registered with
 // b.handle in main (a handler answers errStoreLocked while no engine runs)
 // and exposed to every tab with forward(name); events go out with b.emit.
-var startEngine func(st storage.Store, read startRead, dev *identity.Device, b *bus) (stop func())
+var startEngine func(st storage.Store, read startRead, dev *identity.Device, b *bus) (stop func(), err error)
 
 // engineStartRefs are the records the engine reads first when it opens
 // (client's records.go names them); start-up reads them in the transaction
@@ -86,12 +87,13 @@ var startEngine func(st storage.Store, read startRead, dev *identity.Device, b *
 var engineStartRefs = []recordRef{{"self", "device"}, {"self", "account"}}
 
 // startRead is what start-up read for the engine: the number of journal
-// records a previous run left, and what a Get of each engineStartRefs
-// returned (values and errors).
+// records a previous run left, what a Get of each engineStartRefs
+// returned (values and errors), and the canary record's value.
 type startRead struct {
 	journaled uint
 	vals      [][]byte
 	errs      []error
+	canary    []byte
 }
 
 // apiHooks add API methods (the engine's, engine.go) once the bus and the

@@ -81,6 +81,7 @@ export const errorWords = {
   storage_key_missing: 'The key that unlocks Parley\'s data in this browser is gone. Nothing has been deleted. Re-link this browser.',
   identity_missing: 'This browser\'s device identity is gone. Nothing has been deleted. Re-link this browser.',
   storage_evicted: 'The browser deleted Parley\'s data on this device. Re-link this browser from your primary device.',
+  storage_rolled_back: 'Some of Parley\'s security records in this browser were deleted or replaced by older copies, so Parley stopped. Nothing has been deleted.',
   locked: 'Parley is locked. Unlock it to continue.',
   not_ready: 'Parley is still starting. Try again in a moment.',
   wrong_lock_method: 'This browser is locked another way. Use the lock you set up.',
@@ -103,5 +104,6 @@ export const advice = {
   identity_missing: 'This browser\'s device identity is gone while its storage key remains (partial storage eviction). Nothing has been deleted. Re-link this browser from your primary device.',
   storage_unavailable: 'This browser is not letting Parley use its storage (private mode or storage disabled). Allow site data for this page and reload.',
   storage_evicted: 'The browser deleted Parley\'s data on this device (storage eviction). Nothing else has been deleted. Re-link this browser from your primary device, and install Parley or allow persistent storage so it does not happen again.',
+  storage_rolled_back: 'Someone or something changed Parley\'s stored keys in this browser behind its back (records deleted or put back from an older copy). Nothing has been deleted. Restore the browser profile from a recent backup, or re-link this browser from your primary device.',
   boot_failed: 'Reload the page. If it keeps failing, your browser may not support WebAssembly.',
 };
