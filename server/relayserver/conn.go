@@ -76,7 +76,10 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+relay.Subprotocol+" required")
 		return
 	}
-	ws.SetReadLimit(relay.MaxFrame)
+	// Until Auth succeeds a socket may hold no more than the largest Auth
+	// frame (run raises the limit after login): a stranger's unfinished
+	// message must not pin a megabyte per socket.
+	ws.SetReadLimit(relay.MaxPreAuthFrame)
 	ctx, cancel := context.WithCancel(r.base)
 	defer cancel()
 	c := &conn{
@@ -145,6 +148,10 @@ func (c *conn) run() {
 		return
 	}
 	typ, b, err := c.ws.Read(actx)
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		// The library has already closed with StatusMessageTooBig.
+		c.r.metrics.refused(relay.CodeTooLarge)
+	}
 	if err != nil || !deadline.Stop() {
 		return // closed, or the deadline has answered
 	}
@@ -178,6 +185,7 @@ func (c *conn) run() {
 		return
 	}
 	acancel()
+	c.ws.SetReadLimit(relay.MaxFrame)
 	c.addr = store.Addr{Handle: auth.Handle, Device: store.DeviceID(auth.Device)}
 	if code := c.r.register(c); code != relay.CodeOK {
 		c.failWait(0, code, "too many sockets for this device, or the relay is shutting down")

@@ -41,7 +41,25 @@ type Session struct {
 	Frames  Bucket `json:"frames"`
 	Fetches Bucket `json:"fetches"`
 	Blobs   Bucket `json:"blobs"`
+	// ReadLimit is the largest message the session accepts now
+	// (relay.MaxPreAuthFrame until login, then relay.MaxFrame). The host
+	// closes the socket with 1009 on a longer one instead of calling
+	// SessionFrame; SessionFrame enforces it too.
+	ReadLimit int `json:"read_limit"`
 }
+
+// readLimit is the largest message the session accepts now: the Auth
+// frame until login, then any frame (the socket loop's SetReadLimit).
+func (s *Session) readLimit() int {
+	if !s.Authed {
+		return relay.MaxPreAuthFrame
+	}
+	return relay.MaxFrame
+}
+
+// closeMessageTooBig is the WebSocket status for a message over the read
+// limit (RFC 6455 1009), as the socket loop's library sends it.
+const closeMessageTooBig = 1009
 
 // Bucket is a token bucket that survives between events.
 type Bucket struct {
@@ -104,7 +122,7 @@ func (r *Relay) fail(o *Output, code relay.Code, msg string) Output {
 // OpenSession starts a hosted socket: the Challenge to send and the
 // session to keep.
 func (r *Relay) OpenSession() (*Session, Output, error) {
-	s := &Session{Opened: r.cfg.Now().UnixMilli()}
+	s := &Session{Opened: r.cfg.Now().UnixMilli(), ReadLimit: relay.MaxPreAuthFrame}
 	if _, err := rand.Read(s.Nonce[:]); err != nil {
 		return nil, Output{}, fmt.Errorf("relay: reading randomness: %w", err)
 	}
@@ -128,6 +146,12 @@ func (r *Relay) SessionTimeout(s *Session) Output {
 // a text message.
 func (r *Relay) SessionFrame(s *Session, msg []byte, binary bool) Output {
 	var o Output
+	if limit := s.readLimit(); len(msg) > limit {
+		// As the socket loop's read limit does: close without decoding.
+		r.metrics.refused(relay.CodeTooLarge)
+		o.Close, o.Reason = closeMessageTooBig, fmt.Sprintf("message over %d bytes", limit)
+		return o
+	}
 	if !binary {
 		return r.fail(&o, relay.CodeBadRequest, "frames are binary messages")
 	}
@@ -193,6 +217,7 @@ func (r *Relay) sessionAuth(s *Session, f relay.Frame) Output {
 		return r.fail(&o, code, msg)
 	}
 	s.Authed, s.Handle, s.Device = true, auth.Handle, store.DeviceID(auth.Device)
+	s.ReadLimit = s.readLimit()
 	s.Nonce = [32]byte{} // used once
 	o.Authed = true
 	ready, low := r.ready(store.Addr{Handle: s.Handle, Device: s.Device})

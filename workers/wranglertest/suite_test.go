@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,28 @@ func conformance(t *testing.T, origin string) {
 		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 			t.Fatalf("socket without the subprotocol: %v, want close 1008", err)
 		}
+	})
+
+	t.Run("pre-auth frame over limit closes", func(t *testing.T) {
+		// Before login a socket takes no message longer than the largest
+		// Auth frame: one byte more closes it with 1009, undecoded.
+		ws, _, err := relayclient.DialRaw(ctx(t), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		big := make([]byte, relay.MaxPreAuthFrame+1)
+		big[0] = byte(relay.TAuth)
+		if err := ws.Write(ctx(t), websocket.MessageBinary, big); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = ws.Read(ctx(t))
+		if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+			t.Fatalf("%d-byte message before login: %v (close %d), want close %d", len(big), err, got, websocket.StatusMessageTooBig)
+		}
+		// The longest handle's Auth is within the limit.
+		long := register(t, origin, (h("maxlen") + strings.Repeat("x", relay.MaxHandle))[:relay.MaxHandle], 1)
+		dial(t, origin, long, 0).Close()
 	})
 
 	t.Run("auth refusals", func(t *testing.T) {
