@@ -109,7 +109,9 @@ export class Socket extends DurableObject {
     return this.serial(() => this.call("closed", {}, ws));
   }
 
-  // alarm is the auth deadline Go asked for at open.
+  // alarm is the deadline Go asked for (relay.Output's Deadline): the
+  // login deadline at open, then the moment a companion's attestation
+  // runs out (or now, after a list change), when Go checks the list again.
   alarm() {
     return this.serial(() => this.call("timeout"));
   }
@@ -153,7 +155,7 @@ export class Socket extends DurableObject {
   }
 
   // apply writes what Go returned (relay.Output): frames, then maybe a
-  // close; an auth deadline becomes an alarm; More asks for another page.
+  // close; a deadline becomes the alarm; More asks for another page.
   apply(out) {
     const ws = this.ctx.getWebSockets()[0];
     if (!ws) return;
