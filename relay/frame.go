@@ -24,6 +24,12 @@ const (
 	// send to every device of a few accounts fits; attachments and history
 	// go through blobs, not frames.
 	MaxFrame = 1 << 20
+	// MaxPreAuthFrame is the largest WebSocket message either side
+	// accepts before the relay has sent Ready: the Auth frame with the
+	// longest handle (type byte, handle with its u32 length, device id,
+	// timestamp, signature). Until a device has proved who it is, a socket
+	// may hold no more than this (docs/PROTOCOL.md §10.1), not MaxFrame.
+	MaxPreAuthFrame = 1 + 4 + MaxHandle + 16 + 8 + 64
 	// MaxPayload bounds one per-device ciphertext: a text message with its
 	// ratchet header and padding, or a sender-key message, with room for
 	// a thumbnail. Larger content is a blob referenced by the message.

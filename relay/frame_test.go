@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/parley-im/parley/crypto/wire"
@@ -128,4 +129,17 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n in  %x\n out %x", b, got)
 		}
 	})
+}
+
+// TestMaxPreAuthFrame holds the pre-login read limit to the Auth frame's
+// largest encoding: a longer limit gives a stranger memory, a shorter one
+// refuses a valid login.
+func TestMaxPreAuthFrame(t *testing.T) {
+	longest := &Auth{Handle: strings.Repeat("a", MaxHandle), Timestamp: ^uint64(0)}
+	if n := len(Encode(longest)); n != MaxPreAuthFrame {
+		t.Fatalf("the longest Auth frame is %d bytes, MaxPreAuthFrame is %d", n, MaxPreAuthFrame)
+	}
+	if _, err := Decode(Encode(longest)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -286,6 +286,13 @@ func (s *cfStore) push(a store.Addr, f []byte) error {
 	return s.call(a, "push", map[string]any{"out": map[string]any{"frames": [][]byte{f}}}, nil)
 }
 
+// RecheckStanding makes every socket of a check at once whether its device
+// may keep it (relay.Output's Deadline: the Socket object's alarm calls
+// SessionTimeout): a new list may have moved its attestation's moment.
+func (s *cfStore) RecheckStanding(a store.Addr) error {
+	return s.call(a, "push", map[string]any{"out": map[string]any{"deadline": time.Now().UnixMilli()}}, nil)
+}
+
 // Queued is not tracked across Mailbox objects.
 func (s *cfStore) Queued() int64 { return 0 }
 

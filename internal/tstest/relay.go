@@ -38,7 +38,7 @@ func StartRelay(t testing.TB, tweak func(*relayserver.Config)) *Relay {
 	}
 	tr := &Relay{Origin: "http://" + ln.Addr().String(), Store: st, Clock: &Clock{}}
 	cfg := relayserver.Config{
-		Origin: tr.Origin, Now: tr.Clock.Now,
+		Origin: tr.Origin, Now: tr.Clock.Now, AfterFunc: tr.Clock.AfterFunc,
 		IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
 		Logger: slog.New(slog.DiscardHandler),
 	}

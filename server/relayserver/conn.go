@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,6 +45,14 @@ type conn struct {
 	fetch  *rate.Limiter
 	blobs  *rate.Limiter
 	once   sync.Once
+
+	// closing is set by the first fail or shut: from then on nothing more
+	// is delivered or handled while the close handshake completes.
+	closing atomic.Bool
+	// expires is when a companion's attestation runs out (unix ms; 0 for
+	// a primary); stopExpiry, under mu, cancels the timer armed for it.
+	expires    atomic.Int64
+	stopExpiry func() bool
 }
 
 func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
@@ -76,7 +85,10 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+relay.Subprotocol+" required")
 		return
 	}
-	ws.SetReadLimit(relay.MaxFrame)
+	// Until Auth succeeds a socket may hold no more than the largest Auth
+	// frame (run raises the limit after login): a stranger's unfinished
+	// message must not pin a megabyte per socket.
+	ws.SetReadLimit(relay.MaxPreAuthFrame)
 	ctx, cancel := context.WithCancel(r.base)
 	defer cancel()
 	c := &conn{
@@ -103,6 +115,7 @@ func closeReason(s string) string {
 // code. It may be called from any goroutine and more than once.
 func (c *conn) fail(req uint32, code relay.Code, msg string) {
 	c.r.metrics.refused(code)
+	c.closing.Store(true)
 	c.once.Do(func() {
 		go func() {
 			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -116,6 +129,7 @@ func (c *conn) fail(req uint32, code relay.Code, msg string) {
 
 // shut closes the socket with a plain WebSocket status (shutdown).
 func (c *conn) shut(code websocket.StatusCode, reason string) {
+	c.closing.Store(true)
 	c.once.Do(func() {
 		go func() {
 			_ = c.ws.Close(code, reason)
@@ -145,6 +159,10 @@ func (c *conn) run() {
 		return
 	}
 	typ, b, err := c.ws.Read(actx)
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		// The library has already closed with StatusMessageTooBig.
+		c.r.metrics.refused(relay.CodeTooLarge)
+	}
 	if err != nil || !deadline.Stop() {
 		return // closed, or the deadline has answered
 	}
@@ -178,6 +196,7 @@ func (c *conn) run() {
 		return
 	}
 	acancel()
+	c.ws.SetReadLimit(relay.MaxFrame)
 	c.addr = store.Addr{Handle: auth.Handle, Device: store.DeviceID(auth.Device)}
 	if code := c.r.register(c); code != relay.CodeOK {
 		c.failWait(0, code, "too many sockets for this device, or the relay is shutting down")
@@ -185,11 +204,13 @@ func (c *conn) run() {
 	}
 	defer c.r.unregister(c)
 	// A list published between our check and register would have kicked
-	// nobody: check again now that a publish will find us.
-	if a, err := c.r.lists.get(c.addr.Handle); err != nil || a.device(auth.Device) == nil {
-		c.failWait(0, relay.CodeRevoked, "device was removed from its account's list")
+	// nobody: check again now that a publish will find us, and again the
+	// moment a companion's attestation runs out.
+	if code, msg, _ := c.r.standing(c.addr); code != relay.CodeOK {
+		c.failWait(0, code, msg)
 		return
 	}
+	c.watchStanding()
 	c.r.metrics.connected.Inc()
 	defer c.r.metrics.connected.Dec()
 
@@ -207,8 +228,52 @@ func (c *conn) run() {
 	c.cancel()
 	c.mu.Lock()
 	c.dead = true
+	if c.stopExpiry != nil {
+		c.stopExpiry()
+	}
 	c.mu.Unlock()
 	c.writers.Wait()
+}
+
+// watchStanding ends the socket if its device may no longer hold it
+// (removed from its list, or its companion attestation ran out), and
+// otherwise arms a timer for the moment the attestation runs out, which
+// checks again then: a list that re-attested the device meanwhile has moved
+// the moment (publish also calls this at once, through Relay.recheck).
+func (c *conn) watchStanding() {
+	code, msg, until := c.r.standing(c.addr)
+	if code != relay.CodeOK {
+		c.fail(0, code, msg)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopExpiry != nil {
+		c.stopExpiry()
+		c.stopExpiry = nil
+	}
+	if until.IsZero() {
+		c.expires.Store(0)
+		return
+	}
+	c.expires.Store(until.UnixMilli())
+	if !c.dead {
+		c.stopExpiry = c.r.cfg.AfterFunc(max(until.Sub(c.r.cfg.Now()), time.Millisecond), c.watchStanding)
+	}
+}
+
+// ended reports whether the socket may no longer carry anything: it is
+// closing, or its attestation moment has passed (checked at once then,
+// rather than trusting the timer to have run).
+func (c *conn) ended() bool {
+	if c.closing.Load() {
+		return true
+	}
+	if exp := c.expires.Load(); exp == 0 || c.r.cfg.Now().UnixMilli() < exp {
+		return false
+	}
+	c.watchStanding()
+	return c.closing.Load()
 }
 
 // liveCounter is implemented by stores that can count a mailbox without
@@ -257,6 +322,7 @@ func (c *conn) kick(mail bool) {
 // connection) before the peer has the Error frame and the close code.
 func (c *conn) failWait(req uint32, code relay.Code, msg string) {
 	c.r.metrics.refused(code)
+	c.closing.Store(true)
 	c.once.Do(func() {
 		wctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = c.ws.Write(wctx, websocket.MessageBinary, relay.Encode(&relay.Error{Req: req, Code: code, Message: msg}))
@@ -293,7 +359,7 @@ func (r *Relay) authenticate(nonce [32]byte, a *relay.Auth) (relay.Code, string)
 	}
 	if !e.Primary {
 		if err := devicelist.CheckAttestation(e, now, r.cfg.AttestationAge); err != nil {
-			return relay.CodeRevoked, "companion attestation expired; the primary must re-attest it"
+			return relay.CodeRevoked, msgAttestationExpired
 		}
 	}
 	return relay.CodeOK, ""
@@ -327,6 +393,11 @@ func (c *conn) reader() {
 				c.r.metrics.refused(relay.CodeTooLarge)
 			}
 			return
+		}
+		if c.ended() {
+			// Drop it, and read on until the close handshake is done,
+			// so the device gets the Error frame and the close code.
+			continue
 		}
 		if typ != websocket.MessageBinary {
 			c.failWait(0, relay.CodeBadRequest, "frames are binary messages")
@@ -741,6 +812,10 @@ func (c *conn) writer() {
 			continue
 		}
 		n := min(room, mailboxPage)
+		if c.ended() {
+			c.stopWriting()
+			return
+		}
 		envs, err := c.r.st.Mailbox(c.addr, after, n, c.r.cfg.Now())
 		if err != nil {
 			c.r.log.Error("reading mailbox", "err", err)
@@ -755,6 +830,10 @@ func (c *conn) writer() {
 		}
 		for i := range envs {
 			e := &envs[i]
+			if c.ended() {
+				c.stopWriting()
+				return
+			}
 			c.mu.Lock()
 			c.inflight[e.Seq] = e.ServerTime
 			c.lastSent = e.Seq

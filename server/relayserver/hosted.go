@@ -33,6 +33,10 @@ type Session struct {
 	Authed bool           `json:"authed"`
 	Handle string         `json:"handle,omitempty"`
 	Device store.DeviceID `json:"device"`
+	// Expires is when a companion's attestation runs out (unix ms; 0 for a
+	// primary): from then on the session carries nothing, and the first
+	// event after it checks the current list and ends or moves it.
+	Expires int64 `json:"expires,omitempty"`
 	// LastSent is the highest sequence delivered; Inflight the sequences
 	// delivered and not yet acked (at most the delivery window).
 	LastSent uint64   `json:"last_sent"`
@@ -41,7 +45,25 @@ type Session struct {
 	Frames  Bucket `json:"frames"`
 	Fetches Bucket `json:"fetches"`
 	Blobs   Bucket `json:"blobs"`
+	// ReadLimit is the largest message the session accepts now
+	// (relay.MaxPreAuthFrame until login, then relay.MaxFrame). The host
+	// closes the socket with 1009 on a longer one instead of calling
+	// SessionFrame; SessionFrame enforces it too.
+	ReadLimit int `json:"read_limit"`
 }
+
+// readLimit is the largest message the session accepts now: the Auth
+// frame until login, then any frame (the socket loop's SetReadLimit).
+func (s *Session) readLimit() int {
+	if !s.Authed {
+		return relay.MaxPreAuthFrame
+	}
+	return relay.MaxFrame
+}
+
+// closeMessageTooBig is the WebSocket status for a message over the read
+// limit (RFC 6455 1009), as the socket loop's library sends it.
+const closeMessageTooBig = 1009
 
 // Bucket is a token bucket that survives between events.
 type Bucket struct {
@@ -79,8 +101,9 @@ type Output struct {
 	More bool `json:"more,omitempty"`
 	// Push holds frames for other devices' sockets (LowStock after a fetch).
 	Push []Push `json:"push,omitempty"`
-	// Deadline (unix ms) is when the host should call SessionTimeout if no
-	// frame has logged the socket in yet.
+	// Deadline (unix ms) is when the host should call SessionTimeout:
+	// the login deadline, then the moment a companion's attestation runs
+	// out. A later Deadline replaces an earlier one.
 	Deadline int64 `json:"deadline,omitempty"`
 }
 
@@ -104,7 +127,7 @@ func (r *Relay) fail(o *Output, code relay.Code, msg string) Output {
 // OpenSession starts a hosted socket: the Challenge to send and the
 // session to keep.
 func (r *Relay) OpenSession() (*Session, Output, error) {
-	s := &Session{Opened: r.cfg.Now().UnixMilli()}
+	s := &Session{Opened: r.cfg.Now().UnixMilli(), ReadLimit: relay.MaxPreAuthFrame}
 	if _, err := rand.Read(s.Nonce[:]); err != nil {
 		return nil, Output{}, fmt.Errorf("relay: reading randomness: %w", err)
 	}
@@ -115,19 +138,59 @@ func (r *Relay) OpenSession() (*Session, Output, error) {
 }
 
 // SessionTimeout ends a socket that has not logged in within the time
-// limit; it does nothing to a logged-in one.
+// limit, and a logged-in one whose device may no longer hold it (removed
+// from its list, or its companion attestation ran out); otherwise its
+// Deadline is the next such check.
 func (r *Relay) SessionTimeout(s *Session) Output {
 	var o Output
-	if s.Authed || r.cfg.Now().UnixMilli() < s.Opened+authTimeout.Milliseconds() {
+	if s.Authed {
+		r.sessionStanding(s, &o)
+		return o
+	}
+	if r.cfg.Now().UnixMilli() < s.Opened+authTimeout.Milliseconds() {
 		return o
 	}
 	return r.fail(&o, relay.CodeAuthFailed, "no Auth frame within the time limit")
+}
+
+// sessionStanding checks whether the device of a logged-in session may
+// keep its socket, as the socket loop's watchStanding does: if not, o ends
+// the socket and it reports false; if so, it moves s.Expires and o.Deadline
+// to the moment its attestation runs out.
+func (r *Relay) sessionStanding(s *Session, o *Output) bool {
+	code, msg, until := r.standing(store.Addr{Handle: s.Handle, Device: s.Device})
+	if code != relay.CodeOK {
+		r.fail(o, code, msg)
+		return false
+	}
+	s.Expires = 0
+	if !until.IsZero() {
+		s.Expires = until.UnixMilli()
+		o.Deadline = s.Expires
+	}
+	return true
+}
+
+// sessionLive reports whether a logged-in session may carry anything now:
+// past its attestation moment it checks the list at once (the host's
+// alarm may not have run yet), as sessionStanding.
+func (r *Relay) sessionLive(s *Session, o *Output) bool {
+	if s.Expires == 0 || r.cfg.Now().UnixMilli() < s.Expires {
+		return true
+	}
+	return r.sessionStanding(s, o)
 }
 
 // SessionFrame handles one message the device sent; binary is false for
 // a text message.
 func (r *Relay) SessionFrame(s *Session, msg []byte, binary bool) Output {
 	var o Output
+	if limit := s.readLimit(); len(msg) > limit {
+		// As the socket loop's read limit does: close without decoding.
+		r.metrics.refused(relay.CodeTooLarge)
+		o.Close, o.Reason = closeMessageTooBig, fmt.Sprintf("message over %d bytes", limit)
+		return o
+	}
 	if !binary {
 		return r.fail(&o, relay.CodeBadRequest, "frames are binary messages")
 	}
@@ -138,9 +201,14 @@ func (r *Relay) SessionFrame(s *Session, msg []byte, binary bool) Output {
 	if !s.Authed {
 		return r.sessionAuth(s, f)
 	}
+	if !r.sessionLive(s, &o) {
+		return o
+	}
 	from := store.Addr{Handle: s.Handle, Device: s.Device}
 	if ack, ok := f.(*relay.Ack); ok {
-		return r.sessionAck(s, ack)
+		a := r.sessionAck(s, ack)
+		a.Deadline = max(a.Deadline, o.Deadline)
+		return a
 	}
 	now := r.cfg.Now()
 	if !s.Frames.take(frameRate, frameBurst, now) {
@@ -193,7 +261,11 @@ func (r *Relay) sessionAuth(s *Session, f relay.Frame) Output {
 		return r.fail(&o, code, msg)
 	}
 	s.Authed, s.Handle, s.Device = true, auth.Handle, store.DeviceID(auth.Device)
+	s.ReadLimit = s.readLimit()
 	s.Nonce = [32]byte{} // used once
+	if !r.sessionStanding(s, &o) { // arms the attestation deadline
+		return o
+	}
 	o.Authed = true
 	ready, low := r.ready(store.Addr{Handle: s.Handle, Device: s.Device})
 	o.add(ready)
@@ -255,7 +327,7 @@ func (r *Relay) sessionAck(s *Session, a *relay.Ack) Output {
 // allows. The host calls it when the device's mailbox has grown.
 func (r *Relay) SessionDeliver(s *Session) Output {
 	var o Output
-	if !s.Authed {
+	if !s.Authed || !r.sessionLive(s, &o) {
 		return o
 	}
 	room := deliveryWindow - len(s.Inflight)

@@ -199,6 +199,7 @@ func (r *Relay) publish(w http.ResponseWriter, req *http.Request) {
 	for _, id := range removed {
 		r.kick(store.Addr{Handle: h, Device: store.DeviceID(id)}, "device removed from the account's list")
 	}
+	r.recheck(a)
 	r.log.Info("device list published", "handle", h, "version", a.list.Version, "devices", len(a.list.Entries), "removed", len(removed))
 	writeJSON(w, http.StatusOK, accountResponse(a))
 }

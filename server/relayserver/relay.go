@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/store"
 	"golang.org/x/time/rate"
@@ -201,6 +202,10 @@ type Config struct {
 	LinkPoll time.Duration
 	// Now replaces time.Now in tests.
 	Now func() time.Time
+	// AfterFunc replaces time.AfterFunc for the timers that follow Now
+	// (a companion socket's attestation expiry), so a test that moves Now
+	// forward fires them; stop reports whether it cancelled f.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // Relay is the running relay.
@@ -263,6 +268,9 @@ func New(st Store, cfg Config) (*Relay, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.AfterFunc == nil {
+		cfg.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	r := &Relay{
 		cfg:     cfg,
@@ -481,3 +489,64 @@ func (r *Relay) kick(a store.Addr, reason string) {
 		c.fail(0, relay.CodeRevoked, reason)
 	}
 }
+
+// recheck makes the sockets of every companion in a newly published list
+// check their standing again: a re-attestation moves the moment a socket
+// ends, later (or earlier). Stores whose sockets live elsewhere (hosted
+// sessions) are told through standingNotifier.
+func (r *Relay) recheck(a *account) {
+	sn, _ := r.st.(standingNotifier)
+	for i := range a.list.Entries {
+		e := &a.list.Entries[i]
+		if e.Primary {
+			continue
+		}
+		addr := store.Addr{Handle: a.handle, Device: store.DeviceID(e.Device.ID)}
+		for _, c := range r.connsOf(addr) {
+			c.watchStanding()
+		}
+		if sn != nil {
+			if err := sn.RecheckStanding(addr); err != nil {
+				// Its sockets still end at their old moment, checked then.
+				r.log.Warn("asking a device's sockets to re-check their attestation", "err", err)
+			}
+		}
+	}
+}
+
+// standingNotifier is implemented by stores that reach device sockets the
+// relay does not hold (the Workers build): RecheckStanding makes each
+// socket of a call SessionTimeout now.
+type standingNotifier interface {
+	RecheckStanding(a store.Addr) error
+}
+
+// standing is whether device a may keep its socket: CodeOK and the moment
+// its companion attestation runs out (zero for a primary), or the refusal
+// that ends the socket.
+func (r *Relay) standing(a store.Addr) (relay.Code, string, time.Time) {
+	acct, err := r.lists.get(a.Handle)
+	if errors.Is(err, errUnknownAccount) {
+		return relay.CodeRevoked, "the device's account is gone", time.Time{}
+	}
+	if err != nil {
+		r.log.Error("loading device list", "err", err)
+		return relay.CodeInternal, "could not load the device list", time.Time{}
+	}
+	e := acct.device(relay.DeviceID(a.Device))
+	if e == nil {
+		return relay.CodeRevoked, "device was removed from its account's list", time.Time{}
+	}
+	if e.Primary {
+		return relay.CodeOK, "", time.Time{}
+	}
+	if devicelist.CheckAttestation(e, r.cfg.Now(), r.cfg.AttestationAge) != nil {
+		return relay.CodeRevoked, msgAttestationExpired, time.Time{}
+	}
+	// CheckAttestation refuses once more than AttestationAge has passed.
+	return relay.CodeOK, "", time.Unix(int64(e.Attested), 0).Add(r.cfg.AttestationAge + time.Millisecond)
+}
+
+// msgAttestationExpired explains the refusal, at login or on an open
+// socket, of a companion whose attestation ran out.
+const msgAttestationExpired = "companion attestation expired; the primary must re-attest it"

@@ -83,7 +83,17 @@ export class Socket extends DurableObject {
   webSocketMessage(ws, msg) {
     const binary = typeof msg !== "string";
     const data = binary ? new Uint8Array(msg) : new TextEncoder().encode(msg);
-    return this.serial(() => this.call("frame", { data: toBase64(data), binary }, ws));
+    return this.serial(async () => {
+      // Go's read limit for this session (Session.ReadLimit: the Auth
+      // frame's size until login): a longer message closes the socket as
+      // the Go relay's does (1009), without a Go instance or base64 copy.
+      const limit = (await this.load(ws))?.read_limit;
+      if (limit && data.byteLength > limit) {
+        ws.close(1009, `message over ${limit} bytes`);
+        return this.call("closed", {}, ws);
+      }
+      return this.call("frame", { data: toBase64(data), binary }, ws);
+    });
   }
 
   webSocketClose(ws, code, reason) {
@@ -99,7 +109,9 @@ export class Socket extends DurableObject {
     return this.serial(() => this.call("closed", {}, ws));
   }
 
-  // alarm is the auth deadline Go asked for at open.
+  // alarm is the deadline Go asked for (relay.Output's Deadline): the
+  // login deadline at open, then the moment a companion's attestation
+  // runs out (or now, after a list change), when Go checks the list again.
   alarm() {
     return this.serial(() => this.call("timeout"));
   }
@@ -143,7 +155,7 @@ export class Socket extends DurableObject {
   }
 
   // apply writes what Go returned (relay.Output): frames, then maybe a
-  // close; an auth deadline becomes an alarm; More asks for another page.
+  // close; a deadline becomes the alarm; More asks for another page.
   apply(out) {
     const ws = this.ctx.getWebSockets()[0];
     if (!ws) return;

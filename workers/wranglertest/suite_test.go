@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay"
@@ -57,6 +59,28 @@ func conformance(t *testing.T, origin string) {
 		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 			t.Fatalf("socket without the subprotocol: %v, want close 1008", err)
 		}
+	})
+
+	t.Run("pre-auth frame over limit closes", func(t *testing.T) {
+		// Before login a socket takes no message longer than the largest
+		// Auth frame: one byte more closes it with 1009, undecoded.
+		ws, _, err := relayclient.DialRaw(ctx(t), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		big := make([]byte, relay.MaxPreAuthFrame+1)
+		big[0] = byte(relay.TAuth)
+		if err := ws.Write(ctx(t), websocket.MessageBinary, big); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = ws.Read(ctx(t))
+		if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+			t.Fatalf("%d-byte message before login: %v (close %d), want close %d", len(big), err, got, websocket.StatusMessageTooBig)
+		}
+		// The longest handle's Auth is within the limit.
+		long := register(t, origin, (h("maxlen") + strings.Repeat("x", relay.MaxHandle))[:relay.MaxHandle], 1)
+		dial(t, origin, long, 0).Close()
 	})
 
 	t.Run("auth refusals", func(t *testing.T) {
@@ -344,6 +368,51 @@ func conformance(t *testing.T, origin string) {
 		if _, err := b0.Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
 			t.Fatalf("send after revoke: %v", err)
 		}
+	})
+
+	t.Run("attestation expiry closes open socket", func(t *testing.T) {
+		// Two companions whose attestations run out in a few seconds (the
+		// relay's age is the default 30 days); the primary re-attests one.
+		// The other's open socket ends at that moment with
+		// device_revoked; the re-attested one carries on.
+		const left = 6 // seconds
+		u := tstest.NewUser(t, h("expiring"), 3)
+		attested := uint64(time.Now().Add(-relay.DefaultAttestationAge).Unix()) + left
+		for i := 1; i <= 2; i++ {
+			u.List.Entries[i].Added, u.List.Entries[i].Attested = attested, attested
+		}
+		moment := time.Unix(int64(attested), 0).Add(relay.DefaultAttestationAge)
+		if _, err := relayclient.Register(ctx(t), origin, u.Handle, u.Signed(t)); err != nil {
+			t.Fatal(err)
+		}
+		p := dial(t, origin, u, 0)
+		gone, kept := dial(t, origin, u, 1), dial(t, origin, u, 2)
+		next, enc, err := devicelist.Reattest(u.Acct, u.List, time.Now(), u.Devs[2].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.List = next
+		if _, err := relayclient.Publish(ctx(t), origin, u.Handle, enc); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(moment) {
+			t.Fatalf("set-up took past the attestation moment; raise left")
+		}
+		if _, err := p.Send(ctx(t), msgID(), sealed(u.Addr(1), u.Addr(2))); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, gone)
+		recv(t, kept)
+		wantCode(t, "socket at its attestation moment", waitClosed(t, gone), relay.CodeRevoked)
+		if early := moment.Sub(time.Now()); early > time.Second {
+			t.Errorf("closed %s before the attestation ran out", early)
+		}
+		_, err = relayclient.Dial(ctx(t), origin, u.Handle, u.Devs[1])
+		wantCode(t, "expired login", err, relay.CodeRevoked)
+		if _, err := p.Send(ctx(t), msgID(), sealed(u.Addr(2))); err != nil {
+			t.Fatalf("send to the re-attested companion: %v", err)
+		}
+		recv(t, kept)
 	})
 
 	t.Run("login deadline", func(t *testing.T) {
