@@ -141,6 +141,35 @@ var jsStore, ownerPromise js.Value
 // while the client downloads; it resolves to whether storage is persistent.
 var persistPromise js.Value
 
+// clientHashPromise is boot.js's SHA-256 of the wasm bytes this tab
+// instantiated (hex, or null when it could not be computed); clientHash
+// awaits it once. Each tab reports its own, in state().clientHash: the
+// hash of the client that tab runs, not the owner tab's word for it.
+var (
+	clientHashPromise js.Value
+	clientHashOnce    sync.Once
+	clientHashValue   any // string, or nil
+)
+
+func clientHash() any {
+	clientHashOnce.Do(func() {
+		if clientHashPromise.IsUndefined() || clientHashPromise.IsNull() {
+			return
+		}
+		v, err := Await(safeValue(clientHashPromise))
+		if err != nil {
+			return
+		}
+		if v.IsNull() {
+			return
+		}
+		if s, err := v.String(); err == nil {
+			clientHashValue = s
+		}
+	})
+	return clientHashValue
+}
+
 // testHooks are installed by the parleytest build only (hooks_parleytest.go).
 var testHooks []func(c *client, parley js.Value)
 
@@ -176,6 +205,7 @@ func main() {
 	jsStore = js.Global().Get("__parleyStore")
 	ownerPromise = js.Global().Get("__parleyOwner")
 	persistPromise = js.Global().Get("__parleyPersist")
+	clientHashPromise = js.Global().Get("__parleyClientHash")
 	if parley.IsUndefined() || boot.IsUndefined() || jsStore.IsUndefined() || ownerPromise.IsUndefined() {
 		js.Global().Get("console").Call("error", "parley: boot.js must run before the wasm")
 		return
@@ -184,6 +214,7 @@ func main() {
 	js.Global().Delete("__parleyStore")
 	js.Global().Delete("__parleyOwner")
 	js.Global().Delete("__parleyPersist")
+	js.Global().Delete("__parleyClientHash")
 
 	// Milestones in ms since navigation, for the boot benchmark.
 	mark = func(name string) {
@@ -234,6 +265,7 @@ func main() {
 		st, err := b.call("state", nil)
 		if err == nil {
 			st.Set("role", b.role())
+			st.Set("clientHash", clientHash())
 		}
 		return st, err
 	})

@@ -205,8 +205,26 @@
     fail(new Error('wasm_exec.js did not load'));
     return;
   }
+  // The client's hash (state().clientHash, shown in Settings): the
+  // SHA-256 of the exact wasm bytes this page instantiates, computed here
+  // over a copy of the same response body (after any Content-Encoding is
+  // undone), not a value the server states. A user compares it with the
+  // hash `make wasm` prints for a published release (README, "Checking the
+  // client"; docs/THREAT_MODEL.md says what it does and does not prove).
+  // Null when WebCrypto is missing (an insecure context) or the fetch
+  // failed.
+  let hashed;
+  globalThis.__parleyClientHash = new Promise((resolve) => { hashed = resolve; });
+  const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
   const go = new Go();
-  WebAssembly.instantiateStreaming(fetch(url), go.importObject)
+  fetch(url)
+    .then((res) => {
+      res.clone().arrayBuffer()
+        .then((bytes) => crypto.subtle.digest('SHA-256', bytes))
+        .then((sum) => hashed(hex(sum)), () => hashed(null));
+      return WebAssembly.instantiateStreaming(res, go.importObject);
+    })
+    .catch((err) => { hashed(null); throw err; })
     .then((result) => go.run(result.instance))
     .then(() => fail(new Error('the client exited')), fail);
 })();

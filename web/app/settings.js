@@ -22,6 +22,7 @@ async function renderSettings() {
   $('settings-fingerprint').textContent = ui.fingerprint || await P.deviceFingerprint().catch(() => '');
   $('settings-storage').textContent = st.persistent ? 'Storage on this browser is persistent.' : 'Storage on this browser is not persistent: the browser may clear it under pressure.';
   $('settings-version').textContent = 'Parley ' + P.version;
+  $('settings-client-hash').textContent = st.clientHash || 'unknown (this browser could not hash the client)';
 }
 
 for (const r of document.querySelectorAll('input[name="lock"]')) {

@@ -20,6 +20,8 @@ export {};
  * @property {boolean} online
  * @property {boolean} expired
  * @property {'owner' | 'view'} role
+ * @property {string | null} clientHash SHA-256 (hex) of the wasm bytes this
+ *   tab instantiated, computed by boot.js; null if it could not hash them
  * @property {boolean} persistent
  * @property {boolean} canary
  * @property {'none' | 'passphrase' | 'passkey'} lock
