@@ -262,7 +262,7 @@ func (r *Relay) sessionAuth(s *Session, f relay.Frame) Output {
 	}
 	s.Authed, s.Handle, s.Device = true, auth.Handle, store.DeviceID(auth.Device)
 	s.ReadLimit = s.readLimit()
-	s.Nonce = [32]byte{} // used once
+	s.Nonce = [32]byte{}           // used once
 	if !r.sessionStanding(s, &o) { // arms the attestation deadline
 		return o
 	}
