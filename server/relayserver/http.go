@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/server/netlimit"
 	"github.com/parley-im/parley/server/store"
 	"golang.org/x/time/rate"
 )
@@ -56,9 +56,11 @@ func (r *Relay) routes() {
 	m.HandleFunc("GET /v1/link/{id}/{slot}", r.limited(r.getLink))
 	m.HandleFunc("PUT /v1/blobs/{id}", r.limited(r.putBlob))
 	m.HandleFunc("GET /v1/blobs/{id}", r.limited(r.getBlob))
-	m.HandleFunc("/v1/", func(w http.ResponseWriter, req *http.Request) {
+	// Unknown paths spend the per-IP budget like any request (a scanner
+	// walking paths is a flood too) and are never cached.
+	m.HandleFunc("/v1/", r.limited(func(w http.ResponseWriter, req *http.Request) {
 		r.httpError(w, http.StatusNotFound, relay.CodeNotFound, "no such endpoint: "+req.Method+" "+req.URL.Path)
-	})
+	}))
 }
 
 // limited applies the per-IP budget (the WebSocket handler applies it
@@ -135,11 +137,11 @@ func accountResponse(a *account) AccountResponse {
 	return AccountResponse{Handle: a.handle, AccountKey: a.key, Version: a.list.Version, DeviceList: a.raw}
 }
 
+// register_ checks everything it can without the store before it spends
+// the address's registration budget: a request that could never succeed
+// (bad JSON, handle or list size) costs only the general per-IP budget, so
+// it cannot use up the few account creations meant for valid ones.
 func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
-	if !r.regs.allow(clientIP(req)) {
-		r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many registrations from this address")
-		return
-	}
 	var body RegisterRequest
 	if e := decodeJSON(w, req, &body); e != nil {
 		r.relayError(w, e)
@@ -151,6 +153,10 @@ func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
 	}
 	if len(body.DeviceList) == 0 || len(body.DeviceList) > devicelist.MaxEncodedSize {
 		r.httpError(w, http.StatusBadRequest, relay.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
+		return
+	}
+	if !r.regs.allow(clientIP(req)) {
+		r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many registrations from this address")
 		return
 	}
 	a, err := r.lists.create(body.Handle, body.DeviceList)
@@ -462,16 +468,11 @@ func (r *Relay) getBlob(w http.ResponseWriter, req *http.Request) {
 
 // ---- per-IP limits ----
 
-// clientIP is the peer address. The relay does not trust forwarding
-// headers: behind a proxy, run one relay per proxy or add a trusted-proxy
-// setting first.
-func clientIP(req *http.Request) string {
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		return req.RemoteAddr
-	}
-	return host
-}
+// clientIP is the key of the peer's budgets: its IPv4 address, or its
+// IPv6 /64 (netlimit.Key). The relay does not trust forwarding headers:
+// behind a proxy, run one relay per proxy or add a trusted-proxy setting
+// first.
+func clientIP(req *http.Request) string { return netlimit.Key(req.RemoteAddr) }
 
 // maxTrackedIPs bounds the limiter table; past it, idle entries are
 // dropped early.

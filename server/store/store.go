@@ -136,7 +136,7 @@ type Options struct {
 type Store struct {
 	db        *bolt.DB
 	dir       string
-	blobLocks sync.Map // blob id → *sync.Mutex
+	blobLocks keyedMutex // one upload per blob id at a time
 	ops       chan *op
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -973,9 +973,9 @@ func (s *Store) blobPath(id []byte) string {
 // fsynced to their own file before the reservation is marked filled, so a
 // filled blob always has its contents on disk.
 func (s *Store) PutBlob(id, data []byte, now time.Time, quota int64) error {
-	mu := s.blobLock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	// One upload per id at a time, so two racing uploads cannot leave
+	// one's bytes under the other's acknowledgement.
+	defer s.blobLocks.lock(string(id))()
 	check := func(tx *bolt.Tx) (blobRecord, uint64, error) {
 		v := tx.Bucket(bucketBlobs).Get(id)
 		if v == nil {
@@ -1021,13 +1021,6 @@ func (s *Store) PutBlob(id, data []byte, now time.Time, quota int64) error {
 		os.Remove(s.blobPath(id))
 	}
 	return err
-}
-
-// blobLock serialises uploads of one id, so two racing uploads cannot
-// leave one's bytes under the other's acknowledgement.
-func (s *Store) blobLock(id []byte) *sync.Mutex {
-	m, _ := s.blobLocks.LoadOrStore(string(id), &sync.Mutex{})
-	return m.(*sync.Mutex)
 }
 
 // writeFileSync writes path atomically: a temporary file, fsync, rename,
