@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -116,14 +117,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads a size-limited JSON body with no unknown fields.
-func decodeJSON(w http.ResponseWriter, req *http.Request, v any) *relay.RelayError {
-	body := http.MaxBytesReader(w, req.Body, maxJSONBody)
+func (r *Relay) decodeJSON(w http.ResponseWriter, req *http.Request, v any) *relay.RelayError {
+	body := http.MaxBytesReader(w, r.paced(w, req), maxJSONBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", maxJSONBody)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errBodyTooSlow
 		}
 		return &relay.RelayError{Code: relay.CodeBadRequest, Message: "invalid JSON body: " + err.Error()}
 	}
@@ -143,7 +147,7 @@ func accountResponse(a *account) AccountResponse {
 // it cannot use up the few account creations meant for valid ones.
 func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
 	var body RegisterRequest
-	if e := decodeJSON(w, req, &body); e != nil {
+	if e := r.decodeJSON(w, req, &body); e != nil {
 		r.relayError(w, e)
 		return
 	}
@@ -189,7 +193,7 @@ func (r *Relay) publish(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var body PublishRequest
-	if e := decodeJSON(w, req, &body); e != nil {
+	if e := r.decodeJSON(w, req, &body); e != nil {
 		r.relayError(w, e)
 		return
 	}
@@ -231,7 +235,7 @@ func (r *Relay) putLink(w http.ResponseWriter, req *http.Request) {
 		r.relayError(w, e)
 		return
 	}
-	data, e := readBody(w, req, maxLinkMessage)
+	data, e := r.readBody(w, req, maxLinkMessage)
 	if e != nil {
 		r.relayError(w, e)
 		return
@@ -402,15 +406,56 @@ func blobID(req *http.Request) ([]byte, *relay.RelayError) {
 	return id, nil
 }
 
-func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, *relay.RelayError) {
+// errBodyTooSlow answers a body that fell behind the relay's minimum rate.
+var errBodyTooSlow = &relay.RelayError{Code: relay.CodeBadRequest, Message: "the body came too slowly; send it again"}
+
+// paced is req's body under a read deadline that moves with it: the body
+// has BodyTimeout, plus one second for every BodyMinRate bytes read so far.
+// A client that sends headers and a byte and stalls holds its connection
+// for BodyTimeout, not for ever; one that keeps sending must keep the rate.
+// Hosts without connection deadlines (Workers, where the platform reads
+// bodies) get the body as it is.
+func (r *Relay) paced(w http.ResponseWriter, req *http.Request) io.ReadCloser {
+	rc := http.NewResponseController(w)
+	start := time.Now()
+	if rc.SetReadDeadline(start.Add(r.cfg.BodyTimeout)) != nil {
+		return req.Body
+	}
+	return &pacedReader{body: req.Body, rc: rc, start: start, grace: r.cfg.BodyTimeout, rate: r.cfg.BodyMinRate}
+}
+
+type pacedReader struct {
+	body  io.ReadCloser
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64
+	n     int64
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	n, err := p.body.Read(b)
+	p.n += int64(n)
+	if n > 0 {
+		_ = p.rc.SetReadDeadline(p.start.Add(p.grace + time.Duration(p.n)*time.Second/time.Duration(p.rate)))
+	}
+	return n, err
+}
+
+func (p *pacedReader) Close() error { return p.body.Close() }
+
+func (r *Relay) readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, *relay.RelayError) {
 	if req.ContentLength > max {
 		return nil, &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, req.Body, max))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.paced(w, req), max))
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return nil, &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, errBodyTooSlow
 		}
 		return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: "could not read the body"}
 	}
@@ -426,12 +471,22 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request) {
 		r.relayError(w, e)
 		return
 	}
-	data, e := readBody(w, req, relay.MaxBlob)
+	// The reservation is the upload's authorization: without one, the
+	// body is never read (a stranger's 8 MiB must not reach memory).
+	if err := r.st.BlobSlot(id, r.cfg.Now()); err != nil {
+		r.blobRefused(w, err)
+		return
+	}
+	data, e := r.readBody(w, req, relay.MaxBlob)
 	if e != nil {
 		r.relayError(w, e)
 		return
 	}
-	err := r.st.PutBlob(id, data, r.cfg.Now(), r.cfg.BlobQuota)
+	r.blobRefused(w, r.st.PutBlob(id, data, r.cfg.Now(), r.cfg.BlobQuota))
+}
+
+// blobRefused answers a blob upload from the store's verdict (nil: 204).
+func (r *Relay) blobRefused(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, store.ErrQuota):
 		r.httpError(w, http.StatusInsufficientStorage, relay.CodeQuota, fmt.Sprintf("the account's blobs would exceed %d bytes; space frees up as they expire", r.cfg.BlobQuota))

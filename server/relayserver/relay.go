@@ -41,10 +41,24 @@ import (
 // a client must also know (MaxBlob, MaxFanoutBytes, BlobTTL, LinkTTL,
 // DefaultAttestationAge and the frame limits) are package relay's.
 const (
-	// DefaultMaxConnections caps sockets per process: at ~30 KiB each this
-	// is about 1.5 GiB, the most a small server should commit to idle
-	// sockets.
+	// DefaultMaxConnections caps connections per process, device sockets
+	// and requests alike: at ~30 KiB per idle socket this is about 1.5
+	// GiB, the most a small server should commit to idle sockets.
+	// parley-server lowers the default below its descriptor limit.
 	DefaultMaxConnections = 50_000
+	// DefaultMaxConnectionsPerIP caps the connections of one IPv4 address
+	// or IPv6 /64: an office behind one NAT, a hundred people with a socket
+	// and a request each, fits; one address cannot take the process's
+	// descriptors (1,500 stalled requests from one address were seen).
+	DefaultMaxConnectionsPerIP = 256
+	// DefaultBodyTimeout is the grace a request body gets before it must
+	// keep up DefaultBodyMinRate: a stalled body (a client that sends the
+	// headers and a byte) holds its connection this long, not for ever.
+	DefaultBodyTimeout = 10 * time.Second
+	// DefaultBodyMinRate is the average rate, in bytes per second, a body
+	// must keep after DefaultBodyTimeout: a slow mobile uplink is several
+	// times faster, and an 8 MiB blob may take 8.5 minutes.
+	DefaultBodyMinRate = 16 << 10
 	// maxConnsPerDevice stops one device from holding many sockets (a
 	// reconnect loop, or a stolen key used in parallel).
 	maxConnsPerDevice = 4
@@ -158,6 +172,10 @@ type Store interface {
 	PutLink(key, data []byte, expires, now time.Time) error
 	TakeLink(key []byte, now time.Time) ([]byte, error)
 	ReserveBlob(id []byte, owner string, expires time.Time) error
+	// BlobSlot is nil for an unexpired, unfilled reservation, and what
+	// PutBlob would answer otherwise (ErrNotFound, ErrExists): checked
+	// before an upload's body is read.
+	BlobSlot(id []byte, now time.Time) error
 	PutBlob(id, data []byte, now time.Time, quota int64) error
 	Blob(id []byte, now time.Time) ([]byte, error)
 	Sweep(now time.Time) (int, error)
@@ -174,6 +192,10 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxConnections caps concurrent sockets.
 	MaxConnections int
+	// BodyTimeout and BodyMinRate bound the time a request body may take:
+	// BodyTimeout, plus one second per BodyMinRate bytes read so far.
+	BodyTimeout time.Duration
+	BodyMinRate int64
 	// MailboxLimit caps envelopes queued per device.
 	MailboxLimit int
 	// DefaultTTL is the TTL of envelopes whose sender asked for none.
@@ -265,6 +287,12 @@ func New(st Store, cfg Config) (*Relay, error) {
 	}
 	if cfg.BlobQuota <= 0 {
 		cfg.BlobQuota = DefaultBlobQuota
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.BodyMinRate <= 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

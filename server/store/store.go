@@ -958,6 +958,30 @@ func (s *Store) ReserveBlob(id []byte, owner string, expires time.Time) error {
 	})
 }
 
+// BlobSlot is nil if id has an unexpired reservation not yet filled,
+// ErrExists if it was filled, ErrNotFound otherwise: what PutBlob would
+// answer before its quota check, without the bytes.
+func (s *Store) BlobSlot(id []byte, now time.Time) error {
+	return s.db.View(func(tx *bolt.Tx) error { _, err := blobSlot(tx, id, now); return err })
+}
+
+func blobSlot(tx *bolt.Tx, id []byte, now time.Time) (blobRecord, error) {
+	v := tx.Bucket(bucketBlobs).Get(id)
+	if v == nil {
+		return blobRecord{}, ErrNotFound
+	}
+	b, err := decodeBlob(v)
+	switch {
+	case err != nil:
+		return b, err
+	case b.expires <= now.UnixMilli():
+		return b, ErrNotFound
+	case b.filled:
+		return b, ErrExists
+	}
+	return b, nil
+}
+
 // blobDir holds blob contents, one file per blob, next to the database.
 // Blobs (up to megabytes) stay out of the B+tree so an upload never holds
 // the group-commit writer that message sends wait on.
@@ -977,19 +1001,9 @@ func (s *Store) PutBlob(id, data []byte, now time.Time, quota int64) error {
 	// one's bytes under the other's acknowledgement.
 	defer s.blobLocks.lock(string(id))()
 	check := func(tx *bolt.Tx) (blobRecord, uint64, error) {
-		v := tx.Bucket(bucketBlobs).Get(id)
-		if v == nil {
-			return blobRecord{}, 0, ErrNotFound
-		}
-		b, err := decodeBlob(v)
+		b, err := blobSlot(tx, id, now)
 		if err != nil {
 			return b, 0, err
-		}
-		if b.expires <= now.UnixMilli() {
-			return b, 0, ErrNotFound
-		}
-		if b.filled {
-			return b, 0, ErrExists
 		}
 		var used uint64
 		if u := tx.Bucket(bucketBusage).Get([]byte(b.owner)); len(u) == 8 {
