@@ -6,9 +6,10 @@
 // Every flag can also come from the environment (PARLEY_ADDR, PARLEY_DATA,
 // PARLEY_FRAME_ANCESTORS, and for the relay's limits
 // PARLEY_ATTESTATION_AGE, PARLEY_BLOB_QUOTA, PARLEY_BODY_MIN_RATE,
-// PARLEY_BODY_TIMEOUT, PARLEY_MAILBOX_LIMIT, PARLEY_MAX_CONNECTIONS,
-// PARLEY_MAX_CONNECTIONS_PER_IP, PARLEY_TTL); a flag given on the command
-// line wins.
+// PARLEY_BODY_TIMEOUT, PARLEY_BYTES_IN_FLIGHT, PARLEY_DRAIN_TIMEOUT,
+// PARLEY_MAILBOX_LIMIT, PARLEY_MAX_CONNECTIONS,
+// PARLEY_MAX_CONNECTIONS_PER_IP, PARLEY_SOCKET_BYTES_IN_FLIGHT, PARLEY_TTL);
+// a flag given on the command line wins.
 // PARLEY_ORIGIN sets the public origin devices sign when they log in
 // (default http:// + the listen address); PARLEY_METRICS_ADDR, if set,
 // serves Prometheus metrics on a separate address.
@@ -57,9 +58,9 @@ type config struct {
 	frameAncestors []string
 	// The relay's operator limits (relayserver.Config); zero is never produced:
 	// each defaults to the relay's own default.
-	attestationAge, ttl, bodyTimeout time.Duration
-	blobQuota, bodyMinRate           int64
-	mailboxLimit, maxConn, maxConnIP int
+	attestationAge, ttl, bodyTimeout, drainTimeout   time.Duration
+	blobQuota, bodyMinRate, inFlight, socketInFlight int64
+	mailboxLimit, maxConn, maxConnIP                 int
 }
 
 // fdReserve is how many file descriptors the connection cap leaves for
@@ -114,6 +115,12 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		"time a request body may take before its bytes count against -body-min-rate (env PARLEY_BODY_TIMEOUT)")
 	bodyRate := fs.String("body-min-rate", or("PARLEY_BODY_MIN_RATE", strconv.Itoa(relayserver.DefaultBodyMinRate)),
 		"bytes per second a request body must average after -body-timeout, or the request is cut (env PARLEY_BODY_MIN_RATE)")
+	inFlight := fs.String("bytes-in-flight", or("PARLEY_BYTES_IN_FLIGHT", strconv.Itoa(relayserver.DefaultBytesInFlight)),
+		"envelope bytes read for writing and not yet written, all sockets together (env PARLEY_BYTES_IN_FLIGHT)")
+	socketInFlight := fs.String("socket-bytes-in-flight", or("PARLEY_SOCKET_BYTES_IN_FLIGHT", strconv.Itoa(relayserver.DefaultSocketBytesInFlight)),
+		"envelope bytes one socket's page holds, at least one envelope of the largest size (env PARLEY_SOCKET_BYTES_IN_FLIGHT)")
+	drain := fs.String("drain-timeout", or("PARLEY_DRAIN_TIMEOUT", relayserver.DefaultDrainTimeout.String()),
+		"time a socket has to take one page of envelopes before it is closed (env PARLEY_DRAIN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -143,6 +150,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	c.maxConnIP = int(positive("max-connections-per-ip", *connsIP))
 	c.bodyTimeout = duration("body-timeout", *bodyTimeout, 0)
 	c.bodyMinRate = positive("body-min-rate", *bodyRate)
+	c.inFlight = positive("bytes-in-flight", *inFlight)
+	c.socketInFlight = positive("socket-bytes-in-flight", *socketInFlight)
+	c.drainTimeout = duration("drain-timeout", *drain, 0)
 	if err == nil && fdLimit > 0 && int64(c.maxConn) > fdLimit-fdReserve {
 		err = fmt.Errorf("-max-connections %d: the descriptor limit is %d, and %d of them are kept for the store and the rest; lower it or raise the limit (ulimit -n)",
 			c.maxConn, fdLimit, fdReserve)
@@ -188,6 +198,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, origin string, log 
 		AttestationAge: cfg.attestationAge, DefaultTTL: cfg.ttl, BlobQuota: cfg.blobQuota,
 		MailboxLimit: cfg.mailboxLimit, MaxConnections: cfg.maxConn,
 		BodyTimeout: cfg.bodyTimeout, BodyMinRate: cfg.bodyMinRate,
+		BytesInFlight: cfg.inFlight, SocketBytesInFlight: cfg.socketInFlight, DrainTimeout: cfg.drainTimeout,
 	})
 	if err != nil {
 		return err
