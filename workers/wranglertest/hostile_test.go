@@ -12,10 +12,14 @@ import (
 )
 
 // hostileHTTP is issue 14's HTTP refusals as both back ends must answer
-// them: an 8 MiB body to an unreserved blob id is refused on its headers
-// (the body is never sent here, so an answer means it was not awaited),
-// and an unknown /v1/ path is a 404 that no cache keeps.
-func hostileHTTP(t *testing.T, origin string) {
+// them: an 8 MiB body to an unreserved blob id is refused (404) on its
+// headers, and an unknown /v1/ path is a 404 that no cache keeps.
+// platformReadsBodies is for Workers, where the platform (wrangler's
+// middleware, the runtime) takes a request's whole body before the answer
+// leaves, whatever the worker decided: there the body is sent in full and
+// the answer must be the same 404; the Go relay answers with the body
+// never sent, so an answer means it was not awaited.
+func hostileHTTP(t *testing.T, origin string, platformReadsBodies bool) {
 	t.Run("unreserved blob refused before its body", func(t *testing.T) {
 		u, err := url.Parse(origin)
 		if err != nil {
@@ -28,6 +32,9 @@ func hostileHTTP(t *testing.T, origin string) {
 		defer c.Close()
 		id := randBytes16()
 		fmt.Fprintf(c, "PUT /v1/blobs/%s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\nx", hex.EncodeToString(id[:]), u.Host, 8<<20-1)
+		if platformReadsBodies {
+			go c.Write(make([]byte, 8<<20-2))
+		}
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		res, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {

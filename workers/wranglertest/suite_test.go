@@ -286,8 +286,6 @@ func conformance(t *testing.T, origin string) {
 		wantHTTP(t, "unreserved", relayclient.PutBlob(ctx(t), origin, randBytes16(), data), "not_found")
 	})
 
-	t.Run("hostile HTTP", func(t *testing.T) { hostileHTTP(t, origin) })
-
 	t.Run("link channel", func(t *testing.T) {
 		id := randBytes(16)
 		got := make(chan []byte, 1)
