@@ -49,7 +49,7 @@ type ErrorResponse struct {
 
 func (r *Relay) routes() {
 	m := r.mux
-	m.HandleFunc("GET /v1/ws", r.limited(r.serveWS))
+	m.HandleFunc("GET /v1/ws", noStore(r.serveWS)) // it spends the per-IP budget itself, before counting the socket
 	m.HandleFunc("POST /v1/accounts", r.limited(r.register_))
 	m.HandleFunc("GET /v1/accounts/{handle}", r.limited(r.getAccount))
 	m.HandleFunc("PUT /v1/accounts/{handle}/devices", r.limited(r.publish))
@@ -64,12 +64,20 @@ func (r *Relay) routes() {
 	}))
 }
 
-// limited applies the per-IP budget (the WebSocket handler applies it
-// itself, before counting the connection).
+// noStore marks every answer of h uncacheable.
+func noStore(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, req)
+	}
+}
+
+// limited applies the per-IP budget, to every request it wraps (the
+// WebSocket handler applies it itself, before counting the connection).
 func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if req.URL.Path != "/v1/ws" && !r.ips.allow(clientIP(req)) {
+		if !r.ips.allow(clientIP(req)) {
 			r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many requests from this address")
 			return
 		}

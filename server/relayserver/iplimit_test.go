@@ -86,7 +86,10 @@ func TestUnknownEndpointFloodLimited(t *testing.T) {
 			t.Fatalf("unknown endpoint: %d, Cache-Control %q, want 404 no-store", w.Code, w.Header().Get("Cache-Control"))
 		}
 	}
-	if w := serveFrom(t, tr.relay, "192.0.2.9:1000", "GET", "/v1/no/such/thing", nil); w.Code != http.StatusTooManyRequests {
-		t.Fatalf("unknown endpoint past the per-IP budget: %d, want 429", w.Code)
+	// POST /v1/ws reaches the catch-all too, and is no exception.
+	for _, p := range []string{"/v1/no/such/thing", "/v1/ws"} {
+		if w := serveFrom(t, tr.relay, "192.0.2.9:1000", "POST", p, nil); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("POST %s past the per-IP budget: %d, want 429", p, w.Code)
+		}
 	}
 }
