@@ -1,10 +1,6 @@
 package relayserver_test
 
 import (
-	"context"
-	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -65,36 +61,14 @@ func loginSilent(t *testing.T, origin string, u *tstest.User, i int) *websocket.
 // DrainTimeout is closed with 1008 (policy violation).
 func TestSlowReadersCannotPinMailboxPages(t *testing.T) {
 	const socketBytes, totalBytes, queued = 512 << 10, 1 << 20, 40
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	meter := &pageMeter{Store: st}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := "http://" + ln.Addr().String()
-	r, err := relayserver.New(meter, relayserver.Config{
-		Origin: origin, Logger: slog.New(slog.DiscardHandler),
-		IPRate: 1e6, IPBurst: 1e6, RegisterRate: 1e6, RegisterBurst: 1e6,
-		SocketBytesInFlight: socketBytes, BytesInFlight: totalBytes, DrainTimeout: 2 * time.Second,
+	var meter *pageMeter
+	tr := tstest.StartRelayOver(t, func(st *store.Store) relayserver.Store {
+		meter = &pageMeter{Store: st}
+		return meter
+	}, func(c *relayserver.Config) {
+		c.SocketBytesInFlight, c.BytesInFlight, c.DrainTimeout = socketBytes, totalBytes, 2*time.Second
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", r.Handler())
-	mux.Handle("/metrics", r.Metrics())
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(c)
-		r.Close(c)
-		st.Close()
-	})
+	origin := tr.Origin
 
 	alice := tstest.Register(ctx(t), t, origin, "alice", 2)
 	sender := tstest.Dial(ctx(t), t, origin, alice, 0)
