@@ -444,7 +444,13 @@ type pacedReader struct {
 func (p *pacedReader) Read(b []byte) (int, error) {
 	n, err := p.body.Read(b)
 	p.n += int64(n)
-	if n > 0 {
+	switch {
+	case err == io.EOF:
+		// The whole body is in: the connection's reads are the server's
+		// again (its check for a peer that went away must not time out
+		// while the handler stores what it read).
+		_ = p.rc.SetReadDeadline(time.Time{})
+	case n > 0:
 		_ = p.rc.SetReadDeadline(p.start.Add(p.grace + time.Duration(p.n)*time.Second/time.Duration(p.rate)))
 	}
 	return n, err
