@@ -362,3 +362,38 @@ func TestServiceWorkerAndManifestRoutes(t *testing.T) {
 		t.Errorf("/manifest.webmanifest: %d %q %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), m)
 	}
 }
+
+// TestCachePoisonAcrossEncodings is the attack of a shared cache (or a
+// browser) that stores one encoding's bytes under an ETag and later
+// revalidates a request for another encoding with it: if brotli, gzip and
+// identity answers carried one ETag, a 304 would confirm the wrong bytes
+// to a client that cannot decode them. Each encoding has its own ETag, and
+// a conditional request matches only its own.
+func TestCachePoisonAcrossEncodings(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	url := ts.URL + "/web/dist/parley.wasm"
+	tags := map[string]string{}
+	for _, enc := range []string{"br", "gzip", "identity"} {
+		resp, _ := get(t, "GET", url, map[string]string{"Accept-Encoding": enc})
+		tag := resp.Header.Get("ETag")
+		for other, ot := range tags {
+			if ot == tag {
+				t.Fatalf("%s and %s answers share ETag %s", enc, other, tag)
+			}
+		}
+		tags[enc] = tag
+		if resp, _ := get(t, "GET", url, map[string]string{"Accept-Encoding": enc, "If-None-Match": tag}); resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s revalidated with its own ETag: %d, want 304", enc, resp.StatusCode)
+		}
+	}
+	for enc, tag := range tags {
+		for other := range tags {
+			if other == enc {
+				continue
+			}
+			if resp, _ := get(t, "GET", url, map[string]string{"Accept-Encoding": other, "If-None-Match": tag}); resp.StatusCode != http.StatusOK {
+				t.Errorf("%s request revalidated with the %s ETag: %d, want 200", other, enc, resp.StatusCode)
+			}
+		}
+	}
+}

@@ -226,7 +226,12 @@ func typeOf(p string) string {
 func serveAsset(w http.ResponseWriter, r *http.Request, a *asset) {
 	h := w.Header()
 	h.Set("Content-Type", a.contentType)
-	h.Set("ETag", a.etag)
+	body, etag := a.body, a.etag
+	enc := chooseEncoding(r.Header.Get("Accept-Encoding"), a.variants)
+	if enc != "" {
+		body, etag = a.variants[enc], variantETag(a.etag, enc)
+	}
+	h.Set("ETag", etag)
 	h.Set("Vary", "Accept-Encoding")
 	switch {
 	case a.revalidate:
@@ -236,13 +241,11 @@ func serveAsset(w http.ResponseWriter, r *http.Request, a *asset) {
 	default:
 		h.Set("Cache-Control", cacheRevalidate)
 	}
-	if match := r.Header.Get("If-None-Match"); match != "" && etagMatch(match, a.etag) {
+	if match := r.Header.Get("If-None-Match"); match != "" && etagMatch(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := a.body
-	if enc := chooseEncoding(r.Header.Get("Accept-Encoding"), a.variants); enc != "" {
-		body = a.variants[enc]
+	if enc != "" {
 		h.Set("Content-Encoding", enc)
 	}
 	h.Set("Content-Length", fmt.Sprint(len(body)))
@@ -250,6 +253,13 @@ func serveAsset(w http.ResponseWriter, r *http.Request, a *asset) {
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}
+}
+
+// variantETag is the ETag of an encoded variant: a strong ETag names
+// exact bytes, so brotli, gzip and identity answers each need their own,
+// or a cache could revalidate one encoding's bytes with another's tag.
+func variantETag(etag, enc string) string {
+	return strings.TrimSuffix(etag, `"`) + "-" + enc + `"`
 }
 
 func etagMatch(header, etag string) bool {

@@ -481,6 +481,9 @@ func (s *cfStore) PutBlob(id, data []byte, now time.Time, quota int64) error {
 	return nil
 }
 
+// BlobSlot is blobSlot for the relay: checked before a body is read.
+func (s *cfStore) BlobSlot(id []byte, now time.Time) error { return s.blobSlot(id, now) }
+
 // blobSlot is nil for an empty unexpired reservation, ErrExists for a
 // filled one, ErrNotFound otherwise.
 func (s *cfStore) blobSlot(id []byte, now time.Time) error {

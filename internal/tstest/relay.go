@@ -28,6 +28,14 @@ type Relay struct {
 // and its store closed when the test ends.
 func StartRelay(t testing.TB, tweak func(*relayserver.Config)) *Relay {
 	t.Helper()
+	return StartRelayOver(t, nil, tweak)
+}
+
+// StartRelayOver is StartRelay with the relay's store seen through wrap
+// (a test that watches or breaks what the relay asks of its store); nil
+// means the store as it is.
+func StartRelayOver(t testing.TB, wrap func(*store.Store) relayserver.Store, tweak func(*relayserver.Config)) *Relay {
+	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +53,11 @@ func StartRelay(t testing.TB, tweak func(*relayserver.Config)) *Relay {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	r, err := relayserver.New(st, cfg)
+	var rs relayserver.Store = st
+	if wrap != nil {
+		rs = wrap(st)
+	}
+	r, err := relayserver.New(rs, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/server/netlimit"
 	"github.com/parley-im/parley/server/store"
 	"golang.org/x/time/rate"
 )
@@ -48,7 +49,7 @@ type ErrorResponse struct {
 
 func (r *Relay) routes() {
 	m := r.mux
-	m.HandleFunc("GET /v1/ws", r.limited(r.serveWS))
+	m.HandleFunc("GET /v1/ws", noStore(r.serveWS)) // it spends the per-IP budget itself, before counting the socket
 	m.HandleFunc("POST /v1/accounts", r.limited(r.register_))
 	m.HandleFunc("GET /v1/accounts/{handle}", r.limited(r.getAccount))
 	m.HandleFunc("PUT /v1/accounts/{handle}/devices", r.limited(r.publish))
@@ -56,17 +57,27 @@ func (r *Relay) routes() {
 	m.HandleFunc("GET /v1/link/{id}/{slot}", r.limited(r.getLink))
 	m.HandleFunc("PUT /v1/blobs/{id}", r.limited(r.putBlob))
 	m.HandleFunc("GET /v1/blobs/{id}", r.limited(r.getBlob))
-	m.HandleFunc("/v1/", func(w http.ResponseWriter, req *http.Request) {
+	// Unknown paths spend the per-IP budget like any request (a scanner
+	// walking paths is a flood too) and are never cached.
+	m.HandleFunc("/v1/", r.limited(func(w http.ResponseWriter, req *http.Request) {
 		r.httpError(w, http.StatusNotFound, relay.CodeNotFound, "no such endpoint: "+req.Method+" "+req.URL.Path)
-	})
+	}))
 }
 
-// limited applies the per-IP budget (the WebSocket handler applies it
-// itself, before counting the connection).
+// noStore marks every answer of h uncacheable.
+func noStore(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, req)
+	}
+}
+
+// limited applies the per-IP budget, to every request it wraps (the
+// WebSocket handler applies it itself, before counting the connection).
 func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if req.URL.Path != "/v1/ws" && !r.ips.allow(clientIP(req)) {
+		if !r.ips.allow(clientIP(req)) {
 			r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many requests from this address")
 			return
 		}
@@ -114,14 +125,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads a size-limited JSON body with no unknown fields.
-func decodeJSON(w http.ResponseWriter, req *http.Request, v any) *relay.RelayError {
-	body := http.MaxBytesReader(w, req.Body, maxJSONBody)
+func (r *Relay) decodeJSON(w http.ResponseWriter, req *http.Request, v any) *relay.RelayError {
+	body := http.MaxBytesReader(w, r.paced(w, req), maxJSONBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", maxJSONBody)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errBodyTooSlow
 		}
 		return &relay.RelayError{Code: relay.CodeBadRequest, Message: "invalid JSON body: " + err.Error()}
 	}
@@ -135,13 +149,13 @@ func accountResponse(a *account) AccountResponse {
 	return AccountResponse{Handle: a.handle, AccountKey: a.key, Version: a.list.Version, DeviceList: a.raw}
 }
 
+// register_ checks everything it can without the store before it spends
+// the address's registration budget: a request that could never succeed
+// (bad JSON, handle or list size) costs only the general per-IP budget, so
+// it cannot use up the few account creations meant for valid ones.
 func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
-	if !r.regs.allow(clientIP(req)) {
-		r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many registrations from this address")
-		return
-	}
 	var body RegisterRequest
-	if e := decodeJSON(w, req, &body); e != nil {
+	if e := r.decodeJSON(w, req, &body); e != nil {
 		r.relayError(w, e)
 		return
 	}
@@ -151,6 +165,10 @@ func (r *Relay) register_(w http.ResponseWriter, req *http.Request) {
 	}
 	if len(body.DeviceList) == 0 || len(body.DeviceList) > devicelist.MaxEncodedSize {
 		r.httpError(w, http.StatusBadRequest, relay.CodeBadDeviceList, fmt.Sprintf("device_list must be 1–%d bytes", devicelist.MaxEncodedSize))
+		return
+	}
+	if !r.regs.allow(clientIP(req)) {
+		r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many registrations from this address")
 		return
 	}
 	a, err := r.lists.create(body.Handle, body.DeviceList)
@@ -183,7 +201,7 @@ func (r *Relay) publish(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var body PublishRequest
-	if e := decodeJSON(w, req, &body); e != nil {
+	if e := r.decodeJSON(w, req, &body); e != nil {
 		r.relayError(w, e)
 		return
 	}
@@ -225,7 +243,7 @@ func (r *Relay) putLink(w http.ResponseWriter, req *http.Request) {
 		r.relayError(w, e)
 		return
 	}
-	data, e := readBody(w, req, maxLinkMessage)
+	data, e := r.readBody(w, req, maxLinkMessage)
 	if e != nil {
 		r.relayError(w, e)
 		return
@@ -396,15 +414,62 @@ func blobID(req *http.Request) ([]byte, *relay.RelayError) {
 	return id, nil
 }
 
-func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, *relay.RelayError) {
+// errBodyTooSlow answers a body that fell behind the relay's minimum rate.
+var errBodyTooSlow = &relay.RelayError{Code: relay.CodeBadRequest, Message: "the body came too slowly; send it again"}
+
+// paced is req's body under a read deadline that moves with it: the body
+// has BodyTimeout, plus one second for every BodyMinRate bytes read so far.
+// A client that sends headers and a byte and stalls holds its connection
+// for BodyTimeout, not for ever; one that keeps sending must keep the rate.
+// Hosts without connection deadlines (Workers, where the platform reads
+// bodies) get the body as it is.
+func (r *Relay) paced(w http.ResponseWriter, req *http.Request) io.ReadCloser {
+	rc := http.NewResponseController(w)
+	start := time.Now()
+	if rc.SetReadDeadline(start.Add(r.cfg.BodyTimeout)) != nil {
+		return req.Body
+	}
+	return &pacedReader{body: req.Body, rc: rc, start: start, grace: r.cfg.BodyTimeout, rate: r.cfg.BodyMinRate}
+}
+
+type pacedReader struct {
+	body  io.ReadCloser
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64
+	n     int64
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	n, err := p.body.Read(b)
+	p.n += int64(n)
+	switch {
+	case err == io.EOF:
+		// The whole body is in: the connection's reads are the server's
+		// again (its check for a peer that went away must not time out
+		// while the handler stores what it read).
+		_ = p.rc.SetReadDeadline(time.Time{})
+	case n > 0:
+		_ = p.rc.SetReadDeadline(p.start.Add(p.grace + time.Duration(p.n)*time.Second/time.Duration(p.rate)))
+	}
+	return n, err
+}
+
+func (p *pacedReader) Close() error { return p.body.Close() }
+
+func (r *Relay) readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, *relay.RelayError) {
 	if req.ContentLength > max {
 		return nil, &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, req.Body, max))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.paced(w, req), max))
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return nil, &relay.RelayError{Code: relay.CodeTooLarge, Message: fmt.Sprintf("body over %d bytes", max)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, errBodyTooSlow
 		}
 		return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: "could not read the body"}
 	}
@@ -420,12 +485,22 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request) {
 		r.relayError(w, e)
 		return
 	}
-	data, e := readBody(w, req, relay.MaxBlob)
+	// The reservation is the upload's authorization: without one, the
+	// body is never read (a stranger's 8 MiB must not reach memory).
+	if err := r.st.BlobSlot(id, r.cfg.Now()); err != nil {
+		r.blobRefused(w, err)
+		return
+	}
+	data, e := r.readBody(w, req, relay.MaxBlob)
 	if e != nil {
 		r.relayError(w, e)
 		return
 	}
-	err := r.st.PutBlob(id, data, r.cfg.Now(), r.cfg.BlobQuota)
+	r.blobRefused(w, r.st.PutBlob(id, data, r.cfg.Now(), r.cfg.BlobQuota))
+}
+
+// blobRefused answers a blob upload from the store's verdict (nil: 204).
+func (r *Relay) blobRefused(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, store.ErrQuota):
 		r.httpError(w, http.StatusInsufficientStorage, relay.CodeQuota, fmt.Sprintf("the account's blobs would exceed %d bytes; space frees up as they expire", r.cfg.BlobQuota))
@@ -462,16 +537,11 @@ func (r *Relay) getBlob(w http.ResponseWriter, req *http.Request) {
 
 // ---- per-IP limits ----
 
-// clientIP is the peer address. The relay does not trust forwarding
-// headers: behind a proxy, run one relay per proxy or add a trusted-proxy
-// setting first.
-func clientIP(req *http.Request) string {
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		return req.RemoteAddr
-	}
-	return host
-}
+// clientIP is the key of the peer's budgets: its IPv4 address, or its
+// IPv6 /64 (netlimit.Key). The relay does not trust forwarding headers:
+// behind a proxy, run one relay per proxy or add a trusted-proxy setting
+// first.
+func clientIP(req *http.Request) string { return netlimit.Key(req.RemoteAddr) }
 
 // maxTrackedIPs bounds the limiter table; past it, idle entries are
 // dropped early.

@@ -21,6 +21,8 @@ type metrics struct {
 	delivery  prometheus.Histogram
 	durable   prometheus.Histogram
 	refusals  *prometheus.CounterVec
+	// slowReaders counts sockets closed for not taking a page in time.
+	slowReaders prometheus.Counter
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -52,10 +54,16 @@ func newMetrics(r *Relay) *metrics {
 			Name: "parley_relay_refusals_total", Help: "Refused requests and closed sockets, by reason.",
 		}, []string{"reason"}),
 	}
+	m.slowReaders = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_relay_slow_readers_closed_total", Help: "Sockets closed because they did not take a page of envelopes within the drain time.",
+	})
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_relay_write_bytes_in_flight", Help: "Envelope bytes read from mailboxes and not yet written to their sockets.",
+	}, func() float64 { return float64(r.inFlight.used()) })
 	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "parley_relay_queued_envelopes", Help: "Envelopes waiting in all mailboxes.",
 	}, func() float64 { return float64(r.st.Queued()) })
-	m.reg.MustRegister(m.connected, m.messages, m.envelopes, m.delivered, m.delivery, m.durable, m.refusals, queued,
+	m.reg.MustRegister(m.connected, m.messages, m.envelopes, m.delivered, m.delivery, m.durable, m.refusals, m.slowReaders, inFlight, queued,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	for _, c := range relay.Codes() {
 		if c != relay.CodeOK {

@@ -14,7 +14,7 @@ import (
 // and protobuf (about 3 MB of wasm, and their init on every request) out
 // of the worker.
 type metrics struct {
-	connected, messages, envelopes, delivered, delivery, durable noMetric
+	connected, messages, envelopes, delivered, delivery, durable, slowReaders noMetric
 }
 
 type noMetric struct{}

@@ -11,7 +11,8 @@
 // the server side only: nothing a client needs lives here.
 //
 // Files: relay.go (server limits, Relay, hub), conn.go (the socket loop and
-// the rules it shares with hosted sessions), hosted.go (the same protocol
+// the rules it shares with hosted sessions), writer.go (a socket's writer
+// and the byte budgets of what it holds), hosted.go (the same protocol
 // for hosts that hold the socket themselves, the Workers build), http.go
 // (HTTP endpoints, per-IP limits), lists.go (verified device lists),
 // metrics.go.
@@ -41,10 +42,24 @@ import (
 // a client must also know (MaxBlob, MaxFanoutBytes, BlobTTL, LinkTTL,
 // DefaultAttestationAge and the frame limits) are package relay's.
 const (
-	// DefaultMaxConnections caps sockets per process: at ~30 KiB each this
-	// is about 1.5 GiB, the most a small server should commit to idle
-	// sockets.
+	// DefaultMaxConnections caps connections per process, device sockets
+	// and requests alike: at ~30 KiB per idle socket this is about 1.5
+	// GiB, the most a small server should commit to idle sockets.
+	// parley-server lowers the default below its descriptor limit.
 	DefaultMaxConnections = 50_000
+	// DefaultMaxConnectionsPerIP caps the connections of one IPv4 address
+	// or IPv6 /64: an office behind one NAT, a hundred people with a socket
+	// and a request each, fits; one address cannot take the process's
+	// descriptors (1,500 stalled requests from one address were seen).
+	DefaultMaxConnectionsPerIP = 256
+	// DefaultBodyTimeout is the grace a request body gets before it must
+	// keep up DefaultBodyMinRate: a stalled body (a client that sends the
+	// headers and a byte) holds its connection this long, not for ever.
+	DefaultBodyTimeout = 10 * time.Second
+	// DefaultBodyMinRate is the average rate, in bytes per second, a body
+	// must keep after DefaultBodyTimeout: a slow mobile uplink is several
+	// times faster, and an 8 MiB blob may take 8.5 minutes.
+	DefaultBodyMinRate = 16 << 10
 	// maxConnsPerDevice stops one device from holding many sockets (a
 	// reconnect loop, or a stolen key used in parallel).
 	maxConnsPerDevice = 4
@@ -64,8 +79,23 @@ const (
 	// for a busy sender to fill group commits, small enough that one socket
 	// cannot crowd the writer.
 	maxPipelined = 16
-	// mailboxPage is how many envelopes one store read fetches.
+	// mailboxPage is the most envelopes one page holds; a page is bounded
+	// in bytes too (Config.SocketBytesInFlight), and that bound is the one
+	// that matters for large envelopes.
 	mailboxPage = 128
+	// DefaultSocketBytesInFlight bounds the envelope bytes one socket's
+	// writer holds (its page): four envelopes of the largest size, or
+	// thousands of small ones. A page of 128 envelopes of 256 KiB (32 MiB)
+	// held for a slow reader was the bug this replaced.
+	DefaultSocketBytesInFlight = 1 << 20
+	// DefaultBytesInFlight bounds those bytes for all sockets together:
+	// 256 pages at once, far more than active devices write at a time on
+	// a small server, and a fixed ceiling however many sockets stall.
+	DefaultBytesInFlight = 256 << 20
+	// DefaultDrainTimeout is the time a socket has to take one page: 1 MiB
+	// in 30 s is about 35 KB/s, below any link a chat is usable on. A
+	// socket slower than that is closed, and its device reconnects.
+	DefaultDrainTimeout = 30 * time.Second
 	// outQueue is the depth of a socket's reply queue. When it is full the
 	// reader stops reading, so a client that sends faster than it reads
 	// is throttled by TCP instead of growing our memory.
@@ -158,6 +188,10 @@ type Store interface {
 	PutLink(key, data []byte, expires, now time.Time) error
 	TakeLink(key []byte, now time.Time) ([]byte, error)
 	ReserveBlob(id []byte, owner string, expires time.Time) error
+	// BlobSlot is nil for an unexpired, unfilled reservation, and what
+	// PutBlob would answer otherwise (ErrNotFound, ErrExists): checked
+	// before an upload's body is read.
+	BlobSlot(id []byte, now time.Time) error
 	PutBlob(id, data []byte, now time.Time, quota int64) error
 	Blob(id []byte, now time.Time) ([]byte, error)
 	Sweep(now time.Time) (int, error)
@@ -174,6 +208,17 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxConnections caps concurrent sockets.
 	MaxConnections int
+	// BodyTimeout and BodyMinRate bound the time a request body may take:
+	// BodyTimeout, plus one second per BodyMinRate bytes read so far.
+	BodyTimeout time.Duration
+	BodyMinRate int64
+	// BytesInFlight bounds the envelope bytes read for writing and not yet
+	// written, all sockets together; SocketBytesInFlight bounds one
+	// socket's (its page); DrainTimeout is the time a socket has to take
+	// one page before it is closed.
+	BytesInFlight       int64
+	SocketBytesInFlight int64
+	DrainTimeout        time.Duration
 	// MailboxLimit caps envelopes queued per device.
 	MailboxLimit int
 	// DefaultTTL is the TTL of envelopes whose sender asked for none.
@@ -230,6 +275,8 @@ type Relay struct {
 	nconns  atomic.Int64
 
 	links *linkWaiters
+	// inFlight is the envelope bytes socket writers hold, all together.
+	inFlight *byteBudget
 
 	deletes  chan store.Acked
 	delDone  chan struct{}
@@ -266,6 +313,25 @@ func New(st Store, cfg Config) (*Relay, error) {
 	if cfg.BlobQuota <= 0 {
 		cfg.BlobQuota = DefaultBlobQuota
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.BodyMinRate <= 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
+	}
+	// A page must take at least one envelope of the largest size, and the
+	// total at least one page.
+	if cfg.SocketBytesInFlight <= 0 {
+		cfg.SocketBytesInFlight = DefaultSocketBytesInFlight
+	}
+	cfg.SocketBytesInFlight = max(cfg.SocketBytesInFlight, envelopeCost)
+	if cfg.BytesInFlight <= 0 {
+		cfg.BytesInFlight = DefaultBytesInFlight
+	}
+	cfg.BytesInFlight = max(cfg.BytesInFlight, cfg.SocketBytesInFlight)
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -273,17 +339,18 @@ func New(st Store, cfg Config) (*Relay, error) {
 		cfg.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	r := &Relay{
-		cfg:     cfg,
-		st:      st,
-		log:     cfg.Logger.With("component", "relay"),
-		lists:   newLists(st),
-		ips:     newIPLimiter(cmp.Or(cfg.IPRate, ipRate), cmp.Or(cfg.IPBurst, ipBurst)),
-		regs:    newIPLimiter(cmp.Or(cfg.RegisterRate, registerRate), cmp.Or(cfg.RegisterBurst, registerBurst)),
-		conns:   make(map[store.Addr]map[*conn]struct{}),
-		links:   newLinkWaiters(),
-		deletes: make(chan store.Acked, deleteQueue),
-		delDone: make(chan struct{}),
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		st:       st,
+		log:      cfg.Logger.With("component", "relay"),
+		lists:    newLists(st),
+		ips:      newIPLimiter(cmp.Or(cfg.IPRate, ipRate), cmp.Or(cfg.IPBurst, ipBurst)),
+		regs:     newIPLimiter(cmp.Or(cfg.RegisterRate, registerRate), cmp.Or(cfg.RegisterBurst, registerBurst)),
+		conns:    make(map[store.Addr]map[*conn]struct{}),
+		links:    newLinkWaiters(),
+		inFlight: newByteBudget(cfg.BytesInFlight),
+		deletes:  make(chan store.Acked, deleteQueue),
+		delDone:  make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
 	r.base, r.cancelBase = context.WithCancel(context.Background())
 	r.closingCtx, r.startClose = context.WithCancel(context.Background())

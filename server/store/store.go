@@ -136,7 +136,7 @@ type Options struct {
 type Store struct {
 	db        *bolt.DB
 	dir       string
-	blobLocks sync.Map // blob id → *sync.Mutex
+	blobLocks keyedMutex // one upload per blob id at a time
 	ops       chan *op
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -958,6 +958,30 @@ func (s *Store) ReserveBlob(id []byte, owner string, expires time.Time) error {
 	})
 }
 
+// BlobSlot is nil if id has an unexpired reservation not yet filled,
+// ErrExists if it was filled, ErrNotFound otherwise: what PutBlob would
+// answer before its quota check, without the bytes.
+func (s *Store) BlobSlot(id []byte, now time.Time) error {
+	return s.db.View(func(tx *bolt.Tx) error { _, err := blobSlot(tx, id, now); return err })
+}
+
+func blobSlot(tx *bolt.Tx, id []byte, now time.Time) (blobRecord, error) {
+	v := tx.Bucket(bucketBlobs).Get(id)
+	if v == nil {
+		return blobRecord{}, ErrNotFound
+	}
+	b, err := decodeBlob(v)
+	switch {
+	case err != nil:
+		return b, err
+	case b.expires <= now.UnixMilli():
+		return b, ErrNotFound
+	case b.filled:
+		return b, ErrExists
+	}
+	return b, nil
+}
+
 // blobDir holds blob contents, one file per blob, next to the database.
 // Blobs (up to megabytes) stay out of the B+tree so an upload never holds
 // the group-commit writer that message sends wait on.
@@ -973,23 +997,13 @@ func (s *Store) blobPath(id []byte) string {
 // fsynced to their own file before the reservation is marked filled, so a
 // filled blob always has its contents on disk.
 func (s *Store) PutBlob(id, data []byte, now time.Time, quota int64) error {
-	mu := s.blobLock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	// One upload per id at a time, so two racing uploads cannot leave
+	// one's bytes under the other's acknowledgement.
+	defer s.blobLocks.lock(string(id))()
 	check := func(tx *bolt.Tx) (blobRecord, uint64, error) {
-		v := tx.Bucket(bucketBlobs).Get(id)
-		if v == nil {
-			return blobRecord{}, 0, ErrNotFound
-		}
-		b, err := decodeBlob(v)
+		b, err := blobSlot(tx, id, now)
 		if err != nil {
 			return b, 0, err
-		}
-		if b.expires <= now.UnixMilli() {
-			return b, 0, ErrNotFound
-		}
-		if b.filled {
-			return b, 0, ErrExists
 		}
 		var used uint64
 		if u := tx.Bucket(bucketBusage).Get([]byte(b.owner)); len(u) == 8 {
@@ -1021,13 +1035,6 @@ func (s *Store) PutBlob(id, data []byte, now time.Time, quota int64) error {
 		os.Remove(s.blobPath(id))
 	}
 	return err
-}
-
-// blobLock serialises uploads of one id, so two racing uploads cannot
-// leave one's bytes under the other's acknowledgement.
-func (s *Store) blobLock(id []byte) *sync.Mutex {
-	m, _ := s.blobLocks.LoadOrStore(string(id), &sync.Mutex{})
-	return m.(*sync.Mutex)
 }
 
 // writeFileSync writes path atomically: a temporary file, fsync, rename,

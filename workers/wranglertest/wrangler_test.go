@@ -33,10 +33,15 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	t.Run("go", func(t *testing.T) { conformance(t, startGoRelay(t)) })
+	t.Run("go", func(t *testing.T) {
+		origin := startGoRelay(t)
+		conformance(t, origin)
+		t.Run("hostile HTTP", func(t *testing.T) { hostileHTTP(t, origin, false) })
+	})
 	t.Run("workers", func(t *testing.T) {
 		w := startWrangler(t)
 		conformance(t, w.origin)
+		t.Run("hostile HTTP", func(t *testing.T) { hostileHTTP(t, w.origin, true) })
 		t.Run("static headers", func(t *testing.T) { staticHeaders(t, w.origin) })
 		t.Run("hosted calls are in-process only", func(t *testing.T) {
 			res, err := http.Post(w.origin+"/_hosted/open", "application/json", strings.NewReader("{}"))

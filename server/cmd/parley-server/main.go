@@ -5,9 +5,11 @@
 //
 // Every flag can also come from the environment (PARLEY_ADDR, PARLEY_DATA,
 // PARLEY_FRAME_ANCESTORS, and for the relay's limits
-// PARLEY_ATTESTATION_AGE, PARLEY_BLOB_QUOTA, PARLEY_MAILBOX_LIMIT,
-// PARLEY_MAX_CONNECTIONS, PARLEY_TTL); a flag given on the command line
-// wins.
+// PARLEY_ATTESTATION_AGE, PARLEY_BLOB_QUOTA, PARLEY_BODY_MIN_RATE,
+// PARLEY_BODY_TIMEOUT, PARLEY_BYTES_IN_FLIGHT, PARLEY_DRAIN_TIMEOUT,
+// PARLEY_MAILBOX_LIMIT, PARLEY_MAX_CONNECTIONS,
+// PARLEY_MAX_CONNECTIONS_PER_IP, PARLEY_SOCKET_BYTES_IN_FLIGHT, PARLEY_TTL);
+// a flag given on the command line wins.
 // PARLEY_ORIGIN sets the public origin devices sign when they log in
 // (default http:// + the listen address); PARLEY_METRICS_ADDR, if set,
 // serves Prometheus metrics on a separate address.
@@ -32,6 +34,7 @@ import (
 	"github.com/parley-im/parley"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/netlimit"
 	"github.com/parley-im/parley/server/relayserver"
 	"github.com/parley-im/parley/server/store"
 )
@@ -55,9 +58,24 @@ type config struct {
 	frameAncestors []string
 	// The relay's operator limits (relayserver.Config); zero is never produced:
 	// each defaults to the relay's own default.
-	attestationAge, ttl   time.Duration
-	blobQuota             int64
-	mailboxLimit, maxConn int
+	attestationAge, ttl, bodyTimeout, drainTimeout   time.Duration
+	blobQuota, bodyMinRate, inFlight, socketInFlight int64
+	mailboxLimit, maxConn, maxConnIP                 int
+}
+
+// fdReserve is how many file descriptors the connection cap leaves for
+// everything else the process opens: the store, blob files being written,
+// the metrics listener, a connection being refused.
+const fdReserve = 1024
+
+// descriptorLimit is the process's file-descriptor limit (Go has raised the
+// soft limit to the hard one at start), or 0 if it cannot be read.
+func descriptorLimit() int64 {
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Cur > math.MaxInt32 {
+		return 0
+	}
+	return int64(rl.Cur)
 }
 
 // parseConfig reads flags over environment over defaults, so `make run
@@ -82,8 +100,27 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		"bytes of unexpired blobs one account may store (env PARLEY_BLOB_QUOTA)")
 	mbox := fs.String("mailbox-limit", or("PARLEY_MAILBOX_LIMIT", strconv.Itoa(relayserver.DefaultMailboxLimit)),
 		"envelopes queued per device before sends to it are refused (env PARLEY_MAILBOX_LIMIT)")
-	conns := fs.String("max-connections", or("PARLEY_MAX_CONNECTIONS", strconv.Itoa(relayserver.DefaultMaxConnections)),
-		"device sockets open at once (env PARLEY_MAX_CONNECTIONS)")
+	// Every connection is a descriptor: the default cap stays under the
+	// limit, with fdReserve left for the rest.
+	maxConn := int64(relayserver.DefaultMaxConnections)
+	fdLimit := descriptorLimit()
+	if fdLimit > 0 {
+		maxConn = max(1, min(maxConn, fdLimit-fdReserve))
+	}
+	conns := fs.String("max-connections", or("PARLEY_MAX_CONNECTIONS", strconv.FormatInt(maxConn, 10)),
+		"connections open at once, of every kind (device sockets, requests, long-polls); below the descriptor limit (env PARLEY_MAX_CONNECTIONS)")
+	connsIP := fs.String("max-connections-per-ip", or("PARLEY_MAX_CONNECTIONS_PER_IP", strconv.Itoa(relayserver.DefaultMaxConnectionsPerIP)),
+		"connections open at once from one IPv4 address or IPv6 /64 (env PARLEY_MAX_CONNECTIONS_PER_IP)")
+	bodyTimeout := fs.String("body-timeout", or("PARLEY_BODY_TIMEOUT", relayserver.DefaultBodyTimeout.String()),
+		"time a request body may take before its bytes count against -body-min-rate (env PARLEY_BODY_TIMEOUT)")
+	bodyRate := fs.String("body-min-rate", or("PARLEY_BODY_MIN_RATE", strconv.Itoa(relayserver.DefaultBodyMinRate)),
+		"bytes per second a request body must average after -body-timeout, or the request is cut (env PARLEY_BODY_MIN_RATE)")
+	inFlight := fs.String("bytes-in-flight", or("PARLEY_BYTES_IN_FLIGHT", strconv.Itoa(relayserver.DefaultBytesInFlight)),
+		"envelope bytes read for writing and not yet written, all sockets together (env PARLEY_BYTES_IN_FLIGHT)")
+	socketInFlight := fs.String("socket-bytes-in-flight", or("PARLEY_SOCKET_BYTES_IN_FLIGHT", strconv.Itoa(relayserver.DefaultSocketBytesInFlight)),
+		"envelope bytes one socket's page holds, at least one envelope of the largest size (env PARLEY_SOCKET_BYTES_IN_FLIGHT)")
+	drain := fs.String("drain-timeout", or("PARLEY_DRAIN_TIMEOUT", relayserver.DefaultDrainTimeout.String()),
+		"time a socket has to take one page of envelopes before it is closed (env PARLEY_DRAIN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -110,6 +147,16 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	c.ttl = duration("ttl", *ttl, relayserver.DefaultTTL)
 	c.mailboxLimit = int(positive("mailbox-limit", *mbox))
 	c.maxConn = int(positive("max-connections", *conns))
+	c.maxConnIP = int(positive("max-connections-per-ip", *connsIP))
+	c.bodyTimeout = duration("body-timeout", *bodyTimeout, 0)
+	c.bodyMinRate = positive("body-min-rate", *bodyRate)
+	c.inFlight = positive("bytes-in-flight", *inFlight)
+	c.socketInFlight = positive("socket-bytes-in-flight", *socketInFlight)
+	c.drainTimeout = duration("drain-timeout", *drain, 0)
+	if err == nil && fdLimit > 0 && int64(c.maxConn) > fdLimit-fdReserve {
+		err = fmt.Errorf("-max-connections %d: the descriptor limit is %d, and %d of them are kept for the store and the rest; lower it or raise the limit (ulimit -n)",
+			c.maxConn, fdLimit, fdReserve)
+	}
 	if q, perr := strconv.ParseInt(*quota, 10, 64); err == nil && (perr != nil || q <= 0) {
 		err = fmt.Errorf("-blob-quota: want a positive number of bytes, got %q", *quota)
 	} else {
@@ -123,19 +170,26 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// The relay's origin is what devices sign in their login answers;
+	// behind a proxy or TLS terminator set PARLEY_ORIGIN to the public one.
+	return serve(ctx, cfg, ln, os.Getenv("PARLEY_ORIGIN"), log)
+}
+
+// serve runs the server on ln until ctx is done. origin defaults to
+// http:// + ln's address.
+func serve(ctx context.Context, cfg config, ln net.Listener, origin string, log *slog.Logger) error {
+	defer ln.Close()
 	st, err := store.Open(cfg.data)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
-	}
-	// The relay's origin is what devices sign in their login answers;
-	// behind a proxy or TLS terminator set PARLEY_ORIGIN to the public one.
-	origin := os.Getenv("PARLEY_ORIGIN")
 	if origin == "" {
 		origin = "http://" + ln.Addr().String()
 	}
@@ -143,6 +197,8 @@ func run(args []string, log *slog.Logger) error {
 		Origin: origin, Logger: log,
 		AttestationAge: cfg.attestationAge, DefaultTTL: cfg.ttl, BlobQuota: cfg.blobQuota,
 		MailboxLimit: cfg.mailboxLimit, MaxConnections: cfg.maxConn,
+		BodyTimeout: cfg.bodyTimeout, BodyMinRate: cfg.bodyMinRate,
+		BytesInFlight: cfg.inFlight, SocketBytesInFlight: cfg.socketInFlight, DrainTimeout: cfg.drainTimeout,
 	})
 	if err != nil {
 		return err
@@ -160,7 +216,7 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	log.Info("parley-server listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "data", cfg.data)
 	// The relay closes as soon as shutdown starts, alongside
@@ -176,7 +232,10 @@ func run(args []string, log *slog.Logger) error {
 		defer cancel()
 		_ = rl.Close(cctx)
 	}()
-	err = server.Serve(ctx, ln, srv, func(context.Context) { <-relayClosed })
+	// Every connection counts against the caps, WebSockets included (a
+	// hijacked connection keeps its place until it is closed).
+	capped := netlimit.Listen(ln, cfg.maxConn, cfg.maxConnIP)
+	err = server.Serve(ctx, capped, srv, func(context.Context) { <-relayClosed })
 	// If Serve failed on its own, close the relay before the store too.
 	stop()
 	<-relayClosed

@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,13 +38,20 @@ func TestParseConfigRelayLimits(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 	c, err := parseConfig(nil, getenv)
 	if err != nil || c.attestationAge != relay.DefaultAttestationAge || c.ttl != relayserver.DefaultTTL ||
-		c.blobQuota != relayserver.DefaultBlobQuota || c.mailboxLimit != relayserver.DefaultMailboxLimit || c.maxConn != relayserver.DefaultMaxConnections {
+		c.blobQuota != relayserver.DefaultBlobQuota || c.mailboxLimit != relayserver.DefaultMailboxLimit || c.maxConnIP != relayserver.DefaultMaxConnectionsPerIP ||
+		c.bodyTimeout != relayserver.DefaultBodyTimeout || c.bodyMinRate != relayserver.DefaultBodyMinRate ||
+		c.inFlight != relayserver.DefaultBytesInFlight || c.socketInFlight != relayserver.DefaultSocketBytesInFlight ||
+		c.drainTimeout != relayserver.DefaultDrainTimeout {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	env["PARLEY_ATTESTATION_AGE"], env["PARLEY_BLOB_QUOTA"], env["PARLEY_TTL"] = "168h", "1048576", "24h"
 	env["PARLEY_MAILBOX_LIMIT"], env["PARLEY_MAX_CONNECTIONS"] = "500", "2000"
+	env["PARLEY_MAX_CONNECTIONS_PER_IP"], env["PARLEY_BODY_TIMEOUT"], env["PARLEY_BODY_MIN_RATE"] = "30", "3s", "4096"
+	env["PARLEY_BYTES_IN_FLIGHT"], env["PARLEY_SOCKET_BYTES_IN_FLIGHT"], env["PARLEY_DRAIN_TIMEOUT"] = "8388608", "524288", "5s"
 	c, err = parseConfig(nil, getenv)
-	if err != nil || c.attestationAge != 168*time.Hour || c.blobQuota != 1<<20 || c.ttl != 24*time.Hour || c.mailboxLimit != 500 || c.maxConn != 2000 {
+	if err != nil || c.attestationAge != 168*time.Hour || c.blobQuota != 1<<20 || c.ttl != 24*time.Hour || c.mailboxLimit != 500 || c.maxConn != 2000 ||
+		c.maxConnIP != 30 || c.bodyTimeout != 3*time.Second || c.bodyMinRate != 4096 ||
+		c.inFlight != 8<<20 || c.socketInFlight != 512<<10 || c.drainTimeout != 5*time.Second {
 		t.Fatalf("environment: %+v %v", c, err)
 	}
 	c, err = parseConfig([]string{"-attestation-age", "72h", "-blob-quota", "2048", "-mailbox-limit", "7"}, getenv)
@@ -53,9 +61,31 @@ func TestParseConfigRelayLimits(t *testing.T) {
 	for _, bad := range [][]string{
 		{"-attestation-age", "0s"}, {"-attestation-age", "soon"}, {"-ttl", "8760h"}, {"-ttl", "-1h"},
 		{"-blob-quota", "0"}, {"-blob-quota", "1GiB"}, {"-mailbox-limit", "-3"}, {"-max-connections", "9999999999"},
+		{"-max-connections-per-ip", "0"}, {"-body-timeout", "0s"}, {"-body-min-rate", "fast"},
+		{"-bytes-in-flight", "0"}, {"-socket-bytes-in-flight", "-1"}, {"-drain-timeout", "never"},
 	} {
 		if _, err := parseConfig(bad, getenv); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// TestMaxConnectionsBelowDescriptorLimit: every connection is a descriptor,
+// so a default cap above the process's limit (50,000 against 20,000) let a
+// flood reach `accept4: too many open files` before any cap. The default
+// leaves fdReserve descriptors for the rest, and a cap above that is
+// refused at start.
+func TestMaxConnectionsBelowDescriptorLimit(t *testing.T) {
+	limit := descriptorLimit()
+	if limit == 0 {
+		t.Fatal("cannot read the descriptor limit")
+	}
+	getenv := func(string) string { return "" }
+	c, err := parseConfig(nil, getenv)
+	if err != nil || int64(c.maxConn) > limit-fdReserve || c.maxConn > relayserver.DefaultMaxConnections {
+		t.Fatalf("default -max-connections %d with a descriptor limit of %d (%v), want at most %d", c.maxConn, limit, err, limit-fdReserve)
+	}
+	if _, err := parseConfig([]string{"-max-connections", strconv.FormatInt(limit, 10)}, getenv); err == nil {
+		t.Fatalf("-max-connections %d (the descriptor limit) accepted", limit)
 	}
 }
