@@ -122,6 +122,7 @@ const (
 	CodeWrongPasskey       Code = "wrong_passkey"       // the passkey did not open it
 	CodeWrongLockMethod    Code = "wrong_lock_method"   // unlocking with the other lock kind
 	CodeNoLock             Code = "no_lock"             // no lock is set
+	CodeRekeyPending       Code = "rekey_pending"       // too many lock changes while a re-seal runs
 	CodePasskeyUnsupported Code = "passkey_unsupported" // no WebAuthn PRF in this browser
 	CodePasskeyFailed      Code = "passkey_failed"      // the passkey did not answer
 	CodeInvalidArgument    Code = "invalid_argument"    // a JS API argument of the wrong shape
@@ -149,7 +150,7 @@ var codes = []Code{
 	CodeSyncRefused, CodeSyncMalformed, CodeSyncUndecryptable, CodeSyncKeyRefused,
 	CodeStorageUnavailable, CodeStorageCorrupt, CodeStorageKeyMissing, CodeIdentityMissing,
 	CodeStorageEvicted, CodeStorageRolledBack, CodeLocked, CodeNotReady, CodeWrongPassphrase, CodeWrongPasskey,
-	CodeWrongLockMethod, CodeNoLock, CodePasskeyUnsupported, CodePasskeyFailed,
+	CodeWrongLockMethod, CodeNoLock, CodeRekeyPending, CodePasskeyUnsupported, CodePasskeyFailed,
 	CodeInvalidArgument, CodeUnknownMethod, CodeTooLarge,
 }
 

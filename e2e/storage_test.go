@@ -65,6 +65,17 @@ func TestIndexedDBStoreConformance(t *testing.T) {
 			}
 		}
 	}
+	// The same suite on a store whose data key has changed (epoch 3, a
+	// retired key beside it): every record in the SealV2 layout.
+	mustConform(t, b, "rekeyed", "journal", "the IndexedDB store after lock changes")
+	recs = MustEval[[]map[string]any](b, strings.Replace(JSDumpRecords, `indexedDB.open('parley')`, `indexedDB.open('parley-test-rekeyed')`, 1))
+	for _, r := range recs {
+		if r["store"] == "records" && r["bytes"] != nil {
+			if raw := toBytes(t, r["bytes"]); len(raw) < 33 || raw[0] != 2 || raw[4] != 3 {
+				t.Errorf("record %s of the rekeyed store is not sealed under epoch 3 (%d bytes, %x)", r["key"], len(raw), raw[:min(5, len(raw))])
+			}
+		}
+	}
 	lat := MustEval[map[string]float64](b, `window.parley.__test.benchWrite('bench', 200)`)
 	t.Logf("sealed 1 KiB commit in Chromium: median %.2f ms, p90 %.2f ms (200 commits)", lat["median"], lat["p90"])
 	b.CheckConsole()

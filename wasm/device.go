@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	engine "github.com/parley-im/parley/client"
+	"math"
 	"syscall/js"
 
 	"github.com/hack-pad/safejs"
@@ -34,10 +35,15 @@ const (
 const canaryMarker = "parley.canary"
 
 // dataKeyRecord is keys/"datakey": the data key wrapped for one lock kind,
-// plus the non-secret parameters needed to rebuild the wrapping key.
+// with its epoch and the retired keys a re-seal has not finished with
+// (keyring.go), plus the non-secret parameters needed to rebuild the
+// wrapping key. Version 1 is epoch 0 with no retired keys, the record of
+// a profile whose data key never changed; it is still written as such.
 type dataKeyRecord struct {
 	Kind        string
 	IV, Wrapped []byte
+	Epoch       uint32
+	Retired     []wrappedKey
 	// Passphrase (Argon2id).
 	Salt            []byte
 	Time, MemoryKiB uint32
@@ -52,6 +58,19 @@ func (r *dataKeyRecord) toJS() safejs.Value {
 	o.Set("kind", r.Kind)
 	o.Set("iv", safejs.Unsafe(bytesToJS(r.IV)))
 	o.Set("wrapped", safejs.Unsafe(bytesToJS(r.Wrapped)))
+	if r.Epoch > 0 || len(r.Retired) > 0 {
+		o.Set("v", 2)
+		o.Set("epoch", r.Epoch)
+		ret := js.Global().Get("Array").New()
+		for _, w := range r.Retired {
+			e := js.Global().Get("Object").New()
+			e.Set("epoch", w.Epoch)
+			e.Set("iv", safejs.Unsafe(bytesToJS(w.IV)))
+			e.Set("wrapped", safejs.Unsafe(bytesToJS(w.Wrapped)))
+			ret.Call("push", e)
+		}
+		o.Set("retired", ret)
+	}
 	switch r.Kind {
 	case lockPassphrase:
 		o.Set("salt", safejs.Unsafe(bytesToJS(r.Salt)))
@@ -72,26 +91,51 @@ func parseDataKeyRecord(v safejs.Value) (rec *dataKeyRecord, err error) {
 		}
 	}()
 	o := safejs.Unsafe(v)
-	if o.Type() != js.TypeObject || o.Get("v").Int() != 1 {
+	if o.Type() != js.TypeObject {
+		return nil, errors.New("not an object")
+	}
+	ver := o.Get("v").Int()
+	if ver != 1 && ver != 2 {
 		return nil, errors.New("unknown version")
 	}
-	b := func(name string) []byte {
+	b := func(o js.Value, name string) []byte {
 		out, err := bytesFromJS(safejs.Safe(o.Get(name)))
 		if err != nil {
 			panic(err)
 		}
 		return out
 	}
-	rec = &dataKeyRecord{Kind: o.Get("kind").String(), IV: b("iv"), Wrapped: b("wrapped")}
+	u32 := func(o js.Value, name string) uint32 {
+		f := o.Get(name).Float()
+		if f < 0 || f > math.MaxUint32 || f != math.Trunc(f) {
+			panic("bad epoch")
+		}
+		return uint32(f)
+	}
+	rec = &dataKeyRecord{Kind: o.Get("kind").String(), IV: b(o, "iv"), Wrapped: b(o, "wrapped")}
+	if ver == 2 {
+		rec.Epoch = u32(o, "epoch")
+		ret := o.Get("retired")
+		if n := ret.Length(); n > maxRetiredKeys {
+			return nil, fmt.Errorf("%d retired data keys, at most %d", n, maxRetiredKeys)
+		}
+		for i := range ret.Length() {
+			e := ret.Index(i)
+			rec.Retired = append(rec.Retired, wrappedKey{Epoch: u32(e, "epoch"), IV: b(e, "iv"), Wrapped: b(e, "wrapped")})
+		}
+		if rec.Epoch == 0 || !validRetired(rec.Epoch, rec.Retired) {
+			return nil, errors.New("data key epochs out of order")
+		}
+	}
 	switch rec.Kind {
 	case lockNone:
 	case lockPassphrase:
-		rec.Salt = b("salt")
+		rec.Salt = b(o, "salt")
 		rec.Time = uint32(o.Get("time").Int())
 		rec.MemoryKiB = uint32(o.Get("memoryKiB").Int())
 		rec.Threads = uint8(o.Get("threads").Int())
 	case lockPasskey:
-		rec.CredID, rec.PRFSalt = b("credId"), b("prfSalt")
+		rec.CredID, rec.PRFSalt = b(o, "credId"), b(o, "prfSalt")
 	default:
 		return nil, fmt.Errorf("unknown lock kind %q", rec.Kind)
 	}
@@ -154,12 +198,12 @@ func (c *client) start(ctx context.Context) error {
 		if !present(snap.deviceKey) {
 			return newAPIError(engine.CodeStorageKeyMissing, "this browser's device key is missing, so its sealed records cannot be opened")
 		}
-		dataKey, err := unwrapDataKey(snap.deviceKey, lockNone, rec.IV, rec.Wrapped, false)
+		ring, err := unwrapRing(snap.deviceKey, rec)
 		if err != nil {
 			return newAPIError(engine.CodeStorageCorrupt, "the stored data key (keys/%s) failed its integrity check: it is damaged or was altered", keyDataKey)
 		}
 		mark("unwrapped")
-		return c.open(ctx, dataKey, snap.deviceKey, snap.recs)
+		return c.open(ctx, ring, snap.deviceKey, snap.recs)
 	}
 	return newAPIError(engine.CodeStorageUnavailable, "IndexedDB changed while Parley was starting")
 }
@@ -171,17 +215,18 @@ func (c *client) start(ctx context.Context) error {
 // engine applies them first, client/storage/journal).
 var startupRefs = append([]recordRef{{bucketMeta, recCanary}, {bucketDevice, recIdentity}, {bucketMeta, recIdleLock}}, engineStartRefs...)
 
-// open loads the device from a store under dataKey and makes the client
-// ready; wrapper is the key that wrapped dataKey (kept to re-wrap it when
-// the lock changes). pre, if not nil, is startupRefs as start-up's
+// open loads the device from a store under the data keys of ring and
+// makes the client ready; wrapper is the key that wrapped them (kept to
+// re-wrap them when the lock changes). A re-seal left unfinished starts
+// again (reseal.go). pre, if not nil, is startupRefs as start-up's
 // snapshot read them, in its transaction; otherwise open reads them.
-func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value, pre *sealedRecords) error {
-	st := newIDBStore(c.db, dbName, dataKey)
+func (c *client) open(ctx context.Context, ring *keyring, wrapper safejs.Value, pre *sealedRecords) error {
+	st := newIDBStore(c.db, dbName, ring)
 	var vals [][]byte
 	var errs []error
 	var journaled uint
 	if pre != nil {
-		vals, errs = pre.unseal(dataKey)
+		vals, errs = pre.unseal(ring)
 		journaled = pre.count
 	} else {
 		var err error
@@ -239,6 +284,9 @@ func (c *client) open(ctx context.Context, dataKey, wrapper safejs.Value, pre *s
 	for _, v := range vals[3:] {
 		clear(v) // the engine's cache holds its own copies
 	}
+	if len(c.dk.Retired) > 0 {
+		c.startResealLocked()
+	}
 	return nil
 }
 
@@ -254,11 +302,11 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 	if err != nil {
 		return newAPIError(engine.CodeStorageUnavailable, "WebCrypto could not make a key: %v", err)
 	}
-	iv, wrapped, err := wrapDataKey(ext, wk, lockNone)
+	iv, wrapped, err := wrapDataKey(ext, wk, lockNone, 0)
 	if err != nil {
 		return err
 	}
-	dataKey, err := unwrapDataKey(wk, lockNone, iv, wrapped, false)
+	dataKey, err := unwrapDataKey(wk, lockNone, 0, iv, wrapped, false)
 	if err != nil {
 		return err
 	}
@@ -318,7 +366,7 @@ func (c *client) migrateV1(ctx context.Context, snap *snapshot) error {
 	if err != nil {
 		return newAPIError(engine.CodeStorageCorrupt, "the device identity record (%s/%s) is not in Parley's format", storeRecords, keyV1Identity)
 	}
-	plain, err := unseal(snap.v1Key, storeRecords, keyV1Identity, sealed)
+	plain, err := unseal(newKeyring(0, snap.v1Key, nil), storeRecords, keyV1Identity, sealed)
 	if err != nil {
 		return newAPIError(engine.CodeStorageCorrupt, "the device identity record (%s/%s) is damaged or was altered: it failed its integrity check", storeRecords, keyV1Identity)
 	}

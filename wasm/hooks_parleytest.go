@@ -9,13 +9,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall/js"
 	"time"
+
+	"github.com/hack-pad/safejs"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
@@ -54,15 +58,21 @@ func installTestHooks(c *client, parley js.Value) {
 		if err != nil {
 			return nil, err
 		}
-		iv, w, err := wrapDataKey(ext, wk, lockNone)
+		iv, w, err := wrapDataKey(ext, wk, lockNone, 0)
 		if err != nil {
 			return nil, err
 		}
-		k, err := unwrapDataKey(wk, lockNone, iv, w, false)
+		k, err := unwrapDataKey(wk, lockNone, 0, iv, w, false)
 		if err != nil {
 			return nil, err
 		}
-		stores[name] = newIDBStore(db, "parley-test-"+name, k)
+		ring := newKeyring(0, k, nil)
+		if strings.HasPrefix(name, "rekeyed") {
+			// A store after lock changes: writes in the SealV2 layout
+			// (epoch 3), with a retired key beside the current one.
+			ring = newKeyring(0, k, nil).next(k).next(k).next(k)
+		}
+		stores[name] = newIDBStore(db, "parley-test-"+name, ring)
 		return stores[name], nil
 	}
 	ctx := context.Background()
@@ -197,6 +207,34 @@ func installTestHooks(c *client, parley js.Value) {
 		t0 := perf.Call("now").Float()
 		_, err := derivePassphraseKey("correct horse battery staple", make([]byte, argonSaltLen), tm, mem, argonThreads)
 		return perf.Call("now").Float() - t0, err
+	})
+	// resealPause(on) holds this tab's re-seal before its next page (or
+	// lets it run again; a held one starts again at the next unlock).
+	var paused atomic.Bool
+	resealPaused = paused.Load
+	fn("resealPause", func(a []js.Value) (any, error) {
+		paused.Store(a[0].Truthy())
+		return nil, nil
+	})
+	// legacyLock(passphrase) sets a passphrase lock the way clients before
+	// data key epochs did: the same data key re-wrapped (PROTOCOL.md 13.2,
+	// migration).
+	fn("legacyLock", func(a []js.Value) (any, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.requireUnlocked(); err != nil {
+			return nil, err
+		}
+		salt := make([]byte, argonSaltLen)
+		if _, err := rand.Read(salt); err != nil {
+			return nil, err
+		}
+		wk, err := derivePassphraseKey(a[0].String(), salt, argonTime, argonMemoryKiB, argonThreads)
+		if err != nil {
+			return nil, err
+		}
+		rec := &dataKeyRecord{Kind: lockPassphrase, Salt: salt, Time: argonTime, MemoryKiB: argonMemoryKiB, Threads: argonThreads}
+		return nil, c.emitAfter(c.rewrap(ctx, wk, rec, []keyWrite{{name: keyDevice, value: safejs.Undefined()}}, false))
 	})
 	// counter() increments a counter held by the owner tab and returns it
 	// with the owner's bus id: proof that views reach the one owner.

@@ -192,7 +192,12 @@ type recWrite struct {
 // All WebCrypto work must be done before: a transaction with nothing
 // pending auto-commits.
 func writeTxn(ctx context.Context, db *idb.Database, kw []keyWrite, rw []recWrite) error {
-	txn, err := db.Transaction(idb.TransactionReadWrite, storeKeys, storeRecords)
+	return writeTxnWith(ctx, db, idb.DurabilityDefault, kw, rw)
+}
+
+// writeTxnWith is writeTxn with the given durability.
+func writeTxnWith(ctx context.Context, db *idb.Database, d idb.TransactionDurability, kw []keyWrite, rw []recWrite) error {
+	txn, err := db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: d}, storeKeys, storeRecords)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
+	"github.com/parley-im/parley/wasm/idbwire"
 )
 
 // Reading several records at once: every Get is its own
@@ -139,9 +140,9 @@ func (rr *recordReads) results() (*sealedRecords, error) {
 	return out, nil
 }
 
-// unseal opens the records under k: the value of each, or in errs why
+// unseal opens the records under ring: the value of each, or in errs why
 // there is none (missing, or a corruptError naming it, as Get reports).
-func (sr *sealedRecords) unseal(k safejs.Value) ([][]byte, []error) {
+func (sr *sealedRecords) unseal(k *keyring) ([][]byte, []error) {
 	errs := append([]error(nil), sr.errs...)
 	plain := unsealMany(k, sr.refs, sr.sealed, errs)
 	vals := make([][]byte, len(sr.refs))
@@ -153,10 +154,10 @@ func (sr *sealedRecords) unseal(k safejs.Value) ([][]byte, []error) {
 	return vals, errs
 }
 
-// unsealMany opens sealed[i] for refs[i] where errs[i] is nil, all
-// WebCrypto calls in flight at once and one Go await for them; a record
-// that fails sets errs[i] (a corruptError).
-func unsealMany(k safejs.Value, refs []recordRef, sealed [][]byte, errs []error) [][]byte {
+// unsealMany opens sealed[i] for refs[i] where errs[i] is nil, each under
+// ring's key of its epoch, all WebCrypto calls in flight at once and one
+// Go await for them; a record that fails sets errs[i] (a corruptError).
+func unsealMany(ring *keyring, refs []recordRef, sealed [][]byte, errs []error) [][]byte {
 	out := make([][]byte, len(refs))
 	sub, err := subtle()
 	if err != nil {
@@ -180,16 +181,22 @@ func unsealMany(k safejs.Value, refs []recordRef, sealed [][]byte, errs []error)
 		if errs[i] != nil {
 			continue
 		}
-		if len(b) < 1+ivSize+tagSize || b[0] != sealVersion {
+		epoch, iv, ct, err := idbwire.ParseSealed(b)
+		if err != nil {
+			damaged(i)
+			continue
+		}
+		k, ok := ring.key(epoch)
+		if !ok {
 			damaged(i)
 			continue
 		}
 		alg := map[string]any{
 			"name":           "AES-GCM",
-			"iv":             bytesToJS(b[1 : 1+ivSize]),
+			"iv":             bytesToJS(iv),
 			"additionalData": bytesToJS(recordAD(refs[i].bucket, refs[i].key)),
 		}
-		p, err := sub.Call("decrypt", alg, k, bytesToJS(b[1+ivSize:]))
+		p, err := sub.Call("decrypt", alg, k, bytesToJS(ct))
 		if err != nil {
 			errs[i] = err
 			continue

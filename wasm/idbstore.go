@@ -19,8 +19,9 @@ import (
 )
 
 // idbStore is the engine's storage.Store on IndexedDB: every value sealed
-// by WebCrypto AES-256-GCM under the (non-extractable) data key, with
-// associated data naming its bucket and key (PROTOCOL.md 13.1).
+// by WebCrypto AES-256-GCM under the current (non-extractable) data key,
+// with associated data naming its bucket and key (PROTOCOL.md 13.1), and
+// opened under the key of the epoch it names (keyring.go, 13.8).
 //
 // Commit hands the batch to boot.js's commit, which seals every value and
 // only then opens one read-write transaction for the whole batch (a
@@ -38,8 +39,12 @@ type idbStore struct {
 	name string // the database's name, for boot.js's commit
 
 	mu    sync.RWMutex
-	key   safejs.Value // the data key; undefined once closed (locked)
-	syncs uint64       // Syncs so far, the value of the sync mark
+	ring  *keyring // the data keys; nil once closed (locked)
+	syncs uint64   // Syncs so far, the value of the sync mark
+	// inflight counts the writes under way by the data key epoch they
+	// seal under: the re-seal retires a key only once none is left
+	// (reseal.go).
+	inflight map[uint32]int
 
 	// writes counts the Commits and Syncs that got the key and have not
 	// yet seen their transaction end. close waits for them, so a write
@@ -56,38 +61,71 @@ const scanPage = 128
 // errStoreLocked is returned after the store was closed by a lock.
 var errStoreLocked = newAPIError(engine.CodeLocked, "Parley is locked: unlock it to read or write its data")
 
-func newIDBStore(db *idb.Database, name string, dataKey safejs.Value) *idbStore {
-	return &idbStore{db: db, name: name, key: dataKey}
+func newIDBStore(db *idb.Database, name string, ring *keyring) *idbStore {
+	return &idbStore{db: db, name: name, ring: ring, inflight: map[uint32]int{}}
 }
 
-// close drops the data key; every later call fails with errStoreLocked.
+// close drops the data keys; every later call fails with errStoreLocked.
 // It returns once the writes already under way have ended.
 func (s *idbStore) close() {
 	s.mu.Lock()
-	s.key = safejs.Undefined()
+	s.ring = nil
 	s.mu.Unlock()
 	s.writes.Wait()
 }
 
 // beginWrite is dataKey for a write: on success the caller must call
-// s.writes.Done when its transaction has ended.
-func (s *idbStore) beginWrite() (safejs.Value, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.key.IsUndefined() {
-		return s.key, errStoreLocked
+// s.endWrite with the ring when its transaction has ended.
+func (s *idbStore) beginWrite() (*keyring, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		return nil, errStoreLocked
 	}
 	s.writes.Add(1)
-	return s.key, nil
+	s.inflight[s.ring.epoch]++
+	return s.ring, nil
 }
 
-func (s *idbStore) dataKey() (safejs.Value, error) {
+func (s *idbStore) endWrite(r *keyring) {
+	s.mu.Lock()
+	s.inflight[r.epoch]--
+	s.mu.Unlock()
+	s.writes.Done()
+}
+
+func (s *idbStore) dataKey() (*keyring, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.key.IsUndefined() {
-		return s.key, errStoreLocked
+	if s.ring == nil {
+		return nil, errStoreLocked
 	}
-	return s.key, nil
+	return s.ring, nil
+}
+
+// setRing installs the keys after a lock change or a finished re-seal;
+// it reports false once the store is closed.
+func (s *idbStore) setRing(r *keyring) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		return false
+	}
+	s.ring = r
+	return true
+}
+
+// oldWrites reports whether a write sealing under another epoch than the
+// current one may still land.
+func (s *idbStore) oldWrites() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for e, n := range s.inflight {
+		if n > 0 && (s.ring == nil || e != s.ring.epoch) {
+			return true
+		}
+	}
+	return false
 }
 
 // corruptError names a record that failed to open. It matches
@@ -99,7 +137,7 @@ func (e *corruptError) Error() string {
 }
 func (e *corruptError) Is(target error) bool { return target == storage.ErrCorrupt }
 
-func (s *idbStore) open(k safejs.Value, bucket, key string, v js.Value) ([]byte, error) {
+func (s *idbStore) open(k *keyring, bucket, key string, v js.Value) ([]byte, error) {
 	sealed, err := bytesFromJS(safejs.Safe(v))
 	if err != nil {
 		return nil, &corruptError{bucket, key, "is not in Parley's sealed format"}
@@ -149,10 +187,11 @@ func (s *idbStore) Get(ctx context.Context, bucket, key string) ([]byte, error) 
 // before it are covered. A transaction that writes nothing could commit
 // without touching the disk, hence the mark.
 func (s *idbStore) Sync(ctx context.Context) error {
-	if _, err := s.beginWrite(); err != nil {
+	ring, err := s.beginWrite()
+	if err != nil {
 		return err
 	}
-	defer s.writes.Done()
+	defer s.endWrite(ring)
 	txn, err := s.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: idb.DurabilityStrict}, storeKeys)
 	if err != nil {
 		return err
@@ -266,12 +305,12 @@ type openedKV struct {
 // record, and kept the transaction (and every write queued behind it)
 // open meanwhile. No upper bound is [bucket, []]: an array sorts after
 // every binary key, so it bounds the whole bucket.
-func (s *idbStore) readPage(k safejs.Value, bucket, lo string, loOpen bool, hi string, hasHi, reverse bool, n int) ([]openedKV, error) {
+func (s *idbStore) readPage(k *keyring, bucket, lo string, loOpen bool, hi string, hasHi, reverse bool, n int) ([]openedKV, error) {
 	upper := js.Null()
 	if hasHi {
 		upper = safejs.Unsafe(bytesToJS([]byte(hi)))
 	}
-	p := jsStore.Call("read", s.name, safejs.Unsafe(k), bucket, safejs.Unsafe(bytesToJS(recordAD(bucket, ""))),
+	p := jsStore.Call("read", s.name, k.byEpoch, bucket, safejs.Unsafe(bytesToJS(recordAD(bucket, ""))),
 		safejs.Unsafe(bytesToJS([]byte(lo))), loOpen, upper, reverse, n)
 	res, err := Await(safejs.Safe(p))
 	if err != nil {
@@ -302,11 +341,11 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	k, err := s.beginWrite()
+	ring, err := s.beginWrite()
 	if err != nil {
 		return err
 	}
-	defer s.writes.Done()
+	defer s.endWrite(ring)
 	// boot.js seals every value and writes them in one read-write
 	// transaction, in one call: a transaction with nothing pending
 	// auto-commits, so the WebCrypto work comes first, and every await
@@ -329,7 +368,7 @@ func (s *idbStore) Commit(ctx context.Context, b *storage.Batch) error {
 	if b.Relaxed {
 		durability = "relaxed"
 	}
-	p := jsStore.Call("commit", s.name, safejs.Unsafe(k), durability, safejs.Unsafe(bytesToJS(packed)))
+	p := jsStore.Call("commit", s.name, safejs.Unsafe(ring.cur), ring.epoch, durability, safejs.Unsafe(bytesToJS(packed)))
 	res, err := Await(safejs.Safe(p))
 	if err != nil {
 		return fmt.Errorf("storage: commit of %d operations failed, none applied: %w", n, err)

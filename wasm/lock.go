@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"errors"
 	engine "github.com/parley-im/parley/client"
+	"math"
 	"strconv"
 	"syscall/js"
 	"time"
 
+	"github.com/hack-pad/go-indexeddb/idb"
 	"github.com/hack-pad/safejs"
 	"golang.org/x/crypto/argon2"
 
@@ -71,23 +73,71 @@ func derivePassphraseKey(pass string, salt []byte, t, mKiB uint32, p uint8) (saf
 	return importWrappingKey(raw)
 }
 
-// rewrap wraps the current data key under a new wrapper and stores the new
-// record in one transaction (with device key changes kw). Records are not
-// touched.
-func (c *client) rewrap(ctx context.Context, newWrapper safejs.Value, rec *dataKeyRecord, kw []keyWrite) error {
-	ext, err := unwrapDataKey(c.wrapper, c.dk.Kind, c.dk.IV, c.dk.Wrapped, true)
-	if err != nil {
-		return newAPIError(engine.CodeStorageCorrupt, "the stored data key could not be re-opened to change the lock")
-	}
-	rec.IV, rec.Wrapped, err = wrapDataKey(ext, newWrapper, rec.Kind)
+// rewrap stores rec (the new lock's kind and parameters) with the data
+// keys re-wrapped under newWrapper, in one transaction with the device key
+// changes kw. With fresh it first makes a new data key one epoch up and
+// retires the current one (PROTOCOL.md 13.2): what is written from then on
+// is sealed under a key no earlier copy of the profile holds, and the
+// re-seal (reseal.go) moves the older records to it in the background.
+// Without fresh (removing the lock) the keys stay as they are.
+func (c *client) rewrap(ctx context.Context, newWrapper safejs.Value, rec *dataKeyRecord, kw []keyWrite, fresh bool) error {
+	old := c.dk
+	ring, err := c.store.dataKey()
 	if err != nil {
 		return err
 	}
+	wrap := func(w wrappedKey) (wrappedKey, error) {
+		nw, err := rewrapKey(c.wrapper, old.Kind, w, newWrapper, rec.Kind)
+		if err != nil {
+			return nw, newAPIError(engine.CodeStorageCorrupt, "the stored data key could not be re-opened to change the lock")
+		}
+		return nw, nil
+	}
+	cur := wrappedKey{Epoch: old.Epoch, IV: old.IV, Wrapped: old.Wrapped}
+	retired := old.Retired
+	rec.Epoch = old.Epoch
+	if fresh {
+		if len(old.Retired) >= maxRetiredKeys || old.Epoch >= math.MaxUint32-1 {
+			return newAPIError(engine.CodeRekeyPending, "the data is still being re-sealed after the last %d lock changes; try again once state().rekey is null", len(old.Retired))
+		}
+		retired = append(append([]wrappedKey(nil), old.Retired...), cur)
+		ext, err := newDataKey()
+		if err != nil {
+			return newAPIError(engine.CodeStorageUnavailable, "WebCrypto could not make a key: %v", err)
+		}
+		rec.Epoch++
+		if rec.IV, rec.Wrapped, err = wrapDataKey(ext, newWrapper, rec.Kind, rec.Epoch); err != nil {
+			return err
+		}
+		key, err := unwrapDataKey(newWrapper, rec.Kind, rec.Epoch, rec.IV, rec.Wrapped, false)
+		if err != nil {
+			return err
+		}
+		ring = ring.next(key)
+	} else {
+		w, err := wrap(cur)
+		if err != nil {
+			return err
+		}
+		rec.IV, rec.Wrapped = w.IV, w.Wrapped
+	}
+	rec.Retired = nil
+	for _, w := range retired {
+		nw, err := wrap(w)
+		if err != nil {
+			return err
+		}
+		rec.Retired = append(rec.Retired, nw)
+	}
 	kw = append([]keyWrite{{name: keyDataKey, value: rec.toJS()}}, kw...)
-	if err := writeTxn(ctx, c.db, kw, nil); err != nil {
+	if err := writeTxnWith(ctx, c.db, idb.DurabilityStrict, kw, nil); err != nil {
 		return newAPIError(engine.CodeStorageUnavailable, "%v", err)
 	}
 	c.dk, c.wrapper = rec, newWrapper
+	if fresh {
+		c.store.setRing(ring)
+		c.startResealLocked()
+	}
 	c.touchLocked()
 	return nil
 }
@@ -119,7 +169,7 @@ func (c *client) setLock(ctx context.Context, opts js.Value) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, c.emitAfter(c.rewrap(ctx, wk, &dataKeyRecord{Kind: lockNone}, []keyWrite{{name: keyDevice, value: wk}}))
+		return nil, c.emitAfter(c.rewrap(ctx, wk, &dataKeyRecord{Kind: lockNone}, []keyWrite{{name: keyDevice, value: wk}}, false))
 	}
 	pass := opts.Get("passphrase")
 	if pass.Type() != js.TypeString || pass.String() == "" {
@@ -134,7 +184,7 @@ func (c *client) setLock(ctx context.Context, opts js.Value) (any, error) {
 		return nil, err
 	}
 	rec := &dataKeyRecord{Kind: lockPassphrase, Salt: salt, Time: argonTime, MemoryKiB: argonMemoryKiB, Threads: argonThreads}
-	return nil, c.emitAfter(c.rewrap(ctx, wk, rec, []keyWrite{{name: keyDevice, value: safejs.Undefined()}}))
+	return nil, c.emitAfter(c.rewrap(ctx, wk, rec, []keyWrite{{name: keyDevice, value: safejs.Undefined()}}, true))
 }
 
 // setPasskeyLock is the owner's half of setLock({passkey: true}): the
@@ -151,7 +201,7 @@ func (c *client) setPasskeyLock(ctx context.Context, a js.Value) (any, error) {
 		return nil, newAPIError(engine.CodeInvalidArgument, "bad passkey lock arguments")
 	}
 	rec := &dataKeyRecord{Kind: lockPasskey, CredID: credID, PRFSalt: prfSalt}
-	return nil, c.emitAfter(c.rewrap(ctx, safejs.Safe(a.Get("key")), rec, []keyWrite{{name: keyDevice, value: safejs.Undefined()}}))
+	return nil, c.emitAfter(c.rewrap(ctx, safejs.Safe(a.Get("key")), rec, []keyWrite{{name: keyDevice, value: safejs.Undefined()}}, true))
 }
 
 // lock drops every secret this tab holds: the data key, the wrapping key,
@@ -184,6 +234,7 @@ func (c *client) lockedLocked() {
 	}
 	c.store, c.dev = nil, nil
 	c.wrapper = safejs.Undefined()
+	c.resealGen++ // the next unlock starts the re-seal again
 	c.status = "locked"
 	c.idleGen++
 }
@@ -247,14 +298,22 @@ func (c *client) unlockWithKey(ctx context.Context, a js.Value) (any, error) {
 }
 
 func (c *client) unlockWith(ctx context.Context, wk safejs.Value, wrongCode engine.Code, wrongMsg string) error {
-	dataKey, err := unwrapDataKey(wk, c.dk.Kind, c.dk.IV, c.dk.Wrapped, false)
+	ring, err := unwrapRing(wk, c.dk)
 	if err != nil {
 		return newAPIError(wrongCode, "%s", wrongMsg)
 	}
-	if err := c.open(ctx, dataKey, wk, nil); err != nil {
+	if err := c.open(ctx, ring, wk, nil); err != nil {
 		c.status, c.err = "error", err
 		c.emitStateLocked()
 		return err
+	}
+	// A lock set by a client from before data key epochs kept the key a
+	// copy of the unlocked profile holds: its first unlock here makes a
+	// new one (PROTOCOL.md 13.2, migration). If that fails it is tried
+	// again at the next unlock; the unlock itself stands.
+	if c.dk.Epoch == 0 {
+		rec := *c.dk
+		_ = c.rewrap(ctx, wk, &rec, nil, true)
 	}
 	c.lockReason = ""
 	c.touchLocked()

@@ -52,6 +52,9 @@ type client struct {
 	lockReason string
 	stopEngine func() // set while an engine runs (see startEngine)
 
+	resealGen int            // bumped by every re-seal start and lock (reseal.go)
+	rekey     *rekeyProgress // while retired data keys remain; nil otherwise
+
 	bus *bus
 }
 
@@ -398,6 +401,10 @@ func (c *client) stateLocked() map[string]any {
 		"primary":    false,
 		"deviceId":   nil,
 		"error":      nil,
+		"rekey":      nil,
+	}
+	if c.rekey != nil && c.status != "locked" {
+		st["rekey"] = c.rekey.toJS()
 	}
 	if c.lockReason != "" {
 		st["lockReason"] = c.lockReason

@@ -11,9 +11,11 @@ import (
 	"github.com/hack-pad/safejs"
 
 	"github.com/parley-im/parley/client/storage"
+	"github.com/parley-im/parley/wasm/idbwire"
 )
 
-// Sealed record layout (docs/PROTOCOL.md, "Keys at rest"):
+// Sealed record layout (docs/PROTOCOL.md 13.1; idbwire.ParseSealed, which
+// also reads the layout of later data key epochs):
 //
 //	sealVersion (1 byte) || iv (12 bytes) || AES-256-GCM ciphertext+tag
 //
@@ -47,14 +49,16 @@ func recordAD(store, key string) []byte {
 	return []byte(sealADLabel + "\x00" + store + "\x00" + key)
 }
 
-// unseal opens a record sealed (version 1 layout above) for the same
-// store/key.
-func unseal(storageKey safejs.Value, store, key string, sealed []byte) ([]byte, error) {
-	if len(sealed) < 1+ivSize+tagSize {
-		return nil, fmt.Errorf("%w: %s/%s is too short (%d bytes)", errUnseal, store, key, len(sealed))
+// unseal opens a record sealed (either layout of idbwire.ParseSealed) for
+// the same store/key under the ring's key of its epoch.
+func unseal(ring *keyring, store, key string, sealed []byte) ([]byte, error) {
+	epoch, iv, ct, err := idbwire.ParseSealed(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s/%s is not in a sealed layout (%d bytes)", errUnseal, store, key, len(sealed))
 	}
-	if sealed[0] != sealVersion {
-		return nil, fmt.Errorf("%w: %s/%s has unknown format version %d", errUnseal, store, key, sealed[0])
+	k, ok := ring.key(epoch)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s/%s is sealed under data key epoch %d, which this profile no longer holds", errUnseal, store, key, epoch)
 	}
 	s, err := subtle()
 	if err != nil {
@@ -62,10 +66,10 @@ func unseal(storageKey safejs.Value, store, key string, sealed []byte) ([]byte, 
 	}
 	alg := map[string]any{
 		"name":           "AES-GCM",
-		"iv":             bytesToJS(sealed[1 : 1+ivSize]),
+		"iv":             bytesToJS(iv),
 		"additionalData": bytesToJS(recordAD(store, key)),
 	}
-	p, err := s.Call("decrypt", alg, storageKey, bytesToJS(sealed[1+ivSize:]))
+	p, err := s.Call("decrypt", alg, k, bytesToJS(ct))
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +83,9 @@ func unseal(storageKey safejs.Value, store, key string, sealed []byte) ([]byte, 
 
 // Key wrapping (docs/PROTOCOL.md 13.2). Records are sealed under a data
 // key; the data key is stored only wrapped, by the device key when no lock
-// is set and by a passphrase- or passkey-derived key when one is. Changing
-// the lock re-wraps the data key and never touches a record.
+// is set and by a passphrase- or passkey-derived key when one is. Setting
+// or changing the lock makes a new data key (keyring.go); removing it
+// re-wraps the keys there are.
 const (
 	// wrapADLabel prefixes the associated data of a wrapped data key; the
 	// wrapping kind follows, so a passphrase-wrapped key cannot be passed
@@ -124,17 +129,19 @@ func importWrappingKey(raw []byte) (safejs.Value, error) {
 	return callSubtle("importKey", "raw", u8, map[string]any{"name": "AES-GCM"}, false, []any{"wrapKey", "unwrapKey"})
 }
 
-func wrapAD(kind string) safejs.Value { return bytesToJS([]byte(wrapADLabel + "\x00" + kind)) }
+func wrapAD(kind string, epoch uint32) safejs.Value {
+	return bytesToJS([]byte(wrapADLabel + "\x00" + kind + epochAD(epoch)))
+}
 
-// wrapDataKey wraps an extractable data key under wrapper for the given
-// lock kind, returning the random iv and the wrapped bytes.
-func wrapDataKey(dataKey, wrapper safejs.Value, kind string) (iv, wrapped []byte, err error) {
+// wrapDataKey wraps an extractable data key of epoch under wrapper for the
+// given lock kind, returning the random iv and the wrapped bytes.
+func wrapDataKey(dataKey, wrapper safejs.Value, kind string, epoch uint32) (iv, wrapped []byte, err error) {
 	iv = make([]byte, ivSize)
 	if _, err := rand.Read(iv); err != nil {
 		return nil, nil, err
 	}
 	v, err := callSubtle("wrapKey", "raw", dataKey, wrapper,
-		map[string]any{"name": "AES-GCM", "iv": bytesToJS(iv), "additionalData": wrapAD(kind)})
+		map[string]any{"name": "AES-GCM", "iv": bytesToJS(iv), "additionalData": wrapAD(kind, epoch)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("wrap data key: %w", err)
 	}
@@ -148,9 +155,9 @@ var errUnwrap = errors.New("data key did not unwrap")
 
 // unwrapDataKey opens a wrapped data key. extractable is true only for the
 // moment of re-wrapping it under a new lock.
-func unwrapDataKey(wrapper safejs.Value, kind string, iv, wrapped []byte, extractable bool) (safejs.Value, error) {
+func unwrapDataKey(wrapper safejs.Value, kind string, epoch uint32, iv, wrapped []byte, extractable bool) (safejs.Value, error) {
 	k, err := callSubtle("unwrapKey", "raw", bytesToJS(wrapped), wrapper,
-		map[string]any{"name": "AES-GCM", "iv": bytesToJS(iv), "additionalData": wrapAD(kind)},
+		map[string]any{"name": "AES-GCM", "iv": bytesToJS(iv), "additionalData": wrapAD(kind, epoch)},
 		map[string]any{"name": "AES-GCM"}, extractable, []any{"encrypt", "decrypt"})
 	if err != nil {
 		return safejs.Undefined(), errUnwrap
@@ -158,9 +165,10 @@ func unwrapDataKey(wrapper safejs.Value, kind string, iv, wrapped []byte, extrac
 	return k, nil
 }
 
-// sealMany seals the values of a batch with all WebCrypto calls in flight
-// at once, returning each sealed record as a Uint8Array (undefined for a
-// delete). The layout is the one seal produces. The whole batch costs one
+// sealMany seals the values of a batch under an epoch-0 data key (a new
+// profile's) with all WebCrypto calls in flight at once, returning each
+// sealed record as a Uint8Array (undefined for a delete), in the SealV1
+// layout. The whole batch costs one
 // Go await (Promise.all), not one per value: each await is a round trip
 // through the JS event loop (≈ 25–45 µs here).
 func sealMany(storageKey safejs.Value, ops []storage.Op) ([]safejs.Value, error) {

@@ -4,8 +4,9 @@
 'use strict';
 (function () {
   // Sealed commits for the Go client's storage (wasm/idbstore.go,
-  // PROTOCOL.md 13.1): every value sealed with AES-GCM under the data key
-  // (record = 0x01 || iv || ciphertext+tag), then all written in one
+  // PROTOCOL.md 13.1): every value sealed with AES-GCM under the current
+  // data key (record = 0x01 || iv || ciphertext+tag at epoch 0, 0x02 ||
+  // u32 epoch || iv || ciphertext+tag after a lock change), then all written in one
   // read-write transaction of the `records` store, in one call from Go.
   // Done step by step from Go, each step costs an await (a trip through
   // the event loop and back into Go, with listeners and goroutines made
@@ -64,10 +65,38 @@
     if (at !== buf.length) throw new RangeError('packed commit has trailing bytes');
     return ops;
   }
-  async function commit(name, key, durability, packed) {
+  // The sealed layouts (wasm/idbwire/sealed.go, ParseSealed and
+  // SealedHeader): header(v) is {epoch, at} with the iv at `at`, or null.
+  function header(v) {
+    if (v[0] === 1) return v.length >= 1 + 12 + 16 ? { epoch: 0, at: 1 } : null;
+    if (v[0] !== 2 || v.length < 5 + 12 + 16) return null;
+    const epoch = new DataView(v.buffer, v.byteOffset, 5).getUint32(1, false);
+    return epoch === 0 ? null : { epoch, at: 5 };
+  }
+  function sealed(epoch, iv, ct) {
+    ct = new Uint8Array(ct);
+    const at = epoch === 0 ? 1 : 5;
+    const rec = new Uint8Array(at + iv.length + ct.length);
+    rec[0] = epoch === 0 ? 1 : 2;
+    if (epoch !== 0) new DataView(rec.buffer).setUint32(1, epoch, false);
+    rec.set(iv, at);
+    rec.set(ct, at + iv.length);
+    return rec;
+  }
+  // The associated data of the record at [bucket, key bytes].
+  const utf8 = new TextEncoder();
+  function recordAD(k) {
+    const head = utf8.encode('parley/record/v1\0' + k[0] + '\0');
+    const kb = new Uint8Array(k[1]);
+    const ad = new Uint8Array(head.length + kb.length);
+    ad.set(head);
+    ad.set(kb, head.length);
+    return ad;
+  }
+  async function commit(name, key, epoch, durability, packed) {
     const ops = unpack(packed);
     const db = await connect(name);
-    const sealed = await Promise.all(ops.map((op) => (op.value === null ? null :
+    const cts = await Promise.all(ops.map((op) => (op.value === null ? null :
       crypto.subtle.encrypt({ name: 'AES-GCM', iv: op.iv, additionalData: op.ad }, key, op.value))));
     return new Promise((resolve, reject) => {
       const tx = db.transaction('records', 'readwrite', { durability });
@@ -80,15 +109,11 @@
       };
       ops.forEach((op, i) => {
         const k = [op.bucket, op.key];
-        if (sealed[i] === null) {
+        if (cts[i] === null) {
           st.delete(k);
           return;
         }
-        const ct = new Uint8Array(sealed[i]);
-        const rec = new Uint8Array(1 + op.iv.length + ct.length);
-        rec[0] = 1;
-        rec.set(op.iv, 1);
-        rec.set(ct, 1 + op.iv.length);
+        const rec = sealed(epoch, op.iv, cts[i]);
         if (op.ifAbsent) st.add(rec, k);
         else st.put(rec, k);
       });
@@ -101,9 +126,10 @@
   // otherwise), unsealed here and returned in one buffer, little-endian:
   // u32 count, then per record u32 len + key, u8 state (0 opened, 1 not
   // in the sealed format, 2 failed its integrity check), u32 len +
-  // plaintext. `ad` is the associated data without the key; `upper` null
+  // plaintext. `keys` maps each data key epoch the profile holds to its
+  // key; `ad` is the associated data without the key; `upper` null
   // means the end of the bucket (an array sorts after every binary key).
-  async function read(name, key, bucket, ad, lower, lowerOpen, upper, reverse, limit) {
+  async function read(name, keys, bucket, ad, lower, lowerOpen, upper, reverse, limit) {
     const db = await connect(name);
     const range = IDBKeyRange.bound([bucket, lower], [bucket, upper === null ? [] : upper], lowerOpen, true);
     const direction = reverse ? 'prev' : 'next';
@@ -128,12 +154,14 @@
     const opened = await Promise.all(recs.map(([k, v]) => {
       if (v instanceof ArrayBuffer) v = new Uint8Array(v);
       if (!(v instanceof Uint8Array)) return 1;
-      if (v.length < 1 + 12 + 16 || v[0] !== 1) return 2;
+      const h = header(v);
+      const key = h && keys.get(h.epoch);
+      if (!key) return 2;
       const kb = new Uint8Array(k);
       const data = new Uint8Array(ad.length + kb.length);
       data.set(ad);
       data.set(kb, ad.length);
-      return crypto.subtle.decrypt({ name: 'AES-GCM', iv: v.subarray(1, 13), additionalData: data }, key, v.subarray(13))
+      return crypto.subtle.decrypt({ name: 'AES-GCM', iv: v.subarray(h.at, h.at + 12), additionalData: data }, key, v.subarray(h.at + 12))
         .then((p) => new Uint8Array(p), () => 2);
     }));
     let size = 4;
@@ -154,6 +182,80 @@
       at += 5 + (plain ? plain.length : 0);
     });
     return buf;
+  }
+
+  // One step of the re-seal after a lock change (wasm/reseal.go,
+  // PROTOCOL.md 13.2): the next `limit` records after `after` (null: from
+  // the start) of the whole records store, in one read-only transaction;
+  // those sealed under a retired key of `keys` are opened and sealed again
+  // under `key` (epoch `epoch`), and written in one relaxed read-write
+  // transaction, each only if it still holds the bytes read (an engine
+  // write since then is newer and already under `key`). A record that
+  // does not open is left as it is. Resolves to {next (the last key read,
+  // or null at the end), scanned, resealed, raced, failed, total (the
+  // store's record count, on the first step only)}.
+  async function reseal(name, keys, epoch, key, after, limit) {
+    const db = await connect(name);
+    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
+    const [ks, vs, total] = await new Promise((resolve, reject) => {
+      const tx = db.transaction('records', 'readonly');
+      const st = tx.objectStore('records');
+      const rk = st.getAllKeys(range, limit);
+      const rv = st.getAll(range, limit);
+      const rc = after === null ? st.count() : null;
+      tx.oncomplete = () => resolve([rk.result, rv.result, rc ? rc.result : -1]);
+      tx.onabort = () => reject(tx.error || new DOMException('transaction aborted', 'AbortError'));
+    });
+    const todo = [];
+    ks.forEach((k, i) => {
+      let v = vs[i];
+      if (v instanceof ArrayBuffer) v = new Uint8Array(v);
+      if (!Array.isArray(k) || !(v instanceof Uint8Array)) return;
+      const h = header(v);
+      if (h && h.epoch !== epoch) todo.push({ k, v, h, old: keys.get(h.epoch) });
+    });
+    const moved = await Promise.all(todo.map(async ({ k, v, h, old }) => {
+      if (!old) return null;
+      const ad = recordAD(k);
+      let plain;
+      try {
+        plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: v.subarray(h.at, h.at + 12), additionalData: ad }, old, v.subarray(h.at + 12)));
+      } catch (e) {
+        return null;
+      }
+      const iv = crypto.getRandomValues(new Uint8Array(12));
+      const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: ad }, key, plain);
+      plain.fill(0);
+      return sealed(epoch, iv, ct);
+    }));
+    const out = { next: ks.length < limit ? null : ks[ks.length - 1], scanned: ks.length, resealed: 0, raced: 0, failed: 0, total };
+    out.failed = moved.filter((m) => m === null).length;
+    if (out.failed === moved.length) return out;
+    const same = (a, b) => {
+      if (a instanceof ArrayBuffer) a = new Uint8Array(a);
+      if (!(a instanceof Uint8Array) || a.length !== b.length) return false;
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+      return true;
+    };
+    await new Promise((resolve, reject) => {
+      const tx = db.transaction('records', 'readwrite', { durability: 'relaxed' });
+      const st = tx.objectStore('records');
+      tx.oncomplete = () => resolve();
+      tx.onabort = () => reject(tx.error || new DOMException('transaction aborted', 'AbortError'));
+      todo.forEach(({ k, v }, i) => {
+        if (moved[i] === null) return;
+        const r = st.get(k);
+        r.onsuccess = () => {
+          if (same(r.result, v)) {
+            st.put(moved[i], k);
+            out.resealed++;
+          } else {
+            out.raced++;
+          }
+        };
+      });
+    });
+    return out;
   }
 
   // Go's Await (wasm/jsutil.go): one callback for every promise Go waits
@@ -192,7 +294,7 @@
 
   // Private hand-offs to the Go side; deleted once Go has taken them.
   globalThis.__parleyBoot = settle;
-  globalThis.__parleyStore = { commit, read, watch };
+  globalThis.__parleyStore = { commit, read, reseal, watch };
   globalThis.__parleyOwner = owner;
   globalThis.__parleyPersist = persist;
 

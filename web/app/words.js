@@ -86,6 +86,7 @@ export const errorWords = {
   not_ready: 'Parley is still starting. Try again in a moment.',
   wrong_lock_method: 'This browser is locked another way. Use the lock you set up.',
   no_lock: 'No lock is set up in this browser.',
+  rekey_pending: 'Parley is still re-sealing this browser\'s data under the last lock change. Try again in a minute.',
   invalid_argument: 'Parley could not understand that request.',
   unknown_method: 'Parley does not know that request.',
 };
