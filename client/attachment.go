@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/parley-im/parley/client/storage"
@@ -164,11 +165,13 @@ func unmarshalAttachmentRecord(b []byte) (*attachmentRecord, error) {
 }
 
 // SendAttachment encrypts f, uploads it to the relay's blob store and
-// queues a message carrying it to handle `to`; it returns the message id.
-// The upload needs a connection (ErrOffline otherwise) and reports
-// "transfer-progress" events (MessageID, Done, Total in encrypted bytes,
-// Text "upload") before the message itself appears. Once the call
-// returns the message is in the outbox like any text.
+// queues a message carrying it to `to`, a handle or a group's chat id
+// ("g:" + hex); it returns the message id. A group gets one upload and one
+// group message carrying the reference and key, like its text. The upload
+// reports "transfer-progress" events (MessageID, Done, Total in encrypted
+// bytes, Text "upload") before the message itself appears; offline, the
+// file waits in the upload queue (uploads.go). Once the call returns the
+// message is in the outbox like any text.
 func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string, error) {
 	if len(f.Data) > MaxAttachmentSize {
 		return "", ErrAttachmentTooLarge
@@ -182,18 +185,27 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 	if err := checkFileMeta(f.Name, f.Type, f.Caption); err != nil {
 		return "", newError(CodeBadAttachment, err, "%v", err)
 	}
-	if !handleRule.MatchString(to) {
+	group := strings.HasPrefix(to, groupChatPrefix)
+	if !group && !handleRule.MatchString(to) {
 		return "", ErrBadHandle
 	}
 	e.mu.Lock()
 	conn := e.conn
 	acct := e.acct
+	var gid groupID
+	var err error
+	if group && acct != nil {
+		gid, err = e.sendableGroupLocked(ctx, to)
+		to = groupChatID(gid)
+	}
 	e.mu.Unlock()
 	switch {
 	case acct == nil:
 		return "", ErrNoAccount
 	case acct.Revoked:
 		return "", ErrRevoked
+	case err != nil:
+		return "", err
 	}
 	var id MessageID
 	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
@@ -216,10 +228,29 @@ func (e *Engine) SendAttachment(ctx context.Context, to string, f File) (string,
 	}
 	body := (&attachmentBody{Ref: ref, Name: f.Name, Type: f.Type, Caption: f.Caption, Thumbnail: f.Thumbnail}).marshal()
 	rec := (&attachmentRecord{Ref: ref.Marshal(), Thumbnail: f.Thumbnail}).marshal()
-	return e.queueID(ctx, id, kindAttachment, to, body, f.Caption, func(b *storage.Batch, m *Message) {
+	decorate := func(b *storage.Batch, m *Message) {
 		m.Attachment = &Attachment{Name: f.Name, Type: f.Type, Size: int64(len(f.Data)), HasThumbnail: len(f.Thumbnail) > 0}
 		b.Put(bAttach, m.ID, rec)
-	})
+	}
+	if group {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.queueGroupLocked(ctx, gid, id, kindAttachment, body, f.Caption, decorate)
+	}
+	return e.queueID(ctx, id, kindAttachment, to, body, f.Caption, decorate)
+}
+
+// groupAttachment reads the attachment of a group payload p into m
+// (its caption as the text), keeping the reference to store beside it.
+func groupAttachment(p *payload, m *Message) error {
+	a, err := unmarshalAttachmentBody(p.Body)
+	if err != nil {
+		return err
+	}
+	m.Text = a.Caption
+	m.Attachment = &Attachment{Name: a.Name, Type: a.Type, Size: int64(a.Ref.Size), HasThumbnail: len(a.Thumbnail) > 0}
+	m.attach = (&attachmentRecord{Ref: a.Ref.Marshal(), Thumbnail: a.Thumbnail}).marshal()
+	return nil
 }
 
 // receiveAttachmentLocked stores an incoming (or own synced) attachment

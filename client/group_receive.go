@@ -466,13 +466,20 @@ func (e *Engine) openGroupMessage(g *groupstate.State, rv *senderkey.Receiver, f
 	if err != nil {
 		return nil, newError(CodeMalformed, err, "undecodable group message from %s", from)
 	}
-	if p.Kind != kindText || len(p.Body) > MaxTextLen || !utf8.Valid(p.Body) {
-		return nil, newError(CodeMalformed, nil, "unsupported group message (kind %d) from %s", p.Kind, from)
-	}
 	own := from == e.acct.Handle
 	m := &Message{
 		ID: hex.EncodeToString(p.ID[:]), Chat: groupChatID(g.ID), From: from, FromDevice: dev.String(),
-		Text: string(p.Body), SentAt: int64(p.SentAt), Outgoing: own,
+		SentAt: int64(p.SentAt), Outgoing: own,
+	}
+	switch {
+	case p.Kind == kindText && len(p.Body) <= MaxTextLen && utf8.Valid(p.Body):
+		m.Text = string(p.Body)
+	case p.Kind == kindAttachment:
+		if err := groupAttachment(p, m); err != nil {
+			return nil, newError(CodeMalformed, err, "malformed group attachment from %s", from)
+		}
+	default:
+		return nil, newError(CodeMalformed, nil, "unsupported group message (kind %d) from %s", p.Kind, from)
 	}
 	if own {
 		m.Status = StatusSent
@@ -509,6 +516,9 @@ func (e *Engine) storeGroupMessagesLocked(ctx context.Context, b *storage.Batch,
 		// counts only this message; the summary is replaced below.
 		if err := e.putMessage(ctx, b, m, false); err != nil {
 			return nil, err
+		}
+		if m.attach != nil {
+			b.Put(bAttach, m.ID, m.attach)
 		}
 		if m.SentAt >= chat.LastAt {
 			chat.LastAt, chat.LastText, chat.LastFile = m.SentAt, m.Text, m.Attachment != nil

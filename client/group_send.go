@@ -30,48 +30,76 @@ func (e *Engine) SendGroupText(ctx context.Context, group, text string) (string,
 	if len(text) == 0 || len(text) > MaxTextLen || !utf8.ValidString(text) {
 		return "", newError(ErrTooLong.Code, nil, "a text message is 1 to %d bytes of UTF-8", MaxTextLen)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	g, err := e.heldGroupLocked(ctx, group)
-	if err != nil {
-		return "", err
-	}
-	gid := g.ID
-	if left, err := e.hasLeftLocked(ctx, gid); err != nil {
-		return "", err
-	} else if left {
-		return "", ErrLeftGroup
-	}
-	if !g.IsMember(e.acct.Handle) {
-		return "", ErrNotGroupMember
-	}
-	if g.Legacy {
-		return "", ErrGroupOutdated
-	}
 	var id MessageID
 	if _, err := io.ReadFull(e.cfg.Rand, id[:]); err != nil {
 		return "", err
 	}
-	p := &payload{Kind: kindText, ID: id, SentAt: e.nextSentAtLocked(), Body: []byte(text)}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	gid, err := e.sendableGroupLocked(ctx, group)
+	if err != nil {
+		return "", err
+	}
+	return e.queueGroupLocked(ctx, gid, id, kindText, []byte(text), text, nil)
+}
+
+// sendableGroupLocked returns the id of a group this account may send to
+// now: held, not legacy, a member that has not asked to leave.
+func (e *Engine) sendableGroupLocked(ctx context.Context, group string) (groupID, error) {
+	g, err := e.heldGroupLocked(ctx, group)
+	if err != nil {
+		return groupID{}, err
+	}
+	if left, err := e.hasLeftLocked(ctx, g.ID); err != nil {
+		return groupID{}, err
+	} else if left {
+		return groupID{}, ErrLeftGroup
+	}
+	if !g.IsMember(e.acct.Handle) {
+		return groupID{}, ErrNotGroupMember
+	}
+	if g.Legacy {
+		return groupID{}, ErrGroupOutdated
+	}
+	return g.ID, nil
+}
+
+// queueGroupLocked stores our message id of kind (text or attachment) to
+// group gid, pending, and queues it in the group outbox, in one batch;
+// decorate adds what the kind keeps beside the message (an attachment's
+// reference and file description).
+func (e *Engine) queueGroupLocked(ctx context.Context, gid groupID, id MessageID, kind uint8, body []byte, text string, decorate func(*storage.Batch, *Message)) (string, error) {
+	p := &payload{Kind: kind, ID: id, SentAt: e.nextSentAtLocked(), Body: body}
 	msg := &Message{
 		ID: hex.EncodeToString(id[:]), Chat: groupChatID(gid), From: e.acct.Handle, FromDevice: e.dev.ID.String(),
 		Text: text, SentAt: int64(p.SentAt), Outgoing: true, Status: StatusPending,
 	}
 	var b storage.Batch
+	if decorate != nil {
+		decorate(&b, msg)
+	}
 	if err := e.putMessage(ctx, &b, msg, false); err != nil {
 		return "", err
 	}
-	seq, err := e.nextOutboxSeqLocked(ctx)
-	if err != nil {
+	if err := e.putGroupOutboxLocked(ctx, &b, gid, p); err != nil {
 		return "", err
 	}
-	b.Put(bGroupOutbox, seq, (&groupstate.OutRecord{GroupID: gid, Payload: p.marshal()}).Marshal())
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return "", storageErr(err)
 	}
 	go e.emit(Event{Type: "message", Message: msg, Chat: msg.Chat})
 	e.kickLocked()
 	return msg.ID, nil
+}
+
+// putGroupOutboxLocked adds p, to group gid, at the end of the group outbox.
+func (e *Engine) putGroupOutboxLocked(ctx context.Context, b *storage.Batch, gid groupID, p *payload) error {
+	seq, err := e.nextOutboxSeqLocked(ctx)
+	if err != nil {
+		return err
+	}
+	b.Put(bGroupOutbox, seq, (&groupstate.OutRecord{GroupID: gid, Payload: p.marshal()}).Marshal())
+	return nil
 }
 
 // errQueuedPairwise means a group send queued distributions that must go

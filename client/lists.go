@@ -88,34 +88,18 @@ func (e *Engine) heldListLocked(ctx context.Context, handle string, refresh bool
 // (listLocked); a pending announcement in pin is kept unless the new list
 // settles it (wantSettled), in which case pin.Want is cleared.
 func (e *Engine) fetchListLocked(ctx context.Context, handle string, pin *pinnedList) (*devicelist.List, error) {
-	// Bounded: this runs under the engine lock, which every API call and
-	// the receive loop wait on.
-	actx, cancel := context.WithTimeout(ctx, listFetchTimeout)
-	keyBytes, encoded, err := e.cfg.Relay.Account(actx, handle)
-	cancel()
+	key, encoded, err := e.fetchAccountLocked(ctx, handle)
 	if err != nil {
 		return nil, err
 	}
-	if len(keyBytes) != ed25519.PublicKeySize {
-		return nil, newError(ErrBadList.Code, nil, "the relay served a malformed account key for %s", handle)
-	}
-	key := ed25519.PublicKey(keyBytes)
 	own := e.acct != nil && handle == e.acct.Handle
 	if pin != nil && !bytes.Equal(pin.AccountPub, key) {
 		if own {
 			// Our own account key never changes: this is the relay lying.
 			return nil, newError(ErrBadList.Code, nil, "the relay served a different account key for this device's own account")
 		}
-		// A contact's account key changed: remember it, block sending
-		// until the user acknowledges the new safety number.
-		if !pin.KeyChanged || !bytes.Equal(pin.NewKey, key) {
-			pin.KeyChanged, pin.NewKey = true, key
-			var b storage.Batch
-			b.Put(bLists, handle, pin.marshal())
-			if err := e.cfg.Store.Commit(ctx, &b); err != nil {
-				return nil, storageErr(err)
-			}
-			go e.emit(Event{Type: "safety-number-changed", Chat: handle})
+		if err := e.noteKeyChangedLocked(ctx, handle, pin, key); err != nil {
+			return nil, err
 		}
 		return nil, ErrSafetyChanged
 	}
@@ -168,6 +152,40 @@ func (e *Engine) fetchListLocked(ctx context.Context, handle string, pin *pinned
 		e.onOwnListChanged(l)
 	}
 	return l, nil
+}
+
+// fetchAccountLocked asks the relay for handle's account key and signed
+// list (not verified yet).
+func (e *Engine) fetchAccountLocked(ctx context.Context, handle string) (ed25519.PublicKey, []byte, error) {
+	// Bounded: this runs under the engine lock, which every API call and
+	// the receive loop wait on.
+	actx, cancel := context.WithTimeout(ctx, listFetchTimeout)
+	keyBytes, encoded, err := e.cfg.Relay.Account(actx, handle)
+	cancel()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(keyBytes) != ed25519.PublicKeySize {
+		return nil, nil, newError(ErrBadList.Code, nil, "the relay served a malformed account key for %s", handle)
+	}
+	return ed25519.PublicKey(keyBytes), encoded, nil
+}
+
+// noteKeyChangedLocked records that the relay now serves key, not the
+// pinned one, for a contact: sending stays blocked until the user
+// acknowledges the safety number made from key (SafetyNumber shows it).
+func (e *Engine) noteKeyChangedLocked(ctx context.Context, handle string, pin *pinnedList, key ed25519.PublicKey) error {
+	if pin.KeyChanged && bytes.Equal(pin.NewKey, key) {
+		return nil
+	}
+	pin.KeyChanged, pin.NewKey = true, key
+	var b storage.Batch
+	b.Put(bLists, handle, pin.marshal())
+	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
+		return storageErr(err)
+	}
+	go e.emit(Event{Type: "safety-number-changed", Chat: handle})
+	return nil
 }
 
 // wantSettled reports whether the verified list l (encoded as enc)
@@ -266,17 +284,53 @@ func (e *Engine) activeDevices(l *devicelist.List) []identity.DevicePublic {
 }
 
 // AcknowledgeSafetyNumber accepts a contact's new account key after the
-// user has seen the changed safety number; sending is possible again.
-func (e *Engine) AcknowledgeSafetyNumber(ctx context.Context, handle string) error {
+// user has compared the changed safety number; sending is possible again.
+// shown is the number the user was shown (SafetyNumber's digits; spaces
+// are ignored), and the key pinned is exactly the one it was made from
+// (PROTOCOL.md 2.5): if the relay has served another key since, or serves
+// one now, nothing is pinned, the number changes to the new key's and the
+// acknowledgement fails with ErrSafetyChanged, so the user compares again.
+// Without a changed key it does nothing.
+func (e *Engine) AcknowledgeSafetyNumber(ctx context.Context, handle, shown string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.acct == nil {
+		return ErrNoAccount
+	}
 	pin, err := e.loadPin(ctx, handle)
 	if err != nil || pin == nil || !pin.KeyChanged {
 		return err
 	}
+	want, err := identity.ComputeSafetyNumber(e.acct.Handle, e.acct.AccountPub, handle, pin.NewKey)
+	if err != nil {
+		return err
+	}
+	// Safety numbers are public: no constant-time comparison is needed.
+	switch digitsOnly(shown) {
+	case "":
+		return newError(CodeInvalidArgument, nil, "acknowledging a safety number takes the number the user was shown")
+	case want.Digits:
+	default:
+		return newError(ErrSafetyChanged.Code, nil, "the safety number with %s changed again after it was shown; compare the new one", handle)
+	}
+	key, encoded, err := e.fetchAccountLocked(ctx, handle)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(key, pin.NewKey) {
+		if err := e.noteKeyChangedLocked(ctx, handle, pin, key); err != nil {
+			return err
+		}
+		return newError(ErrSafetyChanged.Code, nil, "the relay serves another account key for %s than the one whose safety number was shown; compare the new one", handle)
+	}
+	l, err := devicelist.Verify(key, encoded)
+	if err != nil {
+		return newError(ErrBadList.Code, err, "the device list of %s does not verify: %v", handle, err)
+	}
 	var b storage.Batch
-	b.Delete(bLists, handle)
-	// Sessions with the old devices are worthless under the new key.
+	// The pin starts again from the acknowledged key; sessions with the
+	// old devices are worthless under it.
+	b.Put(bLists, handle, (&pinnedList{AccountPub: key, Encoded: encoded}).marshal())
 	if err := e.cfg.Store.Scan(ctx, bSessions, handle+"/", storage.ScanOptions{}, func(k string, _ []byte) error {
 		b.Delete(bSessions, k)
 		return nil
@@ -286,18 +340,26 @@ func (e *Engine) AcknowledgeSafetyNumber(ctx context.Context, handle string) err
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return storageErr(err)
 	}
-	delete(e.lists, handle)
-	_, err = e.listLocked(ctx, handle, true)
-	return err
+	e.lists[handle] = l
+	return nil
 }
 
 // SafetyNumber returns the safety number with a contact (digits grouped
-// for reading aloud, and the QR payload).
+// for reading aloud, and the QR payload). While the contact's key has
+// changed and is not acknowledged, it is the number made from the new key:
+// the one to compare, and to pass back to AcknowledgeSafetyNumber.
 func (e *Engine) SafetyNumber(ctx context.Context, handle string) (identity.SafetyNumber, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.acct == nil {
 		return identity.SafetyNumber{}, ErrNoAccount
+	}
+	pin, err := e.loadPin(ctx, handle)
+	if err != nil {
+		return identity.SafetyNumber{}, err
+	}
+	if pin != nil && pin.KeyChanged {
+		return identity.ComputeSafetyNumber(e.acct.Handle, e.acct.AccountPub, handle, pin.NewKey)
 	}
 	l, err := e.listLocked(ctx, handle, false)
 	if err != nil {
@@ -331,4 +393,15 @@ func (e *Engine) ownStampLocked(ctx context.Context) (listStamp, error) {
 	}
 	e.ownStamp, e.ownStampOf = listStamp{Version: l.Version, Hash: listHash(pin.Encoded)}, own
 	return e.ownStamp, nil
+}
+
+// digitsOnly drops the spaces a safety number is grouped with.
+func digitsOnly(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != ' ' {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
 }

@@ -254,6 +254,9 @@ type Message struct {
 	// Attachment is set for a message carrying a file (attachment.go).
 	Attachment *Attachment `json:"attachment,omitempty"`
 	sortKey    string
+	// attach is a received group message's attachmentRecord, stored in
+	// bAttach with the message (storeGroupMessagesLocked).
+	attach []byte
 }
 
 func (m *Message) marshal() []byte {

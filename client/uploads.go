@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/crypto/bulk"
@@ -36,7 +37,7 @@ var ErrUploadQueueFull = &Error{Code: CodeUploadQueueFull, Message: fmt.Sprintf(
 // uploadRecord is a queued file's metadata, in bUploads under the message
 // id; its bytes are in bUploadData under id/chunk.
 type uploadRecord struct {
-	To        string
+	To        string // a handle or a group's chat id
 	Name      string
 	Type      string
 	Caption   string
@@ -64,7 +65,7 @@ func unmarshalUpload(b []byte) (*uploadRecord, error) {
 	r := wire.NewReader(b)
 	r.Version(uploadVersion)
 	u := &uploadRecord{
-		To: r.String(maxHandleLen), Name: r.String(MaxFileNameLen), Type: r.String(MaxMIMETypeLen),
+		To: r.String(maxChatIDLen), Name: r.String(MaxFileNameLen), Type: r.String(MaxMIMETypeLen),
 		Caption: r.String(MaxCaptionLen), Thumbnail: r.Var(MaxThumbnailSize),
 	}
 	u.Size, u.Chunks, u.SentAt = r.U32(), r.U32(), r.U64()
@@ -224,6 +225,11 @@ func (e *Engine) finishUploadLocked(ctx context.Context, id string, u *uploadRec
 	raw, _ := hex.DecodeString(id)
 	var mid MessageID
 	copy(mid[:], raw)
+	var gid groupID
+	group := u != nil && strings.HasPrefix(u.To, groupChatPrefix)
+	if group && cause == nil {
+		gid, cause = parseGroupRef(u.To)
+	}
 	if cause != nil {
 		e.setStatus(ctx, &b, mid, "failed")
 		if err := e.cfg.Store.Commit(ctx, &b); err != nil {
@@ -234,13 +240,22 @@ func (e *Engine) finishUploadLocked(ctx context.Context, id string, u *uploadRec
 		return nil
 	}
 	body := (&attachmentBody{Ref: ref, Name: u.Name, Type: u.Type, Caption: u.Caption, Thumbnail: u.Thumbnail}).marshal()
-	p := &payload{Kind: kindAttachment, ID: mid, SentAt: u.SentAt, To: u.To, Body: body}
+	p := &payload{Kind: kindAttachment, ID: mid, SentAt: u.SentAt, Body: body}
 	b.Put(bAttach, id, (&attachmentRecord{Ref: ref.Marshal(), Thumbnail: u.Thumbnail}).marshal())
-	seq, err := e.nextOutboxSeqLocked(ctx)
-	if err != nil {
-		return err
+	if group {
+		// A group file goes as one group message (its outbox re-checks
+		// membership when it leaves).
+		if err := e.putGroupOutboxLocked(ctx, &b, gid, p); err != nil {
+			return err
+		}
+	} else {
+		p.To = u.To
+		seq, err := e.nextOutboxSeqLocked(ctx)
+		if err != nil {
+			return err
+		}
+		b.Put(bOutbox, seq, (&outboxRecord{Payload: p.marshal(), To: u.To}).marshal())
 	}
-	b.Put(bOutbox, seq, (&outboxRecord{Payload: p.marshal(), To: u.To}).marshal())
 	if err := e.cfg.Store.Commit(ctx, &b); err != nil {
 		return storageErr(err)
 	}

@@ -354,12 +354,7 @@ func ScreenshotDir(t testing.TB) string {
 // the browsers that is not another Chromium.
 func NativeDevice(t testing.TB, srv *Server, handle string) *client.Engine {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := client.Open(ctx, client.Config{Store: memstore.New(), Relay: client.NewRelay(srv.URL)})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	ctx, cancel, e := openNative(t, srv)
 	if err := e.CreateAccount(ctx, handle, handle+"'s server"); err != nil {
 		cancel()
 		t.Fatal(err)
@@ -368,4 +363,17 @@ func NativeDevice(t testing.TB, srv *Server, handle string) *client.Engine {
 	go func() { defer close(done); e.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return e
+}
+
+// openNative opens a native engine with no account on srv's relay; cancel
+// ends its context.
+func openNative(t testing.TB, srv *Server) (context.Context, context.CancelFunc, *client.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e, err := client.Open(ctx, client.Config{Store: memstore.New(), Relay: client.NewRelay(srv.URL)})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return ctx, cancel, e
 }

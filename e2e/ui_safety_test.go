@@ -16,7 +16,9 @@ const swapHeader = "X-Parley-Test-Victim"
 
 // TestUISafetyNumberAndRevoke: a relay that starts serving another account
 // key for Alice to Bob makes Bob's page show the "safety number changed"
-// banner, and sending stays off until Bob acknowledges it; then Alice's
+// banner, and sending stays off until Bob acknowledges the new number
+// shown; a key swapped between display and acknowledgement is not pinned
+// (the new number is shown instead); then Alice's
 // primary revokes her companion through the devices screen, with a
 // confirmation, and the companion's page says it was removed.
 //
@@ -48,6 +50,7 @@ func TestUISafetyNumberAndRevoke(t *testing.T) {
 
 	send(t, b, "alice", "hi alice")
 	waitText(t, a, "bob", "hi alice")
+	real := MustEval[map[string]any](b, `window.parley.safetyNumber('alice')`)["digits"].(string)
 
 	// From now on the relay tells Bob's browser that Alice's account key is
 	// Mallory's. Bob notices when a device of Alice he does not know yet
@@ -75,11 +78,25 @@ func TestUISafetyNumberAndRevoke(t *testing.T) {
 		t.Fatalf("send with the banner up = %v, want safety_number_changed", r)
 	}
 
-	// Bob reviews the number and acknowledges; the relay stops lying, so
-	// the acknowledged key is Alice's real one again, and sending works.
-	lie.Store(false)
+	// Bob reviews the new number: the one made from the key the relay
+	// now serves (Mallory's), not the one he had.
 	click(t, b, "#btn-safety-review")
-	waitUI(t, b, "the contact screen with the warning", visible("#contact-changed"))
+	waitUI(t, b, "the contact screen with the warning and a number", visible("#contact-changed")+` && /^[0-9 ]{20,}$/.test(document.getElementById('contact-digits').textContent)`)
+	if got := textOf(t, b, "#contact-digits"); got == real {
+		t.Fatalf("the changed-number screen shows the old number %s", got)
+	}
+	screenshot(t, b, "safety-review-desktop", 1280, 800)
+
+	// Between display and acknowledgement the relay swaps the key again
+	// (back to Alice's real one). Acknowledging what Bob saw pins nothing:
+	// the screen shows the number of the key now served, and only its
+	// acknowledgement turns sending on.
+	lie.Store(false)
+	click(t, b, "#btn-contact-ack")
+	waitUI(t, b, "the warning still there, with the number of the key now served", visible("#contact-changed")+` && document.getElementById('contact-digits').textContent === `+jsString(real))
+	if r := MustEval[map[string]any](b, jsSettle+`(window.parley.send('alice', 'acknowledged?'))`); r["code"] != "safety_number_changed" {
+		t.Fatalf("send after acknowledging a replaced number = %v, want safety_number_changed", r)
+	}
 	click(t, b, "#btn-contact-ack")
 	waitUI(t, b, "the warning gone", `!`+visible("#contact-changed"))
 	click(t, b, "#pane-contact .back")

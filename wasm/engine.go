@@ -414,8 +414,10 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 		}
 		return map[string]string{"digits": sn.Grouped(), "qrSvg": svg}, nil
 	})
+	// acknowledgeSafetyNumber(handle, digits) pins the key whose number,
+	// from safetyNumber(handle), the user was shown: digits are passed back.
 	method("acknowledgeSafetyNumber", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
-		return nil, e.AcknowledgeSafetyNumber(ctx, str(a, 0))
+		return nil, e.AcknowledgeSafetyNumber(ctx, str(a, 0), str(a, 1))
 	})
 	method("createGroup", func(ctx context.Context, e *engine.Engine, a []js.Value) (any, error) {
 		var members []string

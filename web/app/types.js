@@ -133,7 +133,7 @@ export {};
  * @property {(id: string, name: string) => Promise<void>} renameDevice
  * @property {() => Promise<void>} reattest primary: re-attest the companions
  * @property {(handle: string) => Promise<SafetyNumber>} safetyNumber
- * @property {(handle: string) => Promise<void>} acknowledgeSafetyNumber
+ * @property {(handle: string, digits: string) => Promise<void>} acknowledgeSafetyNumber pins the key whose number (safetyNumber's digits) the user was shown
  * @property {(name: string, members: string[]) => Promise<Group>} createGroup
  * @property {(g: string, handle: string) => Promise<void>} addMember
  * @property {(g: string, handle: string) => Promise<void>} removeMember
