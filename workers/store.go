@@ -202,7 +202,7 @@ func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 				MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
 			})
 			var out struct{ Seq uint64 }
-			errs[i] = s.call(e.To, "enqueue", map[string]any{"limit": limit, "expires": e.Expires, "data": data}, &out)
+			errs[i] = s.call(e.To, "enqueue", map[string]any{"limit": limit, "now": e.ServerTime, "expires": e.Expires, "data": data}, &out)
 			seqs[i] = out.Seq
 		}()
 	}

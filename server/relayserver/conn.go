@@ -569,8 +569,8 @@ func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec 
 		return nil, &relay.Stale{Req: req, Accounts: stale}
 	}
 	ttl := r.cfg.DefaultTTL
-	if ttlSec > 0 && time.Duration(ttlSec)*time.Second < ttl {
-		ttl = time.Duration(ttlSec) * time.Second
+	if ttlSec > 0 { // raised to relay.MinTTL, capped by the operator's TTL
+		ttl = min(ttl, max(time.Duration(ttlSec)*time.Second, relay.MinTTL))
 	}
 	now := r.cfg.Now()
 	envs := make([]store.Envelope, len(to))

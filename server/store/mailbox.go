@@ -46,7 +46,8 @@ func decodeEnvelope(seq uint64, b []byte) (Envelope, error) {
 	return e, nil
 }
 
-// envExpires reads only the expiry of an encoded envelope (for the sweep).
+// envExpires reads only the expiry of an encoded envelope (for the
+// upgrade to the expiry index).
 func envExpires(b []byte) (int64, error) {
 	r := wire.NewReader(b)
 	r.Version(recordVersion)
@@ -66,17 +67,17 @@ func idxKey(mailbox []byte, seq uint64) []byte {
 
 // purgeMailbox deletes every envelope of one mailbox and its count.
 func purgeMailbox(tx *bolt.Tx, mailbox []byte) error {
-	idx, env := tx.Bucket(bucketMbox), tx.Bucket(bucketEnv)
-	var keys [][]byte
-	c := idx.Cursor()
-	for k, _ := c.Seek(mailbox); k != nil && len(k) == len(mailbox)+8 && bytes.HasPrefix(k, mailbox); k, _ = c.Next() {
-		keys = append(keys, append([]byte(nil), k...))
+	type entry struct {
+		seq []byte
+		exp int64
 	}
-	for _, k := range keys {
-		if err := idx.Delete(k); err != nil {
-			return err
-		}
-		if err := env.Delete(k[len(mailbox):]); err != nil {
+	var all []entry
+	c := tx.Bucket(bucketMbox).Cursor()
+	for k, v := c.Seek(mailbox); k != nil && len(k) == len(mailbox)+8 && bytes.HasPrefix(k, mailbox); k, v = c.Next() {
+		all = append(all, entry{append([]byte(nil), k[len(mailbox):]...), idxExpires(v)})
+	}
+	for _, e := range all {
+		if err := dropEnvelope(tx, mailbox, e.seq, e.exp); err != nil {
 			return err
 		}
 	}
@@ -99,8 +100,11 @@ func addCount(tx *bolt.Tx, k []byte, delta int64) (uint64, error) {
 }
 
 // Enqueue stores envs (one message's fan-out) atomically and durably, and
-// assigns each its Seq. If any mailbox would exceed limit envelopes, nothing
-// is stored and the error is a *MailboxFullError.
+// assigns each its Seq. If any mailbox would exceed limit live envelopes,
+// nothing is stored and the error is a *MailboxFullError. Only envelopes
+// unexpired at the send's ServerTime count: a mailbox at its limit first
+// drops those whose TTL ran out, so a flood of short-TTL envelopes (never
+// delivered, so never acked) cannot refuse sends until the next sweep.
 func (s *Store) Enqueue(envs []Envelope, limit int) error {
 	return s.EnqueueAsync(envs, limit)()
 }
@@ -115,10 +119,13 @@ func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
 	for i := range envs {
 		recs[i] = encodeEnvelope(&envs[i])
 	}
+	expired := 0 // dropped by the last run of the op, for Queued
 	o, err := s.submit(func(tx *bolt.Tx) error {
+		expired = 0
 		counts := tx.Bucket(bucketMcount)
 		// Check every mailbox before writing anything: a refusal must
-		// leave no partial write even within this op.
+		// leave no partial write even within this op (the expired
+		// envelopes it dropped are rolled back with it).
 		for i := range envs {
 			k := envs[i].To.key()
 			var n uint64
@@ -126,10 +133,17 @@ func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
 				n = binary.BigEndian.Uint64(v)
 			}
 			if n >= uint64(limit) {
-				return &MailboxFullError{To: envs[i].To}
+				gone, err := expireMailbox(tx, k, envs[i].ServerTime)
+				if err != nil {
+					return err
+				}
+				expired += gone
+				if n-uint64(gone) >= uint64(limit) {
+					return &MailboxFullError{To: envs[i].To}
+				}
 			}
 		}
-		env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
+		env, idx, expiry := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox), tx.Bucket(bucketExpiry)
 		// Sequential appends: fill pages completely instead of splitting
 		// them in half.
 		env.FillPercent = 1.0
@@ -143,7 +157,10 @@ func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
 				return err
 			}
 			k := envs[i].To.key()
-			if err := idx.Put(idxKey(k, seq), nil); err != nil {
+			if err := idx.Put(idxKey(k, seq), u64(uint64(envs[i].Expires))); err != nil {
+				return err
+			}
+			if err := expiry.Put(expKey(envs[i].Expires, u64(seq)), k); err != nil {
 				return err
 			}
 			if _, err := addCount(tx, k, 1); err != nil {
@@ -151,7 +168,7 @@ func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
 			}
 		}
 		return nil
-	}, func() { s.queued.Add(int64(len(envs))) })
+	}, func() { s.queued.Add(int64(len(envs) - expired)) })
 	if err != nil {
 		return func() error { return err }
 	}
@@ -162,7 +179,8 @@ func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
 }
 
 // Mailbox returns up to limit unexpired envelopes of to with Seq > after, in
-// order.
+// order. Expiry is read from the index: an expired envelope's record is
+// never read.
 func (s *Store) Mailbox(to Addr, after uint64, limit int, now time.Time) ([]Envelope, error) {
 	var out []Envelope
 	nowMs := now.UnixMilli()
@@ -170,9 +188,12 @@ func (s *Store) Mailbox(to Addr, after uint64, limit int, now time.Time) ([]Enve
 	err := s.db.View(func(tx *bolt.Tx) error {
 		env := tx.Bucket(bucketEnv)
 		c := tx.Bucket(bucketMbox).Cursor()
-		for ik, _ := c.Seek(idxKey(k, after+1)); ik != nil && len(out) < limit; ik, _ = c.Next() {
+		for ik, iv := c.Seek(idxKey(k, after+1)); ik != nil && len(out) < limit; ik, iv = c.Next() {
 			if len(ik) != len(k)+8 || !bytes.HasPrefix(ik, k) {
 				break
+			}
+			if idxExpires(iv) <= nowMs {
+				continue
 			}
 			seq := binary.BigEndian.Uint64(ik[len(k):])
 			v := env.Get(ik[len(k):])
@@ -207,20 +228,15 @@ func (s *Store) MailboxLen(to Addr) (int, error) {
 
 // LiveMailboxLen is the number of unexpired envelopes waiting for to at
 // now: MailboxLen less those whose TTL ran out and that the next Sweep
-// will delete. It reads each envelope's expiry, not its payload.
+// will delete. It reads only the mailbox's index.
 func (s *Store) LiveMailboxLen(to Addr, now time.Time) (int, error) {
 	var n int
 	nowMs := now.UnixMilli()
 	k := to.key()
 	err := s.db.View(func(tx *bolt.Tx) error {
-		env := tx.Bucket(bucketEnv)
 		c := tx.Bucket(bucketMbox).Cursor()
-		for ik, _ := c.Seek(k); ik != nil && len(ik) == len(k)+8 && bytes.HasPrefix(ik, k); ik, _ = c.Next() {
-			v := env.Get(ik[len(k):])
-			if v == nil {
-				continue
-			}
-			if exp, err := envExpires(v); err == nil && exp > nowMs {
+		for ik, iv := c.Seek(k); ik != nil && len(ik) == len(k)+8 && bytes.HasPrefix(ik, k); ik, iv = c.Next() {
+			if idxExpires(iv) > nowMs {
 				n++
 			}
 		}
@@ -235,19 +251,17 @@ func (s *Store) Delete(acks []Acked) error {
 	var deleted int
 	err := s.update(func(tx *bolt.Tx) error {
 		deleted = 0
-		env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
+		idx := tx.Bucket(bucketMbox)
 		for _, a := range acks {
 			k := a.To.key()
 			n := 0
 			for _, seq := range a.Seqs {
 				ik := idxKey(k, seq)
-				if idx.Get(ik) == nil {
+				iv := idx.Get(ik)
+				if iv == nil {
 					continue // not this mailbox's, or already gone
 				}
-				if err := idx.Delete(ik); err != nil {
-					return err
-				}
-				if err := env.Delete(ik[len(k):]); err != nil {
+				if err := dropEnvelope(tx, k, ik[len(k):], idxExpires(iv)); err != nil {
 					return err
 				}
 				n++

@@ -29,8 +29,9 @@
 //	meta                      schema version
 //	accounts/<handle>         account key, device list version, signed list
 //	env/<seq>                 every queued envelope, by one global sequence
-//	mbox/<mailbox><seq>       empty index entries: which envelopes a device has
+//	mbox/<mailbox><seq>       index: which envelopes a device has, each its expiry
 //	mcount/<mailbox>          number of envelopes in that mailbox
+//	expiry/<expires><seq>     every envelope by expiry (the sweep's walk): its mailbox
 //	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>
 //	links/<id><slot>          link channel messages with their expiry
 //	blobs/<id>                blob reservation: owner, expiry, size once filled;
@@ -69,7 +70,11 @@ const FileName = "parley.db"
 
 // schemaVersion is written on first open and checked on every later open,
 // so an older binary refuses a database a newer one has upgraded.
-const schemaVersion = 2
+const schemaVersion = 3
+
+// schemaExpiryIndex is the schema that introduced the expiry index;
+// older databases (2) are upgraded on open by migrateExpiryIndex.
+const schemaExpiryIndex = 3
 
 // openTimeout bounds the wait for bbolt's file lock: a second server on the
 // same data directory fails with a clear error instead of hanging.
@@ -112,8 +117,9 @@ var (
 	bucketLinks    = []byte("links")
 	bucketBlobs    = []byte("blobs")
 	bucketBusage   = []byte("busage")
+	bucketExpiry   = []byte("expiry")
 
-	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs, bucketBusage}
+	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs, bucketBusage, bucketExpiry}
 
 	keySPK = []byte("spk")
 	keyLRK = []byte("lrk")
@@ -197,6 +203,13 @@ func OpenWith(dir string, o Options) (*Store, error) {
 		b := tx.Bucket(bucketMeta)
 		v := b.Get([]byte("schema"))
 		if v == nil {
+			if err := b.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
+				return err
+			}
+		} else if len(v) == 1 && v[0] == schemaExpiryIndex-1 {
+			if err := migrateExpiryIndex(tx); err != nil {
+				return fmt.Errorf("store: upgrading to schema %d: %w", schemaExpiryIndex, err)
+			}
 			if err := b.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
 				return err
 			}

@@ -74,39 +74,26 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 				}
 			}
 			n += len(deadBlobs)
-			// Envelopes are in arrival order and mostly share one TTL, so
-			// expired ones form a prefix; one expired behind a live one is
-			// skipped by Mailbox and goes in a later sweep.
-			env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
-			type dead struct {
-				seq []byte
-				to  Addr
-			}
+			// Envelopes in expiry order, through the expiry index: a
+			// short-TTL envelope queued behind long-lived ones goes in
+			// this sweep, and no payload is read.
+			type dead struct{ ek, mailbox []byte }
 			var gone []dead
-			c = env.Cursor()
+			c = tx.Bucket(bucketExpiry).Cursor()
 			for k, v := c.First(); k != nil && n+len(gone) < sweepChunk; k, v = c.Next() {
-				exp, err := envExpires(v)
-				if err == nil && exp > nowMs {
+				if len(k) != 16 || int64(binary.BigEndian.Uint64(k)) > nowMs {
 					break
 				}
-				e, _ := decodeEnvelope(0, v)
-				gone = append(gone, dead{append([]byte(nil), k...), e.To})
+				gone = append(gone, dead{append([]byte(nil), k...), append([]byte(nil), v...)})
 			}
 			for _, d := range gone {
-				if err := env.Delete(d.seq); err != nil {
+				if err := dropEnvelope(tx, d.mailbox, d.ek[8:], int64(binary.BigEndian.Uint64(d.ek))); err != nil {
 					return err
 				}
-				mk := d.to.key()
-				ik := append(mk, d.seq...)
-				if idx.Get(ik) != nil {
-					if err := idx.Delete(ik); err != nil {
-						return err
-					}
-					if _, err := addCount(tx, mk, -1); err != nil {
-						return err
-					}
-					envs++
+				if _, err := addCount(tx, d.mailbox, -1); err != nil {
+					return err
 				}
+				envs++
 			}
 			n += len(gone)
 			return nil

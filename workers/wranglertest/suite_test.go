@@ -164,6 +164,24 @@ func conformance(t *testing.T, origin string) {
 		}
 	})
 
+	t.Run("short TTL raised to the minimum", func(t *testing.T) {
+		// A sender's ttl_s under relay.MinTTL is raised to it (issue 14
+		// item 3): two seconds after a send with ttl_s=1 it is still
+		// delivered.
+		a0 := dial(t, origin, alice, 0)
+		id := msgID()
+		if _, err := a0.SendTTL(ctx(t), id, 1, sealed(bob.Addr(0), alice.Addr(1))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		b0 := dial(t, origin, bob, 0)
+		for e := recv(t, b0); e.MessageID != id; e = recv(t, b0) {
+		}
+		a1 := dial(t, origin, alice, 1)
+		for e := recv(t, a1); e.MessageID != id; e = recv(t, a1) {
+		}
+	})
+
 	t.Run("stale device set", func(t *testing.T) {
 		a0 := dial(t, origin, alice, 0)
 		refused := msgID()
