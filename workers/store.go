@@ -122,6 +122,9 @@ func (s *cfStore) ReplaceDeviceList(handle string, prev, version uint64, list []
 		if _, err := s.db.Exec(`DELETE FROM signed_prekeys WHERE addr = ?`, addrKey(a)); err != nil {
 			return purged, err
 		}
+		if _, err := s.db.Exec(`DELETE FROM prekey_fetches WHERE addr = ?`, addrKey(a)); err != nil {
+			return purged, err
+		}
 		var out struct{ N int }
 		err := s.call(a, "purge", map[string]any{"out": closeOutput(&kick)}, &out)
 		if err != nil {
@@ -346,8 +349,10 @@ func nilIfEmpty(b []byte) any {
 }
 
 // TakeBundle takes the oldest one-time key of each kind with one DELETE
-// ... RETURNING each: two fetches never get the same key.
-func (s *cfStore) TakeBundle(of store.Addr) (store.Bundle, error) {
+// ... RETURNING each: two fetches never get the same key. First it spends
+// the device's fetch budget in one upsert (prekey_fetches); past the
+// budget the bundle has no one-time key and nothing is taken.
+func (s *cfStore) TakeBundle(of store.Addr, now time.Time, budget store.FetchBudget) (store.Bundle, error) {
 	k := addrKey(of)
 	var b store.Bundle
 	var lrk []byte
@@ -356,6 +361,18 @@ func (s *cfStore) TakeBundle(of store.Addr) (store.Bundle, error) {
 		return b, store.ErrNotFound
 	}
 	if err != nil {
+		return b, err
+	}
+	spent, err := s.spendFetch(k, now, budget)
+	if err != nil {
+		return b, err
+	}
+	if !spent {
+		b.Withheld = true
+		if len(lrk) > 0 {
+			b.KEM, b.LastResort = lrk, true
+		}
+		b.Left, err = s.PrekeyStock(of)
 		return b, err
 	}
 	take := func(kind int) ([]byte, error) {
@@ -380,6 +397,24 @@ func (s *cfStore) TakeBundle(of store.Addr) (store.Bundle, error) {
 	}
 	b.Left, err = s.PrekeyStock(of)
 	return b, err
+}
+
+// spendFetch takes one token of the device's fetch budget, refilled at
+// budget.PerSec up to budget.Burst since it was last spent, in one
+// statement; false when there was none to take.
+func (s *cfStore) spendFetch(addr string, now time.Time, budget store.FetchBudget) (bool, error) {
+	ms, burst := now.UnixMilli(), float64(budget.Burst)
+	res, err := s.db.Exec(`INSERT INTO prekey_fetches (addr, tokens, at) VALUES (?, ? - 1, ?)
+		ON CONFLICT (addr) DO UPDATE SET tokens = min(?, tokens + max(? - at, 0) * ? / 1000.0) - 1, at = max(at, ?)
+		WHERE min(?, tokens + max(? - at, 0) * ? / 1000.0) >= 1`,
+		addr, burst, ms,
+		burst, ms, budget.PerSec, ms,
+		burst, ms, budget.PerSec)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func (s *cfStore) PrekeyStock(of store.Addr) (store.Stock, error) {

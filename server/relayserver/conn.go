@@ -741,7 +741,7 @@ func (r *Relay) fetchBundle(f *relay.Fetch) (reply relay.Frame, of store.Addr, l
 		return refuse(relay.CodeUnknownDevice, fmt.Sprintf("device %x is not in the list of %s", f.Of.Device[:4], f.Of.Handle)), of, nil
 	}
 	of = store.Addr{Handle: f.Of.Handle, Device: store.DeviceID(f.Of.Device)}
-	b, err := r.st.TakeBundle(of)
+	b, err := r.st.TakeBundle(of, r.cfg.Now(), store.FetchBudget{Burst: r.cfg.PrekeyFetches, PerSec: targetFetchRate})
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(relay.CodeNoPrekeys, "the device has not published prekeys"), of, nil
 	}

@@ -5,6 +5,10 @@
 package store
 
 import (
+	"encoding/binary"
+	"math"
+	"time"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -60,8 +64,10 @@ func (s *Store) PutPrekeys(of Addr, up PrekeyUpload, max int) (Stock, error) {
 
 // TakeBundle hands out a device's prekey bundle, removing the one-time
 // prekeys it contains in the same transaction, so two fetches never get the
-// same one. ErrNotFound if the device has no signed prekey yet.
-func (s *Store) TakeBundle(of Addr) (Bundle, error) {
+// same one. A fetch past the device's budget (shared by every fetcher)
+// takes none: it gets the signed and last-resort prekeys, Withheld set.
+// ErrNotFound if the device has no signed prekey yet.
+func (s *Store) TakeBundle(of Addr, now time.Time, budget FetchBudget) (Bundle, error) {
 	var out Bundle
 	err := s.update(func(tx *bolt.Tx) error {
 		out = Bundle{}
@@ -70,6 +76,17 @@ func (s *Store) TakeBundle(of Addr) (Bundle, error) {
 			return ErrNotFound
 		}
 		out.SignedPrekey = append([]byte(nil), b.Get(keySPK)...)
+		var tokens float64
+		var at int64
+		if v := b.Get(keyFetch); len(v) == 16 {
+			tokens = math.Float64frombits(binary.BigEndian.Uint64(v))
+			at = int64(binary.BigEndian.Uint64(v[8:]))
+		}
+		ok, tokens, at := budget.spend(tokens, at, now.UnixMilli())
+		rec := binary.BigEndian.AppendUint64(u64(math.Float64bits(tokens)), uint64(at))
+		if err := b.Put(keyFetch, rec); err != nil {
+			return err
+		}
 		take := func(name []byte) ([]byte, int, error) {
 			sub := b.Bucket(name)
 			if sub == nil {
@@ -83,12 +100,16 @@ func (s *Store) TakeBundle(of Addr) (Bundle, error) {
 			v = append([]byte(nil), v...)
 			return v, n - 1, sub.Delete(k)
 		}
-		var err error
-		if out.OneTime, out.Left.OneTime, err = take(keyOTK); err != nil {
-			return err
-		}
-		if out.KEM, out.Left.KEM, err = take(keyKEM); err != nil {
-			return err
+		if ok {
+			var err error
+			if out.OneTime, out.Left.OneTime, err = take(keyOTK); err != nil {
+				return err
+			}
+			if out.KEM, out.Left.KEM, err = take(keyKEM); err != nil {
+				return err
+			}
+		} else {
+			out.Withheld, out.Left = true, stockOf(b)
 		}
 		if out.KEM == nil {
 			if lrk := b.Get(keyLRK); lrk != nil {
@@ -105,17 +126,22 @@ func (s *Store) TakeBundle(of Addr) (Bundle, error) {
 func (s *Store) PrekeyStock(of Addr) (Stock, error) {
 	var st Stock
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPrekeys).Bucket(of.key())
-		if b == nil {
-			return nil
-		}
-		if sub := b.Bucket(keyOTK); sub != nil {
-			st.OneTime = sub.Stats().KeyN
-		}
-		if sub := b.Bucket(keyKEM); sub != nil {
-			st.KEM = sub.Stats().KeyN
+		if b := tx.Bucket(bucketPrekeys).Bucket(of.key()); b != nil {
+			st = stockOf(b)
 		}
 		return nil
 	})
 	return st, err
+}
+
+// stockOf counts a device's one-time prekeys of each kind.
+func stockOf(b *bolt.Bucket) Stock {
+	var st Stock
+	if sub := b.Bucket(keyOTK); sub != nil {
+		st.OneTime = sub.Stats().KeyN
+	}
+	if sub := b.Bucket(keyKEM); sub != nil {
+		st.KEM = sub.Stats().KeyN
+	}
+	return st
 }

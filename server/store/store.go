@@ -32,7 +32,7 @@
 //	mbox/<mailbox><seq>       index: which envelopes a device has, each its expiry
 //	mcount/<mailbox>          number of envelopes in that mailbox
 //	expiry/<expires><seq>     every envelope by expiry (the sweep's walk): its mailbox
-//	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>
+//	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>, fetch (budget)
 //	links/<id><slot>          link channel messages with their expiry
 //	blobs/<id>                blob reservation: owner, expiry, size once filled;
 //	                          the bytes are the file blobs/<hex id> beside the database
@@ -125,6 +125,8 @@ var (
 	keyLRK = []byte("lrk")
 	keyOTK = []byte("otk")
 	keyKEM = []byte("kem")
+	// keyFetch is the device's fetch budget: float64 tokens, u64 unix ms.
+	keyFetch = []byte("fetch")
 )
 
 func (a Addr) key() []byte {

@@ -171,10 +171,13 @@ func TestDeleteAndSweep(t *testing.T) {
 	}
 }
 
+// unlimited is a fetch budget no test here reaches.
+var unlimited = FetchBudget{Burst: 1 << 20, PerSec: 1}
+
 func TestPrekeysAtomicTake(t *testing.T) {
 	s, _ := open(t)
 	a := addr("a", 1)
-	if _, err := s.TakeBundle(a); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TakeBundle(a, time.Now(), unlimited); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty: %v", err)
 	}
 	up := PrekeyUpload{SignedPrekey: []byte("spk"), LastResortKEM: []byte("lr")}
@@ -193,7 +196,7 @@ func TestPrekeysAtomicTake(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := s.TakeBundle(a)
+			b, err := s.TakeBundle(a, time.Now(), unlimited)
 			if err != nil {
 				t.Error(err)
 				return
@@ -235,7 +238,7 @@ func TestDeviceListReplacePurges(t *testing.T) {
 	if acc.Version != 2 || string(acc.DeviceList) != "l2" {
 		t.Fatalf("account = %+v", acc)
 	}
-	if _, err := s.TakeBundle(addr("a", 2)); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TakeBundle(addr("a", 2), time.Now(), unlimited); !errors.Is(err, ErrNotFound) {
 		t.Fatal("prekeys of removed device survive")
 	}
 	if s.Queued() != 1 {

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/relay/relayclient"
+	"github.com/parley-im/parley/server/relayserver"
 )
 
 // conformance is the relay protocol as a native client sees it, run
@@ -281,6 +282,21 @@ func conformance(t *testing.T, origin string) {
 		if string(b.SignedPrekey) != "spk2" || string(b.OneTime) != "otk3" || !b.LastResort || string(b.KEM) != "lrk2" {
 			t.Fatalf("after a rotation: signed prekey %q, one-time %q, KEM %q (last resort %v); want spk2, otk3, lrk2",
 				b.SignedPrekey, b.OneTime, b.KEM, b.LastResort)
+		}
+	})
+
+	t.Run("prekey drain limited per target device", func(t *testing.T) {
+		// Issue 14 item 9: fetches from every socket and account together
+		// take at most the device's budget of one-time prekeys; the rest
+		// get the signed and last-resort prekeys, and the owner is told
+		// to refill.
+		const stock = 48
+		taken, told := prekeyDrain(t, origin, stock)
+		if taken != relayserver.DefaultPrekeyFetches {
+			t.Fatalf("%d fetches from four accounts took %d one-time prekeys of one device, want its budget, %d", stock, taken, relayserver.DefaultPrekeyFetches)
+		}
+		if told != stock-taken {
+			t.Fatalf("the owner was last told its stock is %d, want %d", told, stock-taken)
 		}
 	})
 

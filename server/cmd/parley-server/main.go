@@ -58,6 +58,7 @@ type config struct {
 	attestationAge, ttl   time.Duration
 	blobQuota             int64
 	mailboxLimit, maxConn int
+	prekeyFetches         int
 }
 
 // parseConfig reads flags over environment over defaults, so `make run
@@ -84,6 +85,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		"envelopes queued per device before sends to it are refused (env PARLEY_MAILBOX_LIMIT)")
 	conns := fs.String("max-connections", or("PARLEY_MAX_CONNECTIONS", strconv.Itoa(relayserver.DefaultMaxConnections)),
 		"device sockets open at once (env PARLEY_MAX_CONNECTIONS)")
+	fetches := fs.String("prekey-fetches", or("PARLEY_PREKEY_FETCHES", strconv.Itoa(relayserver.DefaultPrekeyFetches)),
+		"fetches, from anyone, that may take one device's one-time prekeys in a burst (env PARLEY_PREKEY_FETCHES)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -110,6 +113,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	c.ttl = duration("ttl", *ttl, relayserver.DefaultTTL)
 	c.mailboxLimit = int(positive("mailbox-limit", *mbox))
 	c.maxConn = int(positive("max-connections", *conns))
+	c.prekeyFetches = int(positive("prekey-fetches", *fetches))
 	if q, perr := strconv.ParseInt(*quota, 10, 64); err == nil && (perr != nil || q <= 0) {
 		err = fmt.Errorf("-blob-quota: want a positive number of bytes, got %q", *quota)
 	} else {
@@ -142,7 +146,7 @@ func run(args []string, log *slog.Logger) error {
 	rl, err := relayserver.New(st, relayserver.Config{
 		Origin: origin, Logger: log,
 		AttestationAge: cfg.attestationAge, DefaultTTL: cfg.ttl, BlobQuota: cfg.blobQuota,
-		MailboxLimit: cfg.mailboxLimit, MaxConnections: cfg.maxConn,
+		MailboxLimit: cfg.mailboxLimit, MaxConnections: cfg.maxConn, PrekeyFetches: cfg.prekeyFetches,
 	})
 	if err != nil {
 		return err

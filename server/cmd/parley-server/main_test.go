@@ -37,7 +37,8 @@ func TestParseConfigRelayLimits(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 	c, err := parseConfig(nil, getenv)
 	if err != nil || c.attestationAge != relay.DefaultAttestationAge || c.ttl != relayserver.DefaultTTL ||
-		c.blobQuota != relayserver.DefaultBlobQuota || c.mailboxLimit != relayserver.DefaultMailboxLimit || c.maxConn != relayserver.DefaultMaxConnections {
+		c.blobQuota != relayserver.DefaultBlobQuota || c.mailboxLimit != relayserver.DefaultMailboxLimit || c.maxConn != relayserver.DefaultMaxConnections ||
+		c.prekeyFetches != relayserver.DefaultPrekeyFetches {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	env["PARLEY_ATTESTATION_AGE"], env["PARLEY_BLOB_QUOTA"], env["PARLEY_TTL"] = "168h", "1048576", "24h"
@@ -46,13 +47,17 @@ func TestParseConfigRelayLimits(t *testing.T) {
 	if err != nil || c.attestationAge != 168*time.Hour || c.blobQuota != 1<<20 || c.ttl != 24*time.Hour || c.mailboxLimit != 500 || c.maxConn != 2000 {
 		t.Fatalf("environment: %+v %v", c, err)
 	}
-	c, err = parseConfig([]string{"-attestation-age", "72h", "-blob-quota", "2048", "-mailbox-limit", "7"}, getenv)
-	if err != nil || c.attestationAge != 72*time.Hour || c.blobQuota != 2048 || c.mailboxLimit != 7 {
+	env["PARLEY_PREKEY_FETCHES"] = "64"
+	if c, err := parseConfig(nil, getenv); err != nil || c.prekeyFetches != 64 {
+		t.Fatalf("PARLEY_PREKEY_FETCHES: %+v %v", c, err)
+	}
+	c, err = parseConfig([]string{"-attestation-age", "72h", "-blob-quota", "2048", "-mailbox-limit", "7", "-prekey-fetches", "1000"}, getenv)
+	if err != nil || c.attestationAge != 72*time.Hour || c.blobQuota != 2048 || c.mailboxLimit != 7 || c.prekeyFetches != 1000 {
 		t.Fatalf("flags must win over environment: %+v %v", c, err)
 	}
 	for _, bad := range [][]string{
 		{"-attestation-age", "0s"}, {"-attestation-age", "soon"}, {"-ttl", "8760h"}, {"-ttl", "-1h"},
-		{"-blob-quota", "0"}, {"-blob-quota", "1GiB"}, {"-mailbox-limit", "-3"}, {"-max-connections", "9999999999"},
+		{"-blob-quota", "0"}, {"-blob-quota", "1GiB"}, {"-mailbox-limit", "-3"}, {"-max-connections", "9999999999"}, {"-prekey-fetches", "0"},
 	} {
 		if _, err := parseConfig(bad, getenv); err == nil {
 			t.Errorf("%v accepted", bad)
