@@ -31,7 +31,7 @@ func TestPrekeyDrainLimitedPerTargetDevice(t *testing.T) {
 	for len(v.LowStock()) > 0 { // the one sent with Ready (no prekeys yet)
 		<-v.LowStock()
 	}
-	taken := 0
+	taken, start := 0, time.Now()
 	for s := range 4 { // four attacking accounts, one socket each
 		m := tr.dial(t, tr.register(t, fmt.Sprintf("mallory%d", s), 1), 0)
 		for range stock / 4 {
@@ -47,8 +47,10 @@ func TestPrekeyDrainLimitedPerTargetDevice(t *testing.T) {
 			}
 		}
 	}
-	if taken != relayserver.DefaultPrekeyFetches {
-		t.Fatalf("%d fetches took %d one-time prekeys of one device, want its budget, %d", stock, taken, relayserver.DefaultPrekeyFetches)
+	// One more per 10 s the fetches took (a slow machine).
+	refill := int(time.Since(start) / (10 * time.Second))
+	if budget := relayserver.DefaultPrekeyFetches; taken < budget || taken > budget+refill {
+		t.Fatalf("%d fetches took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, taken, budget, refill)
 	}
 	select {
 	case st := <-v.LowStock():

@@ -12,9 +12,11 @@ import (
 
 // prekeyDrain uploads stock one-time prekeys of each kind for a fresh
 // device, fetches its bundle stock times from four attacking accounts and
-// returns how many fetches took a one-time prekey, and the stock the
-// device was told about last (LowStock), or -1.
-func prekeyDrain(t *testing.T, origin string, stock int) (taken, told int) {
+// returns how many fetches took a one-time prekey, the stock the device
+// was told about last (LowStock) or -1, and the most the budget may have
+// refilled while the fetches ran (targetFetchRate, one per 10 s: a slow
+// machine may let a few more through).
+func prekeyDrain(t *testing.T, origin string, stock int) (taken, told, refill int) {
 	run := fmt.Sprintf("%x", randBytes(3))
 	victim := register(t, origin, "victim-"+run, 1)
 	v := dial(t, origin, victim, 0)
@@ -29,6 +31,7 @@ func prekeyDrain(t *testing.T, origin string, stock int) (taken, told int) {
 	for len(v.LowStock()) > 0 { // the one sent with Ready (no prekeys yet)
 		<-v.LowStock()
 	}
+	start := time.Now()
 	for s := range 4 {
 		m := dial(t, origin, register(t, origin, fmt.Sprintf("mallory%d-%s", s, run), 1), 0)
 		for range stock / 4 {
@@ -44,6 +47,7 @@ func prekeyDrain(t *testing.T, origin string, stock int) (taken, told int) {
 			}
 		}
 	}
+	refill = int(time.Since(start) / (10 * time.Second))
 	told = -1
 	for deadline := time.After(2 * time.Second); ; {
 		select {
@@ -52,7 +56,7 @@ func prekeyDrain(t *testing.T, origin string, stock int) (taken, told int) {
 			continue
 		case <-deadline:
 		}
-		return taken, told
+		return taken, told, refill
 	}
 }
 
@@ -73,7 +77,7 @@ func TestPrekeyFetchesRaised(t *testing.T) {
 		}},
 	} {
 		t.Run(b.name, func(t *testing.T) {
-			if taken, _ := prekeyDrain(t, b.origin(t), stock); taken != stock {
+			if taken, _, _ := prekeyDrain(t, b.origin(t), stock); taken != stock {
 				t.Fatalf("with the budget raised to 1000, %d fetches took %d one-time prekeys", stock, taken)
 			}
 		})
