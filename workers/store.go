@@ -191,6 +191,13 @@ type mailboxItem struct {
 // are separate objects, so "nothing stored" on a refusal is kept by
 // deleting what the others accepted; the recipients may be woken for an
 // envelope that is then gone, which costs them one empty read.
+//
+// Once every Mailbox accepted, the recipients' list versions are read
+// again (ListVersion): if one changed, the send raced a list change and
+// is refused (ErrSuperseded) and deleted. A list change updates D1 before
+// it purges the removed devices' Mailboxes, so either this read sees the
+// new version, or the purge comes after these envelopes and deletes them:
+// none is left in a removed device's Mailbox.
 func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 	seqs := make([]uint64, len(envs))
 	errs := make([]error, len(envs))
@@ -211,6 +218,9 @@ func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 	}
 	wg.Wait()
 	err := errors.Join(errs...)
+	if err == nil {
+		err = s.checkListVersions(envs)
+	}
 	if err != nil {
 		var full *store.MailboxFullError
 		for i, e := range errs {
@@ -222,6 +232,27 @@ func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 		}
 	}
 	return func() error { return err }
+}
+
+// checkListVersions is ErrSuperseded if a recipient account's list is no
+// longer the version its envelopes were checked against.
+func (s *cfStore) checkListVersions(envs []store.Envelope) error {
+	checked := map[string]bool{}
+	for _, e := range envs {
+		if e.ListVersion == 0 || checked[e.To.Handle] {
+			continue
+		}
+		checked[e.To.Handle] = true
+		var v int64
+		err := s.db.QueryRow(`SELECT version FROM accounts WHERE handle = ?`, e.To.Handle).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && uint64(v) != e.ListVersion) {
+			return store.ErrSuperseded
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Mailbox reads at most pageBytes of envelopes (at least one), so a page

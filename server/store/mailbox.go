@@ -84,6 +84,35 @@ func purgeMailbox(tx *bolt.Tx, mailbox []byte) error {
 	return tx.Bucket(bucketMcount).Delete(mailbox)
 }
 
+// checkListVersions refuses envs with ErrSuperseded if the list of any
+// recipient account is no longer the version the send was checked
+// against. It runs in the send's transaction, which the writer orders with
+// ReplaceDeviceList's: a send is stored either before a revocation (and
+// purged by it) or refused.
+func checkListVersions(tx *bolt.Tx, envs []Envelope) error {
+	accounts := tx.Bucket(bucketAccounts)
+	checked := map[string]bool{}
+	for i := range envs {
+		h := envs[i].To.Handle
+		if envs[i].ListVersion == 0 || checked[h] {
+			continue
+		}
+		checked[h] = true
+		v := accounts.Get([]byte(h))
+		if v == nil {
+			return ErrSuperseded
+		}
+		a, err := decodeAccount(h, v)
+		if err != nil {
+			return err
+		}
+		if a.Version != envs[i].ListVersion {
+			return ErrSuperseded
+		}
+	}
+	return nil
+}
+
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func addCount(tx *bolt.Tx, k []byte, delta int64) (uint64, error) {
@@ -101,7 +130,8 @@ func addCount(tx *bolt.Tx, k []byte, delta int64) (uint64, error) {
 
 // Enqueue stores envs (one message's fan-out) atomically and durably, and
 // assigns each its Seq. If any mailbox would exceed limit live envelopes,
-// nothing is stored and the error is a *MailboxFullError. Only envelopes
+// nothing is stored and the error is a *MailboxFullError (ErrSuperseded if
+// a recipient's list changed since the send was checked: ListVersion). Only envelopes
 // unexpired at the send's ServerTime count: a mailbox at its limit first
 // drops those whose TTL ran out, so a flood of short-TTL envelopes (never
 // delivered, so never acked) cannot refuse sends until the next sweep.
@@ -142,6 +172,9 @@ func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
 					return &MailboxFullError{To: envs[i].To}
 				}
 			}
+		}
+		if err := checkListVersions(tx, envs); err != nil {
+			return err
 		}
 		env, idx, expiry := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox), tx.Bucket(bucketExpiry)
 		// Sequential appends: fill pages completely instead of splitting

@@ -361,8 +361,18 @@ func (s *Store) writer() {
 }
 
 // commit applies ops in one transaction. An op that refuses is answered
-// with its error and the rest are replayed without it.
+// with its error and the rest are replayed without it. Refusals are
+// answered only once the others are committed: a refusal may rest on a
+// neighbour's write (a list replaced earlier in the batch refuses a send
+// checked against the old one, ErrSuperseded), and a caller that reads
+// the store after its refusal must see that write.
 func (s *Store) commit(ops []*op) {
+	var refused []*op
+	defer func() {
+		for _, o := range refused {
+			close(o.done)
+		}
+	}()
 	for len(ops) > 0 {
 		tx, err := s.db.Begin(true)
 		if err != nil {
@@ -379,7 +389,7 @@ func (s *Store) commit(ops []*op) {
 		}
 		if failed >= 0 {
 			_ = tx.Rollback()
-			close(ops[failed].done)
+			refused = append(refused, ops[failed])
 			ops = append(ops[:failed:failed], ops[failed+1:]...)
 			continue
 		}

@@ -355,3 +355,32 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 	commits, ops := s.Commits()
 	b.ReportMetric(float64(ops)/float64(commits), "ops/commit")
 }
+
+// TestEnqueueRefusesSupersededList: a send checked against list version 1
+// is refused, whole, once version 2 is stored (the revocation that purged
+// a device committed between the check and the send's commit).
+func TestEnqueueRefusesSupersededList(t *testing.T) {
+	s, _ := open(t)
+	if err := s.CreateAccount(Account{Handle: "a", AccountKey: []byte("k"), Version: 1, DeviceList: []byte("l1")}); err != nil {
+		t.Fatal(err)
+	}
+	checked := func() []Envelope {
+		e1, e2 := env(addr("a", 1), "x"), env(addr("b", 1), "y")
+		e1.ListVersion = 1
+		return []Envelope{e1, e2}
+	}
+	if err := s.Enqueue(checked(), 100); err != nil {
+		t.Fatalf("send checked against the current list: %v", err)
+	}
+	if _, err := s.ReplaceDeviceList("a", 1, 2, []byte("l2"), []DeviceID{{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(checked(), 100); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("send checked against a superseded list: %v, want ErrSuperseded", err)
+	}
+	for _, a := range []Addr{addr("a", 1), addr("b", 1)} {
+		if n, _ := s.MailboxLen(a); n != map[string]int{"a": 0, "b": 1}[a.Handle] {
+			t.Errorf("mailbox of %s holds %d after the refused send", a.Handle, n)
+		}
+	}
+}

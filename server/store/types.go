@@ -20,6 +20,9 @@ var (
 	ErrMailboxFull = errors.New("store: mailbox full")
 	ErrTooMany     = errors.New("store: prekey stock limit reached")
 	ErrQuota       = errors.New("store: blob quota exceeded")
+	// ErrSuperseded refuses a send checked against a device list that
+	// was replaced before the send was stored (Envelope.ListVersion).
+	ErrSuperseded = errors.New("store: device list changed since the send was checked")
 )
 
 // DeviceID names a device within an account. It has the same layout as
@@ -51,6 +54,12 @@ type Envelope struct {
 	ServerTime int64 // unix milliseconds when accepted
 	Expires    int64 // unix milliseconds after which it is dropped undelivered
 	Payload    []byte
+	// ListVersion is the version of To's account list the send was
+	// checked against: the store refuses the whole send (ErrSuperseded)
+	// if that account's list is no longer this version, so an envelope
+	// never lands in a mailbox a list change already purged. 0: no
+	// check. It is not stored.
+	ListVersion uint64
 }
 
 // PrekeyUpload is what a device publishes; the store treats every key as
