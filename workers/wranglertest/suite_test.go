@@ -295,8 +295,9 @@ func conformance(t *testing.T, origin string) {
 		if budget := relayserver.DefaultPrekeyFetches; taken < budget || taken > budget+refill {
 			t.Fatalf("%d fetches from four accounts took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, taken, budget, refill)
 		}
-		if told != stock-taken {
-			t.Fatalf("the owner was last told its stock is %d, want %d", told, stock-taken)
+		// Pushes from concurrent fetches may arrive in any order.
+		if told < stock-taken || told >= 20 {
+			t.Fatalf("the owner was last told its stock is %d; it is %d, low under 20", told, stock-taken)
 		}
 	})
 
