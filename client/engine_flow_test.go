@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/relay"
+	"github.com/parley-im/parley/server/relayserver"
 )
 
 // TestReceiptsJoinInABurst: Bob comes online to a burst of messages; every
@@ -135,7 +136,7 @@ func TestResentMessageShownOnce(t *testing.T) {
 // below the low mark, the relay tells Bob's socket and Bob makes and
 // uploads a new batch (outside the engine lock), and sessions still open.
 func TestPrekeyRefill(t *testing.T) {
-	tr := startRelay(t, nil)
+	tr := startRelay(t, func(c *relayserver.Config) { c.PrekeyFetches = 1000 }) // more fetches of one device than its default budget
 	ctx := ctxT(t)
 	alice := newAccount(t, tr, "alice", "alice")
 	bob := newAccount(t, tr, "bob", "bob")

@@ -95,6 +95,12 @@ const (
 	// into a gigabyte on disk. A client splits a larger group send into
 	// several (§10.5).
 	MaxFanoutBytes = 16 << 20
+	// MinTTL is the shortest life the relay gives an envelope: a sender's
+	// smaller ttl_s is raised to it. An envelope that expires before its
+	// device can plausibly reconnect is never delivered, so never acked,
+	// and is only load (issue 14 item 3: 10,000 one-second envelopes
+	// jammed a mailbox); an hour covers a phone's reconnect.
+	MinTTL = time.Hour
 	// LinkTTL is the life of a link-channel message (the QR handshake).
 	LinkTTL = 10 * time.Minute
 	// DefaultAttestationAge is how long a companion stays valid without

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"syscall/js"
 	"testing/fstest"
@@ -57,11 +58,13 @@ func newRelay() (*relayserver.Relay, *cfStore, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	fetches, _ := strconv.Atoi(cloudflare.Getenv("PREKEY_FETCHES")) // unset or 0: the default
 	r, err := relayserver.New(st, relayserver.Config{
-		Origin:   cloudflare.Getenv("ORIGIN"),
-		Logger:   logger,
-		Hosted:   true,
-		LinkPoll: linkPoll,
+		Origin:        cloudflare.Getenv("ORIGIN"),
+		Logger:        logger,
+		Hosted:        true,
+		LinkPoll:      linkPoll,
+		PrekeyFetches: fetches,
 	})
 	return r, st, err
 }

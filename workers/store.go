@@ -122,6 +122,9 @@ func (s *cfStore) ReplaceDeviceList(handle string, prev, version uint64, list []
 		if _, err := s.db.Exec(`DELETE FROM signed_prekeys WHERE addr = ?`, addrKey(a)); err != nil {
 			return purged, err
 		}
+		if _, err := s.db.Exec(`DELETE FROM prekey_fetches WHERE addr = ?`, addrKey(a)); err != nil {
+			return purged, err
+		}
 		var out struct{ N int }
 		err := s.call(a, "purge", map[string]any{"out": closeOutput(&kick)}, &out)
 		if err != nil {
@@ -188,6 +191,13 @@ type mailboxItem struct {
 // are separate objects, so "nothing stored" on a refusal is kept by
 // deleting what the others accepted; the recipients may be woken for an
 // envelope that is then gone, which costs them one empty read.
+//
+// Once every Mailbox accepted, the recipients' list versions are read
+// again (ListVersion): if one changed, the send raced a list change and
+// is refused (ErrSuperseded) and deleted. A list change updates D1 before
+// it purges the removed devices' Mailboxes, so either this read sees the
+// new version, or the purge comes after these envelopes and deletes them:
+// none is left in a removed device's Mailbox.
 func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 	seqs := make([]uint64, len(envs))
 	errs := make([]error, len(envs))
@@ -202,12 +212,15 @@ func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 				MessageID: e.MessageID, ServerTime: uint64(e.ServerTime), Payload: e.Payload,
 			})
 			var out struct{ Seq uint64 }
-			errs[i] = s.call(e.To, "enqueue", map[string]any{"limit": limit, "expires": e.Expires, "data": data}, &out)
+			errs[i] = s.call(e.To, "enqueue", map[string]any{"limit": limit, "now": e.ServerTime, "expires": e.Expires, "data": data}, &out)
 			seqs[i] = out.Seq
 		}()
 	}
 	wg.Wait()
 	err := errors.Join(errs...)
+	if err == nil {
+		err = s.checkListVersions(envs)
+	}
 	if err != nil {
 		var full *store.MailboxFullError
 		for i, e := range errs {
@@ -219,6 +232,27 @@ func (s *cfStore) EnqueueAsync(envs []store.Envelope, limit int) func() error {
 		}
 	}
 	return func() error { return err }
+}
+
+// checkListVersions is ErrSuperseded if a recipient account's list is no
+// longer the version its envelopes were checked against.
+func (s *cfStore) checkListVersions(envs []store.Envelope) error {
+	checked := map[string]bool{}
+	for _, e := range envs {
+		if e.ListVersion == 0 || checked[e.To.Handle] {
+			continue
+		}
+		checked[e.To.Handle] = true
+		var v int64
+		err := s.db.QueryRow(`SELECT version FROM accounts WHERE handle = ?`, e.To.Handle).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && uint64(v) != e.ListVersion) {
+			return store.ErrSuperseded
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Mailbox reads at most pageBytes of envelopes (at least one), so a page
@@ -346,8 +380,10 @@ func nilIfEmpty(b []byte) any {
 }
 
 // TakeBundle takes the oldest one-time key of each kind with one DELETE
-// ... RETURNING each: two fetches never get the same key.
-func (s *cfStore) TakeBundle(of store.Addr) (store.Bundle, error) {
+// ... RETURNING each: two fetches never get the same key. First it spends
+// the device's fetch budget in one upsert (prekey_fetches); past the
+// budget the bundle has no one-time key and nothing is taken.
+func (s *cfStore) TakeBundle(of store.Addr, now time.Time, budget store.FetchBudget) (store.Bundle, error) {
 	k := addrKey(of)
 	var b store.Bundle
 	var lrk []byte
@@ -356,6 +392,18 @@ func (s *cfStore) TakeBundle(of store.Addr) (store.Bundle, error) {
 		return b, store.ErrNotFound
 	}
 	if err != nil {
+		return b, err
+	}
+	spent, err := s.spendFetch(k, now, budget)
+	if err != nil {
+		return b, err
+	}
+	if !spent {
+		b.Withheld = true
+		if len(lrk) > 0 {
+			b.KEM, b.LastResort = lrk, true
+		}
+		b.Left, err = s.PrekeyStock(of)
 		return b, err
 	}
 	take := func(kind int) ([]byte, error) {
@@ -380,6 +428,24 @@ func (s *cfStore) TakeBundle(of store.Addr) (store.Bundle, error) {
 	}
 	b.Left, err = s.PrekeyStock(of)
 	return b, err
+}
+
+// spendFetch takes one token of the device's fetch budget, refilled at
+// budget.PerSec up to budget.Burst since it was last spent, in one
+// statement; false when there was none to take.
+func (s *cfStore) spendFetch(addr string, now time.Time, budget store.FetchBudget) (bool, error) {
+	ms, burst := now.UnixMilli(), float64(budget.Burst)
+	res, err := s.db.Exec(`INSERT INTO prekey_fetches (addr, tokens, at) VALUES (?, ? - 1, ?)
+		ON CONFLICT (addr) DO UPDATE SET tokens = min(?, tokens + max(? - at, 0) * ? / 1000.0) - 1, at = max(at, ?)
+		WHERE min(?, tokens + max(? - at, 0) * ? / 1000.0) >= 1`,
+		addr, burst, ms,
+		burst, ms, budget.PerSec, ms,
+		burst, ms, budget.PerSec)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func (s *cfStore) PrekeyStock(of store.Addr) (store.Stock, error) {

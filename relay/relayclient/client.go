@@ -211,6 +211,16 @@ func (c *Client) Send(ctx context.Context, msgID [16]byte, to []relay.Sealed) (*
 	return f.(*relay.OK), nil
 }
 
+// SendTTL is Send with a TTL in seconds (0: the relay's default); the
+// relay raises one under relay.MinTTL to it.
+func (c *Client) SendTTL(ctx context.Context, msgID [16]byte, ttlSec uint32, to []relay.Sealed) (*relay.OK, error) {
+	f, err := c.request(ctx, func(req uint32) relay.Frame { return &relay.Send{Req: req, MessageID: msgID, TTL: ttlSec, To: to} })
+	if err != nil {
+		return nil, err
+	}
+	return f.(*relay.OK), nil
+}
+
 // GroupSend submits one ciphertext for the relay to copy to every listed
 // device.
 func (c *Client) GroupSend(ctx context.Context, msgID [16]byte, payload []byte, to []relay.Addr) (*relay.OK, error) {

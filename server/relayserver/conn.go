@@ -560,7 +560,7 @@ func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec 
 	if payload != nil && len(payload)*len(to) > relay.MaxFanoutBytes {
 		return nil, refuse(relay.CodeTooLarge, fmt.Sprintf("payload × recipients is over %d bytes; send a blob reference instead", relay.MaxFanoutBytes))
 	}
-	stale, rerr := r.coverage(from, to)
+	stale, versions, rerr := r.coverage(from, to)
 	if rerr != nil {
 		return nil, refuse(rerr.Code, rerr.Message)
 	}
@@ -569,8 +569,8 @@ func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec 
 		return nil, &relay.Stale{Req: req, Accounts: stale}
 	}
 	ttl := r.cfg.DefaultTTL
-	if ttlSec > 0 && time.Duration(ttlSec)*time.Second < ttl {
-		ttl = time.Duration(ttlSec) * time.Second
+	if ttlSec > 0 { // raised to relay.MinTTL, capped by the operator's TTL
+		ttl = min(ttl, max(time.Duration(ttlSec)*time.Second, relay.MinTTL))
 	}
 	now := r.cfg.Now()
 	envs := make([]store.Envelope, len(to))
@@ -586,6 +586,9 @@ func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec 
 			ServerTime: now.UnixMilli(),
 			Expires:    now.Add(ttl).UnixMilli(),
 			Payload:    p,
+			// Stored only if this is still the list: a send racing a
+			// revocation never lands in a purged mailbox (lists.go).
+			ListVersion: versions[a.Handle],
 		}
 	}
 	return envs, nil
@@ -597,6 +600,8 @@ func (r *Relay) prepareSend(from store.Addr, req uint32, msgID [16]byte, ttlSec 
 func (r *Relay) sendResult(req uint32, envs []store.Envelope, err error, start time.Time) (relay.Frame, bool) {
 	var full *store.MailboxFullError
 	switch {
+	case errors.Is(err, store.ErrSuperseded):
+		return r.superseded(req, envs, start)
 	case errors.As(err, &full):
 		r.metrics.refused(relay.CodeMailboxFull)
 		return &relay.Error{Req: req, Code: relay.CodeMailboxFull, Message: fmt.Sprintf("the mailbox of %s device %x is full; nothing was stored", full.To.Handle, full.To.Device[:4])}, false
@@ -615,11 +620,12 @@ func (r *Relay) sendResult(req uint32, envs []store.Envelope, err error, start t
 // device of every addressed account and every other device of the
 // sender's account must be there, and nothing else. Companions whose
 // attestation expired are optional (clients may already have dropped them).
-func (r *Relay) coverage(from store.Addr, to []relay.Addr) ([]relay.StaleAccount, *relay.RelayError) {
+// versions are the list versions it checked against, per handle.
+func (r *Relay) coverage(from store.Addr, to []relay.Addr) (stale []relay.StaleAccount, versions map[string]uint64, _ *relay.RelayError) {
 	given := map[string]map[relay.DeviceID]bool{from.Handle: {}}
 	for _, a := range to {
 		if !relay.ValidHandle(a.Handle) {
-			return nil, &relay.RelayError{Code: relay.CodeBadHandle, Message: fmt.Sprintf("invalid recipient handle %q", a.Handle)}
+			return nil, nil, &relay.RelayError{Code: relay.CodeBadHandle, Message: fmt.Sprintf("invalid recipient handle %q", a.Handle)}
 		}
 		set := given[a.Handle]
 		if set == nil {
@@ -627,7 +633,7 @@ func (r *Relay) coverage(from store.Addr, to []relay.Addr) ([]relay.StaleAccount
 			given[a.Handle] = set
 		}
 		if set[a.Device] {
-			return nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: fmt.Sprintf("device %x of %s listed twice", a.Device[:4], a.Handle)}
+			return nil, nil, &relay.RelayError{Code: relay.CodeBadRequest, Message: fmt.Sprintf("device %x of %s listed twice", a.Device[:4], a.Handle)}
 		}
 		set[a.Device] = true
 	}
@@ -637,16 +643,17 @@ func (r *Relay) coverage(from store.Addr, to []relay.Addr) ([]relay.StaleAccount
 	}
 	sort.Strings(handles)
 	now := r.cfg.Now()
-	var stale []relay.StaleAccount
+	versions = make(map[string]uint64, len(handles))
 	for _, h := range handles {
 		acct, err := r.lists.get(h)
 		if errors.Is(err, errUnknownAccount) {
-			return nil, &relay.RelayError{Code: relay.CodeUnknownAccount, Message: fmt.Sprintf("no account %q", h)}
+			return nil, nil, &relay.RelayError{Code: relay.CodeUnknownAccount, Message: fmt.Sprintf("no account %q", h)}
 		}
 		if err != nil {
 			r.log.Error("loading device list", "err", err)
-			return nil, &relay.RelayError{Code: relay.CodeInternal, Message: "could not load a device list; nothing was stored"}
+			return nil, nil, &relay.RelayError{Code: relay.CodeInternal, Message: "could not load a device list; nothing was stored"}
 		}
+		versions[h] = acct.list.Version
 		set := given[h]
 		var sa relay.StaleAccount
 		for i := range acct.list.Entries {
@@ -675,7 +682,7 @@ func (r *Relay) coverage(from store.Addr, to []relay.Addr) ([]relay.StaleAccount
 			stale = append(stale, sa)
 		}
 	}
-	return stale, nil
+	return stale, versions, nil
 }
 
 func sortIDs(ids []relay.DeviceID) {
@@ -741,7 +748,7 @@ func (r *Relay) fetchBundle(f *relay.Fetch) (reply relay.Frame, of store.Addr, l
 		return refuse(relay.CodeUnknownDevice, fmt.Sprintf("device %x is not in the list of %s", f.Of.Device[:4], f.Of.Handle)), of, nil
 	}
 	of = store.Addr{Handle: f.Of.Handle, Device: store.DeviceID(f.Of.Device)}
-	b, err := r.st.TakeBundle(of)
+	b, err := r.st.TakeBundle(of, r.cfg.Now(), store.FetchBudget{Burst: r.cfg.PrekeyFetches, PerSec: targetFetchRate})
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(relay.CodeNoPrekeys, "the device has not published prekeys"), of, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
@@ -72,9 +73,15 @@ func (l *lists) get(handle string) (*account, error) {
 	return a, nil
 }
 
+// put caches a, unless a newer list of the account is cached already: a
+// get that read the store just before a replacement must not put the
+// old list back over the new one.
 func (l *lists) put(a *account) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if cur := l.cache[a.handle]; cur != nil && cur.list.Version > a.list.Version {
+		return
+	}
 	if len(l.cache) >= maxCachedAccounts {
 		for k := range l.cache { // evict an arbitrary entry
 			delete(l.cache, k)
@@ -159,4 +166,45 @@ func (l *lists) replace(handle string, encoded []byte) (*account, []relay.Device
 	a := &account{handle: handle, key: cur.key, list: next, raw: encoded}
 	l.put(a)
 	return a, removed, nil
+}
+
+// forget drops handle's cached list, so the next get reads the store.
+func (l *lists) forget(handle string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.cache, handle)
+}
+
+// superseded answers a send the store refused because a recipient's list
+// changed between the send's coverage check and its commit (a revocation
+// racing it): nothing was stored. The send is checked again against the
+// lists now stored: if its device set is stale the sender learns which
+// devices changed (Stale) and retries as for any stale send; if it is
+// still right (the change only re-attested a companion, say) it is stored
+// now, once, and a second race is answered with conflict.
+func (r *Relay) superseded(req uint32, envs []store.Envelope, start time.Time) (relay.Frame, bool) {
+	from := envs[0].From
+	to := make([]relay.Addr, len(envs))
+	for i, e := range envs {
+		to[i] = relay.Addr{Handle: e.To.Handle, Device: relay.DeviceID(e.To.Device)}
+		r.lists.forget(e.To.Handle)
+	}
+	stale, versions, rerr := r.coverage(from, to)
+	switch {
+	case rerr != nil:
+		r.metrics.refused(rerr.Code)
+		return &relay.Error{Req: req, Code: rerr.Code, Message: rerr.Message}, false
+	case len(stale) > 0:
+		r.metrics.refused(relay.CodeStaleDevices)
+		return &relay.Stale{Req: req, Accounts: stale}, false
+	}
+	for i := range envs {
+		envs[i].ListVersion = versions[envs[i].To.Handle]
+	}
+	err := r.st.EnqueueAsync(envs, r.cfg.MailboxLimit)()
+	if errors.Is(err, store.ErrSuperseded) {
+		r.metrics.refused(relay.CodeConflict)
+		return &relay.Error{Req: req, Code: relay.CodeConflict, Message: "device lists changed while the send was stored; nothing was stored, retry"}, false
+	}
+	return r.sendResult(req, envs, err, start)
 }

@@ -554,8 +554,9 @@ func TestPrekeysConcurrentFetch(t *testing.T) {
 		}
 	}
 
-	// Fresh stock for the race.
-	tr2 := startRelay(t, nil)
+	// Fresh stock for the race, with a fetch budget it does not reach
+	// (TestPrekeyDrainLimitedPerTargetDevice tests the budget).
+	tr2 := startRelay(t, func(c *relayserver.Config) { c.PrekeyFetches = 1000 })
 	alice = tr2.register(t, "alice", 1)
 	a = tr2.dial(t, alice, 0)
 	if err := a.UploadPrekeys(ctx(t), up); err != nil {

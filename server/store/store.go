@@ -29,9 +29,10 @@
 //	meta                      schema version
 //	accounts/<handle>         account key, device list version, signed list
 //	env/<seq>                 every queued envelope, by one global sequence
-//	mbox/<mailbox><seq>       empty index entries: which envelopes a device has
+//	mbox/<mailbox><seq>       index: which envelopes a device has, each its expiry
 //	mcount/<mailbox>          number of envelopes in that mailbox
-//	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>
+//	expiry/<expires><seq>     every envelope by expiry (the sweep's walk): its mailbox
+//	prekeys/<mailbox>/…       spk, lrk, otk/<seq>, kem/<seq>, fetch (budget)
 //	links/<id><slot>          link channel messages with their expiry
 //	blobs/<id>                blob reservation: owner, expiry, size once filled;
 //	                          the bytes are the file blobs/<hex id> beside the database
@@ -43,10 +44,14 @@
 // rewrites a few pages at the right edge of one B+tree (plus small index
 // entries that share pages), not a hundred mailbox pages, which is what
 // makes group commit pay off.
+//
+// # Files
+//
+// store.go (open, the group-commit writer), accounts.go, mailbox.go,
+// prekeys.go, links.go, blobs.go, sweep.go: one concern each.
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -57,7 +62,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parley-im/parley/crypto/wire"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -66,7 +70,11 @@ const FileName = "parley.db"
 
 // schemaVersion is written on first open and checked on every later open,
 // so an older binary refuses a database a newer one has upgraded.
-const schemaVersion = 2
+const schemaVersion = 3
+
+// schemaExpiryIndex is the schema that introduced the expiry index;
+// older databases (2) are upgraded on open by migrateExpiryIndex.
+const schemaExpiryIndex = 3
 
 // openTimeout bounds the wait for bbolt's file lock: a second server on the
 // same data directory fails with a clear error instead of hanging.
@@ -109,13 +117,16 @@ var (
 	bucketLinks    = []byte("links")
 	bucketBlobs    = []byte("blobs")
 	bucketBusage   = []byte("busage")
+	bucketExpiry   = []byte("expiry")
 
-	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs, bucketBusage}
+	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs, bucketBusage, bucketExpiry}
 
 	keySPK = []byte("spk")
 	keyLRK = []byte("lrk")
 	keyOTK = []byte("otk")
 	keyKEM = []byte("kem")
+	// keyFetch is the device's fetch budget: float64 tokens, u64 unix ms.
+	keyFetch = []byte("fetch")
 )
 
 func (a Addr) key() []byte {
@@ -194,6 +205,13 @@ func OpenWith(dir string, o Options) (*Store, error) {
 		b := tx.Bucket(bucketMeta)
 		v := b.Get([]byte("schema"))
 		if v == nil {
+			if err := b.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
+				return err
+			}
+		} else if len(v) == 1 && v[0] == schemaExpiryIndex-1 {
+			if err := migrateExpiryIndex(tx); err != nil {
+				return fmt.Errorf("store: upgrading to schema %d: %w", schemaExpiryIndex, err)
+			}
 			if err := b.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
 				return err
 			}
@@ -343,8 +361,18 @@ func (s *Store) writer() {
 }
 
 // commit applies ops in one transaction. An op that refuses is answered
-// with its error and the rest are replayed without it.
+// with its error and the rest are replayed without it. Refusals are
+// answered only once the others are committed: a refusal may rest on a
+// neighbour's write (a list replaced earlier in the batch refuses a send
+// checked against the old one, ErrSuperseded), and a caller that reads
+// the store after its refusal must see that write.
 func (s *Store) commit(ops []*op) {
+	var refused []*op
+	defer func() {
+		for _, o := range refused {
+			close(o.done)
+		}
+	}()
 	for len(ops) > 0 {
 		tx, err := s.db.Begin(true)
 		if err != nil {
@@ -361,7 +389,7 @@ func (s *Store) commit(ops []*op) {
 		}
 		if failed >= 0 {
 			_ = tx.Rollback()
-			close(ops[failed].done)
+			refused = append(refused, ops[failed])
 			ops = append(ops[:failed:failed], ops[failed+1:]...)
 			continue
 		}
@@ -382,829 +410,5 @@ func finish(ops []*op, err error) {
 			o.onCommit()
 		}
 		close(o.done)
-	}
-}
-
-// ---- accounts and device lists ----
-
-func encodeAccount(a Account) []byte {
-	w := wire.NewWriter(32 + len(a.AccountKey) + len(a.DeviceList))
-	w.U8(recordVersion)
-	w.Var(a.AccountKey)
-	w.U64(a.Version)
-	w.Var(a.DeviceList)
-	return w.Bytes()
-}
-
-func decodeAccount(handle string, b []byte) (Account, error) {
-	r := wire.NewReader(b)
-	r.Version(recordVersion)
-	a := Account{Handle: handle}
-	a.AccountKey = r.Var(maxStoredKey)
-	a.Version = r.U64()
-	a.DeviceList = r.Var(maxStoredList)
-	if err := r.Finish(); err != nil {
-		return Account{}, fmt.Errorf("store: account record %q: %w", handle, err)
-	}
-	return a, nil
-}
-
-// CreateAccount registers a new account; ErrExists if the handle is taken.
-func (s *Store) CreateAccount(a Account) error {
-	rec := encodeAccount(a)
-	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAccounts)
-		if b.Get([]byte(a.Handle)) != nil {
-			return ErrExists
-		}
-		return b.Put([]byte(a.Handle), rec)
-	})
-}
-
-// Account returns the stored account, or ErrNotFound.
-func (s *Store) Account(handle string) (Account, error) {
-	var a Account
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketAccounts).Get([]byte(handle))
-		if v == nil {
-			return ErrNotFound
-		}
-		var err error
-		a, err = decodeAccount(handle, v)
-		return err
-	})
-	return a, err
-}
-
-// ReplaceDeviceList stores a newer signed list if the stored version is
-// still prev (ErrConflict otherwise), and in the same transaction deletes
-// the mailboxes and prekeys of the removed devices.
-func (s *Store) ReplaceDeviceList(handle string, prev, version uint64, list []byte, removed []DeviceID) (purged int, err error) {
-	err = s.update(func(tx *bolt.Tx) error {
-		purged = 0
-		b := tx.Bucket(bucketAccounts)
-		v := b.Get([]byte(handle))
-		if v == nil {
-			return ErrNotFound
-		}
-		a, err := decodeAccount(handle, v)
-		if err != nil {
-			return err
-		}
-		if a.Version != prev {
-			return ErrConflict
-		}
-		a.Version, a.DeviceList = version, list
-		if err := b.Put([]byte(handle), encodeAccount(a)); err != nil {
-			return err
-		}
-		for _, d := range removed {
-			k := Addr{handle, d}.key()
-			if c := tx.Bucket(bucketMcount).Get(k); len(c) == 8 {
-				purged += int(binary.BigEndian.Uint64(c))
-			}
-			if err := purgeMailbox(tx, k); err != nil {
-				return err
-			}
-			err := tx.Bucket(bucketPrekeys).DeleteBucket(k)
-			if err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
-				return err
-			}
-			if err := tx.Bucket(bucketMcount).Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		s.queued.Add(-int64(purged))
-	}
-	return purged, err
-}
-
-// ---- mailboxes ----
-
-func encodeEnvelope(e *Envelope) []byte {
-	w := wire.NewWriter(96 + len(e.To.Handle) + len(e.From.Handle) + len(e.Payload))
-	w.U8(recordVersion)
-	w.String(e.To.Handle)
-	w.Fixed(e.To.Device[:])
-	w.String(e.From.Handle)
-	w.Fixed(e.From.Device[:])
-	w.Fixed(e.MessageID[:])
-	w.U64(uint64(e.ServerTime))
-	w.U64(uint64(e.Expires))
-	w.Var(e.Payload)
-	return w.Bytes()
-}
-
-func decodeEnvelope(seq uint64, b []byte) (Envelope, error) {
-	r := wire.NewReader(b)
-	r.Version(recordVersion)
-	e := Envelope{Seq: seq}
-	e.To.Handle = r.String(maxStoredHandle)
-	r.FixedInto(e.To.Device[:])
-	e.From.Handle = r.String(maxStoredHandle)
-	r.FixedInto(e.From.Device[:])
-	r.FixedInto(e.MessageID[:])
-	e.ServerTime = int64(r.U64())
-	e.Expires = int64(r.U64())
-	e.Payload = r.Var(maxStoredPayload)
-	if err := r.Finish(); err != nil {
-		return Envelope{}, fmt.Errorf("store: envelope %d: %w", seq, err)
-	}
-	return e, nil
-}
-
-// envExpires reads only the expiry of an encoded envelope (for the sweep).
-func envExpires(b []byte) (int64, error) {
-	r := wire.NewReader(b)
-	r.Version(recordVersion)
-	r.String(maxStoredHandle)
-	r.Fixed(16)
-	r.String(maxStoredHandle)
-	r.Fixed(16 + 16 + 8)
-	exp := int64(r.U64())
-	return exp, r.Err()
-}
-
-func idxKey(mailbox []byte, seq uint64) []byte {
-	k := make([]byte, 0, len(mailbox)+8)
-	k = append(k, mailbox...)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
-
-// purgeMailbox deletes every envelope of one mailbox and its count.
-func purgeMailbox(tx *bolt.Tx, mailbox []byte) error {
-	idx, env := tx.Bucket(bucketMbox), tx.Bucket(bucketEnv)
-	var keys [][]byte
-	c := idx.Cursor()
-	for k, _ := c.Seek(mailbox); k != nil && len(k) == len(mailbox)+8 && bytes.HasPrefix(k, mailbox); k, _ = c.Next() {
-		keys = append(keys, append([]byte(nil), k...))
-	}
-	for _, k := range keys {
-		if err := idx.Delete(k); err != nil {
-			return err
-		}
-		if err := env.Delete(k[len(mailbox):]); err != nil {
-			return err
-		}
-	}
-	return tx.Bucket(bucketMcount).Delete(mailbox)
-}
-
-func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
-func addCount(tx *bolt.Tx, k []byte, delta int64) (uint64, error) {
-	b := tx.Bucket(bucketMcount)
-	var n uint64
-	if v := b.Get(k); len(v) == 8 {
-		n = binary.BigEndian.Uint64(v)
-	}
-	n = uint64(int64(n) + delta)
-	if n == 0 {
-		return 0, b.Delete(k)
-	}
-	return n, b.Put(k, u64(n))
-}
-
-// Enqueue stores envs (one message's fan-out) atomically and durably, and
-// assigns each its Seq. If any mailbox would exceed limit envelopes, nothing
-// is stored and the error is a *MailboxFullError.
-func (s *Store) Enqueue(envs []Envelope, limit int) error {
-	return s.EnqueueAsync(envs, limit)()
-}
-
-// EnqueueAsync is Enqueue split in two: it queues the write and returns at
-// once; wait blocks until the envelopes are durable (or refused) and only
-// then may envs be read again. Sends submitted by one goroutine are stored
-// in submission order, so a socket can pipeline its sends and still have
-// them delivered in the order it sent them.
-func (s *Store) EnqueueAsync(envs []Envelope, limit int) (wait func() error) {
-	recs := make([][]byte, len(envs))
-	for i := range envs {
-		recs[i] = encodeEnvelope(&envs[i])
-	}
-	o, err := s.submit(func(tx *bolt.Tx) error {
-		counts := tx.Bucket(bucketMcount)
-		// Check every mailbox before writing anything: a refusal must
-		// leave no partial write even within this op.
-		for i := range envs {
-			k := envs[i].To.key()
-			var n uint64
-			if v := counts.Get(k); len(v) == 8 {
-				n = binary.BigEndian.Uint64(v)
-			}
-			if n >= uint64(limit) {
-				return &MailboxFullError{To: envs[i].To}
-			}
-		}
-		env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
-		// Sequential appends: fill pages completely instead of splitting
-		// them in half.
-		env.FillPercent = 1.0
-		for i := range envs {
-			seq, err := env.NextSequence()
-			if err != nil {
-				return err
-			}
-			envs[i].Seq = seq
-			if err := env.Put(u64(seq), recs[i]); err != nil {
-				return err
-			}
-			k := envs[i].To.key()
-			if err := idx.Put(idxKey(k, seq), nil); err != nil {
-				return err
-			}
-			if _, err := addCount(tx, k, 1); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, func() { s.queued.Add(int64(len(envs))) })
-	if err != nil {
-		return func() error { return err }
-	}
-	return func() error {
-		<-o.done
-		return o.err
-	}
-}
-
-// Mailbox returns up to limit unexpired envelopes of to with Seq > after, in
-// order.
-func (s *Store) Mailbox(to Addr, after uint64, limit int, now time.Time) ([]Envelope, error) {
-	var out []Envelope
-	nowMs := now.UnixMilli()
-	k := to.key()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		env := tx.Bucket(bucketEnv)
-		c := tx.Bucket(bucketMbox).Cursor()
-		for ik, _ := c.Seek(idxKey(k, after+1)); ik != nil && len(out) < limit; ik, _ = c.Next() {
-			if len(ik) != len(k)+8 || !bytes.HasPrefix(ik, k) {
-				break
-			}
-			seq := binary.BigEndian.Uint64(ik[len(k):])
-			v := env.Get(ik[len(k):])
-			if v == nil {
-				continue
-			}
-			e, err := decodeEnvelope(seq, v)
-			if err != nil {
-				return err
-			}
-			if e.Expires <= nowMs {
-				continue
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// MailboxLen is the number of envelopes waiting for to.
-func (s *Store) MailboxLen(to Addr) (int, error) {
-	var n int
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMcount).Get(to.key()); len(v) == 8 {
-			n = int(binary.BigEndian.Uint64(v))
-		}
-		return nil
-	})
-	return n, err
-}
-
-// LiveMailboxLen is the number of unexpired envelopes waiting for to at
-// now: MailboxLen less those whose TTL ran out and that the next Sweep
-// will delete. It reads each envelope's expiry, not its payload.
-func (s *Store) LiveMailboxLen(to Addr, now time.Time) (int, error) {
-	var n int
-	nowMs := now.UnixMilli()
-	k := to.key()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		env := tx.Bucket(bucketEnv)
-		c := tx.Bucket(bucketMbox).Cursor()
-		for ik, _ := c.Seek(k); ik != nil && len(ik) == len(k)+8 && bytes.HasPrefix(ik, k); ik, _ = c.Next() {
-			v := env.Get(ik[len(k):])
-			if v == nil {
-				continue
-			}
-			if exp, err := envExpires(v); err == nil && exp > nowMs {
-				n++
-			}
-		}
-		return nil
-	})
-	return n, err
-}
-
-// Delete removes acknowledged envelopes of any number of mailboxes in one
-// commit; seqs already gone are ignored.
-func (s *Store) Delete(acks []Acked) error {
-	var deleted int
-	err := s.update(func(tx *bolt.Tx) error {
-		deleted = 0
-		env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
-		for _, a := range acks {
-			k := a.To.key()
-			n := 0
-			for _, seq := range a.Seqs {
-				ik := idxKey(k, seq)
-				if idx.Get(ik) == nil {
-					continue // not this mailbox's, or already gone
-				}
-				if err := idx.Delete(ik); err != nil {
-					return err
-				}
-				if err := env.Delete(ik[len(k):]); err != nil {
-					return err
-				}
-				n++
-			}
-			if n > 0 {
-				if _, err := addCount(tx, k, -int64(n)); err != nil {
-					return err
-				}
-			}
-			deleted += n
-		}
-		return nil
-	})
-	if err == nil {
-		s.queued.Add(-int64(deleted))
-	}
-	return err
-}
-
-// ---- prekeys ----
-
-// PutPrekeys adds to a device's prekeys. If the one-time stock of either
-// kind would exceed max, nothing is stored and the error is ErrTooMany.
-func (s *Store) PutPrekeys(of Addr, up PrekeyUpload, max int) (Stock, error) {
-	var st Stock
-	err := s.update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketPrekeys).CreateBucketIfNotExists(of.key())
-		if err != nil {
-			return err
-		}
-		otk, err := b.CreateBucketIfNotExists(keyOTK)
-		if err != nil {
-			return err
-		}
-		kem, err := b.CreateBucketIfNotExists(keyKEM)
-		if err != nil {
-			return err
-		}
-		st = Stock{OneTime: otk.Stats().KeyN + len(up.OneTime), KEM: kem.Stats().KeyN + len(up.KEM)}
-		if st.OneTime > max || st.KEM > max {
-			return ErrTooMany
-		}
-		if len(up.SignedPrekey) > 0 {
-			if err := b.Put(keySPK, up.SignedPrekey); err != nil {
-				return err
-			}
-		}
-		if len(up.LastResortKEM) > 0 {
-			if err := b.Put(keyLRK, up.LastResortKEM); err != nil {
-				return err
-			}
-		}
-		for _, p := range []struct {
-			b    *bolt.Bucket
-			keys [][]byte
-		}{{otk, up.OneTime}, {kem, up.KEM}} {
-			for _, key := range p.keys {
-				seq, err := p.b.NextSequence()
-				if err != nil {
-					return err
-				}
-				if err := p.b.Put(u64(seq), key); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	return st, err
-}
-
-// TakeBundle hands out a device's prekey bundle, removing the one-time
-// prekeys it contains in the same transaction, so two fetches never get the
-// same one. ErrNotFound if the device has no signed prekey yet.
-func (s *Store) TakeBundle(of Addr) (Bundle, error) {
-	var out Bundle
-	err := s.update(func(tx *bolt.Tx) error {
-		out = Bundle{}
-		b := tx.Bucket(bucketPrekeys).Bucket(of.key())
-		if b == nil || b.Get(keySPK) == nil {
-			return ErrNotFound
-		}
-		out.SignedPrekey = append([]byte(nil), b.Get(keySPK)...)
-		take := func(name []byte) ([]byte, int, error) {
-			sub := b.Bucket(name)
-			if sub == nil {
-				return nil, 0, nil
-			}
-			n := sub.Stats().KeyN
-			k, v := sub.Cursor().First()
-			if k == nil {
-				return nil, 0, nil
-			}
-			v = append([]byte(nil), v...)
-			return v, n - 1, sub.Delete(k)
-		}
-		var err error
-		if out.OneTime, out.Left.OneTime, err = take(keyOTK); err != nil {
-			return err
-		}
-		if out.KEM, out.Left.KEM, err = take(keyKEM); err != nil {
-			return err
-		}
-		if out.KEM == nil {
-			if lrk := b.Get(keyLRK); lrk != nil {
-				out.KEM = append([]byte(nil), lrk...)
-				out.LastResort = true
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-// PrekeyStock reports how many one-time prekeys a device has left.
-func (s *Store) PrekeyStock(of Addr) (Stock, error) {
-	var st Stock
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPrekeys).Bucket(of.key())
-		if b == nil {
-			return nil
-		}
-		if sub := b.Bucket(keyOTK); sub != nil {
-			st.OneTime = sub.Stats().KeyN
-		}
-		if sub := b.Bucket(keyKEM); sub != nil {
-			st.KEM = sub.Stats().KeyN
-		}
-		return nil
-	})
-	return st, err
-}
-
-// ---- link channel and blobs: short-lived values with an expiry ----
-
-func encodeExpiring(expires time.Time, data []byte, filled bool) []byte {
-	w := wire.NewWriter(16 + len(data))
-	w.U8(recordVersion)
-	w.U64(uint64(expires.UnixMilli()))
-	w.Bool(filled)
-	w.Var(data)
-	return w.Bytes()
-}
-
-func decodeExpiring(b []byte) (expires int64, data []byte, filled bool, err error) {
-	r := wire.NewReader(b)
-	r.Version(recordVersion)
-	expires = int64(r.U64())
-	filled = r.Bool()
-	data = r.Var(maxStoredPayload)
-	return expires, data, filled, r.Finish()
-}
-
-// PutLink stores one link channel message under key until expires;
-// ErrExists if that key already holds an unexpired message (one use only:
-// a consumed key stays taken until it expires).
-func (s *Store) PutLink(key []byte, data []byte, expires, now time.Time) error {
-	rec := encodeExpiring(expires, data, true)
-	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLinks)
-		if v := b.Get(key); v != nil {
-			if exp, _, _, err := decodeExpiring(v); err == nil && exp > now.UnixMilli() {
-				return ErrExists
-			}
-		}
-		return b.Put(key, rec)
-	})
-}
-
-// TakeLink returns the message under key and marks it consumed; a second
-// take is ErrGone, a take of a missing or expired key ErrNotFound.
-func (s *Store) TakeLink(key []byte, now time.Time) ([]byte, error) {
-	var out []byte
-	err := s.update(func(tx *bolt.Tx) error {
-		out = nil
-		b := tx.Bucket(bucketLinks)
-		v := b.Get(key)
-		if v == nil {
-			return ErrNotFound
-		}
-		exp, data, filled, err := decodeExpiring(v)
-		if err != nil {
-			return err
-		}
-		if exp <= now.UnixMilli() {
-			return ErrNotFound
-		}
-		if !filled {
-			return ErrGone
-		}
-		out = data
-		// Keep a consumed tombstone until expiry so the key cannot be
-		// filled a second time.
-		return b.Put(key, encodeExpiring(time.UnixMilli(exp), nil, false))
-	})
-	return out, err
-}
-
-// blobRecord is a blob's reservation and, once filled, its size.
-type blobRecord struct {
-	expires int64
-	filled  bool
-	owner   string
-	size    uint64
-}
-
-func (b blobRecord) encode() []byte {
-	w := wire.NewWriter(32 + len(b.owner))
-	w.U8(recordVersion)
-	w.U64(uint64(b.expires))
-	w.Bool(b.filled)
-	w.String(b.owner)
-	w.U64(b.size)
-	return w.Bytes()
-}
-
-func decodeBlob(v []byte) (blobRecord, error) {
-	r := wire.NewReader(v)
-	r.Version(recordVersion)
-	var b blobRecord
-	b.expires = int64(r.U64())
-	b.filled = r.Bool()
-	b.owner = r.String(maxStoredHandle)
-	b.size = r.U64()
-	return b, r.Finish()
-}
-
-// ReserveBlob creates an empty blob slot, charged to owner, that PutBlob
-// can fill once.
-func (s *Store) ReserveBlob(id []byte, owner string, expires time.Time) error {
-	rec := blobRecord{expires: expires.UnixMilli(), owner: owner}.encode()
-	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketBlobs)
-		if b.Get(id) != nil {
-			return ErrExists
-		}
-		return b.Put(id, rec)
-	})
-}
-
-// BlobSlot is nil if id has an unexpired reservation not yet filled,
-// ErrExists if it was filled, ErrNotFound otherwise: what PutBlob would
-// answer before its quota check, without the bytes.
-func (s *Store) BlobSlot(id []byte, now time.Time) error {
-	return s.db.View(func(tx *bolt.Tx) error { _, err := blobSlot(tx, id, now); return err })
-}
-
-func blobSlot(tx *bolt.Tx, id []byte, now time.Time) (blobRecord, error) {
-	v := tx.Bucket(bucketBlobs).Get(id)
-	if v == nil {
-		return blobRecord{}, ErrNotFound
-	}
-	b, err := decodeBlob(v)
-	switch {
-	case err != nil:
-		return b, err
-	case b.expires <= now.UnixMilli():
-		return b, ErrNotFound
-	case b.filled:
-		return b, ErrExists
-	}
-	return b, nil
-}
-
-// blobDir holds blob contents, one file per blob, next to the database.
-// Blobs (up to megabytes) stay out of the B+tree so an upload never holds
-// the group-commit writer that message sends wait on.
-const blobDir = "blobs"
-
-func (s *Store) blobPath(id []byte) string {
-	return filepath.Join(s.dir, blobDir, hex.EncodeToString(id))
-}
-
-// PutBlob fills a reserved slot: ErrNotFound if there is no unexpired
-// reservation, ErrExists if it was already filled, ErrQuota if the owner's
-// unexpired blobs would exceed quota bytes. The bytes are written and
-// fsynced to their own file before the reservation is marked filled, so a
-// filled blob always has its contents on disk.
-func (s *Store) PutBlob(id, data []byte, now time.Time, quota int64) error {
-	// One upload per id at a time, so two racing uploads cannot leave
-	// one's bytes under the other's acknowledgement.
-	defer s.blobLocks.lock(string(id))()
-	check := func(tx *bolt.Tx) (blobRecord, uint64, error) {
-		b, err := blobSlot(tx, id, now)
-		if err != nil {
-			return b, 0, err
-		}
-		var used uint64
-		if u := tx.Bucket(bucketBusage).Get([]byte(b.owner)); len(u) == 8 {
-			used = binary.BigEndian.Uint64(u)
-		}
-		if used+uint64(len(data)) > uint64(quota) {
-			return b, used, ErrQuota
-		}
-		return b, used, nil
-	}
-	if err := s.db.View(func(tx *bolt.Tx) error { _, _, err := check(tx); return err }); err != nil {
-		return err
-	}
-	if err := writeFileSync(s.blobPath(id), data); err != nil {
-		return fmt.Errorf("store: writing blob: %w", err)
-	}
-	err := s.update(func(tx *bolt.Tx) error {
-		b, used, err := check(tx)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketBusage).Put([]byte(b.owner), u64(used+uint64(len(data)))); err != nil {
-			return err
-		}
-		b.filled, b.size = true, uint64(len(data))
-		return tx.Bucket(bucketBlobs).Put(id, b.encode())
-	})
-	if err != nil && !errors.Is(err, ErrExists) {
-		os.Remove(s.blobPath(id))
-	}
-	return err
-}
-
-// writeFileSync writes path atomically: a temporary file, fsync, rename,
-// fsync of the directory.
-func writeFileSync(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// Blob returns a filled, unexpired blob, or ErrNotFound.
-func (s *Store) Blob(id []byte, now time.Time) ([]byte, error) {
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBlobs).Get(id)
-		if v == nil {
-			return ErrNotFound
-		}
-		b, err := decodeBlob(v)
-		if err != nil {
-			return err
-		}
-		if !b.filled || b.expires <= now.UnixMilli() {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	data, err := os.ReadFile(s.blobPath(id))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNotFound // swept between the check and the read
-	}
-	return data, err
-}
-
-// sweepChunk bounds the deletions of one sweep transaction so a large
-// backlog of expired records never holds the writer for long.
-const sweepChunk = 1000
-
-// Sweep deletes expired envelopes, link messages and blobs, and reports how
-// many records it removed.
-func (s *Store) Sweep(now time.Time) (int, error) {
-	nowMs := now.UnixMilli()
-	total := 0
-	for {
-		n, envs := 0, 0
-		var deadBlobs [][]byte
-		err := s.update(func(tx *bolt.Tx) error {
-			n, envs, deadBlobs = 0, 0, nil
-			links := tx.Bucket(bucketLinks)
-			var deadLinks [][]byte
-			c := links.Cursor()
-			for k, v := c.First(); k != nil && len(deadLinks) < sweepChunk; k, v = c.Next() {
-				if exp, _, _, err := decodeExpiring(v); err != nil || exp <= nowMs {
-					deadLinks = append(deadLinks, append([]byte(nil), k...))
-				}
-			}
-			for _, k := range deadLinks {
-				if err := links.Delete(k); err != nil {
-					return err
-				}
-			}
-			n += len(deadLinks)
-			blobs, usage := tx.Bucket(bucketBlobs), tx.Bucket(bucketBusage)
-			freed := map[string]uint64{}
-			c = blobs.Cursor()
-			for k, v := c.First(); k != nil && n+len(deadBlobs) < sweepChunk; k, v = c.Next() {
-				b, err := decodeBlob(v)
-				if err != nil || b.expires <= nowMs {
-					deadBlobs = append(deadBlobs, append([]byte(nil), k...))
-					if err == nil && b.filled {
-						freed[b.owner] += b.size
-					}
-				}
-			}
-			for _, k := range deadBlobs {
-				if err := blobs.Delete(k); err != nil {
-					return err
-				}
-			}
-			for owner, size := range freed {
-				var used uint64
-				if u := usage.Get([]byte(owner)); len(u) == 8 {
-					used = binary.BigEndian.Uint64(u)
-				}
-				used -= min(used, size)
-				var err error
-				if used == 0 {
-					err = usage.Delete([]byte(owner))
-				} else {
-					err = usage.Put([]byte(owner), u64(used))
-				}
-				if err != nil {
-					return err
-				}
-			}
-			n += len(deadBlobs)
-			// Envelopes are in arrival order and mostly share one TTL, so
-			// expired ones form a prefix; one expired behind a live one is
-			// skipped by Mailbox and goes in a later sweep.
-			env, idx := tx.Bucket(bucketEnv), tx.Bucket(bucketMbox)
-			type dead struct {
-				seq []byte
-				to  Addr
-			}
-			var gone []dead
-			c = env.Cursor()
-			for k, v := c.First(); k != nil && n+len(gone) < sweepChunk; k, v = c.Next() {
-				exp, err := envExpires(v)
-				if err == nil && exp > nowMs {
-					break
-				}
-				e, _ := decodeEnvelope(0, v)
-				gone = append(gone, dead{append([]byte(nil), k...), e.To})
-			}
-			for _, d := range gone {
-				if err := env.Delete(d.seq); err != nil {
-					return err
-				}
-				mk := d.to.key()
-				ik := append(mk, d.seq...)
-				if idx.Get(ik) != nil {
-					if err := idx.Delete(ik); err != nil {
-						return err
-					}
-					if _, err := addCount(tx, mk, -1); err != nil {
-						return err
-					}
-					envs++
-				}
-			}
-			n += len(gone)
-			return nil
-		})
-		if err != nil {
-			return total, err
-		}
-		s.queued.Add(-int64(envs))
-		// Files go after the records are gone: a crash in between leaves
-		// only unreferenced files, which Open removes.
-		for _, id := range deadBlobs {
-			os.Remove(s.blobPath(id))
-		}
-		total += n
-		if n < sweepChunk {
-			return total, nil
-		}
 	}
 }

@@ -171,10 +171,13 @@ func TestDeleteAndSweep(t *testing.T) {
 	}
 }
 
+// unlimited is a fetch budget no test here reaches.
+var unlimited = FetchBudget{Burst: 1 << 20, PerSec: 1}
+
 func TestPrekeysAtomicTake(t *testing.T) {
 	s, _ := open(t)
 	a := addr("a", 1)
-	if _, err := s.TakeBundle(a); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TakeBundle(a, time.Now(), unlimited); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty: %v", err)
 	}
 	up := PrekeyUpload{SignedPrekey: []byte("spk"), LastResortKEM: []byte("lr")}
@@ -193,7 +196,7 @@ func TestPrekeysAtomicTake(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := s.TakeBundle(a)
+			b, err := s.TakeBundle(a, time.Now(), unlimited)
 			if err != nil {
 				t.Error(err)
 				return
@@ -235,7 +238,7 @@ func TestDeviceListReplacePurges(t *testing.T) {
 	if acc.Version != 2 || string(acc.DeviceList) != "l2" {
 		t.Fatalf("account = %+v", acc)
 	}
-	if _, err := s.TakeBundle(addr("a", 2)); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TakeBundle(addr("a", 2), time.Now(), unlimited); !errors.Is(err, ErrNotFound) {
 		t.Fatal("prekeys of removed device survive")
 	}
 	if s.Queued() != 1 {
@@ -351,4 +354,33 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 	})
 	commits, ops := s.Commits()
 	b.ReportMetric(float64(ops)/float64(commits), "ops/commit")
+}
+
+// TestEnqueueRefusesSupersededList: a send checked against list version 1
+// is refused, whole, once version 2 is stored (the revocation that purged
+// a device committed between the check and the send's commit).
+func TestEnqueueRefusesSupersededList(t *testing.T) {
+	s, _ := open(t)
+	if err := s.CreateAccount(Account{Handle: "a", AccountKey: []byte("k"), Version: 1, DeviceList: []byte("l1")}); err != nil {
+		t.Fatal(err)
+	}
+	checked := func() []Envelope {
+		e1, e2 := env(addr("a", 1), "x"), env(addr("b", 1), "y")
+		e1.ListVersion = 1
+		return []Envelope{e1, e2}
+	}
+	if err := s.Enqueue(checked(), 100); err != nil {
+		t.Fatalf("send checked against the current list: %v", err)
+	}
+	if _, err := s.ReplaceDeviceList("a", 1, 2, []byte("l2"), []DeviceID{{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(checked(), 100); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("send checked against a superseded list: %v, want ErrSuperseded", err)
+	}
+	for _, a := range []Addr{addr("a", 1), addr("b", 1)} {
+		if n, _ := s.MailboxLen(a); n != map[string]int{"a": 0, "b": 1}[a.Handle] {
+			t.Errorf("mailbox of %s holds %d after the refused send", a.Handle, n)
+		}
+	}
 }

@@ -20,6 +20,9 @@ var (
 	ErrMailboxFull = errors.New("store: mailbox full")
 	ErrTooMany     = errors.New("store: prekey stock limit reached")
 	ErrQuota       = errors.New("store: blob quota exceeded")
+	// ErrSuperseded refuses a send checked against a device list that
+	// was replaced before the send was stored (Envelope.ListVersion).
+	ErrSuperseded = errors.New("store: device list changed since the send was checked")
 )
 
 // DeviceID names a device within an account. It has the same layout as
@@ -51,6 +54,12 @@ type Envelope struct {
 	ServerTime int64 // unix milliseconds when accepted
 	Expires    int64 // unix milliseconds after which it is dropped undelivered
 	Payload    []byte
+	// ListVersion is the version of To's account list the send was
+	// checked against: the store refuses the whole send (ErrSuperseded)
+	// if that account's list is no longer this version, so an envelope
+	// never lands in a mailbox a list change already purged. 0: no
+	// check. It is not stored.
+	ListVersion uint64
 }
 
 // PrekeyUpload is what a device publishes; the store treats every key as
@@ -72,10 +81,35 @@ type Stock struct {
 // from the store in the same transaction.
 type Bundle struct {
 	SignedPrekey []byte
-	OneTime      []byte // nil when the stock ran out
+	OneTime      []byte // nil when the stock ran out or the budget withheld it
 	KEM          []byte // a one-time KEM prekey, or the last-resort one
 	LastResort   bool   // KEM is the last-resort key
+	Withheld     bool   // the device's fetch budget was spent: no one-time key taken
 	Left         Stock  // stock after this fetch
+}
+
+// FetchBudget is a token bucket per target device: how many fetches may
+// take its one-time prekeys at once (Burst) and how fast that refills.
+// It is kept with the device's prekeys, so every socket, account and
+// relay instance that fetches shares it.
+type FetchBudget struct {
+	Burst  int
+	PerSec float64
+}
+
+// spend takes one token from a bucket that held tokens at atMs (atMs 0:
+// a full bucket) and returns whether it could, with the bucket's new
+// state. Clocks that go backwards refill nothing.
+func (b FetchBudget) spend(tokens float64, atMs, nowMs int64) (ok bool, left float64, at int64) {
+	if atMs == 0 {
+		tokens = float64(b.Burst)
+	} else if nowMs > atMs {
+		tokens = min(float64(b.Burst), tokens+b.PerSec*float64(nowMs-atMs)/1000)
+	}
+	if tokens < 1 {
+		return false, tokens, max(atMs, nowMs)
+	}
+	return true, tokens - 1, max(atMs, nowMs)
 }
 
 // MailboxFullError names the mailbox that refused a send.

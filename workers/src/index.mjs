@@ -182,6 +182,7 @@ export class Mailbox extends DurableObject {
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS envelopes (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, expires INTEGER NOT NULL, data BLOB NOT NULL);
+      CREATE INDEX IF NOT EXISTS envelopes_by_expiry ON envelopes (expires);
       CREATE TABLE IF NOT EXISTS sockets (id TEXT PRIMARY KEY)`);
   }
 
@@ -191,7 +192,11 @@ export class Mailbox extends DurableObject {
     switch (new URL(req.url).pathname) {
       case "/enqueue": {
         // The limit is Go's; counting and inserting here is atomic
-        // because this object runs one request at a time.
+        // because this object runs one request at a time. Only live
+        // envelopes count: those expired at the send's time go first
+        // (through the expiry index), so a short-TTL flood, never
+        // delivered and never acked, cannot refuse later sends.
+        this.sql.exec("DELETE FROM envelopes WHERE expires <= ?", a.now);
         if (this.count() >= a.limit) return Response.json({}, { status: 409 });
         const { seq } = this.sql.exec("INSERT INTO envelopes (expires, data) VALUES (?, ?) RETURNING seq",
           a.expires, fromBase64(a.data)).one();

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/relay/relayclient"
+	"github.com/parley-im/parley/server/relayserver"
 )
 
 // conformance is the relay protocol as a native client sees it, run
@@ -164,6 +165,24 @@ func conformance(t *testing.T, origin string) {
 		}
 	})
 
+	t.Run("short TTL raised to the minimum", func(t *testing.T) {
+		// A sender's ttl_s under relay.MinTTL is raised to it (issue 14
+		// item 3): two seconds after a send with ttl_s=1 it is still
+		// delivered.
+		a0 := dial(t, origin, alice, 0)
+		id := msgID()
+		if _, err := a0.SendTTL(ctx(t), id, 1, sealed(bob.Addr(0), alice.Addr(1))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		b0 := dial(t, origin, bob, 0)
+		for e := recv(t, b0); e.MessageID != id; e = recv(t, b0) {
+		}
+		a1 := dial(t, origin, alice, 1)
+		for e := recv(t, a1); e.MessageID != id; e = recv(t, a1) {
+		}
+	})
+
 	t.Run("stale device set", func(t *testing.T) {
 		a0 := dial(t, origin, alice, 0)
 		refused := msgID()
@@ -263,6 +282,22 @@ func conformance(t *testing.T, origin string) {
 		if string(b.SignedPrekey) != "spk2" || string(b.OneTime) != "otk3" || !b.LastResort || string(b.KEM) != "lrk2" {
 			t.Fatalf("after a rotation: signed prekey %q, one-time %q, KEM %q (last resort %v); want spk2, otk3, lrk2",
 				b.SignedPrekey, b.OneTime, b.KEM, b.LastResort)
+		}
+	})
+
+	t.Run("prekey drain limited per target device", func(t *testing.T) {
+		// Issue 14 item 9: fetches from every socket and account together
+		// take at most the device's budget of one-time prekeys; the rest
+		// get the signed and last-resort prekeys, and the owner is told
+		// to refill.
+		const stock = 48
+		taken, told, refill := prekeyDrain(t, origin, stock)
+		if budget := relayserver.DefaultPrekeyFetches; taken < budget || taken > budget+refill {
+			t.Fatalf("%d fetches from four accounts took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, taken, budget, refill)
+		}
+		// Pushes from concurrent fetches may arrive in any order.
+		if told < stock-taken || told >= 20 {
+			t.Fatalf("the owner was last told its stock is %d; it is %d, low under 20", told, stock-taken)
 		}
 	})
 

@@ -60,7 +60,7 @@ type config struct {
 	// each defaults to the relay's own default.
 	attestationAge, ttl, bodyTimeout, drainTimeout   time.Duration
 	blobQuota, bodyMinRate, inFlight, socketInFlight int64
-	mailboxLimit, maxConn, maxConnIP                 int
+	mailboxLimit, maxConn, maxConnIP, prekeyFetches  int
 }
 
 // fdReserve is how many file descriptors the connection cap leaves for
@@ -121,6 +121,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		"envelope bytes one socket's page holds, at least one envelope of the largest size (env PARLEY_SOCKET_BYTES_IN_FLIGHT)")
 	drain := fs.String("drain-timeout", or("PARLEY_DRAIN_TIMEOUT", relayserver.DefaultDrainTimeout.String()),
 		"time a socket has to take one page of envelopes before it is closed (env PARLEY_DRAIN_TIMEOUT)")
+	fetches := fs.String("prekey-fetches", or("PARLEY_PREKEY_FETCHES", strconv.Itoa(relayserver.DefaultPrekeyFetches)),
+		"fetches, from anyone, that may take one device's one-time prekeys in a burst (env PARLEY_PREKEY_FETCHES)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -157,6 +159,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		err = fmt.Errorf("-max-connections %d: the descriptor limit is %d, and %d of them are kept for the store and the rest; lower it or raise the limit (ulimit -n)",
 			c.maxConn, fdLimit, fdReserve)
 	}
+	c.prekeyFetches = int(positive("prekey-fetches", *fetches))
 	if q, perr := strconv.ParseInt(*quota, 10, 64); err == nil && (perr != nil || q <= 0) {
 		err = fmt.Errorf("-blob-quota: want a positive number of bytes, got %q", *quota)
 	} else {
@@ -199,6 +202,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, origin string, log 
 		MailboxLimit: cfg.mailboxLimit, MaxConnections: cfg.maxConn,
 		BodyTimeout: cfg.bodyTimeout, BodyMinRate: cfg.bodyMinRate,
 		BytesInFlight: cfg.inFlight, SocketBytesInFlight: cfg.socketInFlight, DrainTimeout: cfg.drainTimeout,
+		PrekeyFetches: cfg.prekeyFetches,
 	})
 	if err != nil {
 		return err

@@ -41,7 +41,8 @@ func TestParseConfigRelayLimits(t *testing.T) {
 		c.blobQuota != relayserver.DefaultBlobQuota || c.mailboxLimit != relayserver.DefaultMailboxLimit || c.maxConnIP != relayserver.DefaultMaxConnectionsPerIP ||
 		c.bodyTimeout != relayserver.DefaultBodyTimeout || c.bodyMinRate != relayserver.DefaultBodyMinRate ||
 		c.inFlight != relayserver.DefaultBytesInFlight || c.socketInFlight != relayserver.DefaultSocketBytesInFlight ||
-		c.drainTimeout != relayserver.DefaultDrainTimeout {
+		c.drainTimeout != relayserver.DefaultDrainTimeout ||
+		c.prekeyFetches != relayserver.DefaultPrekeyFetches {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	env["PARLEY_ATTESTATION_AGE"], env["PARLEY_BLOB_QUOTA"], env["PARLEY_TTL"] = "168h", "1048576", "24h"
@@ -54,13 +55,17 @@ func TestParseConfigRelayLimits(t *testing.T) {
 		c.inFlight != 8<<20 || c.socketInFlight != 512<<10 || c.drainTimeout != 5*time.Second {
 		t.Fatalf("environment: %+v %v", c, err)
 	}
-	c, err = parseConfig([]string{"-attestation-age", "72h", "-blob-quota", "2048", "-mailbox-limit", "7"}, getenv)
-	if err != nil || c.attestationAge != 72*time.Hour || c.blobQuota != 2048 || c.mailboxLimit != 7 {
+	env["PARLEY_PREKEY_FETCHES"] = "64"
+	if c, err := parseConfig(nil, getenv); err != nil || c.prekeyFetches != 64 {
+		t.Fatalf("PARLEY_PREKEY_FETCHES: %+v %v", c, err)
+	}
+	c, err = parseConfig([]string{"-attestation-age", "72h", "-blob-quota", "2048", "-mailbox-limit", "7", "-prekey-fetches", "1000"}, getenv)
+	if err != nil || c.attestationAge != 72*time.Hour || c.blobQuota != 2048 || c.mailboxLimit != 7 || c.prekeyFetches != 1000 {
 		t.Fatalf("flags must win over environment: %+v %v", c, err)
 	}
 	for _, bad := range [][]string{
 		{"-attestation-age", "0s"}, {"-attestation-age", "soon"}, {"-ttl", "8760h"}, {"-ttl", "-1h"},
-		{"-blob-quota", "0"}, {"-blob-quota", "1GiB"}, {"-mailbox-limit", "-3"}, {"-max-connections", "9999999999"},
+		{"-blob-quota", "0"}, {"-blob-quota", "1GiB"}, {"-mailbox-limit", "-3"}, {"-max-connections", "9999999999"}, {"-prekey-fetches", "0"},
 		{"-max-connections-per-ip", "0"}, {"-body-timeout", "0s"}, {"-body-min-rate", "fast"},
 		{"-bytes-in-flight", "0"}, {"-socket-bytes-in-flight", "-1"}, {"-drain-timeout", "never"},
 	} {
