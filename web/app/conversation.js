@@ -2,6 +2,7 @@
 // time, its attachments, and the composer.
 import { loadChats } from "/web/app/chats.js";
 import { $, clear, dayKey, dayLabel, fmtSize, formats, h, show, toast } from "/web/app/dom.js";
+import { draftFor, setDraft } from "/web/app/drafts.js";
 import { openGroup } from "/web/app/groups.js";
 import { markCurrent, openPane } from "/web/app/nav.js";
 import { openContact, renderSafety } from "/web/app/safety.js";
@@ -21,6 +22,7 @@ export async function openChat(id) {
   $('chat-title').textContent = chatName(id);
   $('btn-contact').textContent = id.startsWith('g:') ? 'Group info' : 'Contact info';
   $('composer-error').textContent = '';
+  $('composer-text').value = draftFor(id); // each chat has its own draft
   renderSafety();
   markCurrent();
   await loadLatest();
@@ -178,14 +180,16 @@ $('composer-text').addEventListener('keydown', (e) => {
     $('composer').requestSubmit();
   }
 });
+$('composer-text').addEventListener('input', () => { if (ui.chat) setDraft(ui.chat, $('composer-text').value); });
 $('composer').addEventListener('submit', async (e) => {
   e.preventDefault();
-  const text = $('composer-text').value;
-  if (!ui.chat || !text.trim()) return;
+  const text = $('composer-text').value, chat = ui.chat;
+  if (!chat || !text.trim()) return;
   $('composer-error').textContent = '';
   try {
-    await P.send(ui.chat, text);
-    $('composer-text').value = '';
+    await P.send(chat, text);
+    setDraft(chat, '');
+    if (ui.chat === chat) $('composer-text').value = '';
     await loadLatest();
     $('messages').scrollTop = $('messages').scrollHeight;
   } catch (err) {

@@ -1,6 +1,7 @@
 // The Settings pane: the lock (passphrase or passkey) and idle lock,
 // notifications, and facts about this device.
 import { $, show, toast } from "/web/app/dom.js";
+import { keepDrafts } from "/web/app/drafts.js";
 import { openPane } from "/web/app/nav.js";
 import { renderNotify } from "/web/app/notify.js";
 import { P, ui } from "/web/app/state.js";
@@ -48,6 +49,7 @@ $('form-lock').addEventListener('submit', async (e) => {
       await P.setLock(null);
     }
     ui.st = await P.state();
+    keepDrafts();
     await renderSettings();
     status.textContent = kind === 'none' ? 'The lock is off.' : 'Saved: this browser is locked with a ' + kind + '.';
   } catch (err) {

@@ -5,6 +5,7 @@ import { loadChats, loadGroups } from "/web/app/chats.js";
 import { openChat } from "/web/app/conversation.js";
 import { loadDevices, renderExpiry } from "/web/app/devices.js";
 import { $, clear, show } from "/web/app/dom.js";
+import { dropDrafts, keepDrafts } from "/web/app/drafts.js";
 import { postHost, takeTarget } from "/web/app/embed.js";
 import { openPane, setView } from "/web/app/nav.js";
 import { renderOnboard } from "/web/app/onboard.js";
@@ -59,6 +60,7 @@ setRenderer(async function renderNow() {
       return;
     case 'ready':
       $('status').textContent = st.online === false ? 'Offline — retrying' : '';
+      keepDrafts(); // the lock may have changed where drafts may be kept
       if (ui.view !== 'view-main' || !prev || prev.handle !== st.handle) await enterMain(st);
       renderExpiry();
       postHost({ type: 'state', status: 'ready', handle: st.handle });
@@ -86,6 +88,7 @@ function wipe() {
   for (const id of ['chat-title', 'group-title', 'contact-title', 'contact-digits', 'me', 'settings-fingerprint', 'announce', 'composer-error']) $(id).textContent = '';
   $('contact-qr').removeAttribute('src');
   $('composer-text').value = '';
+  dropDrafts();
   $('approve-payload').value = '';
   if (ui.view === 'view-main') openPane('welcome', false);
 }
