@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -15,7 +16,7 @@ func openChatUI(t *testing.T, b *Browser, handle string) {
 	waitUI(t, b, "the new chat pane", visible("#newchat-handle"))
 	typeInto(t, b, "#newchat-handle", handle)
 	click(t, b, "#form-newchat button[type=submit]")
-	waitUI(t, b, "the chat with "+handle, visible("#composer-text")+` && document.getElementById('chat-title').textContent === `+jsString(handle))
+	waitUI(t, b, "the chat with "+handle, visible("#composer-text")+` && document.getElementById('chat-title').textContent === `+jsString(strings.ToLower(handle)))
 }
 
 // TestUIDraftDoesNotFollowIntoAnotherChat: text typed in one chat and not
@@ -97,4 +98,70 @@ func waitOnline(t *testing.T, b *Browser) {
 	t.Helper()
 	waitUI(t, b, "the page online", `window.parley.state().then((s) => s.status === 'ready' && s.online === true && `+
 		`document.getElementById('banner-offline').hidden && !!document.getElementById('me').textContent)`)
+}
+
+// TestUIHandlesForgiveCapitalsAndComposerGrows: a handle typed with
+// capitals (as a phone keyboard starts one) is taken in lowercase, not
+// refused by the browser's pattern message; a handle nobody has is named
+// in the refusal, in New chat and in New group; and the composer grows with
+// its text to about six lines, then scrolls.
+func TestUIHandlesForgiveCapitalsAndComposerGrows(t *testing.T) {
+	srv := StartServer(t)
+	NativeDevice(t, srv, "bob")
+	a := NewBrowser(t)
+	desktop(t, a)
+	a.Navigate(srv.URL)
+	waitUI(t, a, "onboarding", visible("#form-create"))
+	typeInto(t, a, "#create-handle", "Alice")
+	typeInto(t, a, "#create-device", "Alice's browser")
+	click(t, a, "#form-create button[type=submit]")
+	waitUI(t, a, "alice's chat list", visible("#view-main")+` && document.getElementById('me').textContent === 'alice'`)
+	waitOnline(t, a)
+
+	click(t, a, "#btn-new-chat")
+	waitUI(t, a, "the new chat pane", visible("#newchat-handle"))
+	typeInto(t, a, "#newchat-handle", "Nobody9")
+	click(t, a, "#form-newchat button[type=submit]")
+	waitUI(t, a, "the refusal naming the handle", `document.getElementById('newchat-error').textContent.includes('Nobody has the handle “nobody9”')`)
+	allowUnknownAccount(t, a)
+	openChatUI(t, a, "Bob")
+
+	height := func() float64 {
+		return MustEval[float64](a, `document.getElementById('composer-text').getBoundingClientRect().height`)
+	}
+	line := MustEval[float64](a, `parseFloat(getComputedStyle(document.getElementById('composer-text')).lineHeight)`)
+	one := height()
+	pasteInto(t, a, "#composer-text", "one\ntwo\nthree")
+	if three := height(); three < one+1.5*line {
+		t.Errorf("the composer is %.0f px high with three lines, %.0f px with one (a line is %.0f px): it did not grow", three, one, line)
+	}
+	pasteInto(t, a, "#composer-text", "\nfour\nfive\nsix\nseven\neight\nnine\nten")
+	ten := height()
+	if ten < one+4.5*line || ten > one+5.5*line {
+		t.Errorf("the composer is %.0f px high with ten lines, want about six lines (%.0f px with one, a line %.0f px)", ten, one, line)
+	}
+	if !MustEval[bool](a, `(() => { const c = document.getElementById('composer-text'); return c.scrollHeight > c.clientHeight; })()`) {
+		t.Error("the composer with ten lines does not scroll")
+	}
+	screenshot(t, a, "composer-grown-desktop", 1280, 800)
+	screenshot(t, a, "composer-grown-phone", 390, 844)
+	desktop(t, a)
+
+	click(t, a, "#btn-new-group")
+	typeInto(t, a, "#newgroup-name", "Weekend")
+	typeInto(t, a, "#newgroup-members", "Bob, Zed42")
+	click(t, a, "#form-newgroup button[type=submit]")
+	waitUI(t, a, "the group refusal naming the handle", `document.getElementById('newgroup-error').textContent.includes('Nobody has the handle “zed42”')`)
+	allowUnknownAccount(t, a)
+}
+
+// allowUnknownAccount clears the console errors of looking up a handle
+// nobody has (the relay's 404, which Chromium logs), failing on others.
+func allowUnknownAccount(t *testing.T, b *Browser) {
+	t.Helper()
+	for _, e := range b.AllowConsoleErrors() {
+		if !strings.Contains(e, "404") || !strings.Contains(e, "/v1/accounts/") {
+			t.Errorf("browser console: %s", e)
+		}
+	}
 }

@@ -10,6 +10,8 @@ import { chatName, P, ui } from "/web/app/state.js";
 import { words } from "/web/app/words.js";
 
 const PAGE = 50;
+// COMPOSER_MAX_ROWS is how far the composer grows before it scrolls.
+const COMPOSER_MAX_ROWS = 6;
 
 export async function openChat(id) {
   ui.chat = null;
@@ -23,6 +25,7 @@ export async function openChat(id) {
   $('btn-contact').textContent = id.startsWith('g:') ? 'Group info' : 'Contact info';
   $('composer-error').textContent = '';
   $('composer-text').value = draftFor(id); // each chat has its own draft
+  fitComposer();
   renderSafety();
   markCurrent();
   await loadLatest();
@@ -180,7 +183,20 @@ $('composer-text').addEventListener('keydown', (e) => {
     $('composer').requestSubmit();
   }
 });
-$('composer-text').addEventListener('input', () => { if (ui.chat) setDraft(ui.chat, $('composer-text').value); });
+$('composer-text').addEventListener('input', () => {
+  if (ui.chat) setDraft(ui.chat, $('composer-text').value);
+  fitComposer();
+});
+
+// fitComposer grows the composer with its text, a row at a time up to
+// COMPOSER_MAX_ROWS, then it scrolls. Rows, not a style height: the CSP
+// allows no style attributes.
+function fitComposer() {
+  const ta = $('composer-text');
+  let rows = 1;
+  ta.rows = rows;
+  while (ta.scrollHeight > ta.clientHeight && rows < COMPOSER_MAX_ROWS) ta.rows = ++rows;
+}
 $('composer').addEventListener('submit', async (e) => {
   e.preventDefault();
   const text = $('composer-text').value, chat = ui.chat;
@@ -189,7 +205,7 @@ $('composer').addEventListener('submit', async (e) => {
   try {
     await P.send(chat, text);
     setDraft(chat, '');
-    if (ui.chat === chat) $('composer-text').value = '';
+    if (ui.chat === chat) { $('composer-text').value = ''; fitComposer(); }
     await loadLatest();
     $('messages').scrollTop = $('messages').scrollHeight;
   } catch (err) {

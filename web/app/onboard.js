@@ -3,7 +3,7 @@
 // shows this browser's link code, then the check code for the user to
 // confirm here (only then does this browser ask to join), and waits for
 // the primary to confirm.
-import { $, formats, show, svgURL, toast } from "/web/app/dom.js";
+import { $, formats, lowercaseAsTyped, show, svgURL, toast } from "/web/app/dom.js";
 import { hostOrigin } from "/web/app/embed.js";
 import { setView } from "/web/app/nav.js";
 import { embed, on, P, render, ui } from "/web/app/state.js";
@@ -39,6 +39,7 @@ function deviceGuess() {
   return (embed ? 'Widget on ' + (hostOrigin() || 'a site') : br + (os ? ' on ' + os : '')).slice(0, 64);
 }
 
+lowercaseAsTyped($('create-handle'));
 $('form-create').addEventListener('submit', async (e) => {
   e.preventDefault();
   const btn = e.submitter || $('form-create').querySelector('button');
