@@ -9,8 +9,7 @@ import { setView } from "/web/app/nav.js";
 import { embed, on, P, render, ui } from "/web/app/state.js";
 import { words } from "/web/app/words.js";
 
-/** @param {import("./types.js").State} st */
-export async function renderOnboard(st) {
+export async function renderOnboard() {
   $('status').textContent = '';
   if (ui.view !== 'view-onboard') {
     setView('view-onboard');
@@ -22,13 +21,6 @@ export async function renderOnboard(st) {
     if (!$('create-device').value) $('create-device').value = guess;
     if (!$('link-device').value) $('link-device').value = guess;
   }
-  const fp = await P.deviceFingerprint().catch(() => null);
-  if (fp === null) return;
-  $('fingerprint').textContent = fp;
-  $('persist').textContent = st.persistent
-    ? 'Storage on this browser is marked persistent.'
-    : 'This browser has not granted persistent storage; it may clear Parley\'s data under storage pressure.';
-  show($('device'));
 }
 
 function deviceGuess() {

@@ -21,7 +21,8 @@ async function renderSettings() {
   $('lock-status').textContent = lock === 'none' ? 'This browser is not locked.' : 'Locked with a ' + lock + '.';
   renderNotify();
   $('settings-fingerprint').textContent = ui.fingerprint || await P.deviceFingerprint().catch(() => '');
-  $('settings-storage').textContent = st.persistent ? 'Storage on this browser is persistent.' : 'Storage on this browser is not persistent: the browser may clear it under pressure.';
+  $('settings-storage').textContent = st.persistent ? 'Storage on this browser is persistent.'
+    : 'Storage on this browser is not persistent: the browser may delete Parley\'s data, and this device\'s keys with it, when disk space runs low. Install Parley as an app to keep them (your browser\'s menu: Install app, or Add to Home screen).';
   $('settings-version').textContent = 'Parley ' + P.version;
   $('settings-client-hash').textContent = st.clientHash || 'unknown (this browser could not hash the client)';
 }
