@@ -73,9 +73,18 @@ vet:
 	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... $(WASM_TEST_PKGS)
 
 # Native tests include e2e/, which drives Debian's chromium against the
-# embedded assets built above.
-test-native:
+# embedded assets built above, and injects axe-core (pinned in
+# e2e/package-lock.json, installed by e2e-deps) into the pages it checks.
+test-native: e2e-deps
 	$(GO) test -count=1 -timeout 10m ./...
+
+# What the browser tests inject into pages under test, never served to
+# users: axe-core at the exact version of e2e/package-lock.json.
+.PHONY: e2e-deps
+e2e-deps: e2e/node_modules/.package-lock.json
+e2e/node_modules/.package-lock.json: e2e/package-lock.json
+	@command -v npm >/dev/null || { echo "make e2e-deps: npm is needed for the browser tests' axe-core; install Node.js with npm and retry"; exit 1; }
+	cd e2e && npm ci --no-audit --no-fund
 
 test-wasm:
 	PATH="$(WASMDIR):$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 10m $(WASM_TEST_PKGS)
