@@ -73,12 +73,22 @@ vet:
 	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... $(WASM_TEST_PKGS)
 
 # Native tests include e2e/, which drives Debian's chromium against the
-# embedded assets built above. go test's -timeout is per package binary and
-# only catches hangs: the whole make test took 7.5 min on a quiet 2-core
-# machine, but e2e's browser tests alone ran past 10 min at a load average
-# of 20, so the deadline leaves room for a busy machine and still ends a hang.
-test-native:
+# embedded assets built above, and injects axe-core (pinned in
+# e2e/package-lock.json, installed by e2e-deps) into the pages it checks.
+# go test's -timeout is per package binary and only catches hangs: the whole
+# make test took 7.5 min on a quiet 2-core machine, but e2e's browser tests
+# alone ran past 10 min at a load average of 20, so the deadline leaves room
+# for a busy machine and still ends a hang.
+test-native: e2e-deps
 	$(GO) test -count=1 -timeout 25m ./...
+
+# What the browser tests inject into pages under test, never served to
+# users: axe-core at the exact version of e2e/package-lock.json.
+.PHONY: e2e-deps
+e2e-deps: e2e/node_modules/.package-lock.json
+e2e/node_modules/.package-lock.json: e2e/package-lock.json
+	@command -v npm >/dev/null || { echo "make e2e-deps: npm is needed for the browser tests' axe-core; install Node.js with npm and retry"; exit 1; }
+	cd e2e && npm ci --no-audit --no-fund
 
 test-wasm:
 	PATH="$(WASMDIR):$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 10m $(WASM_TEST_PKGS)

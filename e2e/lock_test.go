@@ -90,7 +90,7 @@ func TestPassphraseLock(t *testing.T) {
 	if got := MustEval[string](b, `window.parley.deviceFingerprint()`); got != fp {
 		t.Fatalf("fingerprint after unlock %q, want %q", got, fp)
 	}
-	if !WaitFor(b, `document.getElementById('fingerprint').textContent !== '' && !document.getElementById('device').hidden`, 5*time.Second) {
+	if !WaitFor(b, `!document.getElementById('view-onboard').hidden`, 5*time.Second) {
 		t.Fatalf("the page does not show the device after unlock")
 	}
 

@@ -60,6 +60,7 @@ func TestUIOfflineStart(t *testing.T) {
 	a.Navigate(srv.URL)
 	waitUI(t, a, "the chat list from storage, offline", visible("#view-main")+` && !!document.querySelector('#chat-list [data-chat="bob"]')`)
 	waitUI(t, a, "the offline notice", visible("#banner-offline"))
+	checkAxe(t, a, "chat list with the offline banner")
 	click(t, a, `#chat-list [data-chat="bob"]`)
 	waitUI(t, a, "the stored conversation", `document.getElementById('message-list').innerText.includes('before the outage')`)
 	// One page (50) first; scrolling back fetches the other 7, oldest first.

@@ -23,6 +23,7 @@ const SHELL = [
   "/web/app/conversation.js",
   "/web/app/devices.js",
   "/web/app/dom.js",
+  "/web/app/drafts.js",
   "/web/app/embed.js",
   "/web/app/events.js",
   "/web/app/groups.js",

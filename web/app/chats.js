@@ -31,8 +31,10 @@ export function renderChats() {
   for (const c of ui.chats) {
     unread += c.unread || 0;
     const name = chatName(c.id);
-    const label = name + (c.unread ? ', ' + c.unread + ' unread' : '');
-    const btn = h('button', { type: 'button', class: 'chat-item', 'data-chat': c.id, 'aria-label': label },
+    // The button's name is its visible text (name, time, last message,
+    // unread count), not an aria-label that would hide part of it from
+    // speech input and screen readers (axe label-content-name-mismatch).
+    const btn = h('button', { type: 'button', class: 'chat-item', 'data-chat': c.id },
       h('span', { class: 'avatar', 'aria-hidden': 'true', text: name.replace(/^g:/, '').slice(0, 1).toUpperCase() }),
       h('span', { class: 'chat-main' },
         h('span', { class: 'chat-top' },
@@ -40,7 +42,7 @@ export function renderChats() {
           h('time', { class: 'chat-time', datetime: c.lastAt ? new Date(c.lastAt).toISOString() : false, text: c.lastAt ? shortTime(c.lastAt) : '' })),
         h('span', { class: 'chat-bottom' },
           h('span', { class: 'chat-last', text: c.lastText || (c.lastFile ? 'Attachment' : '') }),
-          c.unread ? h('span', { class: 'badge', 'aria-hidden': 'true', text: String(c.unread) }) : null)));
+          c.unread ? h('span', { class: 'badge' }, String(c.unread), h('span', { class: 'visually-hidden', text: ' unread' })) : null)));
     list.append(h('li', {}, btn));
   }
   show($('chat-empty'), ui.chats.length === 0);

@@ -2,6 +2,7 @@
 // time, its attachments, and the composer.
 import { loadChats } from "/web/app/chats.js";
 import { $, clear, dayKey, dayLabel, fmtSize, formats, h, show, toast } from "/web/app/dom.js";
+import { draftFor, setDraft } from "/web/app/drafts.js";
 import { openGroup } from "/web/app/groups.js";
 import { markCurrent, openPane } from "/web/app/nav.js";
 import { openContact, renderSafety } from "/web/app/safety.js";
@@ -9,6 +10,8 @@ import { chatName, P, ui } from "/web/app/state.js";
 import { words } from "/web/app/words.js";
 
 const PAGE = 50;
+// COMPOSER_MAX_ROWS is how far the composer grows before it scrolls.
+const COMPOSER_MAX_ROWS = 6;
 
 export async function openChat(id) {
   ui.chat = null;
@@ -21,6 +24,8 @@ export async function openChat(id) {
   $('chat-title').textContent = chatName(id);
   $('btn-contact').textContent = id.startsWith('g:') ? 'Group info' : 'Contact info';
   $('composer-error').textContent = '';
+  $('composer-text').value = draftFor(id); // each chat has its own draft
+  fitComposer();
   renderSafety();
   markCurrent();
   await loadLatest();
@@ -178,14 +183,29 @@ $('composer-text').addEventListener('keydown', (e) => {
     $('composer').requestSubmit();
   }
 });
+$('composer-text').addEventListener('input', () => {
+  if (ui.chat) setDraft(ui.chat, $('composer-text').value);
+  fitComposer();
+});
+
+// fitComposer grows the composer with its text, a row at a time up to
+// COMPOSER_MAX_ROWS, then it scrolls. Rows, not a style height: the CSP
+// allows no style attributes.
+function fitComposer() {
+  const ta = $('composer-text');
+  let rows = 1;
+  ta.rows = rows;
+  while (ta.scrollHeight > ta.clientHeight && rows < COMPOSER_MAX_ROWS) ta.rows = ++rows;
+}
 $('composer').addEventListener('submit', async (e) => {
   e.preventDefault();
-  const text = $('composer-text').value;
-  if (!ui.chat || !text.trim()) return;
+  const text = $('composer-text').value, chat = ui.chat;
+  if (!chat || !text.trim()) return;
   $('composer-error').textContent = '';
   try {
-    await P.send(ui.chat, text);
-    $('composer-text').value = '';
+    await P.send(chat, text);
+    setDraft(chat, '');
+    if (ui.chat === chat) { $('composer-text').value = ''; fitComposer(); }
     await loadLatest();
     $('messages').scrollTop = $('messages').scrollHeight;
   } catch (err) {

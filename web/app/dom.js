@@ -21,6 +21,18 @@ export function h(tag, attrs = {}, ...kids) {
   for (const kid of kids) if (kid != null) el.append(kid);
   return el;
 }
+// lowercaseAsTyped makes a handle field forgiving: capitals typed (or
+// capitalised by a phone keyboard) become lowercase as they are typed, so
+// the field's pattern never refuses "Bob" with the browser's own message.
+export function lowercaseAsTyped(el) {
+  el.addEventListener('input', () => {
+    const v = el.value, low = v.toLowerCase();
+    if (v === low) return;
+    const { selectionStart: a, selectionEnd: b } = el;
+    el.value = low;
+    el.setSelectionRange(a, b);
+  });
+}
 export const svgURL = (svg) => 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg);
 export const dayKey = (ms) => new Date(ms).toDateString();
 // The page's first Intl.DateTimeFormat loads the locale's data: 10-30 ms

@@ -1,10 +1,10 @@
 // The group info pane: members, and for admins renaming, adding and
 // removing; leaving for members who are no admin.
 import { loadGroups, renderChats } from "/web/app/chats.js";
-import { $, clear, confirmDialog, h, show } from "/web/app/dom.js";
+import { $, clear, confirmDialog, h, lowercaseAsTyped, show } from "/web/app/dom.js";
 import { openPane } from "/web/app/nav.js";
 import { P, ui } from "/web/app/state.js";
-import { words } from "/web/app/words.js";
+import { handleWords, words } from "/web/app/words.js";
 
 export async function openGroup(id) {
   ui.groupOpen = id;
@@ -87,12 +87,14 @@ $('btn-group-leave').addEventListener('click', async () => {
 $('form-group-add').addEventListener('submit', async (e) => {
   e.preventDefault();
   $('group-error').textContent = '';
+  const handle = $('group-add-handle').value.trim().toLowerCase();
   try {
-    await P.addMember(ui.groupOpen, $('group-add-handle').value.trim().toLowerCase());
+    await P.addMember(ui.groupOpen, handle);
     $('group-add-handle').value = '';
     await loadGroups();
     renderGroup();
   } catch (err) {
-    $('group-error').textContent = words(err);
+    $('group-error').textContent = handleWords(err, handle);
   }
 });
+lowercaseAsTyped($('group-add-handle'));

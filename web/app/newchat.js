@@ -1,13 +1,16 @@
 // The "New chat" and "New group" panes.
 import { loadChats, loadGroups } from "/web/app/chats.js";
 import { openChat } from "/web/app/conversation.js";
-import { $ } from "/web/app/dom.js";
+import { $, lowercaseAsTyped } from "/web/app/dom.js";
 import { openPane } from "/web/app/nav.js";
 import { P, ui } from "/web/app/state.js";
-import { words } from "/web/app/words.js";
+import { handleWords, words } from "/web/app/words.js";
 
 $('btn-new-chat').addEventListener('click', () => { openPane('newchat'); $('newchat-handle').focus(); });
 $('btn-new-group').addEventListener('click', () => { openPane('newgroup'); $('newgroup-name').focus(); });
+
+lowercaseAsTyped($('newchat-handle'));
+lowercaseAsTyped($('newgroup-members'));
 
 $('form-newchat').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -21,7 +24,7 @@ $('form-newchat').addEventListener('submit', async (e) => {
     await P.safetyNumber(handle); // the account exists and its keys are known
   } catch (err) {
     if (err.code !== 'safety_number_changed') {
-      $('newchat-error').textContent = words(err);
+      $('newchat-error').textContent = handleWords(err, handle);
       return;
     }
     ui.changed.add(handle);
@@ -42,6 +45,17 @@ $('form-newgroup').addEventListener('submit', async (e) => {
     await loadChats();
     openChat(g.id);
   } catch (err) {
-    $('newgroup-error').textContent = words(err);
+    $('newgroup-error').textContent = err.code === 'unknown_account'
+      ? handleWords(err, await unknownMember(members)) : words(err);
   }
 });
+
+// unknownMember finds which of the members has no account (createGroup
+// says only that one has none): the first the relay does not know.
+async function unknownMember(members) {
+  for (const m of members) {
+    const code = await P.safetyNumber(m).then(() => '', (e) => e.code);
+    if (code === 'unknown_account') return m;
+  }
+  return members.join(', ');
+}

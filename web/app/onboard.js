@@ -3,14 +3,13 @@
 // shows this browser's link code, then the check code for the user to
 // confirm here (only then does this browser ask to join), and waits for
 // the primary to confirm.
-import { $, formats, show, svgURL, toast } from "/web/app/dom.js";
+import { $, formats, lowercaseAsTyped, show, svgURL, toast } from "/web/app/dom.js";
 import { hostOrigin } from "/web/app/embed.js";
 import { setView } from "/web/app/nav.js";
 import { embed, on, P, render, ui } from "/web/app/state.js";
 import { words } from "/web/app/words.js";
 
-/** @param {import("./types.js").State} st */
-export async function renderOnboard(st) {
+export async function renderOnboard() {
   $('status').textContent = '';
   if (ui.view !== 'view-onboard') {
     setView('view-onboard');
@@ -22,13 +21,6 @@ export async function renderOnboard(st) {
     if (!$('create-device').value) $('create-device').value = guess;
     if (!$('link-device').value) $('link-device').value = guess;
   }
-  const fp = await P.deviceFingerprint().catch(() => null);
-  if (fp === null) return;
-  $('fingerprint').textContent = fp;
-  $('persist').textContent = st.persistent
-    ? 'Storage on this browser is marked persistent.'
-    : 'This browser has not granted persistent storage; it may clear Parley\'s data under storage pressure.';
-  show($('device'));
 }
 
 function deviceGuess() {
@@ -39,6 +31,7 @@ function deviceGuess() {
   return (embed ? 'Widget on ' + (hostOrigin() || 'a site') : br + (os ? ' on ' + os : '')).slice(0, 64);
 }
 
+lowercaseAsTyped($('create-handle'));
 $('form-create').addEventListener('submit', async (e) => {
   e.preventDefault();
   const btn = e.submitter || $('form-create').querySelector('button');

@@ -1,6 +1,7 @@
 // The Settings pane: the lock (passphrase or passkey) and idle lock,
 // notifications, and facts about this device.
 import { $, show, toast } from "/web/app/dom.js";
+import { keepDrafts } from "/web/app/drafts.js";
 import { openPane } from "/web/app/nav.js";
 import { renderNotify } from "/web/app/notify.js";
 import { P, ui } from "/web/app/state.js";
@@ -20,7 +21,8 @@ async function renderSettings() {
   $('lock-status').textContent = lock === 'none' ? 'This browser is not locked.' : 'Locked with a ' + lock + '.';
   renderNotify();
   $('settings-fingerprint').textContent = ui.fingerprint || await P.deviceFingerprint().catch(() => '');
-  $('settings-storage').textContent = st.persistent ? 'Storage on this browser is persistent.' : 'Storage on this browser is not persistent: the browser may clear it under pressure.';
+  $('settings-storage').textContent = st.persistent ? 'Storage on this browser is persistent.'
+    : 'Storage on this browser is not persistent: the browser may delete Parley\'s data, and this device\'s keys with it, when disk space runs low. Install Parley as an app to keep them (your browser\'s menu: Install app, or Add to Home screen).';
   $('settings-version').textContent = 'Parley ' + P.version;
   $('settings-client-hash').textContent = st.clientHash || 'unknown (this browser could not hash the client)';
 }
@@ -48,6 +50,7 @@ $('form-lock').addEventListener('submit', async (e) => {
       await P.setLock(null);
     }
     ui.st = await P.state();
+    keepDrafts();
     await renderSettings();
     status.textContent = kind === 'none' ? 'The lock is off.' : 'Saved: this browser is locked with a ' + kind + '.';
   } catch (err) {

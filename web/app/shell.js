@@ -5,6 +5,7 @@ import { loadChats, loadGroups } from "/web/app/chats.js";
 import { openChat } from "/web/app/conversation.js";
 import { loadDevices, renderExpiry } from "/web/app/devices.js";
 import { $, clear, show } from "/web/app/dom.js";
+import { dropDrafts, keepDrafts } from "/web/app/drafts.js";
 import { postHost, takeTarget } from "/web/app/embed.js";
 import { openPane, setView } from "/web/app/nav.js";
 import { renderOnboard } from "/web/app/onboard.js";
@@ -16,7 +17,7 @@ export function showProblem(err) {
   $('status').textContent = 'Parley cannot open this device\'s data.';
   $('problem-message').textContent = err.message || String(err);
   $('problem-advice').textContent = advice[err.code] || 'Nothing has been deleted. Reload the page to retry.';
-  $('fingerprint').textContent = '';
+  $('settings-fingerprint').textContent = '';
   setView('problem');
 }
 
@@ -30,7 +31,9 @@ setRenderer(async function renderNow() {
   }
   const prev = ui.st;
   ui.st = st;
-  show($('banner-persist'), !st.persistent && !embed && localStorage.getItem('parley.persistDismissed') !== '1' && st.status === 'ready');
+  // The chat list explains the storage risk until the user has read it
+  // (app.css shows the note on the chat list only, never over a pane).
+  show($('persist-note'), !st.persistent && !embed && localStorage.getItem('parley.persistDismissed') !== '1' && st.status === 'ready');
   show($('banner-offline'), st.status === 'ready' && st.online === false);
   switch (st.status) {
     case 'error':
@@ -54,11 +57,12 @@ setRenderer(async function renderNow() {
       postHost({ type: 'state', status: 'revoked' });
       return;
     case 'new':
-      await renderOnboard(st);
+      await renderOnboard();
       postHost({ type: 'state', status: 'new' });
       return;
     case 'ready':
       $('status').textContent = st.online === false ? 'Offline — retrying' : '';
+      keepDrafts(); // the lock may have changed where drafts may be kept
       if (ui.view !== 'view-main' || !prev || prev.handle !== st.handle) await enterMain(st);
       renderExpiry();
       postHost({ type: 'state', status: 'ready', handle: st.handle });
@@ -86,6 +90,7 @@ function wipe() {
   for (const id of ['chat-title', 'group-title', 'contact-title', 'contact-digits', 'me', 'settings-fingerprint', 'announce', 'composer-error']) $(id).textContent = '';
   $('contact-qr').removeAttribute('src');
   $('composer-text').value = '';
+  dropDrafts();
   $('approve-payload').value = '';
   if (ui.view === 'view-main') openPane('welcome', false);
 }
@@ -104,5 +109,32 @@ async function enterMain(st) {
 $('btn-problem-reload').addEventListener('click', () => location.reload());
 $('btn-persist-dismiss').addEventListener('click', () => {
   localStorage.setItem('parley.persistDismissed', '1');
-  show($('banner-persist'), false);
+  show($('persist-note'), false);
+  const first = document.querySelector('#chat-list button') || $('btn-new-chat');
+  first.focus(); // the button pressed is gone
 });
+
+// Installing the app is what keeps the data (an installed app's storage
+// is persistent). Where the browser offers its install prompt (Chromium,
+// once the page is installable), the Install buttons of the storage note
+// and of Settings open it; elsewhere the note names the browser's menu.
+let installPrompt = null;
+function showInstall() {
+  for (const b of document.querySelectorAll('button.install')) show(b, !!installPrompt && !embed);
+  $('persist-how').textContent = installPrompt ? 'press Install Parley.' : 'use your browser\'s menu (Install app, or Add to Home screen).';
+}
+window.addEventListener('beforeinstallprompt', (e) => {
+  e.preventDefault();
+  installPrompt = e;
+  showInstall();
+});
+window.addEventListener('appinstalled', () => { installPrompt = null; showInstall(); });
+for (const b of document.querySelectorAll('button.install')) {
+  b.addEventListener('click', async () => {
+    if (!installPrompt) return;
+    const p = installPrompt;
+    installPrompt = null;
+    await p.prompt();
+    showInstall();
+  });
+}

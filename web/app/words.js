@@ -98,6 +98,17 @@ export const errorWords = {
  */
 export const words = (err) => errorWords[err && err.code] || (err && err.message) || String(err);
 
+/**
+ * handleWords is words for a call about one handle, naming it where the
+ * code is about that handle (unknown_account: "Nobody has that handle").
+ * The handle is what the user typed, never text from the error.
+ * @param {import("./types.js").ParleyError | any} err
+ * @param {string} handle
+ */
+export const handleWords = (err, handle) => (err && err.code === 'unknown_account'
+  ? 'Nobody has the handle “' + handle + '”. Check its spelling with them.'
+  : words(err));
+
 // What to do about a storage error that stops the page (the problem view).
 export const advice = {
   storage_corrupt: 'Nothing has been deleted. If this persists, restore the browser profile from a backup or re-link this browser from your primary device; your other devices are unaffected.',
