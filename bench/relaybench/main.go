@@ -233,18 +233,7 @@ func serveChild(data string) error {
 	return nil
 }
 
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseUint(f[1], 10, 64)
-	return pages * uint64(os.Getpagesize())
-}
+func rss() uint64 { return uint64(procRSS(os.Getpid())) }
 
 // ---- parent: the load ----
 
