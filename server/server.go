@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/parley-im/parley/server/netlimit"
 )
 
 // Timeouts. Header and idle limits stop slow-loris clients from holding
@@ -134,7 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Permissions-Policy", "camera=(self), microphone=(), geolocation=(), publickey-credentials-get=(self), publickey-credentials-create=(self)")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &statusRecorder{ResponseWriter: netlimit.CloseIfBodyUnread(w, r), status: http.StatusOK}
 	s.mux.ServeHTTP(rec, r)
 	// Paths only: query strings may carry link ids one day, and nothing
 	// from a body or header is ever logged.

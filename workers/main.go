@@ -77,6 +77,9 @@ func newRelay() (*relayserver.Relay, *cfStore, error) {
 func serve(w http.ResponseWriter, req *http.Request) {
 	rec := httptest.NewRecorder()
 	handle(rec, req)
+	// The platform owns connections: a Connection header (a refusal sent
+	// before the body was read asks the Go server to close) is not ours.
+	rec.Header().Del("Connection")
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}

@@ -65,7 +65,16 @@ func main() {
 	runs := flag.Int("runs", 3, "runs; figures are medians")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	baseline := flag.String("baseline", "", "JSON results of bench/relayjs (JetStream) to compare with")
+	stalled := flag.String("stalled", "", "instead: measure issue 14's stalled requests against this parley-server binary")
+	stalledN := flag.Int("stalled-n", 300, "stalled requests of each kind (with -stalled)")
 	flag.Parse()
+	if *stalled != "" {
+		if err := runStalled(*stalled, *stalledN); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *serve {
 		if err := serveChild(*data); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -224,18 +233,7 @@ func serveChild(data string) error {
 	return nil
 }
 
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseUint(f[1], 10, 64)
-	return pages * uint64(os.Getpagesize())
-}
+func rss() uint64 { return uint64(procRSS(os.Getpid())) }
 
 // ---- parent: the load ----
 

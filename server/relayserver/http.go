@@ -76,6 +76,8 @@ func noStore(h http.HandlerFunc) http.HandlerFunc {
 // WebSocket handler applies it itself, before counting the connection).
 func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
+		// A refusal made before the body is read must not wait for it.
+		w = netlimit.CloseIfBodyUnread(w, req)
 		w.Header().Set("Cache-Control", "no-store")
 		if !r.ips.allow(clientIP(req)) {
 			r.httpError(w, http.StatusTooManyRequests, relay.CodeRateLimited, "too many requests from this address")

@@ -141,3 +141,20 @@ func TestUnauthorizedBlobBodyNeverRead(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyRefusalDoesNotWaitForBody is the attack of a client that sends a
+// request the server refuses on its headers alone (a bad link id, a method
+// /healthz does not take, a path nobody serves, a spent rate budget) with a
+// small body it never finishes: Go's server reads up to 256 KiB of an
+// unread body before it sends any answer, with no deadline, so each such
+// request held its connection for ever. A refusal sent before the body
+// was read now closes the connection instead of waiting for the body.
+func TestEarlyRefusalDoesNotWaitForBody(t *testing.T) {
+	addr := startServer(t, "-body-timeout", "60s")
+	for _, path := range []string{"/v1/link/not-hex/0", "/healthz", "/web/no-such-file", "/v1/no/such/endpoint"} {
+		c := stalled(t, "127.0.0.1", addr, path, 1000)
+		if status := answer(c, 5*time.Second); status <= 0 {
+			t.Fatalf("PUT %s with a stalled 1,000-byte body: %d (0 closed, -1 no answer in 5 s), want a refusal at once", path, status)
+		}
+	}
+}

@@ -65,7 +65,8 @@ type config struct {
 
 // fdReserve is how many file descriptors the connection cap leaves for
 // everything else the process opens: the store, blob files being written,
-// the metrics listener, a connection being refused.
+// the metrics listener, a connection being refused. Under a small limit a
+// quarter of it is kept instead.
 const fdReserve = 1024
 
 // descriptorLimit is the process's file-descriptor limit (Go has raised the
@@ -77,6 +78,10 @@ func descriptorLimit() int64 {
 	}
 	return int64(rl.Cur)
 }
+
+// connectionRoom is how many connections a descriptor limit leaves room
+// for once the reserve is kept.
+func connectionRoom(limit int64) int64 { return max(1, limit-min(fdReserve, limit/4)) }
 
 // parseConfig reads flags over environment over defaults, so `make run
 // ADDR=... DATA=...`, the flags and PARLEY_* variables all work the same.
@@ -101,11 +106,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	mbox := fs.String("mailbox-limit", or("PARLEY_MAILBOX_LIMIT", strconv.Itoa(relayserver.DefaultMailboxLimit)),
 		"envelopes queued per device before sends to it are refused (env PARLEY_MAILBOX_LIMIT)")
 	// Every connection is a descriptor: the default cap stays under the
-	// limit, with fdReserve left for the rest.
+	// limit, with the reserve left for the rest.
 	maxConn := int64(relayserver.DefaultMaxConnections)
 	fdLimit := descriptorLimit()
 	if fdLimit > 0 {
-		maxConn = max(1, min(maxConn, fdLimit-fdReserve))
+		maxConn = min(maxConn, connectionRoom(fdLimit))
 	}
 	conns := fs.String("max-connections", or("PARLEY_MAX_CONNECTIONS", strconv.FormatInt(maxConn, 10)),
 		"connections open at once, of every kind (device sockets, requests, long-polls); below the descriptor limit (env PARLEY_MAX_CONNECTIONS)")
@@ -155,9 +160,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	c.inFlight = positive("bytes-in-flight", *inFlight)
 	c.socketInFlight = positive("socket-bytes-in-flight", *socketInFlight)
 	c.drainTimeout = duration("drain-timeout", *drain, 0)
-	if err == nil && fdLimit > 0 && int64(c.maxConn) > fdLimit-fdReserve {
+	if err == nil && fdLimit > 0 && int64(c.maxConn) > connectionRoom(fdLimit) {
 		err = fmt.Errorf("-max-connections %d: the descriptor limit is %d, and %d of them are kept for the store and the rest; lower it or raise the limit (ulimit -n)",
-			c.maxConn, fdLimit, fdReserve)
+			c.maxConn, fdLimit, fdLimit-connectionRoom(fdLimit))
 	}
 	c.prekeyFetches = int(positive("prekey-fetches", *fetches))
 	if q, perr := strconv.ParseInt(*quota, 10, 64); err == nil && (perr != nil || q <= 0) {

@@ -78,8 +78,8 @@ func TestParseConfigRelayLimits(t *testing.T) {
 // TestMaxConnectionsBelowDescriptorLimit: every connection is a descriptor,
 // so a default cap above the process's limit (50,000 against 20,000) let a
 // flood reach `accept4: too many open files` before any cap. The default
-// leaves fdReserve descriptors for the rest, and a cap above that is
-// refused at start.
+// leaves fdReserve descriptors (a quarter of a small limit) for the rest,
+// and a cap above that is refused at start.
 func TestMaxConnectionsBelowDescriptorLimit(t *testing.T) {
 	limit := descriptorLimit()
 	if limit == 0 {
@@ -87,10 +87,18 @@ func TestMaxConnectionsBelowDescriptorLimit(t *testing.T) {
 	}
 	getenv := func(string) string { return "" }
 	c, err := parseConfig(nil, getenv)
-	if err != nil || int64(c.maxConn) > limit-fdReserve || c.maxConn > relayserver.DefaultMaxConnections {
-		t.Fatalf("default -max-connections %d with a descriptor limit of %d (%v), want at most %d", c.maxConn, limit, err, limit-fdReserve)
+	if err != nil || int64(c.maxConn) > limit-min(fdReserve, limit/4) || c.maxConn > relayserver.DefaultMaxConnections {
+		t.Fatalf("default -max-connections %d with a descriptor limit of %d (%v), want at most %d", c.maxConn, limit, err, limit-min(fdReserve, limit/4))
 	}
 	if _, err := parseConfig([]string{"-max-connections", strconv.FormatInt(limit, 10)}, getenv); err == nil {
 		t.Fatalf("-max-connections %d (the descriptor limit) accepted", limit)
+	}
+}
+
+func TestConnectionRoomUnderSmallLimits(t *testing.T) {
+	for _, c := range []struct{ limit, want int64 }{{20000, 18976}, {1024, 768}, {4, 3}, {1, 1}} {
+		if got := connectionRoom(c.limit); got != c.want {
+			t.Errorf("connectionRoom(%d) = %d, want %d", c.limit, got, c.want)
+		}
 	}
 }
