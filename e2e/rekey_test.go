@@ -37,15 +37,28 @@ const jsCopyProfileKeys = `(async () => {
   cdb.close();
 })()`
 
+// jsCopyCurrentKey replaces the copy with the data key of the lock as it
+// is now (a copy of the locked profile whose passphrase leaked).
+const jsCopyCurrentKey = `(async () => {
+  const key = await window.parley.__test.currentDataKey();
+  const cdb = await ` + jsCopyDB + `;
+  await new Promise((res, rej) => {
+    const tx = cdb.transaction('c', 'readwrite');
+    tx.objectStore('c').put({key}, 'copy');
+    tx.oncomplete = res; tx.onabort = () => rej(tx.error);
+  });
+  cdb.close();
+})()`
+
 const jsOpenWithCopy = `(async () => {
   const enc = (s) => new TextEncoder().encode(s);
   const cdb = await ` + jsCopyDB + `;
-  const {device, datakey} = await new Promise((res, rej) => {
+  const {device, datakey, key} = await new Promise((res, rej) => {
     const r = cdb.transaction('c').objectStore('c').get('copy');
     r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error);
   });
   cdb.close();
-  const k0 = await crypto.subtle.unwrapKey('raw', datakey.wrapped, device,
+  const k0 = key || await crypto.subtle.unwrapKey('raw', datakey.wrapped, device,
     {name: 'AES-GCM', iv: datakey.iv, additionalData: enc('parley/datakey/v1\0device')},
     {name: 'AES-GCM'}, false, ['decrypt']);
   const db = await ` + JSOpenDB + `;
@@ -185,7 +198,8 @@ func unlockedAs(t *testing.T, b *Browser, url, pass, fp string, idleMs float64) 
 // the test hook, then a browser restart) leaves every record readable
 // under the lock, resumes at the next unlock, and ends with every record
 // under the new key and the old one deleted; a passphrase change does the
-// same again one epoch up. state().rekey shows the progress.
+// same again one epoch up, after which the previous lock's data key opens
+// nothing. state().rekey shows the progress.
 func TestLockChangeResealResumesAfterRestart(t *testing.T) {
 	srv := StartTestServer(t)
 	b := OpenBrowser(t, t.TempDir())
@@ -211,8 +225,17 @@ func TestLockChangeResealResumesAfterRestart(t *testing.T) {
 	b = unlockedAs(t, b, srv.URL, "one", fp, 600000)
 	waitResealed(t, b, 1)
 
+	// A copy holding the key of lock one (its passphrase leaked) opens
+	// everything now, and nothing once the lock is changed and re-sealed.
+	MustEval[chromedp.Void](b, jsCopyCurrentKey)
+	if opened := MustEval[[]string](b, jsOpenWithCopy); len(opened) < 3 {
+		t.Fatalf("the key of lock one opens only %v under lock one: the attack is not set up", opened)
+	}
 	MustEval[chromedp.Void](b, `window.parley.setLock({passphrase: 'two'})`)
 	waitResealed(t, b, 2)
+	if opened := MustEval[[]string](b, jsOpenWithCopy); len(opened) > 0 {
+		t.Fatalf("the data key of the previous lock opens %v after the lock was changed", opened)
+	}
 	b = unlockedAs(t, b, srv.URL, "two", fp, 600000)
 	b.CheckConsole()
 }

@@ -216,6 +216,21 @@ func installTestHooks(c *client, parley js.Value) {
 		paused.Store(a[0].Truthy())
 		return nil, nil
 	})
+	// currentDataKey() is the data key records are sealed under now (the
+	// non-extractable CryptoKey): what an attacker who had a copy of the
+	// profile and its passphrase would hold.
+	fn("currentDataKey", func([]js.Value) (any, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.requireUnlocked(); err != nil {
+			return nil, err
+		}
+		ring, err := c.store.dataKey()
+		if err != nil {
+			return nil, err
+		}
+		return safejs.Unsafe(ring.cur), nil
+	})
 	// legacyLock(passphrase) sets a passphrase lock the way clients before
 	// data key epochs did: the same data key re-wrapped (PROTOCOL.md 13.2,
 	// migration).

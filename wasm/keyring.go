@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"syscall/js"
@@ -88,6 +89,10 @@ func epochAD(epoch uint32) string {
 	return "\x00" + strconv.FormatUint(uint64(epoch), 10)
 }
 
+// errRetiredUnwrap means the current data key unwrapped and a retired one
+// did not: the record was altered, not the passphrase mistyped.
+var errRetiredUnwrap = errors.New("a retired data key did not unwrap")
+
 // unwrapRing opens every data key of rec under wrapper (non-extractable).
 func unwrapRing(wrapper safejs.Value, rec *dataKeyRecord) (*keyring, error) {
 	cur, err := unwrapDataKey(wrapper, rec.Kind, rec.Epoch, rec.IV, rec.Wrapped, false)
@@ -98,7 +103,7 @@ func unwrapRing(wrapper safejs.Value, rec *dataKeyRecord) (*keyring, error) {
 	for _, w := range rec.Retired {
 		k, err := unwrapDataKey(wrapper, rec.Kind, w.Epoch, w.IV, w.Wrapped, false)
 		if err != nil {
-			return nil, err
+			return nil, errRetiredUnwrap
 		}
 		old = append(old, epochKey{w.Epoch, k})
 	}

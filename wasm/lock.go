@@ -299,6 +299,9 @@ func (c *client) unlockWithKey(ctx context.Context, a js.Value) (any, error) {
 
 func (c *client) unlockWith(ctx context.Context, wk safejs.Value, wrongCode engine.Code, wrongMsg string) error {
 	ring, err := unwrapRing(wk, c.dk)
+	if errors.Is(err, errRetiredUnwrap) {
+		return newAPIError(engine.CodeStorageCorrupt, "a retired data key in keys/%s failed its integrity check: the record is damaged or was altered", keyDataKey)
+	}
 	if err != nil {
 		return newAPIError(wrongCode, "%s", wrongMsg)
 	}
