@@ -405,6 +405,27 @@ func conformance(t *testing.T, origin string) {
 		}
 	})
 
+	t.Run("account key unique", func(t *testing.T) {
+		// Issue 14 item 6: the victim's public version-1 list,
+		// registered again under a new handle, gave the device the
+		// victim later removed an identity of its own on the relay.
+		u := register(t, origin, h("victim"), 2)
+		v1 := u.Signed(t)
+		next := u.List.Clone()
+		next.Version++
+		next.Entries = next.Entries[:1]
+		u.List = next
+		if _, err := relayclient.Publish(ctx(t), origin, u.Handle, u.Signed(t)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := relayclient.Register(ctx(t), origin, h("alias"), v1)
+		wantHTTP(t, "the victim's old list under another handle", err, "key_taken")
+		_, err = relayclient.GetAccount(ctx(t), origin, h("alias"))
+		wantHTTP(t, "the alias", err, "unknown_account")
+		_, err = relayclient.Dial(ctx(t), origin, h("alias"), u.Devs[1])
+		wantCode(t, "the removed device under the alias", err, relay.CodeAuthFailed)
+	})
+
 	t.Run("attestation expiry closes open socket", func(t *testing.T) {
 		// Two companions whose attestations run out in a few seconds (the
 		// relay's age is the default 30 days); the primary re-attests one.
