@@ -6,8 +6,11 @@
 // Every flag can also come from the environment (PARLEY_ADDR, PARLEY_DATA,
 // PARLEY_FRAME_ANCESTORS, and for the relay's limits
 // PARLEY_ATTESTATION_AGE, PARLEY_BLOB_QUOTA, PARLEY_MAILBOX_LIMIT,
-// PARLEY_MAX_CONNECTIONS, PARLEY_TTL); a flag given on the command line
-// wins.
+// PARLEY_MAX_CONNECTIONS, PARLEY_PREKEY_FETCHES, PARLEY_TTL); a flag given
+// on the command line wins.
+//
+// `parley-server compact -data ./data` rewrites a stopped server's
+// database to give back the space of delivered and expired records.
 // PARLEY_ORIGIN sets the public origin devices sign when they log in
 // (default http:// + the listen address); PARLEY_METRICS_ADDR, if set,
 // serves Prometheus metrics on a separate address.
@@ -123,6 +126,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 }
 
 func run(args []string, log *slog.Logger) error {
+	if len(args) > 0 && args[0] == "compact" { // compact.go
+		return compact(args[1:], log)
+	}
 	cfg, err := parseConfig(args, os.Getenv)
 	if err != nil {
 		return err

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/relayserver"
+	"github.com/parley-im/parley/server/store"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -62,5 +65,31 @@ func TestParseConfigRelayLimits(t *testing.T) {
 		if _, err := parseConfig(bad, getenv); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// TestCompactCommand: `parley-server compact -data DIR` rewrites a stopped
+// server's database, and refuses one a running server holds.
+func TestCompactCommand(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if err := run([]string{"compact", "-data", dir}, log); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("compact while the database is open: %v, want ErrLocked", err)
+	}
+	st.Close()
+	if err := run([]string{"compact", "-data", dir}, log); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	st, err = store.Open(dir)
+	if err != nil {
+		t.Fatalf("open after compact: %v", err)
+	}
+	st.Close()
+	if err := run([]string{"compact", "-data", dir, "stray"}, log); err == nil {
+		t.Fatal("stray argument accepted")
 	}
 }
