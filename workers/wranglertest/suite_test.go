@@ -291,13 +291,13 @@ func conformance(t *testing.T, origin string) {
 		// get the signed and last-resort prekeys, and the owner is told
 		// to refill.
 		const stock = 48
-		taken, told, refill := prekeyDrain(t, origin, stock)
-		if budget := relayserver.DefaultPrekeyFetches; taken < budget || taken > budget+refill {
-			t.Fatalf("%d fetches from four accounts took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, taken, budget, refill)
+		d := tstest.PrekeyDrain(ctx(t), t, origin, "-"+run, stock)
+		if budget := relayserver.DefaultPrekeyFetches; d.Taken < budget || d.Taken > budget+d.Refill {
+			t.Fatalf("%d fetches from four accounts took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, d.Taken, budget, d.Refill)
 		}
 		// Pushes from concurrent fetches may arrive in any order.
-		if told < stock-taken || told >= 20 {
-			t.Fatalf("the owner was last told its stock is %d; it is %d, low under 20", told, stock-taken)
+		if d.Told < stock-d.Taken || d.Told >= 20 {
+			t.Fatalf("the owner was last told its stock is %d; it is %d, low under 20", d.Told, stock-d.Taken)
 		}
 	})
 
