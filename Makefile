@@ -77,7 +77,7 @@ vet:
 # e2e/package-lock.json, installed by e2e-deps) into the pages it checks.
 # go test's -timeout is per package binary and only catches hangs: the whole
 # make test took 7.5 min on a quiet 2-core machine, but e2e's browser tests
-# alone ran past 10 min at a load average of 20, so the deadline leaves room
+# alone took 21 min at a load average of 20, so the deadline leaves room
 # for a busy machine and still ends a hang.
 test-native: e2e-deps
 	$(GO) test -count=1 -timeout 25m ./...
