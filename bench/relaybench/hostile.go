@@ -268,6 +268,39 @@ func startServer(bin, dir string, env ...string) (*exec.Cmd, string, error) {
 	return cmd, addr, nil
 }
 
+// runDelay is the time the process's threads together spent runnable but
+// waiting for a CPU (the second field of each thread's schedstat): what
+// CPU contention costs it, as opposed to a wait of its own.
+func runDelay(pid int) time.Duration {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var ns int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if f := strings.Fields(string(b)); err == nil && len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			ns += n
+		}
+	}
+	return time.Duration(ns)
+}
+
+// listenDrops is the kernel's count of connections dropped because a
+// listen queue was full (TcpExt ListenDrops), machine-wide.
+func listenDrops() int64 {
+	b, _ := os.ReadFile("/proc/net/netstat")
+	l := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(l); i += 2 {
+		names, vals := strings.Fields(l[i]), strings.Fields(l[i+1])
+		for j := range names {
+			if names[j] == "ListenDrops" && j < len(vals) {
+				n, _ := strconv.ParseInt(vals[j], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -361,7 +394,9 @@ func runHostile(cfg hostileConfig) error {
 	}
 	ctx := context.Background()
 	t0 := time.Now()
-	if err := parallel(cfg.slow, 4, func(i int) error { return queueFor(ctx, origin, floodAddr(i), flooders[cfg.slow+ttlAddrs+i], flooders[i], cfg.queued) }); err != nil {
+	if err := parallel(cfg.slow, 4, func(i int) error {
+		return queueFor(ctx, origin, floodAddr(i), flooders[cfg.slow+ttlAddrs+i], flooders[i], cfg.queued)
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "hostile: %d × %d KiB queued for the slow readers in %.1f s; RSS %d MiB\n",
@@ -408,7 +443,7 @@ func runHostile(cfg hostileConfig) error {
 		fwg.Add(1)
 		go func() { defer fwg.Done(); f() }()
 	}
-	cpu0, ft0 := cpuTicks(pid), time.Now()
+	cpu0, wait0, drops0, ft0 := cpuTicks(pid), runDelay(pid), listenDrops(), time.Now()
 	for i := 0; i < floodAddrs; i++ {
 		ip := floodAddr(i)
 		for k := 0; k < cfg.stalled; k++ {
@@ -448,7 +483,9 @@ func runHostile(cfg hostileConfig) error {
 		}
 	}
 	fwg.Wait()
-	cpu := float64(cpuTicks(pid)-cpu0) / 100 / time.Since(ft0).Seconds()
+	fdur := time.Since(ft0)
+	cpu := float64(cpuTicks(pid)-cpu0) / 100 / fdur.Seconds()
+	wait, drops := runDelay(pid)-wait0, listenDrops()-drops0
 	<-pairDone
 	prober.Process.Kill()
 	prober.Wait()
@@ -476,7 +513,8 @@ func runHostile(cfg hostileConfig) error {
 	fmt.Printf("  short-TTL sends into the victim (ttl_s=1, %d addresses)   %d accepted, %d mailbox_full\n", ttlAddrs, ttlOK.Load(), ttlFull.Load())
 	fmt.Printf("  relay RSS peak (VmHWM) %d MiB, sampled peak during the flood %d MiB; bound %d MiB: %s\n",
 		hwm>>20, peakFlood.Load()>>20, hostileRSSBound>>20, verdict(hwm < hostileRSSBound))
-	fmt.Printf("  relay CPU during the flood               %.0f%% of one core\n", 100*cpu)
+	fmt.Printf("  relay CPU during the flood               %.0f%% of one core; its threads waited %.1f s for a CPU in %.0f s; %d connections dropped by full listen queues (machine-wide)\n",
+		100*cpu, wait.Seconds(), fdur.Seconds(), drops)
 	fmt.Printf("  /healthz every %v, new connection each   %s; target every answer within %v: %s\n", sampleEvery, hzs, healthzTarget, verdict(hzMax <= float64(healthzTarget.Milliseconds())))
 	fmt.Printf("  relay /metrics listener (same process, no store, no connection cap)   %s\n", mets)
 	fmt.Printf("  control server (another process, same machine)   %s\n", ctls)
