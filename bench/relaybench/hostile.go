@@ -301,6 +301,22 @@ func listenDrops() int64 {
 	return 0
 }
 
+// metric is the value of one line of a Prometheus text page ("?" if absent).
+func metric(url, name string) string {
+	res, err := http.Get(url)
+	if err != nil {
+		return "?"
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			return f[1]
+		}
+	}
+	return "?"
+}
+
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -499,6 +515,7 @@ func runHostile(cfg hostileConfig) error {
 	mets, _, _ := met.since(0)
 	ctls, _, _ := ctrl.since(0)
 	hwm := statusKiB(pid, "VmHWM") << 10
+	slowClosed := metric("http://"+maddr+"/metrics", "parley_relay_slow_readers_closed_total")
 	verdict := func(ok bool) string {
 		if ok {
 			return "pass"
@@ -510,7 +527,8 @@ func runHostile(cfg hostileConfig) error {
 	fmt.Printf("  stalled 1-byte link PUTs (%d per address)   %s\n", cfg.stalled, &small)
 	fmt.Printf("  stalled 8 MiB blob PUTs (1 per address)     %s\n", &big)
 	fmt.Printf("  pre-login sockets, 1 MiB frame begun (%d per address, %d addresses)   %s\n", cfg.preAuth, floodAddrs/2, &pre)
-	fmt.Printf("  slow readers (%d, %d × %d KiB queued each, reading %d B/s)   %s\n", cfg.slow, cfg.queued, relay.MaxPayload>>10, cfg.readRate, &slow)
+	fmt.Printf("  slow readers (%d, %d × %d KiB queued each, reading %d B/s)   %s; the relay closed %s as slow (its close frame waits behind what the kernel buffered)\n",
+		cfg.slow, cfg.queued, relay.MaxPayload>>10, cfg.readRate, &slow, slowClosed)
 	fmt.Printf("  short-TTL sends into the victim (ttl_s=1, %d addresses)   %d accepted, %d mailbox_full\n", ttlAddrs, ttlOK.Load(), ttlFull.Load())
 	fmt.Printf("  relay RSS peak (VmHWM) %d MiB, sampled peak during the flood %d MiB; bound %d MiB: %s\n",
 		hwm>>20, peakFlood.Load()>>20, hostileRSSBound>>20, verdict(hwm < hostileRSSBound))
