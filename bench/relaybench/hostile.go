@@ -301,6 +301,27 @@ func listenDrops() int64 {
 	return 0
 }
 
+// finWait counts the relay's sockets (local port port) in FIN-WAIT-1 and
+// their unsent bytes, from /proc/net/tcp: sockets the relay has closed
+// while their peer had not read what the kernel still holds for it. A
+// slow reader only sees the close after that backlog, so this, not the
+// client, tells whether the relay let go of it.
+func finWait(port int) (n int, unsent int64) {
+	b, _ := os.ReadFile("/proc/net/tcp")
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 5 || f[3] != "04" || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
+			continue
+		}
+		n++
+		if tx, _, ok := strings.Cut(f[4], ":"); ok {
+			v, _ := strconv.ParseInt(tx, 16, 64)
+			unsent += v
+		}
+	}
+	return n, unsent
+}
+
 // metric is the value of one line of a Prometheus text page ("?" if absent).
 func metric(url, name string) string {
 	res, err := http.Get(url)
@@ -498,6 +519,9 @@ func runHostile(cfg hostileConfig) error {
 				time.Since(ft0).Seconds(), statusKiB(pid, "VmRSS")>>10, s, pair.delivered.Load(), pair.sent.Load(), loadLine())
 		}
 	}
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	finN, finBytes := finWait(port)
 	fwg.Wait()
 	fdur := time.Since(ft0)
 	cpu := float64(cpuTicks(pid)-cpu0) / 100 / fdur.Seconds()
@@ -527,8 +551,10 @@ func runHostile(cfg hostileConfig) error {
 	fmt.Printf("  stalled 1-byte link PUTs (%d per address)   %s\n", cfg.stalled, &small)
 	fmt.Printf("  stalled 8 MiB blob PUTs (1 per address)     %s\n", &big)
 	fmt.Printf("  pre-login sockets, 1 MiB frame begun (%d per address, %d addresses)   %s\n", cfg.preAuth, floodAddrs/2, &pre)
-	fmt.Printf("  slow readers (%d, %d × %d KiB queued each, reading %d B/s)   %s; the relay closed %s as slow (its close frame waits behind what the kernel buffered)\n",
-		cfg.slow, cfg.queued, relay.MaxPayload>>10, cfg.readRate, &slow, slowClosed)
+	fmt.Printf("  slow readers (%d, %d × %d KiB queued each, reading %d B/s)   %s (a client sees a close only after the kernel's backlog)\n",
+		cfg.slow, cfg.queued, relay.MaxPayload>>10, cfg.readRate, &slow)
+	fmt.Printf("    as the flood ended: %d relay sockets closed by the relay with %.1f MiB unsent left to the kernel (FIN-WAIT-1); closed by the drain timeout (metric): %s\n",
+		finN, float64(finBytes)/(1<<20), slowClosed)
 	fmt.Printf("  short-TTL sends into the victim (ttl_s=1, %d addresses)   %d accepted, %d mailbox_full\n", ttlAddrs, ttlOK.Load(), ttlFull.Load())
 	fmt.Printf("  relay RSS peak (VmHWM) %d MiB, sampled peak during the flood %d MiB; bound %d MiB: %s\n",
 		hwm>>20, peakFlood.Load()>>20, hostileRSSBound>>20, verdict(hwm < hostileRSSBound))
