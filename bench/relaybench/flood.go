@@ -47,19 +47,28 @@ func (c *floodCounts) String() string {
 // problem and not the bench's.
 var bigBody = make([]byte, 8<<20-2)
 
+// reopening dials addr from local until ctx ends, gives each connection
+// to hold (which returns when the relay ended it or ctx did), and waits
+// reopenPause before the next. The connection is closed when ctx ends.
+func reopening(ctx context.Context, addr string, local net.IP, n *floodCounts, hold func(c net.Conn)) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: local}, Timeout: 5 * time.Second}
+	for ctx.Err() == nil {
+		if c, err := d.DialContext(ctx, "tcp", addr); err == nil {
+			n.opened.Add(1)
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			hold(c)
+			stop()
+			c.Close()
+		}
+		sleepCtx(ctx, reopenPause)
+	}
+}
+
 // stalledBody (item 1) holds one stalled request from local open: a link
 // PUT of one byte out of 64 KiB, or (big) an unreserved 8 MiB − 1 blob PUT
 // that stops one byte short. It reopens whenever the relay ends it.
 func stalledBody(ctx context.Context, addr string, local net.IP, big bool, n *floodCounts) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: local}, Timeout: 5 * time.Second}
-	for ctx.Err() == nil {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			sleepCtx(ctx, reopenPause)
-			continue
-		}
-		n.opened.Add(1)
-		stop := context.AfterFunc(ctx, func() { c.Close() })
+	reopening(ctx, addr, local, n, func(c net.Conn) {
 		id := make([]byte, 16)
 		rand.Read(id)
 		if big {
@@ -74,51 +83,40 @@ func stalledBody(ctx context.Context, addr string, local net.IP, big bool, n *fl
 		} else if ctx.Err() == nil {
 			n.cut.Add(1)
 		}
-		stop()
-		c.Close()
-		sleepCtx(ctx, reopenPause)
-	}
+	})
 }
 
 // preAuthFrame (item 4) opens a relay socket from local and, before any
 // login, starts a 1 MiB binary message and sends 64 KiB of it, then
 // stalls: the relay's pre-login read limit is a few hundred bytes.
 func preAuthFrame(ctx context.Context, addr string, local net.IP, n *floodCounts) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: local}, Timeout: 5 * time.Second}
-	for ctx.Err() == nil {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			sleepCtx(ctx, reopenPause)
-			continue
-		}
-		n.opened.Add(1)
-		stop := context.AfterFunc(ctx, func() { c.Close() })
+	reopening(ctx, addr, local, n, func(c net.Conn) {
 		key := make([]byte, 16)
 		rand.Read(key)
 		fmt.Fprintf(c, "GET /v1/ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
 			addr, base64.StdEncoding.EncodeToString(key), relay.Subprotocol)
 		br := bufio.NewReader(c)
 		res, err := http.ReadResponse(br, nil)
-		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
-			// FIN + binary, masked, 64-bit length 1 MiB, mask, 64 KiB of it.
-			hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}
-			binary.BigEndian.PutUint64(hdr[2:10], relay.MaxFrame)
-			c.Write(append(hdr, make([]byte, 64<<10)...))
-			for ctx.Err() == nil { // the challenge, then whatever ends it
-				if _, err := br.ReadByte(); err != nil {
-					break
-				}
-			}
-			if ctx.Err() == nil {
-				n.cut.Add(1)
-			}
-		} else if err == nil {
-			n.refused.Add(1)
+		if err != nil {
+			return
 		}
-		stop()
-		c.Close()
-		sleepCtx(ctx, reopenPause)
-	}
+		if res.StatusCode != http.StatusSwitchingProtocols {
+			n.refused.Add(1)
+			return
+		}
+		// FIN + binary, masked, 64-bit length 1 MiB, mask, 64 KiB of it.
+		hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}
+		binary.BigEndian.PutUint64(hdr[2:10], relay.MaxFrame)
+		c.Write(append(hdr, make([]byte, 64<<10)...))
+		for ctx.Err() == nil { // the challenge, then whatever ends it
+			if _, err := br.ReadByte(); err != nil {
+				break
+			}
+		}
+		if ctx.Err() == nil {
+			n.cut.Add(1)
+		}
+	})
 }
 
 // throttledConn reads at most rate bytes a second: a device socket whose
