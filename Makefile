@@ -17,7 +17,7 @@ WASM_TEST_PKGS ?= ./crypto/... ./client/... ./bench/cryptobench
 FUZZTIME ?= 20000x
 
 .PHONY: run build wasm server test tidy vet test-native test-wasm test-fuzz fuzz bench-browser \
-        chromium bench bench-relay clean workers workers-dev test-workers
+        chromium bench bench-relay bench-relay-hostile clean workers workers-dev test-workers
 
 run: build
 	$(SERVER) -addr '$(ADDR)' -data '$(DATA)'
@@ -109,6 +109,11 @@ bench:
 
 bench-relay:
 	./bench/relay.sh
+
+# Issue 14's combined flood (items 1-4 from 100 loopback addresses) against
+# the real server binary: RSS, /healthz and a legitimate pair throughout.
+bench-relay-hostile: server
+	./bench/relay.sh hostile
 
 # Issue 6's targets in headless Chromium (the release wasm): receive time
 # with a browser and with a native sender, navigation to ready and to the
