@@ -57,6 +57,20 @@ $('form-approve').addEventListener('submit', async (e) => {
   }
 });
 
+// The engine retries the link channel by itself while the relay is
+// unreachable (client/link.go, linkRetry); the status line says so and
+// comes back once it answers again.
+let statusBeforeOutage = '';
+on('link-connection', (e) => {
+  if (!ui.approving) return;
+  if (e.code === 'offline') {
+    statusBeforeOutage = $('approve-status').textContent;
+    $('approve-status').textContent = 'Reconnecting…';
+  } else if ($('approve-status').textContent === 'Reconnecting…') {
+    $('approve-status').textContent = statusBeforeOutage;
+  }
+});
+
 // The code is shown as soon as the hello is sent, before the new device
 // has answered: its user compares it with this screen.
 on('link-check', (e) => {

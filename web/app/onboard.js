@@ -51,30 +51,42 @@ $('form-create').addEventListener('submit', async (e) => {
 
 $('form-link').addEventListener('submit', async (e) => {
   e.preventDefault();
-  $('link-start-error').textContent = '';
   const btn = $('form-link').querySelector('button');
   btn.disabled = true;
+  try {
+    await startLinking($('link-start-error'));
+  } finally {
+    btn.disabled = false;
+  }
+});
+$('link-wait-title').tabIndex = -1;
+
+// startLinking asks the engine for a link code and shows it; errors go to
+// the element given (the form's, or the link pane's after an expired code).
+async function startLinking(errorEl) {
+  errorEl.textContent = '';
   try {
     const s = await P.startLink($('link-device').value.trim());
     ui.linking = true;
     $('link-qr').src = svgURL(s.qrSvg);
     $('link-payload').value = s.payload;
     $('link-expires').textContent = s.expires ? 'This code works until ' + formats().time.format(s.expires * 1000) + '.' : '';
+    show($('link-steps'));
     show($('link-offer'));
     show($('link-check'), false);
     show($('link-sync'), false);
+    show($('link-status'), false);
+    show($('link-expired'), false);
+    show($('btn-link-restart'));
     $('link-error').textContent = '';
     show($('onboard-choices'), false);
     show($('link-wait'));
     $('link-wait-title').focus();
     waitLinked();
   } catch (err) {
-    $('link-start-error').textContent = words(err);
-  } finally {
-    btn.disabled = false;
+    errorEl.textContent = words(err);
   }
-});
-$('link-wait-title').tabIndex = -1;
+}
 
 async function waitLinked() {
   try {
@@ -86,11 +98,40 @@ async function waitLinked() {
   } catch (err) {
     show($('link-check-ask'), false);
     show($('link-check-wait'), false);
+    show($('link-status'), false);
+    if (err && err.code === 'link_expired') {
+      showExpired();
+      return;
+    }
     $('link-error').textContent = err && err.code === 'link_rejected'
       ? 'Linking cancelled: you said the check codes do not match. This browser was not linked and the other device was told. Start over to show a new link code.'
       : words(err);
   }
 }
+
+// showExpired takes the dead code away and offers one thing to do: get a
+// new one (issue 15 item 5).
+function showExpired() {
+  for (const id of ['link-steps', 'link-offer', 'link-check', 'link-sync', 'btn-link-restart']) show($(id), false);
+  $('link-error').textContent = '';
+  show($('link-expired'));
+  $('btn-link-new').focus();
+}
+$('btn-link-new').addEventListener('click', async () => {
+  const btn = $('btn-link-new');
+  btn.disabled = true;
+  try {
+    await startLinking($('link-error'));
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+// The engine retries the link channel by itself while the relay is
+// unreachable (client/link.go, linkRetry) and says so.
+on('link-connection', (e) => {
+  if (ui.linking) show($('link-status'), e.code === 'offline');
+});
 
 // The check code of whoever answered the link code. Only the user can
 // tell whether that was their own primary, so nothing is sent before
