@@ -37,6 +37,14 @@ func showLinkCode(t *testing.T, b *Browser, url, device string) string {
 	return MustEval[string](b, `document.getElementById('link-payload').value`)
 }
 
+// pasteLinkCode answers a link code on the primary, as a person pastes it.
+func pasteLinkCode(t *testing.T, primary *Browser, payload string) {
+	t.Helper()
+	click(t, primary, "#btn-link-device")
+	pasteInto(t, primary, "#approve-payload", payload)
+	click(t, primary, "#form-approve button[type=submit]")
+}
+
 // TestUILinkRetriesThroughRelayOutage: the relay goes away while a new
 // browser waits for its primary to answer. Before the fix the page said
 // "Something went wrong" (or the fetch's TypeError) and never polled
@@ -66,9 +74,7 @@ func TestUILinkRetriesThroughRelayOutage(t *testing.T) {
 
 	srv.Start()
 	waitUI(t, a2, "the companion connected again", `!`+visible("#link-status"))
-	click(t, a1, "#btn-link-device")
-	pasteInto(t, a1, "#approve-payload", payload)
-	click(t, a1, "#form-approve button[type=submit]")
+	pasteLinkCode(t, a1, payload)
 	waitUI(t, a2, "the check code after the outage", visible("#btn-link-code-confirm"))
 	click(t, a2, "#btn-link-code-confirm")
 	waitUI(t, a1, "the primary asking to confirm", visible("#btn-approve-confirm"))

@@ -17,6 +17,7 @@ function resetApprove() {
   ui.pendingLink = null;
   ui.approving = false;
   $('approve-payload').value = '';
+  show($('approve-steps'));
   show($('form-approve'));
   show($('btn-scan'));
   show($('approve-check'), false);
@@ -39,6 +40,9 @@ $('form-approve').addEventListener('submit', async (e) => {
     $('approve-status').textContent = '';
     $('approve-name').textContent = p.deviceName || 'Unnamed device';
     $('approve-code').textContent = p.checkCode;
+    // The steps are done; the code is what a phone's screen must show
+    // without scrolling.
+    show($('approve-steps'), false);
     show($('form-approve'), false);
     show($('btn-scan'), false);
     show($('approve-device'));
@@ -78,6 +82,7 @@ on('link-check', (e) => {
   ui.pendingLink = { linkId: e.linkId, checkCode: e.checkCode, deviceName: '' };
   $('approve-status').textContent = 'Waiting for the new device…';
   $('approve-code').textContent = e.checkCode;
+  show($('approve-steps'), false);
   show($('form-approve'), false);
   show($('btn-scan'), false);
   show($('approve-device'), false);

@@ -71,8 +71,10 @@ async function startLinking(errorEl) {
     $('link-qr').src = svgURL(s.qrSvg);
     $('link-payload').value = s.payload;
     $('link-expires').textContent = s.expires ? 'This code works until ' + formats().time.format(s.expires * 1000) + '.' : '';
+    ui.historyStored = 0;
     show($('link-steps'));
     show($('link-offer'));
+    show($('link-done'), false);
     show($('link-check'), false);
     show($('link-sync'), false);
     show($('link-status'), false);
@@ -90,11 +92,8 @@ async function startLinking(errorEl) {
 
 async function waitLinked() {
   try {
-    await P.waitLinked();
-    ui.linking = false;
-    show($('link-wait'), false);
-    show($('onboard-choices'));
-    await render();
+    const linked = await P.waitLinked();
+    showLinked(linked.handle, ui.historyStored);
   } catch (err) {
     show($('link-check-ask'), false);
     show($('link-check-wait'), false);
@@ -108,6 +107,24 @@ async function waitLinked() {
       : words(err);
   }
 }
+
+// showLinked ends the story on this browser: whose account it joined and
+// how much history came with it, and one way on, to the chats. Until the
+// user takes it ui.linking holds the chat list back (shell.js).
+function showLinked(handle, messages) {
+  for (const id of ['link-steps', 'link-offer', 'link-check', 'link-sync', 'link-status', 'link-expired', 'btn-link-restart']) show($(id), false);
+  $('link-error').textContent = '';
+  $('link-done-text').textContent = 'Linked as ' + handle + ' — ' + messages + (messages === 1 ? ' message' : ' messages') + ' of history received';
+  show($('link-done'));
+  $('btn-link-done').focus();
+}
+$('btn-link-done').addEventListener('click', async () => {
+  ui.linking = false;
+  show($('link-done'), false);
+  show($('link-wait'), false);
+  show($('onboard-choices'));
+  await render();
+});
 
 // showExpired takes the dead code away and offers one thing to do: get a
 // new one (issue 15 item 5).
@@ -139,7 +156,10 @@ on('link-connection', (e) => {
 on('link-check', (e) => {
   if (!ui.linking || e.linkId) return; // a primary's own link-check
   $('link-check-code').textContent = e.checkCode;
-  show($('link-offer'), false); // answered: the link code is used up
+  // Answered: the link code is used up, and the steps are done; the check
+  // code is what a phone's screen must show without scrolling.
+  show($('link-offer'), false);
+  show($('link-steps'), false);
   show($('link-check-ask'));
   show($('link-check-wait'), false);
   show($('link-check'));
@@ -188,4 +208,5 @@ on('sync-progress', (e) => {
   const p = $('link-progress');
   if (e.total) { p.max = e.total; p.value = e.done || 0; }
   p.setAttribute('aria-valuetext', e.text === 'download' ? 'Downloading history' : 'Saving history');
+  if (e.text === 'store') ui.historyStored = e.done || 0; // messages stored so far
 });

@@ -63,6 +63,9 @@ setRenderer(async function renderNow() {
       return;
     case 'ready':
       $('status').textContent = st.online === false ? 'Offline — retrying' : '';
+      // A browser just linked shows what it received until its user
+      // opens the chats (onboard.js).
+      if (ui.linking) return;
       if (prev && prev.online === false && st.online !== false) retryFiles();
       keepDrafts(); // the lock may have changed where drafts may be kept
       if (ui.view !== 'view-main' || !prev || prev.handle !== st.handle) await enterMain(st);
