@@ -170,11 +170,13 @@ func viewport(t *testing.T, b *Browser, w, h int64) {
 }
 
 // allowNetworkErrors clears the console errors a browser logs while the
-// server is down (refused connections), failing on anything else.
+// server is down (refused connections), and the 404 of a link-channel
+// poll that found nothing yet (PROTOCOL.md 14.3), failing on anything else.
 func allowNetworkErrors(t *testing.T, b *Browser) {
 	t.Helper()
 	for _, e := range b.AllowConsoleErrors() {
-		if !strings.Contains(e, "ERR_CONNECTION_REFUSED") && !strings.Contains(e, "WebSocket") && !strings.Contains(e, "Failed to fetch") {
+		emptyPoll := strings.Contains(e, "404") && strings.Contains(e, "/v1/link/")
+		if !emptyPoll && !strings.Contains(e, "ERR_CONNECTION_REFUSED") && !strings.Contains(e, "WebSocket") && !strings.Contains(e, "Failed to fetch") {
 			t.Errorf("browser console while offline: %s", e)
 		}
 	}

@@ -66,6 +66,8 @@ func TestUIJourney(t *testing.T) {
 	screenshot(t, a1, "link-approve-desktop", 1280, 800)
 	click(t, a1, "#btn-approve-confirm")
 	waitUI(t, a1, "linked", `document.getElementById('approve-status').textContent.includes('is linked')`)
+	waitUI(t, a2, "A2's success screen", visible("#btn-link-done"))
+	click(t, a2, "#btn-link-done")
 	waitUI(t, a2, "A2's chat list", visible("#view-main")+` && document.getElementById('me').textContent === 'alice'`)
 
 	// The phone writes to Bob; the browser shows it as Alice's, sent from
