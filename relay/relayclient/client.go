@@ -297,6 +297,15 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("relay: HTTP %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// expectContinueOver is the body size above which a request first asks
+// whether the relay wants the body (Expect: 100-continue). The relay
+// refuses a blob or link upload on its headers (no reservation, too
+// large, over budget) and then closes the connection without reading the
+// body; a client still writing megabytes at that moment can get a TCP
+// reset that destroys the answer before it reads it. Asking first, the
+// refusal arrives before a byte of the body is sent.
+const expectContinueOver = 64 << 10
+
 func do(ctx context.Context, method, url string, body io.Reader, out any) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
@@ -304,6 +313,9 @@ func do(ctx context.Context, method, url string, body io.Reader, out any) ([]byt
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if req.ContentLength > expectContinueOver {
+		req.Header.Set("Expect", "100-continue")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
