@@ -54,8 +54,9 @@ const (
 	MaxDevices = 16
 	// MaxNameLen bounds a device's display name, in bytes of UTF-8.
 	MaxNameLen = 64
-	// MaxEncodedSize is larger than any valid encoded list (about 4.8 KiB
-	// at MaxDevices); the relay may refuse bigger uploads before parsing.
+	// MaxEncodedSize is larger than any valid encoded list (5,080 bytes
+	// at MaxDevices, names of MaxNameLen and a handle of
+	// identity.MaxHandleLen); the relay may refuse bigger uploads before parsing.
 	MaxEncodedSize = 8192
 
 	// listVersion is the format Sign writes: the list names its handle.

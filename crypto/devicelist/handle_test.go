@@ -2,8 +2,11 @@ package devicelist
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-im/parley/crypto/identity"
 )
 
 // TestListCannotBeReplayedUnderAnotherHandle: Alice's genuine list, every
@@ -77,5 +80,31 @@ func TestLegacyListStandsOnlyUntilTheNextUpdate(t *testing.T) {
 	}
 	if err := CheckUpdate(cur, back); !errors.Is(err, ErrLegacyList) {
 		t.Fatalf("format 1 update of format 1: %v, want %v", err, ErrLegacyList)
+	}
+}
+
+// TestLargestListFitsMaxEncodedSize: the largest valid list (MaxDevices
+// entries with names of MaxNameLen and a handle of identity.MaxHandleLen)
+// is the 5,080 bytes PROTOCOL.md 3.2 states, below MaxEncodedSize.
+func TestLargestListFitsMaxEncodedSize(t *testing.T) {
+	f := newFixture(t, "largest", MaxDevices)
+	l := f.list.Clone()
+	l.Handle = strings.Repeat("h", identity.MaxHandleLen)
+	for i := range l.Entries {
+		l.Entries[i].Name = strings.Repeat("n", MaxNameLen)
+	}
+	enc, err := Sign(f.account, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) != 5080 || len(enc) > MaxEncodedSize {
+		t.Fatalf("largest list: %d bytes, want 5080 (limit %d)", len(enc), MaxEncodedSize)
+	}
+	if _, err := Verify(f.account.Public(), l.Handle, enc); err != nil {
+		t.Fatal(err)
+	}
+	l.Handle += "h"
+	if _, err := Sign(f.account, l); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a handle over identity.MaxHandleLen: %v, want %v", err, ErrMalformed)
 	}
 }
