@@ -257,7 +257,7 @@ func TestHostileRelayForgedAndOldLists(t *testing.T) {
 
 	// Forged: the relay adds its own device to Alice's list, signing with
 	// a key of its own.
-	l, err := devicelist.Verify(a1.eng.acct.AccountPub, v1)
+	l, err := devicelist.Verify(a1.eng.acct.AccountPub, "alice", v1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +322,30 @@ func TestHostileRelayForgedAndOldLists(t *testing.T) {
 	if !toCompanion {
 		t.Fatalf("after the replay Bob no longer encrypts to Alice's companion")
 	}
+}
+
+// TestRelayCannotServeAListUnderAnotherHandle: the relay answers Bob's
+// fetch of "mallory" with Alice's account key and her genuine signed list.
+// Every signature verifies, so only the handle the list names can tell
+// Bob that these are not mallory's devices: he must refuse the list, and
+// encrypt nothing to Alice's devices believing they are mallory's.
+func TestRelayCannotServeAListUnderAnotherHandle(t *testing.T) {
+	tr := startRelay(t, nil)
+	ctx := ctxT(t)
+	swap := &keySwapRelay{alias: map[string]string{"mallory": "alice"}}
+	bob := newWrappedAccount(t, tr, "bob", func(r Relay) Relay { swap.Relay = r; return swap })
+	a1 := newAccount(t, tr, "alice-phone", "alice")
+	if _, err := bob.eng.SendText(ctx, "mallory", "for mallory only"); !errors.Is(err, ErrBadList) {
+		t.Fatalf("send to mallory with Alice's list served under that handle: %v, want %s", err, ErrBadList.Code)
+	}
+	if _, err := refetch(t, bob, "mallory"); !errors.Is(err, ErrBadList) {
+		t.Fatalf("fetch of mallory answered with Alice's list: %v, want %s", err, ErrBadList.Code)
+	}
+	// Alice's own handle still works: the list is hers.
+	if _, err := bob.eng.SendText(ctx, "alice", "for alice"); err != nil {
+		t.Fatal(err)
+	}
+	a1.waitMessage("bob", "for alice")
 }
 
 // TestRelayCannotWithholdRevocation: Alice revokes her stolen browser and

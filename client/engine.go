@@ -356,7 +356,7 @@ func (e *Engine) CreateAccount(ctx context.Context, handle, deviceName string) e
 	}
 	now := uint64(e.cfg.Now().Unix())
 	list := &devicelist.List{
-		Account: account.Public(), Version: 1, Timestamp: now,
+		Account: account.Public(), Handle: handle, Version: 1, Timestamp: now,
 		Entries: []devicelist.Entry{{
 			Device: e.dev.Public(), Name: deviceName, Added: now, Attested: now, Primary: true,
 			DeviceSig: devicelist.DeviceSignature(e.dev, account.Public()),
@@ -475,6 +475,9 @@ func (e *Engine) session(ctx context.Context) error {
 	e.mu.Lock()
 	if _, err := e.rotatePrekeysLocked(ctx); err != nil {
 		e.log.Warn("prekey rotation failed", "err", err)
+	}
+	if err := e.upgradeOwnListLocked(ctx); err != nil {
+		e.log.Warn("device list not republished in format 2", "code", code(err))
 	}
 	e.mu.Unlock()
 	if err := e.publishPrekeys(ctx, conn); err != nil {

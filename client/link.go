@@ -530,11 +530,13 @@ func (e *Engine) CancelLink(linkID string) error {
 }
 
 // publishListLocked signs next with the account key, publishes it and pins
-// it. Primary only.
+// it. Primary only. The list names the account's handle, also when next
+// was cloned from a list of format 1 (PROTOCOL.md 3.6).
 func (e *Engine) publishListLocked(ctx context.Context, next *devicelist.List) error {
 	if e.account == nil {
 		return ErrNotPrimary
 	}
+	next.Handle = e.acct.Handle
 	signed, err := devicelist.Sign(e.account, next)
 	if err != nil {
 		return err
@@ -671,7 +673,7 @@ func (e *Engine) Reattest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	next, signed, err := devicelist.Reattest(e.account, cur, e.cfg.Now())
+	next, signed, err := devicelist.Reattest(e.account, cur, e.acct.Handle, e.cfg.Now())
 	if err != nil {
 		return err
 	}

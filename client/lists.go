@@ -64,7 +64,7 @@ func (e *Engine) heldListLocked(ctx context.Context, handle string, refresh bool
 		return nil, nil, err
 	}
 	if pin != nil && !refresh {
-		l, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
+		l, err := devicelist.Verify(pin.AccountPub, handle, pin.Encoded)
 		if err != nil {
 			return nil, nil, newError(ErrStorage.Code, err, "the stored device list of %s no longer verifies", handle)
 		}
@@ -103,13 +103,16 @@ func (e *Engine) fetchListLocked(ctx context.Context, handle string, pin *pinned
 		}
 		return nil, ErrSafetyChanged
 	}
-	l, err := devicelist.Verify(key, encoded)
+	l, err := devicelist.Verify(key, handle, encoded)
 	if err != nil {
 		return nil, newError(ErrBadList.Code, err, "the device list of %s does not verify: %v", handle, err)
 	}
+	if l.Legacy() && (pin == nil || !bytes.Equal(encoded, pin.Encoded)) {
+		return nil, legacyListErr(handle)
+	}
 	same := false
 	if pin != nil {
-		prev, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
+		prev, err := devicelist.Verify(pin.AccountPub, handle, pin.Encoded)
 		if err == nil {
 			if l.Version < prev.Version {
 				return nil, newError(ErrListRollback.Code, devicelist.ErrRollback,
@@ -152,6 +155,15 @@ func (e *Engine) fetchListLocked(ctx context.Context, handle string, pin *pinned
 		e.onOwnListChanged(l)
 	}
 	return l, nil
+}
+
+// legacyListErr refuses a list of format 1 (it names no handle, so it
+// cannot show it is handle's) anywhere but as the very list already
+// pinned: PROTOCOL.md 3.6. The account's primary republishes it in format
+// 2 at its next start; until then the contact cannot be added.
+func legacyListErr(handle string) error {
+	return newError(ErrBadList.Code, devicelist.ErrLegacyList,
+		"the device list of %s names no handle (format 1): it is accepted only once its account's primary has republished it", handle)
 }
 
 // fetchAccountLocked asks the relay for handle's account key and signed
@@ -219,7 +231,7 @@ func (e *Engine) noteListStampLocked(ctx context.Context, handle string, from id
 	if err != nil || pin == nil {
 		return err
 	}
-	held, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
+	held, err := devicelist.Verify(pin.AccountPub, handle, pin.Encoded)
 	if err != nil {
 		return newError(ErrStorage.Code, err, "the stored device list of %s no longer verifies", handle)
 	}
@@ -323,9 +335,13 @@ func (e *Engine) AcknowledgeSafetyNumber(ctx context.Context, handle, shown stri
 		}
 		return newError(ErrSafetyChanged.Code, nil, "the relay serves another account key for %s than the one whose safety number was shown; compare the new one", handle)
 	}
-	l, err := devicelist.Verify(key, encoded)
+	l, err := devicelist.Verify(key, handle, encoded)
 	if err != nil {
 		return newError(ErrBadList.Code, err, "the device list of %s does not verify: %v", handle, err)
+	}
+	if l.Legacy() {
+		// A new key is pinned from scratch, as at first contact.
+		return legacyListErr(handle)
 	}
 	var b storage.Batch
 	// The pin starts again from the acknowledged key; sessions with the
@@ -387,7 +403,7 @@ func (e *Engine) ownStampLocked(ctx context.Context) (listStamp, error) {
 	}
 	// own came from this pin (listLocked); the version is read from the
 	// bytes hashed so the two cannot disagree.
-	l, err := devicelist.Verify(pin.AccountPub, pin.Encoded)
+	l, err := devicelist.Verify(pin.AccountPub, e.acct.Handle, pin.Encoded)
 	if err != nil {
 		return listStamp{}, newError(ErrStorage.Code, err, "the stored own device list no longer verifies")
 	}
@@ -404,4 +420,26 @@ func digitsOnly(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// upgradeOwnListLocked is the primary's half of the migration to lists
+// that name their handle (PROTOCOL.md 3.6): at each connection, if the
+// account's own list is still of format 1, it publishes the next version
+// in format 2 with the same devices (only the primary's own attestation
+// is renewed; companions keep theirs). Relays and clients accept a format
+// 1 list only as the one already stored, so this first update ends it.
+// Companions have no account key and do nothing. e.mu must be held.
+func (e *Engine) upgradeOwnListLocked(ctx context.Context) error {
+	if e.account == nil {
+		return nil
+	}
+	cur, err := e.listLocked(ctx, e.acct.Handle, false)
+	if err != nil || !cur.Legacy() {
+		return err
+	}
+	next, signed, err := devicelist.Reattest(e.account, cur, e.acct.Handle, e.cfg.Now(), e.dev.ID)
+	if err != nil {
+		return err
+	}
+	return e.publishSignedLocked(ctx, next, signed)
 }

@@ -10,30 +10,51 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/parley-im/parley/crypto/devicelist"
 	"github.com/parley-im/parley/crypto/identity"
 )
 
 // keySwapRelay serves, for a handle, another account's key and list: a
-// relay putting its own account key in place of a contact's.
+// relay putting its own account key in place of a contact's. With a
+// signer (the relay's own account) the list is signed again naming the
+// handle asked for, as a relay holding that key can; without one it is
+// served as it is, naming the other account's handle.
 type keySwapRelay struct {
 	Relay
-	mu    sync.Mutex
-	alias map[string]string // handle → the account served for it
+	mu     sync.Mutex
+	alias  map[string]string            // handle → the account served for it
+	signer map[string]*identity.Account // handle → key the served list is re-signed with
 }
 
 func (k *keySwapRelay) Account(ctx context.Context, handle string) ([]byte, []byte, error) {
 	k.mu.Lock()
 	as, ok := k.alias[handle]
+	signer := k.signer[handle]
 	k.mu.Unlock()
-	if ok {
-		handle = as
+	if !ok {
+		return k.Relay.Account(ctx, handle)
 	}
-	return k.Relay.Account(ctx, handle)
+	key, enc, err := k.Relay.Account(ctx, as)
+	if err != nil || signer == nil {
+		return key, enc, err
+	}
+	l, err := devicelist.Verify(key, as, enc)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.Handle = handle
+	enc, err = devicelist.Sign(signer, l)
+	return key, enc, err
 }
 
-func (k *keySwapRelay) serveAs(handle, as string) {
+// serveAs serves as's account for handle; signer, if not nil, is as's
+// account key, which re-signs the list naming handle.
+func (k *keySwapRelay) serveAs(handle, as string, signer *identity.Account) {
 	k.mu.Lock()
-	k.alias[handle] = as
+	if k.signer == nil {
+		k.signer = map[string]*identity.Account{}
+	}
+	k.alias[handle], k.signer[handle] = as, signer
 	k.mu.Unlock()
 }
 
@@ -81,7 +102,7 @@ func TestSafetyNumberAckCannotPinSwappedKey(t *testing.T) {
 		return pin.AccountPub
 	}
 
-	swap.serveAs("alice", "mallory")
+	swap.serveAs("alice", "mallory", mallory.eng.account)
 	if err := refresh(); !errors.Is(err, ErrSafetyChanged) {
 		t.Fatalf("a changed key: %v", err)
 	}
@@ -97,7 +118,7 @@ func TestSafetyNumberAckCannotPinSwappedKey(t *testing.T) {
 		t.Fatalf("acknowledging without the number shown: %v", err)
 	}
 
-	swap.serveAs("alice", "eve")
+	swap.serveAs("alice", "eve", eve.eng.account)
 	err = bob.eng.AcknowledgeSafetyNumber(ctx, "alice", shown.Grouped())
 	if got := pinned(); bytes.Equal(got, eve.eng.acct.AccountPub) {
 		t.Fatalf("acknowledging the number shown for Mallory's key pinned Eve's key, which Bob never saw (ack: %v)", err)

@@ -250,7 +250,7 @@ func newDeviceListVerify5(tb testing.TB) func() error {
 	const n = 5
 	acct := must[*identity.Account](tb)(identity.NewAccount(nil))
 	now := uint64(time.Now().Unix())
-	l := &devicelist.List{Account: acct.Public(), Version: 7, Timestamp: now}
+	l := &devicelist.List{Account: acct.Public(), Handle: "alice", Version: 7, Timestamp: now}
 	for i := range n {
 		d := must[*identity.Device](tb)(identity.NewDevice(nil))
 		l.Entries = append(l.Entries, devicelist.Entry{
@@ -262,7 +262,7 @@ func newDeviceListVerify5(tb testing.TB) func() error {
 	enc := must[[]byte](tb)(devicelist.Sign(acct, l))
 	pub := ed25519.PublicKey(acct.Public())
 	return func() error {
-		got, err := devicelist.Verify(pub, enc)
+		got, err := devicelist.Verify(pub, "alice", enc)
 		if err != nil {
 			return err
 		}

@@ -290,7 +290,7 @@ func newAccountVia(hc *http.Client, origin, handle string) (*device, error) {
 		return nil, err
 	}
 	now := uint64(time.Now().Unix())
-	enc, err := devicelist.Sign(acct, &devicelist.List{Account: acct.Public(), Version: 1, Timestamp: now, Entries: []devicelist.Entry{{
+	enc, err := devicelist.Sign(acct, &devicelist.List{Account: acct.Public(), Handle: handle, Version: 1, Timestamp: now, Entries: []devicelist.Entry{{
 		Device: d.Public(), Name: "bench", Added: now, Attested: now, Primary: true,
 		DeviceSig: devicelist.DeviceSignature(d, acct.Public()),
 	}}})

@@ -9,7 +9,9 @@
 // over the account key ("device signs account", so a device cannot be
 // claimed by an account it never agreed to join). The whole encoded list is
 // signed again by the account, with a Version that only grows, so a stale
-// list cannot be replayed to resurrect a revoked device.
+// list cannot be replayed to resurrect a revoked device, and it names the
+// handle it is published under, so it cannot be replayed under another
+// handle either (a relay serving a victim's list under an alias).
 //
 // Most callers want:
 //
@@ -19,11 +21,15 @@
 //     with DeviceSig filled in) and call Sign; it adds every entry's
 //     account signature and returns the encoding to publish. Reattest
 //     re-signs the same devices with a fresh attestation time.
-//   - On peers and the relay: Verify(accountPub, encoded) with the pinned
-//     account key, then CheckUpdate(current, next) before replacing a
+//   - On peers and the relay: Verify(accountPub, handle, encoded) with the
+//     pinned account key and the handle the list was fetched for (or is
+//     stored under), then CheckUpdate(current, next) before replacing a
 //     stored list, then List.Find to look a device up. A relay registering
 //     a new account, with no key pinned yet, reads the key with
-//     PeekAccount and then calls Verify with it.
+//     PeekAccount and then calls Verify with it, and refuses a Legacy list.
+//   - Lists of format 1 name no handle (Legacy). They are accepted only
+//     as the list already stored or pinned, never as a new one: see
+//     CheckUpdate and docs/PROTOCOL.md section 3.6.
 //   - CheckAttestation / Expired to retire companions that have not been
 //     re-attested within a chosen maximum age.
 //
@@ -48,11 +54,16 @@ const (
 	MaxDevices = 16
 	// MaxNameLen bounds a device's display name, in bytes of UTF-8.
 	MaxNameLen = 64
-	// MaxEncodedSize is larger than any valid encoded list (about 4.8 KiB
-	// at MaxDevices); the relay may refuse bigger uploads before parsing.
+	// MaxEncodedSize is larger than any valid encoded list (5,080 bytes
+	// at MaxDevices, names of MaxNameLen and a handle of
+	// identity.MaxHandleLen); the relay may refuse bigger uploads before parsing.
 	MaxEncodedSize = 8192
 
-	listVersion       = 1
+	// listVersion is the format Sign writes: the list names its handle.
+	listVersion = 2
+	// legacyListVersion is the format before the handle was signed;
+	// Verify still reads it (Legacy), nothing writes it but SignLegacy.
+	legacyListVersion = 1
 	membershipVersion = 1
 	entryStmtVersion  = 1
 )
@@ -79,6 +90,12 @@ var (
 	ErrInvalidEntry = errors.New("devicelist: invalid entry")
 	// ErrMalformed: the encoding does not parse (wraps the wire error).
 	ErrMalformed = errors.New("devicelist: malformed encoding")
+	// ErrOtherHandle: the list names another handle than the one it was
+	// fetched for or is stored under.
+	ErrOtherHandle = errors.New("devicelist: list names another handle")
+	// ErrLegacyList: a list of format 1, which names no handle, offered
+	// as a new list (a registration, an update, a first pin).
+	ErrLegacyList = errors.New("devicelist: list of format 1 names no handle")
 	// ErrAttestationExpired: the entry was last attested too long ago.
 	ErrAttestationExpired = errors.New("devicelist: device attestation expired")
 )
@@ -100,9 +117,12 @@ type Entry struct {
 }
 
 // List is an account's device list. Timestamp is when the primary signed
-// it (Unix seconds); Version only grows.
+// it (Unix seconds); Version only grows. Handle is the handle the account
+// is registered under, at most identity.MaxHandleLen bytes; it is empty
+// only in a Legacy list.
 type List struct {
 	Account   ed25519.PublicKey
+	Handle    string
 	Version   uint64
 	Timestamp uint64
 	Entries   []Entry
@@ -149,11 +169,18 @@ func entryStatement(account ed25519.PublicKey, e *Entry) []byte {
 }
 
 // encodeBody is the list encoding without the final signature; the account
-// signs exactly these bytes (PurposeDeviceList).
+// signs exactly these bytes (PurposeDeviceList). A list without a handle is
+// written in the legacy format (SignLegacy only).
 func encodeBody(l *List) []byte {
 	w := wire.NewWriter(1024)
-	w.U8(listVersion)
-	w.Fixed(l.Account)
+	if l.Handle == "" {
+		w.U8(legacyListVersion)
+		w.Fixed(l.Account)
+	} else {
+		w.U8(listVersion)
+		w.Fixed(l.Account)
+		w.String(l.Handle)
+	}
 	w.U64(l.Version)
 	w.U64(l.Timestamp)
 	w.U32(uint32(len(l.Entries)))
@@ -183,6 +210,9 @@ func fixedSig(s []byte) []byte {
 func checkStructure(l *List) error {
 	if len(l.Account) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: account key of %d bytes", ErrMalformed, len(l.Account))
+	}
+	if len(l.Handle) > identity.MaxHandleLen {
+		return fmt.Errorf("%w: handle of %d bytes, limit %d", ErrMalformed, len(l.Handle), identity.MaxHandleLen)
 	}
 	if len(l.Entries) > MaxDevices {
 		return fmt.Errorf("%w: %d, limit %d", ErrTooManyDevices, len(l.Entries), MaxDevices)
@@ -242,8 +272,27 @@ func checkName(name string) error {
 // Sign checks l (limits, duplicates, one primary, names, times, and every
 // entry's DeviceSig), fills in every entry's AccountSig, signs the whole
 // list with the account key and returns the encoding to publish. l.Account
-// must be account's public key.
+// must be account's public key and l.Handle the handle it is published
+// under.
 func Sign(account *identity.Account, l *List) ([]byte, error) {
+	if l.Handle == "" {
+		return nil, ErrLegacyList
+	}
+	return sign(account, l)
+}
+
+// SignLegacy signs l in format 1, which names no handle (l.Handle must be
+// empty). Nothing in Parley publishes such a list any more: it exists so
+// that vectors and tests can make the lists published before format 2,
+// and test what the relay and clients do with them.
+func SignLegacy(account *identity.Account, l *List) ([]byte, error) {
+	if l.Handle != "" {
+		return nil, fmt.Errorf("%w: a legacy list names no handle", ErrMalformed)
+	}
+	return sign(account, l)
+}
+
+func sign(account *identity.Account, l *List) ([]byte, error) {
 	if !account.Public().Equal(l.Account) {
 		return nil, ErrWrongAccount
 	}
@@ -267,9 +316,19 @@ func decode(encoded []byte) (*List, []byte, []byte, error) {
 		return nil, nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(encoded), MaxEncodedSize)
 	}
 	r := wire.NewReader(encoded)
-	r.Version(listVersion)
+	format := r.U8()
+	if r.Err() == nil && format != listVersion && format != legacyListVersion {
+		return nil, nil, nil, fmt.Errorf("%w: %w: format %d", ErrMalformed, wire.ErrVersion, format)
+	}
 	l := &List{}
 	l.Account = ed25519.PublicKey(r.Fixed(ed25519.PublicKeySize))
+	if format == listVersion {
+		// Format 2 always names a handle: an empty one would read as a
+		// legacy list that is not one.
+		if l.Handle = r.String(identity.MaxHandleLen); r.Err() == nil && l.Handle == "" {
+			return nil, nil, nil, fmt.Errorf("%w: empty handle", ErrMalformed)
+		}
+	}
 	l.Version = r.U64()
 	l.Timestamp = r.U64()
 	n := r.Count(MaxDevices)
@@ -306,18 +365,25 @@ func PeekAccount(encoded []byte) (ed25519.PublicKey, error) {
 	return l.Account, nil
 }
 
-// Verify decodes an encoded list and checks that it is for accountPub, that
+// Verify decodes an encoded list and checks that it is for accountPub and
+// names handle (the handle it was fetched for, or is stored under), that
 // the account signed it, that it is well formed (limits, no duplicates,
 // exactly one primary) and that every entry carries both the account's and
-// the device's signatures. It does not compare versions: call CheckUpdate
-// against the stored list before accepting it as current.
-func Verify(accountPub ed25519.PublicKey, encoded []byte) (*List, error) {
+// the device's signatures. A Legacy list names no handle and passes the
+// handle check: the caller decides whether it may stand (PROTOCOL.md 3.6).
+// It does not compare versions: call CheckUpdate against the stored list
+// before accepting it as current.
+func Verify(accountPub ed25519.PublicKey, handle string, encoded []byte) (*List, error) {
 	l, body, sig, err := decode(encoded)
 	if err != nil {
 		return nil, err
 	}
 	if !l.Account.Equal(accountPub) {
 		return nil, ErrWrongAccount
+	}
+	// Handles are public: no constant-time comparison is needed.
+	if !l.Legacy() && l.Handle != handle {
+		return nil, fmt.Errorf("%w: %q, fetched for %q", ErrOtherHandle, l.Handle, handle)
 	}
 	if identity.VerifySignature(accountPub, identity.PurposeDeviceList, body, sig) != nil {
 		return nil, ErrBadSignature
@@ -337,19 +403,29 @@ func Verify(accountPub ed25519.PublicKey, encoded []byte) (*List, error) {
 	return l, nil
 }
 
-// CheckUpdate reports whether next may replace prev: same account and a
-// strictly greater version. Both must already be verified. An equal version
-// is refused too, so the relay cannot swap in a different list signed at
-// the same version.
+// CheckUpdate reports whether next may replace prev: same account, same
+// handle, a strictly greater version, and next is not Legacy (a list of
+// format 1 stays only until the account's next update). Both must already
+// be verified. An equal version is refused too, so the relay cannot swap
+// in a different list signed at the same version.
 func CheckUpdate(prev, next *List) error {
 	if !prev.Account.Equal(next.Account) {
 		return ErrWrongAccount
+	}
+	if next.Legacy() {
+		return ErrLegacyList
+	}
+	if !prev.Legacy() && prev.Handle != next.Handle {
+		return fmt.Errorf("%w: %q after %q", ErrOtherHandle, next.Handle, prev.Handle)
 	}
 	if next.Version <= prev.Version {
 		return fmt.Errorf("%w: have %d, got %d", ErrRollback, prev.Version, next.Version)
 	}
 	return nil
 }
+
+// Legacy reports whether l is of format 1, which names no handle.
+func (l *List) Legacy() bool { return l.Handle == "" }
 
 // Find returns the entry for id, or nil.
 func (l *List) Find(id identity.DeviceID) *Entry {
@@ -408,12 +484,14 @@ func (l *List) Expired(now time.Time, maxAge time.Duration) []identity.DeviceID 
 	return out
 }
 
-// Reattest makes the next version of prev: the same devices, Version+1,
-// Timestamp now, and Attested set to now for the devices in ids (every
-// device if ids is empty), freshly signed by the account. It returns the
-// new list and its encoding. prev is not modified.
-func Reattest(account *identity.Account, prev *List, now time.Time, ids ...identity.DeviceID) (*List, []byte, error) {
+// Reattest makes the next version of prev under handle: the same devices,
+// Version+1, Timestamp now, and Attested set to now for the devices in ids
+// (every device if ids is empty), freshly signed by the account. It
+// returns the new list and its encoding. prev is not modified; a Legacy
+// prev gets its handle this way.
+func Reattest(account *identity.Account, prev *List, handle string, now time.Time, ids ...identity.DeviceID) (*List, []byte, error) {
 	next := prev.Clone()
+	next.Handle = handle
 	next.Version++
 	if next.Version == 0 {
 		return nil, nil, fmt.Errorf("%w: version overflow", ErrRollback)

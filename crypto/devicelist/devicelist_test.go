@@ -18,6 +18,9 @@ func newDetRand(seed string) *detRand { return vectortest.NewDetRand(seed) }
 
 var t0 = time.Unix(1_780_000_000, 0)
 
+// fixtureHandle is the handle the fixtures' lists are published under.
+const fixtureHandle = "alice"
+
 type fixture struct {
 	account *identity.Account
 	devices []*identity.Device
@@ -34,7 +37,7 @@ func newFixture(t testing.TB, seed string, n int) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{account: a}
-	l := &List{Account: a.Public(), Version: 1, Timestamp: uint64(t0.Unix())}
+	l := &List{Account: a.Public(), Handle: fixtureHandle, Version: 1, Timestamp: uint64(t0.Unix())}
 	for i := 0; i < n; i++ {
 		d, err := identity.NewDevice(r)
 		if err != nil {
@@ -57,7 +60,7 @@ func newFixture(t testing.TB, seed string, n int) *fixture {
 
 func TestSignVerify(t *testing.T) {
 	f := newFixture(t, "list", 3)
-	l, err := Verify(f.account.Public(), f.enc)
+	l, err := Verify(f.account.Public(), fixtureHandle, f.enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,31 +94,31 @@ func TestVerifyRejects(t *testing.T) {
 	t.Run("bad signature", func(t *testing.T) {
 		enc := append([]byte(nil), f.enc...)
 		enc[len(enc)-1] ^= 1
-		if _, err := Verify(f.account.Public(), enc); !errors.Is(err, ErrBadSignature) {
+		if _, err := Verify(f.account.Public(), fixtureHandle, enc); !errors.Is(err, ErrBadSignature) {
 			t.Fatal(err)
 		}
 		enc = append([]byte(nil), f.enc...)
-		enc[40] ^= 1 // inside the version field
-		if _, err := Verify(f.account.Public(), enc); !errors.Is(err, ErrBadSignature) {
+		enc[1+32+4+len(fixtureHandle)+7] ^= 1 // inside the version field
+		if _, err := Verify(f.account.Public(), fixtureHandle, enc); !errors.Is(err, ErrBadSignature) {
 			t.Fatal(err)
 		}
 	})
 	t.Run("wrong account", func(t *testing.T) {
-		if _, err := Verify(other.Public(), f.enc); !errors.Is(err, ErrWrongAccount) {
+		if _, err := Verify(other.Public(), fixtureHandle, f.enc); !errors.Is(err, ErrWrongAccount) {
 			t.Fatal(err)
 		}
 	})
 	t.Run("missing account signature", func(t *testing.T) {
 		l := f.list.Clone()
 		l.Entries[1].AccountSig = nil
-		if _, err := Verify(f.account.Public(), resign(l)); !errors.Is(err, ErrAccountSignature) {
+		if _, err := Verify(f.account.Public(), fixtureHandle, resign(l)); !errors.Is(err, ErrAccountSignature) {
 			t.Fatal(err)
 		}
 	})
 	t.Run("account signature from another entry", func(t *testing.T) {
 		l := f.list.Clone()
 		l.Entries[1].AccountSig = l.Entries[2].AccountSig
-		if _, err := Verify(f.account.Public(), resign(l)); !errors.Is(err, ErrAccountSignature) {
+		if _, err := Verify(f.account.Public(), fixtureHandle, resign(l)); !errors.Is(err, ErrAccountSignature) {
 			t.Fatal(err)
 		}
 	})
@@ -123,7 +126,7 @@ func TestVerifyRejects(t *testing.T) {
 		l := f.list.Clone()
 		l.Entries[2].DeviceSig = DeviceSignature(f.devices[2], other.Public())
 		l.Entries[2].AccountSig = f.account.Sign(identity.PurposeAccountSignsDevice, entryStatement(l.Account, &l.Entries[2]))
-		if _, err := Verify(f.account.Public(), resign(l)); !errors.Is(err, ErrDeviceSignature) {
+		if _, err := Verify(f.account.Public(), fixtureHandle, resign(l)); !errors.Is(err, ErrDeviceSignature) {
 			t.Fatal(err)
 		}
 		if _, err := Sign(f.account, l); !errors.Is(err, ErrDeviceSignature) {
@@ -137,7 +140,7 @@ func TestVerifyRejects(t *testing.T) {
 		if _, err := Sign(f.account, l); !errors.Is(err, ErrDuplicateDevice) {
 			t.Fatal(err)
 		}
-		if _, err := Verify(f.account.Public(), resign(l)); !errors.Is(err, ErrDuplicateDevice) {
+		if _, err := Verify(f.account.Public(), fixtureHandle, resign(l)); !errors.Is(err, ErrDuplicateDevice) {
 			t.Fatal(err)
 		}
 		// Same keys under a different id.
@@ -145,13 +148,13 @@ func TestVerifyRejects(t *testing.T) {
 		e := l.Entries[1]
 		e.Device.ID[0] ^= 1
 		l.Entries = append(l.Entries, e)
-		if _, err := Verify(f.account.Public(), resign(l)); !errors.Is(err, ErrDuplicateDevice) {
+		if _, err := Verify(f.account.Public(), fixtureHandle, resign(l)); !errors.Is(err, ErrDuplicateDevice) {
 			t.Fatal(err)
 		}
 	})
 	t.Run("over limit", func(t *testing.T) {
 		g := newFixture(t, "big", MaxDevices)
-		if _, err := Verify(g.account.Public(), g.enc); err != nil {
+		if _, err := Verify(g.account.Public(), fixtureHandle, g.enc); err != nil {
 			t.Fatal("full list refused:", err)
 		}
 		l := g.list.Clone()
@@ -162,7 +165,7 @@ func TestVerifyRejects(t *testing.T) {
 		}
 		body := encodeBody(l)
 		enc := append(body, g.account.Sign(identity.PurposeDeviceList, body)...)
-		if _, err := Verify(g.account.Public(), enc); !errors.Is(err, ErrTooManyDevices) {
+		if _, err := Verify(g.account.Public(), fixtureHandle, enc); !errors.Is(err, ErrTooManyDevices) {
 			t.Fatal(err)
 		}
 	})
@@ -187,14 +190,14 @@ func TestVerifyRejects(t *testing.T) {
 		}
 	})
 	t.Run("trailing data", func(t *testing.T) {
-		if _, err := Verify(f.account.Public(), append(append([]byte(nil), f.enc...), 0)); !errors.Is(err, ErrMalformed) {
+		if _, err := Verify(f.account.Public(), fixtureHandle, append(append([]byte(nil), f.enc...), 0)); !errors.Is(err, ErrMalformed) {
 			t.Fatal(err)
 		}
 	})
 	t.Run("unknown version", func(t *testing.T) {
 		enc := append([]byte(nil), f.enc...)
-		enc[0] = 2
-		if _, err := Verify(f.account.Public(), enc); !errors.Is(err, ErrMalformed) {
+		enc[0] = 3
+		if _, err := Verify(f.account.Public(), fixtureHandle, enc); !errors.Is(err, ErrMalformed) {
 			t.Fatal(err)
 		}
 	})
@@ -202,12 +205,12 @@ func TestVerifyRejects(t *testing.T) {
 
 func TestCheckUpdate(t *testing.T) {
 	f := newFixture(t, "list", 2)
-	cur, _ := Verify(f.account.Public(), f.enc)
-	next, enc, err := Reattest(f.account, cur, t0.Add(time.Hour))
+	cur, _ := Verify(f.account.Public(), fixtureHandle, f.enc)
+	next, enc, err := Reattest(f.account, cur, fixtureHandle, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nv, err := Verify(f.account.Public(), enc)
+	nv, err := Verify(f.account.Public(), fixtureHandle, enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +237,7 @@ func TestCheckUpdate(t *testing.T) {
 
 func TestAttestationExpiry(t *testing.T) {
 	f := newFixture(t, "list", 3)
-	l, _ := Verify(f.account.Public(), f.enc)
+	l, _ := Verify(f.account.Public(), fixtureHandle, f.enc)
 	maxAge := 30 * 24 * time.Hour
 	if err := CheckAttestation(&l.Entries[1], t0.Add(maxAge), maxAge); err != nil {
 		t.Fatal(err)
@@ -247,7 +250,7 @@ func TestAttestationExpiry(t *testing.T) {
 		t.Fatalf("expired %v", exp)
 	}
 	// Re-attest only device 1: device 2 stays expired.
-	l2, _, err := Reattest(f.account, l, later, f.devices[1].ID)
+	l2, _, err := Reattest(f.account, l, fixtureHandle, later, f.devices[1].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +276,7 @@ func TestDeviceSignatureBinding(t *testing.T) {
 func BenchmarkVerify5(b *testing.B) {
 	f := newFixture(b, "bench", 5)
 	for b.Loop() {
-		if _, err := Verify(f.account.Public(), f.enc); err != nil {
+		if _, err := Verify(f.account.Public(), fixtureHandle, f.enc); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -18,7 +18,7 @@ func Example() {
 	laptop, _ := identity.NewDevice(nil) // the companion; its half arrives during linking
 	now := uint64(time.Now().Unix())
 
-	l := &devicelist.List{Account: account.Public(), Version: 1, Timestamp: now, Entries: []devicelist.Entry{
+	l := &devicelist.List{Account: account.Public(), Handle: "alice", Version: 1, Timestamp: now, Entries: []devicelist.Entry{
 		{Device: phone.Public(), Name: "phone", Added: now, Attested: now, Primary: true,
 			DeviceSig: devicelist.DeviceSignature(phone, account.Public())},
 		{Device: laptop.Public(), Name: "laptop", Added: now, Attested: now,
@@ -30,12 +30,12 @@ func Example() {
 	}
 
 	// Relay side: verify the upload, and only accept a higher version.
-	current, err := devicelist.Verify(account.Public(), v1)
+	current, err := devicelist.Verify(account.Public(), "alice", v1)
 	if err != nil {
 		panic(err)
 	}
-	_, v2, _ := devicelist.Reattest(account, current, time.Now().Add(time.Hour))
-	next, _ := devicelist.Verify(account.Public(), v2)
+	_, v2, _ := devicelist.Reattest(account, current, "alice", time.Now().Add(time.Hour))
+	next, _ := devicelist.Verify(account.Public(), "alice", v2)
 	fmt.Println(devicelist.CheckUpdate(current, next))
 	fmt.Println(errors.Is(devicelist.CheckUpdate(next, current), devicelist.ErrRollback))
 	fmt.Println(next.Find(laptop.ID).Name)

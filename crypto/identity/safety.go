@@ -13,7 +13,8 @@ import (
 )
 
 const (
-	// MaxHandleLen bounds a handle fed into a safety number, in bytes.
+	// MaxHandleLen bounds a handle fed into a safety number, or named by a
+	// signed device list (crypto/devicelist), in bytes.
 	MaxHandleLen = 255
 	// SafetyNumberIterations is how many times each side's digest is
 	// re-hashed, as in Signal (5200): it multiplies the cost of searching for

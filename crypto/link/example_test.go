@@ -49,7 +49,7 @@ func Example() {
 	if err := req.Verify(account.Public()); err != nil {
 		panic(err)
 	}
-	list := &devicelist.List{Account: account.Public(), Version: 2, Timestamp: ts, Entries: []devicelist.Entry{
+	list := &devicelist.List{Account: account.Public(), Handle: "alice", Version: 2, Timestamp: ts, Entries: []devicelist.Entry{
 		{Device: phone.Public(), Name: "phone", Added: ts, Attested: ts, Primary: true,
 			DeviceSig: devicelist.DeviceSignature(phone, account.Public())},
 		{Device: req.Device, Name: req.Name, Added: ts, Attested: ts, DeviceSig: req.DeviceSig},

@@ -153,7 +153,7 @@ func (b *Bundle) Check(account ed25519.PublicKey, self identity.DevicePublic) (*
 	if !b.Account.Equal(account) {
 		return nil, fmt.Errorf("link: bundle: %w", devicelist.ErrWrongAccount)
 	}
-	l, err := devicelist.Verify(account, b.DeviceList)
+	l, err := devicelist.Verify(account, b.Handle, b.DeviceList)
 	if err != nil {
 		return nil, fmt.Errorf("link: bundle: %w", err)
 	}

@@ -29,6 +29,7 @@ var vectorErrors = vectortest.Errors{
 	"bad_signature":    devicelist.ErrBadSignature,
 
 	"device_signed_other_account": devicelist.ErrDeviceSignature,
+	"other_handle":                devicelist.ErrOtherHandle,
 }
 
 var (
@@ -173,7 +174,7 @@ func messageVectors(t *testing.T, v map[string]vector) {
 		return devicelist.Entry{Device: d.Public(), Name: name, Added: ts, Attested: ts, Primary: primary,
 			DeviceSig: devicelist.DeviceSignature(d, acct.Public())}
 	}
-	l := &devicelist.List{Account: acct.Public(), Version: 7, Timestamp: ts,
+	l := &devicelist.List{Account: acct.Public(), Handle: "alice", Version: 7, Timestamp: ts,
 		Entries: []devicelist.Entry{entry(primary, "phone", true), entry(comp, jr.Name, false)}}
 	listEnc, err := devicelist.Sign(acct, l)
 	if err != nil {
@@ -193,7 +194,7 @@ func messageVectors(t *testing.T, v map[string]vector) {
 	good.Output = map[string]any{"device_list_version": 7, "sync_key": hx(b.SyncKey[:]), "history": hx(b.History)}
 	v["good_bundle"] = good
 
-	l2 := &devicelist.List{Account: acct.Public(), Version: 7, Timestamp: ts, Entries: []devicelist.Entry{entry(primary, "phone", true)}}
+	l2 := &devicelist.List{Account: acct.Public(), Handle: "alice", Version: 7, Timestamp: ts, Entries: []devicelist.Entry{entry(primary, "phone", true)}}
 	enc2, _ := devicelist.Sign(acct, l2)
 	nb := *b
 	nb.DeviceList = enc2
@@ -205,6 +206,14 @@ func messageVectors(t *testing.T, v map[string]vector) {
 	nb.DeviceList = append([]byte(nil), listEnc...)
 	nb.DeviceList[len(listEnc)-1] ^= 1
 	v["fail_bundle_bad_list_signature"] = bundle("the device list in the bundle has a bad signature", &nb, "bad_signature")
+	l3 := l.Clone()
+	l3.Handle = "mallory"
+	nb = *b
+	nb.DeviceList, err = devicelist.Sign(acct, l3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["fail_bundle_list_other_handle"] = bundle("the bundle's device list names another handle than the bundle", &nb, "other_handle")
 }
 
 func replay(t *testing.T, v vector) error {

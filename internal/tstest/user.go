@@ -31,7 +31,7 @@ func NewUser(t testing.TB, handle string, ndev int) *User {
 	}
 	u := &User{Handle: handle, Acct: acct}
 	now := uint64(time.Now().Unix())
-	u.List = &devicelist.List{Account: acct.Public(), Version: 1, Timestamp: now}
+	u.List = &devicelist.List{Account: acct.Public(), Handle: handle, Version: 1, Timestamp: now}
 	for i := 0; i < ndev; i++ {
 		d, err := identity.NewDevice(nil)
 		if err != nil {

@@ -26,7 +26,7 @@ func TestOpenSocketClosedAtAttestationExpiry(t *testing.T) {
 	kept := tr.dial(t, alice, 2) // re-attested after 30 s
 
 	tr.clock.Advance(30 * time.Second)
-	next, enc, err := devicelist.Reattest(alice.Acct, alice.List, tr.clock.Now(), alice.Devs[2].ID)
+	next, enc, err := devicelist.Reattest(alice.Acct, alice.List, alice.Handle, tr.clock.Now(), alice.Devs[2].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestHostedSessionClosedAtAttestationExpiry(t *testing.T) {
 
 	// A re-attesting list after 30 s moves the moment 30 s on.
 	tr.clock.Advance(30 * time.Second)
-	next, enc, err := devicelist.Reattest(alice.Acct, alice.List, tr.clock.Now(), alice.Devs[1].ID)
+	next, enc, err := devicelist.Reattest(alice.Acct, alice.List, alice.Handle, tr.clock.Now(), alice.Devs[1].ID)
 	if err != nil {
 		t.Fatal(err)
 	}

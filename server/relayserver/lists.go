@@ -63,7 +63,9 @@ func (l *lists) get(handle string) (*account, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := devicelist.Verify(ed25519.PublicKey(sa.AccountKey), sa.DeviceList)
+	// A stored list of format 1 (Legacy) stands until the account's next
+	// update, which CheckUpdate requires to name the handle.
+	list, err := devicelist.Verify(ed25519.PublicKey(sa.AccountKey), handle, sa.DeviceList)
 	if err != nil {
 		// Only verified lists are ever stored: this is corruption.
 		return nil, fmt.Errorf("relay: stored list of %q does not verify: %w", handle, err)
@@ -104,15 +106,20 @@ func listError(err error) *relay.RelayError {
 }
 
 // create registers handle with its first list; the account key is the one
-// the list is signed by.
+// the list is signed by, and the list must name handle: a list signed for
+// another handle (a victim's, replayed under an alias) or naming none (the
+// legacy format) is refused.
 func (l *lists) create(handle string, encoded []byte) (*account, error) {
 	key, err := devicelist.PeekAccount(encoded)
 	if err != nil {
 		return nil, listError(err)
 	}
-	list, err := devicelist.Verify(key, encoded)
+	list, err := devicelist.Verify(key, handle, encoded)
 	if err != nil {
 		return nil, listError(err)
+	}
+	if list.Legacy() {
+		return nil, listError(devicelist.ErrLegacyList)
 	}
 	err = l.st.CreateAccount(store.Account{Handle: handle, AccountKey: key, Version: list.Version, DeviceList: encoded})
 	if errors.Is(err, store.ErrExists) {
@@ -140,7 +147,7 @@ func (l *lists) replace(handle string, encoded []byte) (*account, []relay.Device
 	if err != nil {
 		return nil, nil, err
 	}
-	next, err := devicelist.Verify(cur.key, encoded)
+	next, err := devicelist.Verify(cur.key, handle, encoded)
 	if err != nil {
 		return nil, nil, listError(err)
 	}

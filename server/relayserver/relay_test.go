@@ -35,7 +35,7 @@ func TestRegisterAndFetchAccount(t *testing.T) {
 	if !bytes.Equal(a.AccountKey, alice.Acct.Public()) || a.Version != 1 {
 		t.Fatalf("account = %+v", a)
 	}
-	if _, err := devicelist.Verify(alice.Acct.Public(), a.DeviceList); err != nil {
+	if _, err := devicelist.Verify(alice.Acct.Public(), alice.Handle, a.DeviceList); err != nil {
 		t.Fatalf("served list does not verify: %v", err)
 	}
 
@@ -62,9 +62,10 @@ func TestRegisterAndFetchAccount(t *testing.T) {
 		t.Fatalf("refused registration left an account: %v", err)
 	}
 	// A list claiming more devices than crypto/devicelist allows (the
-	// count follows version, account key, list version and timestamp).
+	// count follows version, account key, handle, list version and
+	// timestamp).
 	over := newUser(t, "bob", 1).Signed(t)
-	binary.BigEndian.PutUint32(over[1+32+8+8:], 17)
+	binary.BigEndian.PutUint32(over[1+32+4+len("bob")+8+8:], 17)
 	if _, err := relayclient.Register(ctx(t), tr.origin, "bob", over); httpCode(err) != "too_many_devices" {
 		t.Fatalf("17 devices: %v", err)
 	}

@@ -419,11 +419,34 @@ func conformance(t *testing.T, origin string) {
 			t.Fatal(err)
 		}
 		_, err := relayclient.Register(ctx(t), origin, h("alias"), v1)
-		wantHTTP(t, "the victim's old list under another handle", err, "key_taken")
+		wantHTTP(t, "the victim's old list under another handle", err, relay.CodeBadDeviceList.String())
+		// The account itself, signing a list for a second handle.
+		second := u.List.Clone()
+		second.Handle = h("alias")
+		enc, err := devicelist.Sign(u.Acct, second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = relayclient.Register(ctx(t), origin, h("alias"), enc)
+		wantHTTP(t, "the account's own list for a second handle", err, "key_taken")
 		_, err = relayclient.GetAccount(ctx(t), origin, h("alias"))
 		wantHTTP(t, "the alias", err, "unknown_account")
 		_, err = relayclient.Dial(ctx(t), origin, h("alias"), u.Devs[1])
 		wantCode(t, "the removed device under the alias", err, relay.CodeAuthFailed)
+	})
+
+	t.Run("list naming another handle refused at registration", func(t *testing.T) {
+		// Issue 14 item 6, second half: the signed list names its
+		// handle. A fresh account (so key_taken cannot answer) offers its
+		// list, signed for one handle, under another.
+		u := tstest.NewUser(t, h("named"), 1)
+		_, err := relayclient.Register(ctx(t), origin, h("other"), u.Signed(t))
+		wantHTTP(t, "a list naming another handle", err, relay.CodeBadDeviceList.String())
+		_, err = relayclient.GetAccount(ctx(t), origin, h("other"))
+		wantHTTP(t, "the handle after the refusal", err, "unknown_account")
+		// The victim's own list under an alias names the victim.
+		_, err = relayclient.Register(ctx(t), origin, h("alias2"), alice.Signed(t))
+		wantHTTP(t, "the victim's list under an alias", err, relay.CodeBadDeviceList.String())
 	})
 
 	t.Run("attestation expiry closes open socket", func(t *testing.T) {
@@ -443,7 +466,7 @@ func conformance(t *testing.T, origin string) {
 		}
 		p := dial(t, origin, u, 0)
 		gone, kept := dial(t, origin, u, 1), dial(t, origin, u, 2)
-		next, enc, err := devicelist.Reattest(u.Acct, u.List, time.Now(), u.Devs[2].ID)
+		next, enc, err := devicelist.Reattest(u.Acct, u.List, u.Handle, time.Now(), u.Devs[2].ID)
 		if err != nil {
 			t.Fatal(err)
 		}
