@@ -35,6 +35,7 @@ const SHELL = [
   "/web/app/onboard.js",
   "/web/app/safety.js",
   "/web/app/scan.js",
+  "/web/app/scroll.js",
   "/web/app/settings.js",
   "/web/app/shell.js",
   "/web/app/state.js",
