@@ -39,19 +39,27 @@ function setUnseen(n) {
   show(btn, n > 0);
 }
 
-// A scroll by the reader decides whether the view follows new content; a
-// scroll that reaches the bottom has seen what was new. Scrolls made here
-// (toBottom) land at the bottom too, so they keep the view pinned.
+// A scroll up by the reader leaves the newest message: the view stops
+// following new content. Only a move up counts: the browser also scrolls
+// by itself (scroll anchoring moves the view down when an image above it
+// grows), and that must not unpin a reader at the bottom. A scroll that
+// reaches the bottom pins again and has seen what was new.
+let lastTop = 0;
 box().addEventListener('scroll', () => {
-  pinned = atBottom();
+  const top = box().scrollTop;
+  if (atBottom()) pinned = true;
+  else if (top < lastTop - 1) pinned = false;
+  lastTop = top;
   if (pinned && unseen) setUnseen(0);
 }, { passive: true });
 
 // Images (and their placeholders) change the list's height after it was
-// drawn and scrolled: while pinned, follow the bottom.
-new ResizeObserver(() => {
-  if (pinned) box().scrollTop = box().scrollHeight;
-}).observe($('message-list'));
+// drawn and scrolled: while pinned, follow the bottom, on every resize of
+// the list and every image that finishes loading (load does not bubble:
+// captured).
+const follow = () => { if (pinned) box().scrollTop = box().scrollHeight; };
+new ResizeObserver(follow).observe($('message-list'));
+box().addEventListener('load', follow, true);
 
 $('btn-new-messages').addEventListener('click', () => {
   toBottom();
