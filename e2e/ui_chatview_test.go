@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -107,4 +108,95 @@ func testPNG(t *testing.T, w, h int, grey uint8) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// attachUI sends the file at path through the attach button and its
+// preview, with caption typed there if not empty.
+func attachUI(t *testing.T, b *Browser, path, caption string) {
+	t.Helper()
+	if err := b.Do(chromedp.SetUploadFiles(chromedp.CSS("#composer-file"), []string{path})); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	waitUI(t, b, "the preview before sending", visible("#attach-dialog")+` && document.getElementById('attach-name').textContent.includes(`+jsString(filepath.Base(path))+`)`)
+	if caption != "" {
+		typeInto(t, b, "#attach-caption", caption)
+	}
+	click(t, b, "#attach-send")
+	waitUI(t, b, "the preview closed", `!document.getElementById('attach-dialog').open`)
+}
+
+// TestUIImagePreviewCaptionViewerDropAndPaste: an image chosen with the
+// attach button is previewed first, Cancel sends nothing, and Send sends
+// it with the caption typed there; the image opens full screen with a Save
+// link; a file dropped on the conversation and one pasted into the
+// composer open the same preview.
+func TestUIImagePreviewCaptionViewerDropAndPaste(t *testing.T) {
+	srv := StartServer(t)
+	bob := NativeDevice(t, srv, "bob")
+	a := NewBrowser(t)
+	desktop(t, a)
+	createAccountUI(t, a, srv.URL, "alice", "Alice's laptop")
+	waitOnline(t, a)
+	openChatUI(t, a, "bob")
+
+	icon, err := filepath.Abs("../web/icons/icon-192.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Do(chromedp.SetUploadFiles(chromedp.CSS("#composer-file"), []string{icon})); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	waitUI(t, a, "the preview of the image", visible("#attach-dialog")+` && (() => { const i = document.getElementById('attach-image'); return !i.hidden && i.complete && i.naturalWidth === 192; })()`)
+	checkAndClose(t, a, "the preview before sending", "attach-preview", "#attach-cancel", "attach-dialog")
+	if n := MustEval[float64](a, `document.querySelectorAll('#message-list .msg').length`); n != 0 {
+		t.Fatalf("Cancel in the preview sent something: %v messages", n)
+	}
+
+	attachUI(t, a, icon, "the new icon")
+	waitUI(t, a, "the sent image and its caption", `(() => { const i = document.querySelector('#message-list .msg.out img.preview'); return !!i && i.complete && i.naturalWidth === 192; })()`+
+		` && document.getElementById('message-list').innerText.includes('the new icon')`)
+	screenshot(t, a, "image-sent-desktop", 1280, 800)
+	desktop(t, a)
+	m := waitNativeFile(t, bob, "alice", "bob")
+	if m.Attachment.Name != "icon-192.png" {
+		t.Fatalf("bob stores %+v", m.Attachment)
+	}
+
+	click(t, a, "#message-list .msg.out .view-image")
+	waitUI(t, a, "the full-screen viewer", visible("#viewer-image")+` && (() => { const i = document.getElementById('viewer-image'); const r = i.getBoundingClientRect(); return i.complete && r.width > 192 * 1.5; })()`+
+		` && document.getElementById('viewer-save').download === 'icon-192.png' && document.getElementById('viewer-save').href.startsWith('blob:')`)
+	checkAndClose(t, a, "the image viewer", "image-viewer", "#viewer-close", "viewer")
+
+	// A drop on the conversation and a paste into the composer carry a
+	// file in a DataTransfer, as the browser's own events do.
+	for _, c := range []struct{ what, target, event string }{
+		{"dropped", "#messages", "drop"},
+		{"pasted", "#composer-text", "paste"},
+	} {
+		name := c.what + ".png"
+		MustEval[bool](a, fmt.Sprintf(`fetch('/web/icons/icon-192.png').then((r) => r.blob()).then((png) => {
+  const dt = new DataTransfer();
+  dt.items.add(new File([png], %q, { type: 'image/png' }));
+  const init = { bubbles: true, cancelable: true };
+  const e = %q === 'drop' ? new DragEvent('drop', { ...init, dataTransfer: dt }) : new ClipboardEvent('paste', { ...init, clipboardData: dt });
+  document.querySelector(%q).dispatchEvent(e);
+  return true;
+})`, name, c.event, c.target))
+		waitUI(t, a, "the preview of the "+c.what+" file", visible("#attach-dialog")+` && document.getElementById('attach-name').textContent.includes(`+jsString(name)+`)`)
+		click(t, a, "#attach-cancel")
+		waitUI(t, a, "the preview closed", `!document.getElementById('attach-dialog').open`)
+	}
+}
+
+// checkAndClose runs axe on an open dialog, saves its desktop and phone
+// screenshots (shot-desktop, shot-phone) and closes it with the button
+// closeSel.
+func checkAndClose(t *testing.T, b *Browser, what, shot, closeSel, dialog string) {
+	t.Helper()
+	checkAxe(t, b, what)
+	screenshot(t, b, shot+"-desktop", 1280, 800)
+	screenshot(t, b, shot+"-phone", 390, 844)
+	desktop(t, b)
+	click(t, b, closeSel)
+	waitUI(t, b, what+" closed", `!document.getElementById(`+jsString(dialog)+`).open`)
 }

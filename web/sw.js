@@ -29,6 +29,7 @@ const SHELL = [
   "/web/app/groups.js",
   "/web/app/link.js",
   "/web/app/lock.js",
+  "/web/app/media.js",
   "/web/app/nav.js",
   "/web/app/newchat.js",
   "/web/app/notify.js",

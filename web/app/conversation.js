@@ -4,6 +4,7 @@ import { loadChats } from "/web/app/chats.js";
 import { $, clear, dayKey, dayLabel, fmtSize, formats, h, show, toast } from "/web/app/dom.js";
 import { draftFor, setDraft } from "/web/app/drafts.js";
 import { openGroup } from "/web/app/groups.js";
+import { acceptFiles, openViewer, previewFile } from "/web/app/media.js";
 import { markCurrent, openPane } from "/web/app/nav.js";
 import { openContact, renderSafety } from "/web/app/safety.js";
 import { isPinned, toBottom } from "/web/app/scroll.js";
@@ -175,6 +176,7 @@ const dims = new Map();
 function preview(id, url, name) {
   const d = dims.get(id);
   const img = h('img', { src: url, alt: name, class: d ? 'preview' : 'preview sizing', width: d && String(d[0]), height: d && String(d[1]) });
+  const open = h('button', { type: 'button', class: 'view-image', title: 'View full screen', onclick: () => openViewer(url, name) }, img);
   if (!d) {
     img.addEventListener('load', () => {
       dims.set(id, [img.naturalWidth, img.naturalHeight]);
@@ -183,7 +185,7 @@ function preview(id, url, name) {
       img.classList.remove('sizing');
     }, { once: true });
   }
-  return img;
+  return open;
 }
 
 async function fetchAttachment(m, btn) {
@@ -250,18 +252,30 @@ $('composer').addEventListener('submit', async (e) => {
     sendFailed(err);
   }
 });
-$('composer-file').addEventListener('change', async () => {
+// A file from the attach button, a drop or a paste is previewed first
+// (media.js), with an optional caption. The engine's sendFile takes no
+// caption, so a caption goes as a text right after the file.
+const pickFile = (f) => { if (f && ui.chat) previewFile(f, sendFile); };
+$('composer-file').addEventListener('change', () => {
   const f = $('composer-file').files[0];
   $('composer-file').value = '';
-  if (!f || !ui.chat) return;
+  pickFile(f);
+});
+acceptFiles(pickFile);
+
+async function sendFile(f, caption) {
+  const chat = ui.chat;
+  if (!chat) return;
   $('composer-error').textContent = '';
   try {
-    await P.sendFile(ui.chat, f);
+    await P.sendFile(chat, f);
+    if (caption) await P.send(chat, caption);
     await loadLatest();
+    toBottom();
   } catch (err) {
     sendFailed(err);
   }
-});
+}
 
 function sendFailed(err) {
   if (err.code === 'safety_number_changed' && !ui.chat.startsWith('g:')) {
