@@ -158,8 +158,11 @@ func TestUIImagePreviewCaptionViewerDropAndPaste(t *testing.T) {
 	screenshot(t, a, "image-sent-desktop", 1280, 800)
 	desktop(t, a)
 	m := waitNativeFile(t, bob, "alice", "bob")
-	if m.Attachment.Name != "icon-192.png" {
-		t.Fatalf("bob stores %+v", m.Attachment)
+	if m.Attachment.Name != "icon-192.png" || m.Text != "the new icon" {
+		t.Fatalf("bob stores %+v with text %q, want icon-192.png captioned \"the new icon\"", m.Attachment, m.Text)
+	}
+	if n := MustEval[float64](a, `document.querySelectorAll('#message-list .msg').length`); n != 1 {
+		t.Fatalf("the captioned image is %v messages in the chat, want one", n)
 	}
 
 	click(t, a, "#message-list .msg.out .view-image")

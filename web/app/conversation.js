@@ -253,8 +253,8 @@ $('composer').addEventListener('submit', async (e) => {
   }
 });
 // A file from the attach button, a drop or a paste is previewed first
-// (media.js), with an optional caption. The engine's sendFile takes no
-// caption, so a caption goes as a text right after the file.
+// (media.js), with an optional caption that travels in the attachment and
+// is shown under the file as the message's text.
 const pickFile = (f) => { if (f && ui.chat) previewFile(f, sendFile); };
 $('composer-file').addEventListener('change', () => {
   const f = $('composer-file').files[0];
@@ -268,8 +268,7 @@ async function sendFile(f, caption) {
   if (!chat) return;
   $('composer-error').textContent = '';
   try {
-    await P.sendFile(chat, f);
-    if (caption) await P.send(chat, caption);
+    await P.sendFile(chat, f, caption ? { caption } : undefined);
     await loadLatest();
     toBottom();
   } catch (err) {
