@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/parley-im/parley/client"
 )
 
@@ -46,9 +45,7 @@ func TestUIGroupFileReachesEveryMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Do(chromedp.SetUploadFiles(chromedp.CSS("#composer-file"), []string{icon})); err != nil {
-		t.Fatalf("attach: %v", err)
-	}
+	attachUI(t, a, icon, "")
 	waitUI(t, a, "the sent image in the group, no error", `(() => { const i = document.querySelector('#message-list .msg.out img.preview'); return !!i && i.complete && i.naturalWidth === 192; })()`+
 		` || document.getElementById('composer-error').textContent !== ''`)
 	if e := textOf(t, a, "#composer-error"); e != "" {

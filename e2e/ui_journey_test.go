@@ -115,9 +115,7 @@ func TestUIJourney(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a2.Do(chromedp.SetUploadFiles(chromedp.CSS("#composer-file"), []string{icon})); err != nil {
-		t.Fatalf("attach: %v", err)
-	}
+	attachUI(t, a2, icon, "")
 	waitUI(t, b, "the image preview", `(() => { const i = document.querySelector('#message-list img.preview'); return !!i && i.complete && i.naturalWidth === 192; })()`)
 	screenshot(t, b, "conversation-phone", 390, 844)
 	screenshot(t, a2, "conversation-desktop", 1280, 800)

@@ -149,9 +149,7 @@ func TestUIImageStaysShownAfterRelayOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Do(chromedp.SetUploadFiles(chromedp.CSS("#composer-file"), []string{icon})); err != nil {
-		t.Fatalf("attach: %v", err)
-	}
+	attachUI(t, a, icon, "")
 	const shownImage = `(() => { const i = document.querySelector('#message-list img.preview'); return !!i && i.complete && i.naturalWidth === 192; })()`
 	waitUI(t, b, "alice's chat", `!!document.querySelector('#chat-list [data-chat="alice"]')`)
 	click(t, b, `#chat-list [data-chat="alice"]`)

@@ -462,14 +462,19 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 			return nil, newAPIError(engine.CodeInvalidArgument, "file data: %v", err)
 		}
 		f := engine.File{Name: o.Get("name").String(), Type: o.Get("type").String(), Data: data}
+		if c := o.Get("caption"); c.Type() == js.TypeString {
+			f.Caption = c.String()
+		}
 		id, err := e.SendAttachment(ctx, str(a, 0), f)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]string{"id": id}, nil
 	})
-	// sendFile(to, file) reads the File or Blob in the calling tab, then
-	// hands the bytes to the owner (structured clone of the buffer).
+	// sendFile(to, file, {caption}) reads the File or Blob in the calling
+	// tab, then hands the bytes to the owner (structured clone of the
+	// buffer). The caption travels in the attachment (PROTOCOL.md 14.4) and
+	// is the message's text on every device.
 	api("sendFile", func(args []js.Value) (any, error) {
 		if len(args) < 2 || args[1].Type() != js.TypeObject || args[1].Get("arrayBuffer").Type() != js.TypeFunction {
 			return nil, newAPIError(engine.CodeInvalidArgument, "sendFile(to, file) takes a File or Blob")
@@ -490,6 +495,11 @@ func registerEngineAPI(b *bus, api func(string, func([]js.Value) (any, error)), 
 		}
 		o.Set("name", name)
 		o.Set("type", f.Get("type"))
+		if len(args) > 2 && args[2].Type() == js.TypeObject {
+			if c := args[2].Get("caption"); c.Type() == js.TypeString {
+				o.Set("caption", c)
+			}
+		}
 		return b.call("sendFileData", []js.Value{args[0], o})
 	})
 	// fileURL(messageId) decrypts an attachment in the owner and returns an

@@ -4,12 +4,16 @@ import { loadChats } from "/web/app/chats.js";
 import { $, clear, dayKey, dayLabel, fmtSize, formats, h, show, toast } from "/web/app/dom.js";
 import { draftFor, setDraft } from "/web/app/drafts.js";
 import { openGroup } from "/web/app/groups.js";
+import { acceptFiles, openViewer, previewFile } from "/web/app/media.js";
 import { markCurrent, openPane } from "/web/app/nav.js";
 import { openContact, renderSafety } from "/web/app/safety.js";
+import { isPinned, toBottom } from "/web/app/scroll.js";
 import { chatName, P, ui } from "/web/app/state.js";
 import { words } from "/web/app/words.js";
 
 const PAGE = 50;
+// AUTO_IMAGE_MAX is the largest image fetched without a click.
+const AUTO_IMAGE_MAX = 4 << 20;
 // COMPOSER_MAX_ROWS is how far the composer grows before it scrolls.
 const COMPOSER_MAX_ROWS = 6;
 
@@ -55,8 +59,6 @@ export async function loadLatest() {
     return;
   }
   if (id !== ui.chat) return;
-  const box = $('messages');
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const first = ui.msgs.size === 0;
   for (const m of page) ui.msgs.set(m.id, m);
   if (first) {
@@ -64,7 +66,7 @@ export async function loadLatest() {
     ui.more = page.length === PAGE;
   }
   renderMessages();
-  if (first || atBottom) box.scrollTop = box.scrollHeight;
+  if (first || isPinned()) toBottom();
 }
 
 async function loadOlder() {
@@ -146,8 +148,9 @@ function renderAttachment(m) {
   }
   const url = ui.urls.get(m.id);
   const isImage = /^image\/(png|jpeg|gif|webp)$/.test(a.type);
+  const auto = isImage && a.size < AUTO_IMAGE_MAX;
   if (url && isImage) {
-    box.append(h('img', { src: url, alt: a.name, class: 'preview' }));
+    box.append(preview(m.id, url, a.name));
   } else if (url) {
     box.append(h('a', { href: url, download: a.name, text: 'Save ' + a.name }));
   } else {
@@ -155,9 +158,34 @@ function renderAttachment(m) {
       type: 'button', class: 'file', onclick: (e) => fetchAttachment(m, e.currentTarget),
       text: (isImage ? 'Show image ' : 'Open ') + a.name + ' (' + fmtSize(a.size) + ')',
     }));
-    if (isImage && a.size < 4 << 20 && !ui.failed?.has(m.id)) queueMicrotask(() => fetchAttachment(m, null));
+    if (auto) box.classList.add('media-slot'); // its space, reserved until the image decodes
+    if (auto && !ui.failed?.has(m.id)) queueMicrotask(() => fetchAttachment(m, null));
   }
   return box;
+}
+
+// dims holds each shown image's natural size by message id. The
+// attachment carries no dimensions, so an image's first drawing reserves
+// a fixed box (class sizing) until it decodes; every redraw after that
+// (the list is redrawn as a whole) gives the <img> its width and height
+// attributes, so the browser reserves its exact space before it decodes
+// again, and the list never jumps. Attributes, not a style: the CSP
+// allows no style attributes.
+const dims = new Map();
+
+function preview(id, url, name) {
+  const d = dims.get(id);
+  const img = h('img', { src: url, alt: name, class: d ? 'preview' : 'preview sizing', width: d && String(d[0]), height: d && String(d[1]) });
+  const open = h('button', { type: 'button', class: 'view-image', title: 'View full screen', onclick: () => openViewer(url, name) }, img);
+  if (!d) {
+    img.addEventListener('load', () => {
+      dims.set(id, [img.naturalWidth, img.naturalHeight]);
+      img.width = img.naturalWidth;
+      img.height = img.naturalHeight;
+      img.classList.remove('sizing');
+    }, { once: true });
+  }
+  return open;
 }
 
 async function fetchAttachment(m, btn) {
@@ -219,23 +247,34 @@ $('composer').addEventListener('submit', async (e) => {
     setDraft(chat, '');
     if (ui.chat === chat) { $('composer-text').value = ''; fitComposer(); }
     await loadLatest();
-    $('messages').scrollTop = $('messages').scrollHeight;
+    toBottom();
   } catch (err) {
     sendFailed(err);
   }
 });
-$('composer-file').addEventListener('change', async () => {
+// A file from the attach button, a drop or a paste is previewed first
+// (media.js), with an optional caption that travels in the attachment and
+// is shown under the file as the message's text.
+const pickFile = (f) => { if (f && ui.chat) previewFile(f, sendFile); };
+$('composer-file').addEventListener('change', () => {
   const f = $('composer-file').files[0];
   $('composer-file').value = '';
-  if (!f || !ui.chat) return;
+  pickFile(f);
+});
+acceptFiles(pickFile);
+
+async function sendFile(f, caption) {
+  const chat = ui.chat;
+  if (!chat) return;
   $('composer-error').textContent = '';
   try {
-    await P.sendFile(ui.chat, f);
+    await P.sendFile(chat, f, caption ? { caption } : undefined);
     await loadLatest();
+    toBottom();
   } catch (err) {
     sendFailed(err);
   }
-});
+}
 
 function sendFailed(err) {
   if (err.code === 'safety_number_changed' && !ui.chat.startsWith('g:')) {

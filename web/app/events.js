@@ -6,6 +6,7 @@ import { loadDevices } from "/web/app/devices.js";
 import { $, toast } from "/web/app/dom.js";
 import { renderGroup } from "/web/app/groups.js";
 import { notify } from "/web/app/notify.js";
+import { noteArrived } from "/web/app/scroll.js";
 import { chatName, on, P, render, ui } from "/web/app/state.js";
 import { errorWords } from "/web/app/words.js";
 
@@ -64,6 +65,7 @@ on('message', (e) => {
     refreshOpenChat();
     // The list is redrawn as a whole, so it is not a live region; a new
     // incoming message is read out once from here.
+    if (!known && !m.outgoing) noteArrived(); // "↓ N new" when scrolled up
     if (!known && !m.outgoing) $('announce').textContent = m.from + ': ' + (m.text || (m.attachment ? 'sent a file' : ''));
   }
   notify(m);

@@ -124,7 +124,7 @@ export {};
  * @property {(linkId: string) => Promise<void>} confirmLink primary
  * @property {(linkId: string) => Promise<void>} cancelLink primary
  * @property {(to: string, text: string) => Promise<{id: string}>} send to a handle or a group id
- * @property {(to: string, file: Blob) => Promise<{id: string}>} sendFile
+ * @property {(to: string, file: Blob, opts?: {caption?: string}) => Promise<{id: string}>} sendFile the caption is the message's text
  * @property {(messageId: string) => Promise<string>} fileURL an object URL of the decrypted attachment
  * @property {() => Promise<Chat[]>} chats most recent first
  * @property {(chatId: string, opts?: {before?: string, limit?: number}) => Promise<Message[]>} messages oldest first
