@@ -74,7 +74,8 @@ type Store struct {
 	inner storage.Store
 	rules map[string]Rule
 
-	mu  sync.Mutex // guards mac
+	mu  sync.Mutex // guards mac and buf
+	buf []byte     // the PRF's input
 	mac interface {
 		Write([]byte) (int, error)
 		Sum([]byte) []byte
@@ -100,14 +101,13 @@ func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
 func (s *Store) name(bucket, part string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.buf = append(append(append(append(append(s.buf[:0], prfLabel...), 0), bucket...), 0), part...)
 	s.mac.Reset()
-	s.mac.Write([]byte(prfLabel))
-	s.mac.Write([]byte{0})
-	s.mac.Write([]byte(bucket))
-	s.mac.Write([]byte{0})
-	s.mac.Write([]byte(part))
+	s.mac.Write(s.buf)
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(s.mac.Sum(sum[:0])[:NameLen/2])
+	var out [NameLen]byte
+	hex.Encode(out[:], s.mac.Sum(sum[:0])[:NameLen/2])
+	return string(out[:])
 }
 
 // storedKey maps a whole key of a bucket with rule r.
