@@ -17,7 +17,7 @@ WASM_TEST_PKGS ?= ./crypto/... ./client/... ./bench/cryptobench
 FUZZTIME ?= 20000x
 
 .PHONY: run build wasm server test tidy vet test-native test-wasm test-fuzz fuzz bench-browser \
-        chromium bench bench-relay clean workers workers-dev test-workers
+        chromium bench bench-relay bench-relay-hostile clean workers workers-dev test-workers
 
 run: build
 	$(SERVER) -addr '$(ADDR)' -data '$(DATA)'
@@ -77,7 +77,7 @@ vet:
 # e2e/package-lock.json, installed by e2e-deps) into the pages it checks.
 # go test's -timeout is per package binary and only catches hangs: the whole
 # make test took 7.5 min on a quiet 2-core machine, but e2e's browser tests
-# alone ran past 10 min at a load average of 20, so the deadline leaves room
+# alone took 21 min at a load average of 20, so the deadline leaves room
 # for a busy machine and still ends a hang.
 test-native: e2e-deps
 	$(GO) test -count=1 -timeout 25m ./...
@@ -109,6 +109,11 @@ bench:
 
 bench-relay:
 	./bench/relay.sh
+
+# Issue 14's combined flood (items 1-4 from 100 loopback addresses) against
+# the real server binary: RSS, /healthz and a legitimate pair throughout.
+bench-relay-hostile: server
+	./bench/relay.sh hostile
 
 # Issue 6's targets in headless Chromium (the release wasm): receive time
 # with a browser and with a native sender, navigation to ready and to the

@@ -6,11 +6,19 @@
 # RELAY_RUNS runs; the relay's table ends with the ratio.
 #   RELAY_RUNS=3 RELAY_IDLE=1000 RELAY_SENDERS=100 RELAY_DURATION=5s ./bench/relay.sh
 #   RELAY_JETSTREAM=0 ./bench/relay.sh     # skip the baseline
+# make bench-relay-hostile (./bench/relay.sh hostile): issue 14's combined
+# flood against bin/parley-server instead; extra arguments go to relaybench
+# (-hostile-duration, -hostile-slow, ...), RELAY_RUNS defaults to 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
-runs="${RELAY_RUNS:-3}" senders="${RELAY_SENDERS:-100}" dur="${RELAY_DURATION:-5s}"
 go build -o bin/relaybench ./bench/relaybench
+if [ "${1:-}" = hostile ]; then
+  shift
+  [ -x bin/parley-server ] || { echo "bench-relay hostile: bin/parley-server missing (make server)" >&2; exit 1; }
+  exec bin/relaybench -runs "${RELAY_RUNS:-1}" -hostile bin/parley-server "$@"
+fi
+runs="${RELAY_RUNS:-3}" senders="${RELAY_SENDERS:-100}" dur="${RELAY_DURATION:-5s}"
 baseline=()
 if [ "${RELAY_JETSTREAM:-1}" != 0 ]; then
   if (cd bench/relayjs && go build -o ../../bin/relayjs .); then

@@ -122,7 +122,7 @@ func (discardLogger) Error(string, ...any) {}
 
 // Event is something the UI may want to show.
 type Event struct {
-	Type    string   `json:"type"` // message, receipt, chats, devices, state, link-check, error
+	Type    string   `json:"type"` // message, receipt, chats, devices, state, link-check, link-connection, error
 	Message *Message `json:"message,omitempty"`
 	Chat    string   `json:"chatId,omitempty"`
 	// CheckCode is set for link-check, and on the primary LinkID too.

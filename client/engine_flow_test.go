@@ -148,6 +148,14 @@ func TestPrekeyRefill(t *testing.T) {
 	alice.eng.mu.Lock()
 	conn := alice.eng.conn
 	alice.eng.mu.Unlock()
+	// Bob's first batch goes up after login, outside the engine lock: a
+	// fetch before it is no_prekeys (seen at load average 30).
+	eventually(t, "Bob published his first prekeys", func() bool {
+		bob.eng.mu.Lock()
+		defer bob.eng.mu.Unlock()
+		st, err := bob.eng.loadPrekeyState(ctx)
+		return err == nil && st.Published && len(st.Pending) == 0
+	})
 	used := oneTimeBatch - lowOneTimeMark + 1
 	for i := 0; i < used; i++ {
 		if _, err := conn.Fetch(ctx, bobDev); err != nil {

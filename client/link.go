@@ -24,6 +24,15 @@ const (
 	// linkPoll is one long-poll of the link channel; the wait repeats until
 	// the link expires.
 	linkPoll = 25 * time.Second
+
+	// A link-channel call that fails for a passing reason (the relay is
+	// unreachable or busy) is tried again after linkRetryFirst, then after
+	// twice as long each time up to linkRetryMax, until the link expires:
+	// a person holding a QR code up to a camera should never have to
+	// start over because a network blinked, and a relay coming back is
+	// not met by every waiting browser at once.
+	linkRetryFirst = time.Second
+	linkRetryMax   = 16 * time.Second
 )
 
 // LinkStart is what a companion shows: the payload text (also the QR
@@ -97,7 +106,7 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 		}
 		e.mu.Unlock()
 		if sealed, err := sess.Seal(link.Decline); err == nil {
-			if err := e.cfg.Relay.PutLink(ctx, id, slotJoin, sealed); err != nil {
+			if err := e.putLink(ctx, id, slotJoin, sealed, deadline); err != nil {
 				e.log.Warn("the primary was not told of the rejected check code", "err", err)
 			}
 		}
@@ -111,7 +120,7 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := e.cfg.Relay.PutLink(ctx, id, slotJoin, sealed); err != nil {
+	if err := e.putLink(ctx, id, slotJoin, sealed, deadline); err != nil {
 		return "", err
 	}
 	msg, err := e.waitLink(ctx, id, slotBundle, deadline)
@@ -140,7 +149,7 @@ func (e *Engine) WaitLinked(ctx context.Context) (string, error) {
 	// device would talk to the wrong account.
 	key, _, err := e.cfg.Relay.Account(ctx, bundle.Handle)
 	if err != nil {
-		return "", err
+		return "", netErr(err)
 	}
 	if !bytes.Equal(sess.Account(), key) {
 		return "", newError(ErrLinkMismatch.Code, nil, "the relay's account %s has a different key than the primary's", bundle.Handle)
@@ -231,29 +240,100 @@ func (e *Engine) answerLinkCode(ok bool) error {
 }
 
 // waitLink long-polls a link slot until a message arrives or the link
-// expires.
+// expires, through relay outages (linkRetry).
 func (e *Engine) waitLink(ctx context.Context, id []byte, slot int, deadline time.Time) ([]byte, error) {
+	var msg []byte
+	err := e.linkRetry(ctx, deadline, func(left time.Duration, retry bool) error {
+		poll := min(left, linkPoll)
+		if retry {
+			// A short poll first, so the page hears at once that the
+			// relay is back rather than after a long poll.
+			poll = 0
+		}
+		m, err := e.cfg.Relay.GetLink(ctx, id, slot, poll)
+		var ee *Error
+		switch {
+		case errors.As(err, &ee) && ee.Code == CodeNotFound:
+			return errPollAgain // nothing yet
+		case errors.As(err, &ee) && ee.Code == ErrLinkUsed.Code:
+			return ErrLinkUsed
+		}
+		msg = m
+		return err
+	})
+	return msg, err
+}
+
+// errPollAgain is a link-channel call's answer that the relay was reached
+// and has nothing yet: linkRetry calls again at once.
+var errPollAgain = errors.New("nothing in the link slot yet")
+
+// putLink writes a link slot, through relay outages (linkRetry).
+func (e *Engine) putLink(ctx context.Context, id []byte, slot int, data []byte, deadline time.Time) error {
+	return e.linkRetry(ctx, deadline, func(time.Duration, bool) error {
+		err := e.cfg.Relay.PutLink(ctx, id, slot, data)
+		var ee *Error
+		if errors.As(err, &ee) && ee.Code == ErrLinkUsed.Code {
+			return ErrLinkUsed
+		}
+		return err
+	})
+}
+
+// linkRetry runs call (with the time the link has left, and whether the
+// last call failed) until it succeeds or fails for good, while the link
+// lasts: errPollAgain calls again at once, a passing failure (isTransient)
+// after a backoff from linkRetryFirst doubling to linkRetryMax. Event
+// link-connection tells the page: with code offline at the first failure,
+// without a code once the relay answers again. What the network said
+// never reaches the caller: the link ends as expired, never with a
+// fetch's error text.
+func (e *Engine) linkRetry(ctx context.Context, deadline time.Time, call func(left time.Duration, retry bool) error) error {
+	delay, failing := linkRetryFirst, false
 	for {
 		left := deadline.Sub(e.cfg.Now())
 		if left <= 0 {
-			return nil, ErrLinkExpired
+			return ErrLinkExpired
 		}
-		msg, err := e.cfg.Relay.GetLink(ctx, id, slot, min(left, linkPoll))
-		if err == nil {
-			return msg, nil
-		}
+		err := call(left, failing)
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		var ee *Error
-		if errors.As(err, &ee) && ee.Code == CodeNotFound {
-			continue // nothing yet: poll again
+		reached := err == nil || err == errPollAgain || !isTransient(err)
+		if reached && failing {
+			failing, delay = false, linkRetryFirst
+			e.emit(Event{Type: "link-connection"})
 		}
-		if errors.As(err, &ee) && ee.Code == ErrLinkUsed.Code {
-			return nil, ErrLinkUsed
+		if err == errPollAgain {
+			continue
 		}
-		return nil, err
+		if reached {
+			return err
+		}
+		if !failing {
+			failing = true
+			e.log.Warn("link channel unreachable; retrying", "err", err)
+			e.emit(Event{Type: "link-connection", Code: CodeOffline})
+		}
+		t := time.NewTimer(min(delay, left))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		delay = min(2*delay, linkRetryMax)
 	}
+}
+
+// netErr gives a failure to reach the relay its code (offline), so what
+// the page shows for it is words, not the transport's error text.
+func netErr(err error) error {
+	var ee *Error
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	return newError(CodeOffline, err, "%s", ErrOffline.Message)
 }
 
 func linkErr(err error) error {
@@ -318,11 +398,7 @@ func (e *Engine) ApproveLink(ctx context.Context, payloadText string) (*PendingL
 	if err != nil {
 		return nil, linkErr(err)
 	}
-	if err := e.cfg.Relay.PutLink(ctx, p.LinkID[:], slotHello, hello); err != nil {
-		var ee *Error
-		if errors.As(err, &ee) && ee.Code == ErrLinkUsed.Code {
-			return nil, ErrLinkUsed
-		}
+	if err := e.putLink(ctx, p.LinkID[:], slotHello, hello, time.Unix(int64(p.Expires), 0)); err != nil {
 		return nil, err
 	}
 	lid := hex.EncodeToString(p.LinkID[:])
@@ -432,7 +508,7 @@ func (e *Engine) ConfirmLink(ctx context.Context, linkID string) error {
 		return err
 	}
 	if err := e.cfg.Relay.PutLink(ctx, pl.payload.LinkID[:], slotBundle, sealed); err != nil {
-		return err
+		return netErr(err)
 	}
 	go e.emit(Event{Type: "devices"})
 	return nil

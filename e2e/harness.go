@@ -116,7 +116,18 @@ func serve(t testing.TB, ln net.Listener, dir string, opts serverOptions) (st *s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Serve(ctx, ln, srv, func(ctx context.Context) { rl.Close(ctx) }) }()
+	// The relay closes alongside Shutdown, as parley-server does: a link
+	// long-poll in flight (a browser waiting to be linked) ends only when
+	// the relay closes, and Shutdown would wait ShutdownTimeout for it.
+	relayClosed := make(chan struct{})
+	go func() {
+		defer close(relayClosed)
+		<-ctx.Done()
+		cctx, ccancel := context.WithTimeout(context.Background(), server.ShutdownTimeout)
+		defer ccancel()
+		_ = rl.Close(cctx)
+	}()
+	go func() { done <- server.Serve(ctx, ln, srv, func(context.Context) { <-relayClosed }) }()
 	return st, func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -31,6 +31,7 @@ func TestUIDraftDoesNotFollowIntoAnotherChat(t *testing.T) {
 	a := NewBrowser(t)
 	desktop(t, a)
 	createAccountUI(t, a, srv.URL, "alice", "Alice's browser")
+	waitOnline(t, a)
 
 	composer := func() string { return MustEval[string](a, `document.getElementById('composer-text').value`) }
 	openChatUI(t, a, "bob")
@@ -67,11 +68,7 @@ func TestUIDraftDoesNotFollowIntoAnotherChat(t *testing.T) {
 		t.Fatal("without a lock, the draft is not kept for a reload")
 	}
 	click(t, a, "#btn-settings")
-	click(t, a, "#lock-passphrase")
-	typeInto(t, a, "#lock-pass1", "correct horse battery")
-	typeInto(t, a, "#lock-pass2", "correct horse battery")
-	click(t, a, "#form-lock button[type=submit]")
-	waitUI(t, a, "the lock saved", `document.getElementById('lock-status').textContent.includes('locked with a passphrase')`)
+	setPassphraseLockUI(t, a, "correct horse battery")
 	if MustEval[bool](a, stored) {
 		t.Fatal("with a lock set, the draft is still in localStorage in plaintext")
 	}
@@ -110,12 +107,7 @@ func TestUIHandlesForgiveCapitalsAndComposerGrows(t *testing.T) {
 	NativeDevice(t, srv, "bob")
 	a := NewBrowser(t)
 	desktop(t, a)
-	a.Navigate(srv.URL)
-	waitUI(t, a, "onboarding", visible("#form-create"))
-	typeInto(t, a, "#create-handle", "Alice")
-	typeInto(t, a, "#create-device", "Alice's browser")
-	click(t, a, "#form-create button[type=submit]")
-	waitUI(t, a, "alice's chat list", visible("#view-main")+` && document.getElementById('me').textContent === 'alice'`)
+	createAccountUI(t, a, srv.URL, "Alice", "Alice's browser")
 	waitOnline(t, a)
 
 	click(t, a, "#btn-new-chat")

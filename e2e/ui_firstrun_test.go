@@ -23,10 +23,7 @@ func TestUIStorageWarningExplainedOnce(t *testing.T) {
 	if txt := textOf(t, a, "#view-onboard"); strings.Contains(txt, "fingerprint") {
 		t.Errorf("the welcome screen shows the device fingerprint:\n%s", txt)
 	}
-
-	typeInto(t, a, "#create-handle", "alice")
-	typeInto(t, a, "#create-device", "Alice's browser")
-	click(t, a, "#form-create button[type=submit]")
+	createAccountUI(t, a, srv.URL, "alice", "Alice's browser")
 	waitOnline(t, a)
 	const note = "#persist-note"
 	waitUI(t, a, "the storage note on the chat list", visible(note)+` && document.querySelector('#persist-note').innerText.includes('Install')`)

@@ -170,17 +170,20 @@ func viewport(t *testing.T, b *Browser, w, h int64) {
 }
 
 // allowNetworkErrors clears the console errors a browser logs while the
-// server is down (refused connections), failing on anything else.
+// server is down (refused connections), and the 404 of a link-channel
+// poll that found nothing yet (PROTOCOL.md 14.3), failing on anything else.
 func allowNetworkErrors(t *testing.T, b *Browser) {
 	t.Helper()
 	for _, e := range b.AllowConsoleErrors() {
-		if !strings.Contains(e, "ERR_CONNECTION_REFUSED") && !strings.Contains(e, "WebSocket") && !strings.Contains(e, "Failed to fetch") {
+		emptyPoll := strings.Contains(e, "404") && strings.Contains(e, "/v1/link/")
+		if !emptyPoll && !strings.Contains(e, "ERR_CONNECTION_REFUSED") && !strings.Contains(e, "WebSocket") && !strings.Contains(e, "Failed to fetch") {
 			t.Errorf("browser console while offline: %s", e)
 		}
 	}
 }
 
-// createAccountUI is onboarding's first path, through the form.
+// createAccountUI is onboarding's first path, through the form (a handle
+// typed with capitals is the lowercase account).
 func createAccountUI(t *testing.T, b *Browser, url, handle, device string) {
 	t.Helper()
 	b.Navigate(url)
@@ -188,7 +191,39 @@ func createAccountUI(t *testing.T, b *Browser, url, handle, device string) {
 	typeInto(t, b, "#create-handle", handle)
 	typeInto(t, b, "#create-device", device)
 	click(t, b, "#form-create button[type=submit]")
-	waitUI(t, b, handle+"'s chat list", visible("#view-main")+` && document.getElementById('me').textContent === `+jsString(handle))
+	waitUI(t, b, handle+"'s chat list", visible("#view-main")+` && document.getElementById('me').textContent === `+jsString(strings.ToLower(handle)))
+}
+
+// startLinkUI is onboarding's second path: the new browser asks to be
+// linked and shows its link code, which it returns.
+func startLinkUI(t *testing.T, b *Browser, url, device string) string {
+	t.Helper()
+	b.Navigate(url)
+	waitUI(t, b, "onboarding", visible("#form-link"))
+	typeInto(t, b, "#link-device", device)
+	click(t, b, "#form-link button[type=submit]")
+	waitUI(t, b, "the link code", visible("#link-qr")+` && document.getElementById('link-payload').value.startsWith('parley-link:')`)
+	return MustEval[string](b, `document.getElementById('link-payload').value`)
 }
 
 func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+// setPassphraseLockUI sets a passphrase lock in Settings (open already).
+func setPassphraseLockUI(t *testing.T, b *Browser, pass string) {
+	t.Helper()
+	click(t, b, "#lock-passphrase")
+	typeInto(t, b, "#lock-pass1", pass)
+	typeInto(t, b, "#lock-pass2", pass)
+	click(t, b, "#form-lock button[type=submit]")
+	waitUI(t, b, "the lock saved", `document.getElementById('lock-status').textContent.includes('locked with a passphrase')`)
+}
+
+// newGroupUI makes a group through New group and waits for its chat.
+func newGroupUI(t *testing.T, b *Browser, name, members string) {
+	t.Helper()
+	click(t, b, "#btn-new-group")
+	typeInto(t, b, "#newgroup-name", name)
+	typeInto(t, b, "#newgroup-members", members)
+	click(t, b, "#form-newgroup button[type=submit]")
+	waitUI(t, b, "the group conversation", visible("#composer-text")+` && document.getElementById('chat-title').textContent === `+jsString(name))
+}

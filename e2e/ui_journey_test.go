@@ -34,13 +34,8 @@ func TestUIJourney(t *testing.T) {
 	// A2 asks to be linked and shows its code.
 	a2 := NewBrowser(t)
 	desktop(t, a2)
-	a2.Navigate(srv.URL)
-	waitUI(t, a2, "onboarding", visible("#form-link"))
-	typeInto(t, a2, "#link-device", "Alice's browser")
-	click(t, a2, "#form-link button[type=submit]")
-	waitUI(t, a2, "the link code", visible("#link-qr")+` && document.getElementById('link-payload').value.startsWith('parley-link:')`)
+	payload := startLinkUI(t, a2, srv.URL, "Alice's browser")
 	screenshot(t, a2, "link-code-desktop", 1280, 800)
-	payload := MustEval[string](a2, `document.getElementById('link-payload').value`)
 
 	// A1 pastes it and shows the check code at once; A2 shows the same
 	// code and asks Alice to confirm it there first (PROTOCOL.md 7.5).
@@ -71,6 +66,8 @@ func TestUIJourney(t *testing.T) {
 	screenshot(t, a1, "link-approve-desktop", 1280, 800)
 	click(t, a1, "#btn-approve-confirm")
 	waitUI(t, a1, "linked", `document.getElementById('approve-status').textContent.includes('is linked')`)
+	waitUI(t, a2, "A2's success screen", visible("#btn-link-done"))
+	click(t, a2, "#btn-link-done")
 	waitUI(t, a2, "A2's chat list", visible("#view-main")+` && document.getElementById('me').textContent === 'alice'`)
 
 	// The phone writes to Bob; the browser shows it as Alice's, sent from
@@ -127,11 +124,7 @@ func TestUIJourney(t *testing.T) {
 	darkScreenshot(t, a2, "conversation-dark-desktop")
 
 	// A group, made from the page; Bob sees it by its name.
-	click(t, a2, "#btn-new-group")
-	typeInto(t, a2, "#newgroup-name", "Weekend plans")
-	typeInto(t, a2, "#newgroup-members", "bob")
-	click(t, a2, "#form-newgroup button[type=submit]")
-	waitUI(t, a2, "the group conversation", visible("#composer-text")+` && document.getElementById('chat-title').textContent === 'Weekend plans'`)
+	newGroupUI(t, a2, "Weekend plans", "bob")
 	typeInto(t, a2, "#composer-text", "saturday?")
 	click(t, a2, "#composer-send")
 	waitUI(t, b, "the group in Bob's list", `[...document.querySelectorAll('#chat-list .chat-item')].some(c => c.innerText.includes('Weekend plans') && c.innerText.includes('saturday?'))`)
@@ -161,11 +154,7 @@ func TestUIJourney(t *testing.T) {
 	screenshot(t, a2, "settings-desktop", 1280, 800)
 
 	// A passphrase lock set, used and opened through the page.
-	click(t, a2, "#lock-passphrase")
-	typeInto(t, a2, "#lock-pass1", "correct horse battery")
-	typeInto(t, a2, "#lock-pass2", "correct horse battery")
-	click(t, a2, "#form-lock button[type=submit]")
-	waitUI(t, a2, "the lock saved", `document.getElementById('lock-status').textContent.includes('locked with a passphrase')`)
+	setPassphraseLockUI(t, a2, "correct horse battery")
 	click(t, a2, "#btn-lock-now")
 	waitUI(t, a2, "the locked screen", visible("#unlock-passphrase"))
 	if held := MustEval[bool](a2, `document.body.textContent.includes('hello alice') || document.body.textContent.includes('from my phone')`); held {
@@ -191,12 +180,7 @@ func TestUICompanionCancelAbandonsLink(t *testing.T) {
 	createAccountUI(t, a1, srv.URL, "alice", "Alice's phone")
 	a2 := NewBrowser(t)
 	desktop(t, a2)
-	a2.Navigate(srv.URL)
-	waitUI(t, a2, "onboarding", visible("#form-link"))
-	typeInto(t, a2, "#link-device", "Alice's browser")
-	click(t, a2, "#form-link button[type=submit]")
-	waitUI(t, a2, "the link code", `document.getElementById('link-payload').value.startsWith('parley-link:')`)
-	payload := MustEval[string](a2, `document.getElementById('link-payload').value`)
+	payload := startLinkUI(t, a2, srv.URL, "Alice's browser")
 
 	click(t, a1, "#btn-link-device")
 	pasteInto(t, a1, "#approve-payload", payload)

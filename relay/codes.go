@@ -32,6 +32,7 @@ const (
 	CodeUnknownDevice  Code = 21 // fetch for a device not in the list
 	CodeTooManyDevices Code = 22 // device list exceeds the relay's cap
 	CodeQuota          Code = 23 // the account's blob storage quota is used up
+	CodeKeyTaken       Code = 24 // register: the account key is registered under another handle
 )
 
 // CloseBase offsets codes into the WebSocket application close range.
@@ -62,6 +63,7 @@ var codeNames = map[Code]string{
 	CodeUnknownDevice:  "unknown_device",
 	CodeTooManyDevices: "too_many_devices",
 	CodeQuota:          "quota_exceeded",
+	CodeKeyTaken:       "key_taken",
 }
 
 // String is the code's stable name, used in HTTP bodies and metrics.

@@ -181,13 +181,30 @@ func (r *browserRelay) GetLink(ctx context.Context, id []byte, slot int, wait ti
 }
 
 func (r *browserRelay) PutBlob(ctx context.Context, id [16]byte, data []byte) error {
-	_, err := fetchBytes(ctx, "PUT", r.origin+"/v1/blobs/"+hex.EncodeToString(id[:]), data, "application/octet-stream")
+	url := r.origin + "/v1/blobs/" + hex.EncodeToString(id[:])
+	_, err := fetchBytes(ctx, "PUT", url, data, "application/octet-stream")
+	if err == nil {
+		keepBlob(url, data) // our own file shows offline too (blobcache.go)
+	}
 	return engine.MapRelayErr(err)
 }
 
+// GetBlob asks the relay, and the browser's copy only when the relay
+// cannot be reached (blobcache.go).
 func (r *browserRelay) GetBlob(ctx context.Context, id [16]byte) ([]byte, error) {
-	b, err := fetchBytes(ctx, "GET", r.origin+"/v1/blobs/"+hex.EncodeToString(id[:]), nil, "")
-	return b, engine.MapRelayErr(err)
+	url := r.origin + "/v1/blobs/" + hex.EncodeToString(id[:])
+	b, err := fetchBytes(ctx, "GET", url, nil, "")
+	if err == nil {
+		keepBlob(url, b)
+		return b, nil
+	}
+	var re *relay.RelayError
+	if !errors.As(err, &re) && ctx.Err() == nil {
+		if kept, ok := cachedBlob(url); ok {
+			return kept, nil
+		}
+	}
+	return nil, engine.MapRelayErr(err)
 }
 
 // ---- the device socket ----

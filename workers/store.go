@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,9 +75,15 @@ func addrKey(a store.Addr) string { return a.Handle + "/" + hex.EncodeToString(a
 
 // ---- accounts and device lists ----
 
+// CreateAccount inserts the account; the accounts_claim_key trigger
+// (migrations/0003) claims its key in the same statement, so a key
+// registered under another handle fails it whole (ErrKeyTaken).
 func (s *cfStore) CreateAccount(a store.Account) error {
 	res, err := s.db.Exec(`INSERT INTO accounts (handle, account_key, version, device_list) VALUES (?, ?, ?, ?) ON CONFLICT (handle) DO NOTHING`,
 		a.Handle, a.AccountKey, int64(a.Version), a.DeviceList)
+	if err != nil && strings.Contains(err.Error(), "account_keys.account_key") {
+		return store.ErrKeyTaken // UNIQUE constraint failed: account_keys.account_key
+	}
 	if err != nil {
 		return err
 	}
@@ -89,7 +96,11 @@ func (s *cfStore) CreateAccount(a store.Account) error {
 func (s *cfStore) Account(handle string) (store.Account, error) {
 	a := store.Account{Handle: handle}
 	var version int64
-	err := s.db.QueryRow(`SELECT account_key, version, device_list FROM accounts WHERE handle = ?`, handle).Scan(&a.AccountKey, &version, &a.DeviceList)
+	// The join leaves out aliases of another handle's key (from before
+	// migration 0003).
+	err := s.db.QueryRow(`SELECT a.account_key, a.version, a.device_list FROM accounts a
+		JOIN account_keys k ON k.account_key = a.account_key AND k.handle = a.handle
+		WHERE a.handle = ?`, handle).Scan(&a.AccountKey, &version, &a.DeviceList)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, store.ErrNotFound
 	}

@@ -22,6 +22,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -67,7 +68,39 @@ func main() {
 	baseline := flag.String("baseline", "", "JSON results of bench/relayjs (JetStream) to compare with")
 	stalled := flag.String("stalled", "", "instead: measure issue 14's stalled requests against this parley-server binary")
 	stalledN := flag.Int("stalled-n", 300, "stalled requests of each kind (with -stalled)")
+	hostile := flag.String("hostile", "", "instead: issue 14's combined flood against this parley-server binary")
+	var hc hostileConfig
+	flag.DurationVar(&hc.dur, "hostile-duration", time.Minute, "how long the flood lasts (with -hostile)")
+	flag.IntVar(&hc.stalled, "hostile-stalled", 20, "stalled 1-byte link PUTs held per flooding address (with -hostile)")
+	flag.IntVar(&hc.preAuth, "hostile-preauth", 10, "pre-login sockets with a 1 MiB frame begun, per address of the upper half (with -hostile)")
+	flag.IntVar(&hc.slow, "hostile-slow", 20, "slow-reading accounts, one per address (with -hostile)")
+	flag.IntVar(&hc.queued, "hostile-queued", 40, "256 KiB envelopes queued to each slow reader, more than loopback's socket buffers take (with -hostile)")
+	flag.IntVar(&hc.readRate, "hostile-read-rate", 16<<10, "bytes a second a slow reader takes (with -hostile)")
+	flag.IntVar(&hc.ttlSends, "hostile-ttl-sends", 11000, "ttl_s=1 sends into the victim's mailbox (with -hostile)")
+	control := flag.Bool("control", false, "run only a trivial HTTP server (the hostile mode's control)")
+	probeURLs := flag.String("probe", "", "run only the hostile mode's prober on these comma-separated URLs")
 	flag.Parse()
+	if *probeURLs != "" {
+		runProbes(strings.Split(*probeURLs, ","))
+		return
+	}
+	if *control {
+		if err := serveControl(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *hostile != "" {
+		hc.bin = *hostile
+		for i := 0; i < *runs; i++ {
+			if err := runHostile(hc); err != nil {
+				fmt.Fprintln(os.Stderr, "hostile:", err)
+				os.Exit(1)
+			}
+		}
+		return
+	}
 	if *stalled != "" {
 		if err := runStalled(*stalled, *stalledN); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -242,7 +275,12 @@ type device struct {
 	dev    *identity.Device
 }
 
-func newAccount(origin, handle string) (*device, error) {
+func newAccount(origin, handle string) (*device, error) { return newAccountVia(nil, origin, handle) }
+
+// newAccountVia registers through hc (nil: http.DefaultClient, as
+// relayclient.Register does), so the hostile mode's accounts come from
+// its flooding addresses and spend their registration budgets.
+func newAccountVia(hc *http.Client, origin, handle string) (*device, error) {
 	acct, err := identity.NewAccount(nil)
 	if err != nil {
 		return nil, err
@@ -259,10 +297,30 @@ func newAccount(origin, handle string) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := relayclient.Register(context.Background(), origin, handle, enc); err != nil {
+	if hc == nil {
+		_, err = relayclient.Register(context.Background(), origin, handle, enc)
+	} else {
+		err = postRegister(hc, origin, handle, enc)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &device{handle: handle, dev: d}, nil
+}
+
+// postRegister is relayclient.Register's request over hc.
+func postRegister(hc *http.Client, origin, handle string, list []byte) error {
+	b, _ := json.Marshal(map[string]any{"handle": handle, "device_list": list})
+	res, err := hc.Post(origin+"/v1/accounts", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 1<<10))
+		return fmt.Errorf("register %s: HTTP %d %s", handle, res.StatusCode, msg)
+	}
+	return nil
 }
 
 func parallel(n, workers int, f func(i int) error) error {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,20 +42,11 @@ func stalledOnce(bin string, n int, name, path string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cmd, addr, err := startServer(bin, dir)
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "-addr", addr, "-data", dir)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if _, err := healthzTime(addr, 10*time.Second); err != nil {
-		return fmt.Errorf("%s did not start: %w", bin, err)
-	}
 	time.Sleep(500 * time.Millisecond)
 	base := procRSS(cmd.Process.Pid)
 	blob := strings.HasPrefix(path, "/v1/blobs/")

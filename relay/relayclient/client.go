@@ -54,7 +54,14 @@ func WSURL(origin string) string { return relay.SocketURL(origin) }
 
 // Dial connects to the relay at origin and authenticates as dev of handle.
 func Dial(ctx context.Context, origin, handle string, dev *identity.Device) (*Client, error) {
-	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{Subprotocols: []string{relay.Subprotocol}})
+	return DialVia(ctx, nil, origin, handle, dev)
+}
+
+// DialVia is Dial over the HTTP client hc (nil: http.DefaultClient):
+// bench/relaybench's hostile mode uses it to choose each socket's source
+// address and to read some sockets slowly.
+func DialVia(ctx context.Context, hc *http.Client, origin, handle string, dev *identity.Device) (*Client, error) {
+	ws, _, err := websocket.Dial(ctx, WSURL(origin), &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{relay.Subprotocol}})
 	if err != nil {
 		return nil, err
 	}

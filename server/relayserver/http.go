@@ -108,7 +108,7 @@ func (r *Relay) relayError(w http.ResponseWriter, err error) {
 	}
 	status := http.StatusBadRequest
 	switch re.Code {
-	case relay.CodeHandleTaken, relay.CodeStaleVersion, relay.CodeConflict, relay.CodeAlreadyUsed:
+	case relay.CodeHandleTaken, relay.CodeKeyTaken, relay.CodeStaleVersion, relay.CodeConflict, relay.CodeAlreadyUsed:
 		status = http.StatusConflict
 	case relay.CodeNotFound, relay.CodeUnknownAccount:
 		status = http.StatusNotFound

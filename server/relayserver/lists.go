@@ -118,6 +118,9 @@ func (l *lists) create(handle string, encoded []byte) (*account, error) {
 	if errors.Is(err, store.ErrExists) {
 		return nil, &relay.RelayError{Code: relay.CodeHandleTaken, Message: fmt.Sprintf("handle %q is already registered", handle)}
 	}
+	if errors.Is(err, store.ErrKeyTaken) {
+		return nil, &relay.RelayError{Code: relay.CodeKeyTaken, Message: "this list's account key is registered under another handle"}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/internal/tstest"
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/relayserver"
 )
@@ -17,54 +18,19 @@ import (
 // can start) but take nothing, and the victim is told to refill.
 func TestPrekeyDrainLimitedPerTargetDevice(t *testing.T) {
 	tr := startRelay(t, nil)
-	victim := tr.register(t, "victim", 1)
-	v := tr.dial(t, victim, 0)
 	const stock = 48 // about a client's batch (50), a multiple of 4
-	up := relay.Prekeys{SignedPrekey: []byte("spk"), LastResortKEM: []byte("lrk")}
-	for i := range stock {
-		up.OneTime = append(up.OneTime, fmt.Appendf(nil, "otk%d", i))
-		up.KEM = append(up.KEM, fmt.Appendf(nil, "kem%d", i))
+	d := tstest.PrekeyDrain(ctx(t), t, tr.origin, "", stock)
+	if budget := relayserver.DefaultPrekeyFetches; d.Taken < budget || d.Taken > budget+d.Refill {
+		t.Fatalf("%d fetches took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, d.Taken, budget, d.Refill)
 	}
-	if err := v.UploadPrekeys(ctx(t), up); err != nil {
-		t.Fatal(err)
-	}
-	for len(v.LowStock()) > 0 { // the one sent with Ready (no prekeys yet)
-		<-v.LowStock()
-	}
-	taken, start := 0, time.Now()
-	for s := range 4 { // four attacking accounts, one socket each
-		m := tr.dial(t, tr.register(t, fmt.Sprintf("mallory%d", s), 1), 0)
-		for range stock / 4 {
-			b, err := m.Fetch(ctx(t), victim.Addr(0))
-			if err != nil {
-				t.Fatalf("fetch: %v", err)
-			}
-			if len(b.SignedPrekey) == 0 || len(b.KEM) == 0 {
-				t.Fatalf("a fetch past the budget got no bundle to start a session with: %+v", b)
-			}
-			if b.OneTime != nil {
-				taken++
-			}
-		}
-	}
-	// One more per 10 s the fetches took (a slow machine).
-	refill := int(time.Since(start) / (10 * time.Second))
-	if budget := relayserver.DefaultPrekeyFetches; taken < budget || taken > budget+refill {
-		t.Fatalf("%d fetches took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, taken, budget, refill)
-	}
-	select {
-	case st := <-v.LowStock():
-		if st.OneTime >= 20 || int(st.OneTime) < stock-taken {
-			t.Errorf("LowStock says %d left; the flood left %d", st.OneTime, stock-taken)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the victim was not told to refill")
+	if d.Told >= 20 || d.Told < stock-d.Taken {
+		t.Errorf("the victim was last told %d left (-1: never); the flood left %d", d.Told, stock-d.Taken)
 	}
 	// The budget refills with time: one fetch per 10 s.
 	alice := tr.dial(t, tr.register(t, "alice", 1), 0)
 	tr.clock.Advance(11 * time.Second)
 	for i, want := range []bool{true, false} {
-		b, err := alice.Fetch(ctx(t), victim.Addr(0))
+		b, err := alice.Fetch(ctx(t), d.Victim.Addr(0))
 		if err != nil || (b.OneTime != nil) != want {
 			t.Fatalf("fetch %d, 11 s later: %v, one-time %q; want one only for the first", i, err, b.OneTime)
 		}

@@ -5,6 +5,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,16 +36,54 @@ func decodeAccount(handle string, b []byte) (Account, error) {
 	return a, nil
 }
 
-// CreateAccount registers a new account; ErrExists if the handle is taken.
+// CreateAccount registers a new account; ErrExists if the handle is taken,
+// ErrKeyTaken if its account key is registered under another handle.
 func (s *Store) CreateAccount(a Account) error {
 	rec := encodeAccount(a)
 	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAccounts)
+		b, keys := tx.Bucket(bucketAccounts), tx.Bucket(bucketAkeys)
 		if b.Get([]byte(a.Handle)) != nil {
 			return ErrExists
 		}
+		if keys.Get(a.AccountKey) != nil {
+			return ErrKeyTaken
+		}
+		if err := keys.Put(a.AccountKey, []byte(a.Handle)); err != nil {
+			return err
+		}
 		return b.Put([]byte(a.Handle), rec)
 	})
+}
+
+// migrateAccountKeys upgrades a schema-3 database, where one account key
+// could be registered under several handles (a list replayed under a new
+// one), to schema 4: each key is recorded for one handle, the one whose
+// list has the highest version (only the key's owner can publish newer
+// lists; a replayed list stays at the version it was copied at), the
+// first in byte order on a tie. The other handles stay stored but Account
+// no longer returns them, so they cannot log in, be fetched or be sent to.
+func migrateAccountKeys(tx *bolt.Tx) error {
+	keys := tx.Bucket(bucketAkeys)
+	best := map[string]Account{}
+	err := tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+		a, err := decodeAccount(string(k), v)
+		if err != nil {
+			return err
+		}
+		if cur, ok := best[string(a.AccountKey)]; !ok || a.Version > cur.Version {
+			best[string(a.AccountKey)] = a
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for key, a := range best {
+		if err := keys.Put([]byte(key), []byte(a.Handle)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Account returns the stored account, or ErrNotFound.
@@ -57,6 +96,9 @@ func (s *Store) Account(handle string) (Account, error) {
 		}
 		var err error
 		a, err = decodeAccount(handle, v)
+		if err == nil && !bytes.Equal(tx.Bucket(bucketAkeys).Get(a.AccountKey), []byte(handle)) {
+			return ErrNotFound // an alias of another handle's key, from before schema 4
+		}
 		return err
 	})
 	return a, err

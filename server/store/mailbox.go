@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/parley-im/parley/crypto/wire"
@@ -67,19 +68,8 @@ func idxKey(mailbox []byte, seq uint64) []byte {
 
 // purgeMailbox deletes every envelope of one mailbox and its count.
 func purgeMailbox(tx *bolt.Tx, mailbox []byte) error {
-	type entry struct {
-		seq []byte
-		exp int64
-	}
-	var all []entry
-	c := tx.Bucket(bucketMbox).Cursor()
-	for k, v := c.Seek(mailbox); k != nil && len(k) == len(mailbox)+8 && bytes.HasPrefix(k, mailbox); k, v = c.Next() {
-		all = append(all, entry{append([]byte(nil), k[len(mailbox):]...), idxExpires(v)})
-	}
-	for _, e := range all {
-		if err := dropEnvelope(tx, mailbox, e.seq, e.exp); err != nil {
-			return err
-		}
+	if _, err := expireMailbox(tx, mailbox, math.MaxInt64); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketMcount).Delete(mailbox)
 }

@@ -28,6 +28,7 @@
 //
 //	meta                      schema version
 //	accounts/<handle>         account key, device list version, signed list
+//	akeys/<account key>       the one handle that account key is registered under
 //	env/<seq>                 every queued envelope, by one global sequence
 //	mbox/<mailbox><seq>       index: which envelopes a device has, each its expiry
 //	mcount/<mailbox>          number of envelopes in that mailbox
@@ -70,11 +71,20 @@ const FileName = "parley.db"
 
 // schemaVersion is written on first open and checked on every later open,
 // so an older binary refuses a database a newer one has upgraded.
-const schemaVersion = 3
+const schemaVersion = 4
 
-// schemaExpiryIndex is the schema that introduced the expiry index;
-// older databases (2) are upgraded on open by migrateExpiryIndex.
-const schemaExpiryIndex = 3
+// oldestSchema is the oldest database Open upgrades; upgrades are the
+// steps, each run once, in the transaction of Open, when the database is
+// older than its schema.
+const oldestSchema = 2
+
+var upgrades = []struct {
+	to byte
+	fn func(*bolt.Tx) error
+}{
+	{3, migrateExpiryIndex}, // index entries hold expiries; the expiry index
+	{4, migrateAccountKeys}, // one handle per account key
+}
 
 // openTimeout bounds the wait for bbolt's file lock: a second server on the
 // same data directory fails with a clear error instead of hanging.
@@ -118,8 +128,9 @@ var (
 	bucketBlobs    = []byte("blobs")
 	bucketBusage   = []byte("busage")
 	bucketExpiry   = []byte("expiry")
+	bucketAkeys    = []byte("akeys")
 
-	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs, bucketBusage, bucketExpiry}
+	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketEnv, bucketMbox, bucketMcount, bucketPrekeys, bucketLinks, bucketBlobs, bucketBusage, bucketExpiry, bucketAkeys}
 
 	keySPK = []byte("spk")
 	keyLRK = []byte("lrk")
@@ -208,15 +219,19 @@ func OpenWith(dir string, o Options) (*Store, error) {
 			if err := b.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
 				return err
 			}
-		} else if len(v) == 1 && v[0] == schemaExpiryIndex-1 {
-			if err := migrateExpiryIndex(tx); err != nil {
-				return fmt.Errorf("store: upgrading to schema %d: %w", schemaExpiryIndex, err)
+		} else if len(v) != 1 || v[0] < oldestSchema || v[0] > schemaVersion {
+			return fmt.Errorf("store: unsupported schema version %v (this build knows %d–%d)", v, oldestSchema, schemaVersion)
+		} else if v[0] < schemaVersion {
+			for _, m := range upgrades {
+				if v[0] < m.to {
+					if err := m.fn(tx); err != nil {
+						return fmt.Errorf("store: upgrading to schema %d: %w", m.to, err)
+					}
+				}
 			}
 			if err := b.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
 				return err
 			}
-		} else if len(v) != 1 || v[0] != schemaVersion {
-			return fmt.Errorf("store: unsupported schema version %v (this build knows %d)", v, schemaVersion)
 		}
 		return tx.Bucket(bucketMcount).ForEach(func(_, v []byte) error {
 			if len(v) == 8 {

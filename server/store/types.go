@@ -20,6 +20,7 @@ var (
 	ErrMailboxFull = errors.New("store: mailbox full")
 	ErrTooMany     = errors.New("store: prekey stock limit reached")
 	ErrQuota       = errors.New("store: blob quota exceeded")
+	ErrKeyTaken    = errors.New("store: account key registered under another handle")
 	// ErrSuperseded refuses a send checked against a device list that
 	// was replaced before the send was stored (Envelope.ListVersion).
 	ErrSuperseded = errors.New("store: device list changed since the send was checked")
@@ -37,7 +38,10 @@ type Addr struct {
 }
 
 // Account is a registered account as stored: its public key and the signed
-// device list exactly as published.
+// device list exactly as published. An account key belongs to one handle
+// (CreateAccount refuses a second with ErrKeyTaken), so a list cannot be
+// registered again under another handle and give the devices it names,
+// some perhaps removed since, an identity of their own.
 type Account struct {
 	Handle     string
 	AccountKey []byte

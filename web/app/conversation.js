@@ -169,11 +169,23 @@ async function fetchAttachment(m, btn) {
     ui.urls.set(m.id, await P.fileURL(m.id));
     if (ui.msgs.has(m.id)) renderMessages();
   } catch (err) {
-    (ui.failed = ui.failed || new Set()).add(m.id); // no automatic retry
-    if (btn) { btn.disabled = false; toast(words(err)); }
+    // No automatic retry until the connection comes back (retryFiles);
+    // no progress bar for a transfer that is not running.
+    (ui.failed = ui.failed || new Set()).add(m.id);
+    ui.progress.delete(m.id);
+    if (ui.msgs.has(m.id)) renderMessages();
+    if (btn) toast(words(err));
   } finally {
     ui.fetching.delete(m.id);
   }
+}
+
+// retryFiles lets the images that failed to load while the relay was
+// unreachable load again, once the connection is back (shell.js).
+export function retryFiles() {
+  if (!ui.failed || !ui.failed.size) return;
+  ui.failed.clear();
+  if (ui.chat) renderMessages();
 }
 
 // The composer: Enter sends, Shift+Enter starts a new line.

@@ -83,7 +83,7 @@ on('transfer-progress', (e) => {
 on('error', (e) => {
   // A changed safety number has its own banner; the rest get a toast.
   if (e.code === 'safety_number_changed' || !e.text) return;
-  toast(errorWords[e.code] || e.text);
+  toast(errorWords[e.code] || errorWords.internal); // never e.text: see words()
 });
 
 document.addEventListener('visibilitychange', () => { if (!document.hidden) markRead(); });

@@ -17,6 +17,7 @@ function resetApprove() {
   ui.pendingLink = null;
   ui.approving = false;
   $('approve-payload').value = '';
+  show($('approve-steps'));
   show($('form-approve'));
   show($('btn-scan'));
   show($('approve-check'), false);
@@ -39,6 +40,9 @@ $('form-approve').addEventListener('submit', async (e) => {
     $('approve-status').textContent = '';
     $('approve-name').textContent = p.deviceName || 'Unnamed device';
     $('approve-code').textContent = p.checkCode;
+    // The steps are done; the code is what a phone's screen must show
+    // without scrolling.
+    show($('approve-steps'), false);
     show($('form-approve'), false);
     show($('btn-scan'), false);
     show($('approve-device'));
@@ -57,6 +61,20 @@ $('form-approve').addEventListener('submit', async (e) => {
   }
 });
 
+// The engine retries the link channel by itself while the relay is
+// unreachable (client/link.go, linkRetry); the status line says so and
+// comes back once it answers again.
+let statusBeforeOutage = '';
+on('link-connection', (e) => {
+  if (!ui.approving) return;
+  if (e.code === 'offline') {
+    statusBeforeOutage = $('approve-status').textContent;
+    $('approve-status').textContent = 'Reconnecting…';
+  } else if ($('approve-status').textContent === 'Reconnecting…') {
+    $('approve-status').textContent = statusBeforeOutage;
+  }
+});
+
 // The code is shown as soon as the hello is sent, before the new device
 // has answered: its user compares it with this screen.
 on('link-check', (e) => {
@@ -64,6 +82,7 @@ on('link-check', (e) => {
   ui.pendingLink = { linkId: e.linkId, checkCode: e.checkCode, deviceName: '' };
   $('approve-status').textContent = 'Waiting for the new device…';
   $('approve-code').textContent = e.checkCode;
+  show($('approve-steps'), false);
   show($('form-approve'), false);
   show($('btn-scan'), false);
   show($('approve-device'), false);

@@ -51,46 +51,104 @@ $('form-create').addEventListener('submit', async (e) => {
 
 $('form-link').addEventListener('submit', async (e) => {
   e.preventDefault();
-  $('link-start-error').textContent = '';
   const btn = $('form-link').querySelector('button');
   btn.disabled = true;
   try {
-    const s = await P.startLink($('link-device').value.trim());
-    ui.linking = true;
-    $('link-qr').src = svgURL(s.qrSvg);
-    $('link-payload').value = s.payload;
-    $('link-expires').textContent = s.expires ? 'This code works until ' + formats().time.format(s.expires * 1000) + '.' : '';
-    show($('link-offer'));
-    show($('link-check'), false);
-    show($('link-sync'), false);
-    $('link-error').textContent = '';
-    show($('onboard-choices'), false);
-    show($('link-wait'));
-    $('link-wait-title').focus();
-    waitLinked();
-  } catch (err) {
-    $('link-start-error').textContent = words(err);
+    await startLinking($('link-start-error'));
   } finally {
     btn.disabled = false;
   }
 });
 $('link-wait-title').tabIndex = -1;
 
+// startLinking asks the engine for a link code and shows it; errors go to
+// the element given (the form's, or the link pane's after an expired code).
+async function startLinking(errorEl) {
+  errorEl.textContent = '';
+  try {
+    const s = await P.startLink($('link-device').value.trim());
+    ui.linking = true;
+    $('link-qr').src = svgURL(s.qrSvg);
+    $('link-payload').value = s.payload;
+    $('link-expires').textContent = s.expires ? 'This code works until ' + formats().time.format(s.expires * 1000) + '.' : '';
+    ui.historyStored = 0;
+    show($('link-steps'));
+    show($('link-offer'));
+    show($('link-done'), false);
+    show($('link-check'), false);
+    show($('link-sync'), false);
+    show($('link-status'), false);
+    show($('link-expired'), false);
+    show($('btn-link-restart'));
+    $('link-error').textContent = '';
+    show($('onboard-choices'), false);
+    show($('link-wait'));
+    $('link-wait-title').focus();
+    waitLinked();
+  } catch (err) {
+    errorEl.textContent = words(err);
+  }
+}
+
 async function waitLinked() {
   try {
-    await P.waitLinked();
-    ui.linking = false;
-    show($('link-wait'), false);
-    show($('onboard-choices'));
-    await render();
+    const linked = await P.waitLinked();
+    showLinked(linked.handle, ui.historyStored);
   } catch (err) {
     show($('link-check-ask'), false);
     show($('link-check-wait'), false);
+    show($('link-status'), false);
+    if (err && err.code === 'link_expired') {
+      showExpired();
+      return;
+    }
     $('link-error').textContent = err && err.code === 'link_rejected'
       ? 'Linking cancelled: you said the check codes do not match. This browser was not linked and the other device was told. Start over to show a new link code.'
       : words(err);
   }
 }
+
+// showLinked ends the story on this browser: whose account it joined and
+// how much history came with it, and one way on, to the chats. Until the
+// user takes it ui.linking holds the chat list back (shell.js).
+function showLinked(handle, messages) {
+  for (const id of ['link-steps', 'link-offer', 'link-check', 'link-sync', 'link-status', 'link-expired', 'btn-link-restart']) show($(id), false);
+  $('link-error').textContent = '';
+  $('link-done-text').textContent = 'Linked as ' + handle + ' — ' + messages + (messages === 1 ? ' message' : ' messages') + ' of history received';
+  show($('link-done'));
+  $('btn-link-done').focus();
+}
+$('btn-link-done').addEventListener('click', async () => {
+  ui.linking = false;
+  show($('link-done'), false);
+  show($('link-wait'), false);
+  show($('onboard-choices'));
+  await render();
+});
+
+// showExpired takes the dead code away and offers one thing to do: get a
+// new one (issue 15 item 5).
+function showExpired() {
+  for (const id of ['link-steps', 'link-offer', 'link-check', 'link-sync', 'btn-link-restart']) show($(id), false);
+  $('link-error').textContent = '';
+  show($('link-expired'));
+  $('btn-link-new').focus();
+}
+$('btn-link-new').addEventListener('click', async () => {
+  const btn = $('btn-link-new');
+  btn.disabled = true;
+  try {
+    await startLinking($('link-error'));
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+// The engine retries the link channel by itself while the relay is
+// unreachable (client/link.go, linkRetry) and says so.
+on('link-connection', (e) => {
+  if (ui.linking) show($('link-status'), e.code === 'offline');
+});
 
 // The check code of whoever answered the link code. Only the user can
 // tell whether that was their own primary, so nothing is sent before
@@ -98,7 +156,10 @@ async function waitLinked() {
 on('link-check', (e) => {
   if (!ui.linking || e.linkId) return; // a primary's own link-check
   $('link-check-code').textContent = e.checkCode;
-  show($('link-offer'), false); // answered: the link code is used up
+  // Answered: the link code is used up, and the steps are done; the check
+  // code is what a phone's screen must show without scrolling.
+  show($('link-offer'), false);
+  show($('link-steps'), false);
   show($('link-check-ask'));
   show($('link-check-wait'), false);
   show($('link-check'));
@@ -147,4 +208,5 @@ on('sync-progress', (e) => {
   const p = $('link-progress');
   if (e.total) { p.max = e.total; p.value = e.done || 0; }
   p.setAttribute('aria-valuetext', e.text === 'download' ? 'Downloading history' : 'Saving history');
+  if (e.text === 'store') ui.historyStored = e.done || 0; // messages stored so far
 });

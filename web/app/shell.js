@@ -2,7 +2,7 @@
 // its storage, locked, revoked, new, or the main view), redrawn on every
 // state change.
 import { loadChats, loadGroups } from "/web/app/chats.js";
-import { openChat } from "/web/app/conversation.js";
+import { openChat, retryFiles } from "/web/app/conversation.js";
 import { loadDevices, renderExpiry } from "/web/app/devices.js";
 import { $, clear, show } from "/web/app/dom.js";
 import { dropDrafts, keepDrafts } from "/web/app/drafts.js";
@@ -11,11 +11,12 @@ import { openPane, setView } from "/web/app/nav.js";
 import { renderOnboard } from "/web/app/onboard.js";
 import { scanning, stopScan } from "/web/app/scan.js";
 import { embed, P, setRenderer, ui } from "/web/app/state.js";
-import { advice } from "/web/app/words.js";
+import { advice, words } from "/web/app/words.js";
 
 export function showProblem(err) {
   $('status').textContent = 'Parley cannot open this device\'s data.';
-  $('problem-message').textContent = err.message || String(err);
+  // The code's words, never the error's text (words.js).
+  $('problem-message').textContent = words(err);
   $('problem-advice').textContent = advice[err.code] || 'Nothing has been deleted. Reload the page to retry.';
   $('settings-fingerprint').textContent = '';
   setView('problem');
@@ -62,6 +63,10 @@ setRenderer(async function renderNow() {
       return;
     case 'ready':
       $('status').textContent = st.online === false ? 'Offline — retrying' : '';
+      // A browser just linked shows what it received until its user
+      // opens the chats (onboard.js).
+      if (ui.linking) return;
+      if (prev && prev.online === false && st.online !== false) retryFiles();
       keepDrafts(); // the lock may have changed where drafts may be kept
       if (ui.view !== 'view-main' || !prev || prev.handle !== st.handle) await enterMain(st);
       renderExpiry();

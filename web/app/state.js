@@ -28,7 +28,8 @@ export const ui = {
   progress: new Map(),  // message id → {done, total}
   pendingLink: null,    // primary: {linkId, checkCode, deviceName}
   approving: false,     // primary: approveLink waits for the new device's answer
-  linking: false,       // companion: a link is in progress
+  linking: false,       // companion: a link is in progress, or done and not yet left
+  historyStored: 0,     // companion: messages of history stored by this link
   fingerprint: '',
 };
 

@@ -98,6 +98,7 @@ export {};
  * @property {object} devices
  * @property {object} state
  * @property {{checkCode: string, linkId?: string}} link-check the check code to compare (linkId on the primary)
+ * @property {{code?: 'offline'}} link-connection a link's wait cannot reach the relay and retries (code offline), or reaches it again (no code)
  * @property {object} sync
  * @property {{done: number, total: number, text: string}} sync-progress
  * @property {{messageId: string, done: number, total: number}} transfer-progress

@@ -92,11 +92,14 @@ export const errorWords = {
 };
 
 /**
- * words is what the page says for a rejected call.
+ * words is what the page says for a rejected call: the sentence of its
+ * code, never the error's own text (a fetch's "TypeError: Failed to
+ * fetch", a Go error chain), which is for logs, not people; anything
+ * without a declared code is "internal".
  * @param {import("./types.js").ParleyError | any} err
  * @returns {string}
  */
-export const words = (err) => errorWords[err && err.code] || (err && err.message) || String(err);
+export const words = (err) => errorWords[err && err.code] || errorWords.internal;
 
 /**
  * handleWords is words for a call about one handle, naming it where the

@@ -291,13 +291,13 @@ func conformance(t *testing.T, origin string) {
 		// get the signed and last-resort prekeys, and the owner is told
 		// to refill.
 		const stock = 48
-		taken, told, refill := prekeyDrain(t, origin, stock)
-		if budget := relayserver.DefaultPrekeyFetches; taken < budget || taken > budget+refill {
-			t.Fatalf("%d fetches from four accounts took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, taken, budget, refill)
+		d := tstest.PrekeyDrain(ctx(t), t, origin, "-"+run, stock)
+		if budget := relayserver.DefaultPrekeyFetches; d.Taken < budget || d.Taken > budget+d.Refill {
+			t.Fatalf("%d fetches from four accounts took %d one-time prekeys of one device, want its budget, %d (+%d refilled meanwhile)", stock, d.Taken, budget, d.Refill)
 		}
 		// Pushes from concurrent fetches may arrive in any order.
-		if told < stock-taken || told >= 20 {
-			t.Fatalf("the owner was last told its stock is %d; it is %d, low under 20", told, stock-taken)
+		if d.Told < stock-d.Taken || d.Told >= 20 {
+			t.Fatalf("the owner was last told its stock is %d; it is %d, low under 20", d.Told, stock-d.Taken)
 		}
 	})
 
@@ -403,6 +403,27 @@ func conformance(t *testing.T, origin string) {
 		if _, err := b0.Send(ctx(t), msgID(), sealed(alice.Addr(0))); err != nil {
 			t.Fatalf("send after revoke: %v", err)
 		}
+	})
+
+	t.Run("account key unique", func(t *testing.T) {
+		// Issue 14 item 6: the victim's public version-1 list,
+		// registered again under a new handle, gave the device the
+		// victim later removed an identity of its own on the relay.
+		u := register(t, origin, h("victim"), 2)
+		v1 := u.Signed(t)
+		next := u.List.Clone()
+		next.Version++
+		next.Entries = next.Entries[:1]
+		u.List = next
+		if _, err := relayclient.Publish(ctx(t), origin, u.Handle, u.Signed(t)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := relayclient.Register(ctx(t), origin, h("alias"), v1)
+		wantHTTP(t, "the victim's old list under another handle", err, "key_taken")
+		_, err = relayclient.GetAccount(ctx(t), origin, h("alias"))
+		wantHTTP(t, "the alias", err, "unknown_account")
+		_, err = relayclient.Dial(ctx(t), origin, h("alias"), u.Devs[1])
+		wantCode(t, "the removed device under the alias", err, relay.CodeAuthFailed)
 	})
 
 	t.Run("attestation expiry closes open socket", func(t *testing.T) {

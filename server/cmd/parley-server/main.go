@@ -8,8 +8,12 @@
 // PARLEY_ATTESTATION_AGE, PARLEY_BLOB_QUOTA, PARLEY_BODY_MIN_RATE,
 // PARLEY_BODY_TIMEOUT, PARLEY_BYTES_IN_FLIGHT, PARLEY_DRAIN_TIMEOUT,
 // PARLEY_MAILBOX_LIMIT, PARLEY_MAX_CONNECTIONS,
-// PARLEY_MAX_CONNECTIONS_PER_IP, PARLEY_SOCKET_BYTES_IN_FLIGHT, PARLEY_TTL);
-// a flag given on the command line wins.
+// PARLEY_MAX_CONNECTIONS_PER_IP, PARLEY_PREKEY_FETCHES,
+// PARLEY_SOCKET_BYTES_IN_FLIGHT, PARLEY_TTL); a flag given on the command
+// line wins.
+//
+// `parley-server compact -data ./data` rewrites a stopped server's
+// database to give back the space of delivered and expired records.
 // PARLEY_ORIGIN sets the public origin devices sign when they log in
 // (default http:// + the listen address); PARLEY_METRICS_ADDR, if set,
 // serves Prometheus metrics on a separate address.
@@ -174,6 +178,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 }
 
 func run(args []string, log *slog.Logger) error {
+	if len(args) > 0 && args[0] == "compact" { // compact.go
+		return compact(args[1:], log)
+	}
 	cfg, err := parseConfig(args, os.Getenv)
 	if err != nil {
 		return err

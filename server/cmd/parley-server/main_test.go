@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"testing"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/parley-im/parley/relay"
 	"github.com/parley-im/parley/server/relayserver"
+	"github.com/parley-im/parley/server/store"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -100,5 +103,31 @@ func TestConnectionRoomUnderSmallLimits(t *testing.T) {
 		if got := connectionRoom(c.limit); got != c.want {
 			t.Errorf("connectionRoom(%d) = %d, want %d", c.limit, got, c.want)
 		}
+	}
+}
+
+// TestCompactCommand: `parley-server compact -data DIR` rewrites a stopped
+// server's database, and refuses one a running server holds.
+func TestCompactCommand(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if err := run([]string{"compact", "-data", dir}, log); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("compact while the database is open: %v, want ErrLocked", err)
+	}
+	st.Close()
+	if err := run([]string{"compact", "-data", dir}, log); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	st, err = store.Open(dir)
+	if err != nil {
+		t.Fatalf("open after compact: %v", err)
+	}
+	st.Close()
+	if err := run([]string{"compact", "-data", dir, "stray"}, log); err == nil {
+		t.Fatal("stray argument accepted")
 	}
 }
