@@ -127,6 +127,17 @@ func (s *Store) storedKey(bucket string, r Rule, key string) string {
 	return sb.String()
 }
 
+// StoredKey is the key under which bucket/key is stored below the layer
+// (key itself in a bucket without a rule). Tests that tamper with the
+// stored records use it to find them.
+func (s *Store) StoredKey(bucket, key string) string {
+	r, ok := s.rules[bucket]
+	if !ok {
+		return key
+	}
+	return s.storedKey(bucket, r, key)
+}
+
 // scanPlan maps a Scan prefix: stored is the stored prefix to read, and
 // ordered says the stored keys under it come in the original keys' order
 // (see the package comment).
