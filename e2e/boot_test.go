@@ -117,7 +117,7 @@ func TestKeysAtRest(t *testing.T) {
 	// record name must not open.
 	plain := toBytes(t, MustEval[any](b, JSOpenRecord("_device", "identity")))
 	moved := MustEval[string](b, `(async () => {
-	  try { await `+strings.Replace(JSOpenRecord("_device", "identity"), `\0identity')`, `\0other')`, 1)+`; return 'opened'; }
+	  try { await `+strings.Replace(JSOpenRecord("_device", "identity"), `\x00identity')`, `\x00other')`, 1)+`; return 'opened'; }
 	  catch (e) { return e.name; }
 	})()`)
 	if moved == "opened" {

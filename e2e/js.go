@@ -46,6 +46,8 @@ const JSDumpRecords = `(async () => {
 // the data key with the (usable, unexportable) device key, then decrypt
 // with the record's associated data. It is how an attacker with the
 // unlocked profile would read it; a locked profile has no device key.
+// The AD's separators are \x00, not \0: a key beginning with a digit (a
+// stored name, PROTOCOL.md 13.9) would make \0 an octal escape.
 func JSOpenRecord(bucket, key string) string {
 	return `(async () => {
   const db = await ` + JSOpenDB + `;
@@ -62,7 +64,7 @@ func JSOpenRecord(bucket, key string) string {
     {name: 'AES-GCM', iv: dk.iv, additionalData: enc('parley/datakey/v1\0device')},
     {name: 'AES-GCM'}, false, ['decrypt']);
   const plain = await crypto.subtle.decrypt({name: 'AES-GCM', iv: rec.slice(1, 13),
-    additionalData: enc('parley/record/v1\0` + bucket + `\0` + key + `')}, dataKey, rec.slice(13));
+    additionalData: enc('parley/record/v1\x00` + bucket + `\x00` + key + `')}, dataKey, rec.slice(13));
   return Array.from(new Uint8Array(plain));
 })()`
 }

@@ -146,14 +146,16 @@ func TestRestoredOldSessionRecordDetected(t *testing.T) {
 // deleted, which would make her trust whatever key the relay serves for
 // bob next, with no safety-number warning.
 func TestDeletedPinnedListDetected(t *testing.T) {
-	srv := StartServer(t)
+	srv := StartTestServer(t) // its hooks tell lists/bob's stored name
 	profile := t.TempDir()
 	a := aliceTalksToBob(t, srv, profile, "hello")
-	if _, ok := MustEval[map[string][]int](a, jsRawRecords("lists"))["lists/bob"]; !ok {
+	// lists/bob is stored under its name (PROTOCOL.md 13.9).
+	name := MustEval[string](a, `window.parley.__test.storedKey('lists', 'bob')`)
+	if _, ok := MustEval[map[string][]int](a, jsRawRecords("lists"))["lists/"+name]; !ok {
 		t.Fatal("alice has no pinned list for bob")
 	}
 	a, st := restartAfter(t, a, srv, profile, func(b *Browser) {
-		MustEval[chromedp.Void](b, jsPutRaw+`('lists', 'bob', null)`)
+		MustEval[chromedp.Void](b, jsPutRaw+`('lists', `+mustJSON(name)+`, null)`)
 	})
 	wantRolledBack(t, "deleting lists/bob", st)
 	a.AllowConsoleErrors()
@@ -222,8 +224,8 @@ func TestDeletedRootDetected(t *testing.T) {
 	b := OpenBrowser(t, profile)
 	bootPage(t, b, srv.URL)
 	canary := MustEval[[]int](b, JSOpenRecord("_meta", "canary"))
-	if len(canary) != 17 || canary[16] != 1 {
-		t.Fatalf("a new profile's canary is %v, want 16 random bytes and the root mark 1", canary)
+	if len(canary) != 17 || canary[16] != 2 {
+		t.Fatalf("a new profile's canary is %v, want 16 random bytes and the root-and-names mark 2", canary)
 	}
 	b, st := restartAfter(t, b, srv, profile, func(b *Browser) {
 		MustEval[chromedp.Void](b, jsPutRaw+`('_meta', 'root', null)`)
@@ -238,8 +240,8 @@ func TestDeletedRootDetected(t *testing.T) {
 	if st["status"] != "new" {
 		t.Fatalf("a profile from before roots: state = %s, want it to open", mustJSON(st))
 	}
-	if c := MustEval[[]int](b, JSOpenRecord("_meta", "canary")); len(c) != 17 || mustJSON(c[:16]) != mustJSON(canary[:16]) || c[16] != 1 {
-		t.Fatalf("after the upgrade the canary is %v, want the same 16 bytes and the root mark", c)
+	if c := MustEval[[]int](b, JSOpenRecord("_meta", "canary")); len(c) != 17 || mustJSON(c[:16]) != mustJSON(canary[:16]) || c[16] != 2 {
+		t.Fatalf("after the upgrade the canary is %v, want the same 16 bytes and the root-and-names mark", c)
 	}
 	if _, ok := MustEval[map[string][]int](b, jsRawRecords("_meta"))["_meta/root"]; !ok {
 		t.Fatal("the upgrade made no root")

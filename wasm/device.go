@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/journal"
+	"github.com/parley-im/parley/client/storage/keyname"
 	"github.com/parley-im/parley/client/storage/sealroot"
 	"github.com/parley-im/parley/crypto/identity"
 )
@@ -323,7 +324,6 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 	if _, err := rand.Read(canary); err != nil {
 		return err
 	}
-	canary = append(canary, canaryHasRoot)
 	root, err := sealroot.NewRecord()
 	if err != nil {
 		return err
@@ -332,8 +332,23 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 	b.Put(bucketDevice, recIdentity, plain)
 	b.Put(bucketMeta, recCanary, canary)
 	b.Put(bucketMeta, recRoot, root)
+	// A fresh profile has its naming key (names.go) from the start; one
+	// migrated from v1 brings records under their clear keys, so it is
+	// left unmarked and renamed when its engine first starts.
+	var nameKey [keyname.KeySize]byte
+	if len(extraRec) == 0 {
+		if _, err := rand.Read(nameKey[:]); err != nil {
+			return err
+		}
+		b.Put(bucketMeta, recNames, nameKey[:])
+		canary = append(canary, canaryHasNames)
+	} else {
+		canary = append(canary, canaryHasRoot)
+	}
+	b.Ops[1].Value = canary
 	sealed, err := sealMany(dataKey, b.Ops)
 	clear(plain)
+	clear(nameKey[:])
 	if err != nil {
 		return err
 	}
@@ -344,6 +359,9 @@ func (c *client) create(ctx context.Context, dev *identity.Device, extraRec []re
 		{key: recordKey(bucketMeta, recCanary), value: sealed[1]},
 		{key: recordKey(bucketMeta, recRoot), value: sealed[2]},
 	}, extraRec...)
+	if len(sealed) > 3 {
+		rw = append(rw, recWrite{key: recordKey(bucketMeta, recNames), value: sealed[3]})
+	}
 	if len(extraRec) > 0 {
 		kw = append(kw, keyWrite{name: keyV1Storage, value: safejs.Undefined()})
 	}

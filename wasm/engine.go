@@ -15,6 +15,7 @@ import (
 	"github.com/parley-im/parley/client/storage"
 	"github.com/parley-im/parley/client/storage/cache"
 	"github.com/parley-im/parley/client/storage/journal"
+	"github.com/parley-im/parley/client/storage/keyname"
 	"github.com/parley-im/parley/client/storage/sealroot"
 	"github.com/parley-im/parley/crypto/identity"
 	"github.com/parley-im/parley/wasm/jsonenc"
@@ -37,6 +38,7 @@ type engineHost struct {
 	cache  *cache.Store    // the engine's read cache over the sealed store
 	timed  *timedStore     // what reaches IndexedDB below the cache
 	root   *sealroot.Store // the cache behind the sealed root: every write of a security record goes through it
+	names  *keyname.Store  // the naming layer over IndexedDB (names.go)
 	err    error           // why the engine could not start
 }
 
@@ -80,14 +82,22 @@ func init() {
 		// what a previous run left in the journal. When the start-up read
 		// just counted none, New skips reading it again (2-5 ms of the
 		// path to ready).
-		jst := journal.New(st)
-		var err error
+		// The naming layer sits just above IndexedDB, below the journal
+		// (whose records hold the engine's own keys, sealed); an older
+		// profile is renamed first (names.go).
+		names, nameKey, marked, err := openNames(ctx, st, read.canary)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		jst := journal.New(names)
 		if read.journaled > 0 {
-			jst, err = journal.Open(ctx, st)
+			jst, err = journal.Open(ctx, names)
 		}
 		if err != nil {
+			clear(nameKey[:])
 			host.mu.Lock()
-			host.eng, host.cancel, host.cache, host.timed, host.err = nil, nil, nil, nil, toAPIError(err)
+			host.eng, host.cancel, host.cache, host.timed, host.names, host.err = nil, nil, nil, nil, nil, toAPIError(err)
 			host.mu.Unlock()
 			cancel()
 			return func() {}, nil
@@ -107,11 +117,12 @@ func init() {
 		} else if err := cached.Warm(ctx, refs); err != nil {
 			consoleLogger{}.Warn("start-up read failed", "err", err)
 		}
-		root, err := openRoot(ctx, cached, read.canary)
+		root, err := openRoot(ctx, cached, read.canary, marked)
 		if err != nil {
 			cancel()
 			cached.Close()
 			jst.Close()
+			clear(nameKey[:])
 			host.mu.Lock()
 			host.eng, host.cancel, host.cache, host.timed, host.root, host.err = nil, nil, nil, nil, nil, err
 			host.mu.Unlock()
@@ -129,15 +140,16 @@ func init() {
 			BulkCipher: installWebCrypto(),
 		})
 		host.mu.Lock()
-		host.eng, host.cancel, host.cache, host.timed, host.root, host.err = eng, cancel, cached, timed, root, nil
+		host.eng, host.cancel, host.cache, host.timed, host.root, host.names, host.err = eng, cancel, cached, timed, root, names, nil
 		if err != nil {
-			host.eng, host.cache, host.timed, host.root, host.err = nil, nil, nil, nil, toAPIError(err)
+			host.eng, host.cache, host.timed, host.root, host.names, host.err = nil, nil, nil, nil, nil, toAPIError(err)
 		}
 		host.mu.Unlock()
 		if err != nil {
 			cancel()
 			cached.Close()
 			jst.Close()
+			clear(nameKey[:])
 			return func() {}, nil
 		}
 		go func() {
@@ -154,8 +166,9 @@ func init() {
 			cancel()
 			cached.Close()
 			jst.Close()
+			clear(nameKey[:]) // a lock leaves no naming key in memory
 			host.mu.Lock()
-			host.eng, host.cancel, host.cache, host.timed, host.root = nil, nil, nil, nil, nil
+			host.eng, host.cancel, host.cache, host.timed, host.root, host.names = nil, nil, nil, nil, nil, nil
 			host.mu.Unlock()
 		}, nil
 	}
@@ -165,16 +178,15 @@ func init() {
 // openRoot checks the security records against their sealed root
 // (PROTOCOL.md 13.7) and returns the store that keeps it. A profile whose
 // canary predates roots gets one made from its records as they are, in
-// the batch that marks the canary; afterwards an absent root is a
-// deletion.
-func openRoot(ctx context.Context, st storage.Store, canary []byte) (*sealroot.Store, error) {
+// the batch that writes marked as its canary; afterwards an absent root
+// is a deletion.
+func openRoot(ctx context.Context, st storage.Store, canary, marked []byte) (*sealroot.Store, error) {
 	opts := sealroot.Options{
 		Bucket: bucketMeta, Key: recRoot,
 		Covered: append(engine.SecurityRecords(), sealroot.Range{Bucket: bucketMeta, Prefix: recIdleLock}),
 	}
 	if len(canary) == canaryLen {
 		opts.Create = true
-		marked := append(append([]byte(nil), canary...), canaryHasRoot)
 		opts.OnCreate = []storage.Op{{Bucket: bucketMeta, Key: recCanary, Value: marked}}
 	}
 	root, err := sealroot.Open(ctx, st, opts)

@@ -261,5 +261,16 @@ func installTestHooks(c *client, parley js.Value) {
 		return map[string]any{"value": counter, "owner": c.bus.id}, nil
 	})
 	fn("counter", func([]js.Value) (any, error) { return c.bus.call("testCounter", nil) })
+	// storedKey(bucket, key) is the key the engine's bucket/key is stored
+	// under in IndexedDB (names.go), for tests that tamper with it.
+	fn("storedKey", func(a []js.Value) (any, error) {
+		host.mu.Lock()
+		names := host.names
+		host.mu.Unlock()
+		if names == nil || len(a) < 2 {
+			return nil, fmt.Errorf("storedKey(bucket, key) needs a running engine")
+		}
+		return names.StoredKey(a[0].String(), a[1].String()), nil
+	})
 	fn("tabId", func([]js.Value) (any, error) { return c.bus.id, nil })
 }

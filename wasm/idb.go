@@ -49,21 +49,25 @@ const (
 	// Buckets the wasm binding keeps for itself inside the engine's
 	// keyspace. Engine buckets never start with "_".
 	bucketDevice = "_device" // "identity": identity.Device.MarshalBinary()
-	bucketMeta   = "_meta"   // "canary", "idle-lock", "root"
+	bucketMeta   = "_meta"   // "canary", "idle-lock", "root", "names"
 
 	recIdentity = "identity"
 	recCanary   = "canary"
 	recIdleLock = "idle-lock"
-	recRoot     = "root" // the sealed root over the security records (client/storage/sealroot)
+	recRoot     = "root"  // the sealed root over the security records (client/storage/sealroot)
+	recNames    = "names" // the naming key of client/storage/keyname (names.go)
 )
 
 // canaryLen is the canary's random part. A canary of canaryLen bytes is
 // from before sealed roots; one with a trailing canaryHasRoot byte says
 // this profile keeps a root (PROTOCOL.md 13.7), so a missing root is a
-// deletion, not an old profile.
+// deletion, not an old profile. canaryHasNames says that, and also that
+// its records are renamed under the naming key (names.go, PROTOCOL.md
+// 13.9), so a missing naming key is a deletion.
 const (
-	canaryLen     = 16
-	canaryHasRoot = 1
+	canaryLen      = 16
+	canaryHasRoot  = 1
+	canaryHasNames = 2
 )
 
 // openDB opens (and on first use creates or upgrades) the database name.
