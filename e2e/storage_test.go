@@ -183,9 +183,10 @@ func TestUpgradeFromV1KeepsIdentity(t *testing.T) {
 	  return {version: v, records: (await `+JSDumpRecords+`).map((r) => r.store + ':' + r.key).sort().join(' ')};
 	})()`)
 	// The wasm binding's records (with the sealed root, PROTOCOL.md
-	// 13.7), plus the engine's copy of the device identity (self/device),
-	// which the engine writes when it first opens.
-	if layout["version"] != float64(2) || layout["records"] != "keys:datakey keys:device records:_device/identity records:_meta/canary records:_meta/root records:self/device" {
+	// 13.7, and the naming key, 13.9), plus the engine's copy of the
+	// device identity (self/device), which the engine writes when it
+	// first opens.
+	if layout["version"] != float64(2) || layout["records"] != "keys:datakey keys:device records:_device/identity records:_meta/canary records:_meta/names records:_meta/root records:self/device" {
 		t.Fatalf("layout after upgrade = %v", layout)
 	}
 	b.Close()

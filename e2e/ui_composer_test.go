@@ -82,6 +82,10 @@ func TestUIDraftDoesNotFollowIntoAnotherChat(t *testing.T) {
 	typeInto(t, a, "#unlock-passphrase", "correct horse battery")
 	click(t, a, "#form-unlock-passphrase button[type=submit]")
 	waitUI(t, a, "the chats again", visible("#view-main"))
+	// The offline banner shows while the unlocked engine reconnects and
+	// moves every control down (a known layout jump): a click aimed
+	// before it would miss, as it did in clean-clone runs under load.
+	waitOnline(t, a)
 	openChatUI(t, a, "carol")
 	if got := composer(); got != "" {
 		t.Fatalf("a draft %q outlived the lock", got)
