@@ -42,7 +42,7 @@ func TestUILinkFinishesTheStory(t *testing.T) {
 
 	a2 := NewBrowser(t)
 	phone(t, a2)
-	payload := showLinkCode(t, a2, srv.URL, "Alice's browser")
+	payload := startLinkUI(t, a2, srv.URL, "Alice's browser")
 	pasteLinkCode(t, a1, payload)
 	waitUI(t, a2, "the check code", visible("#link-check-code")+` && document.getElementById('link-check-code').textContent !== ''`)
 	if MustEval[bool](a2, visible("#link-qr")+` || `+visible("#link-payload")) {

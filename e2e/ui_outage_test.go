@@ -25,18 +25,6 @@ func noRawErrors(t *testing.T, b *Browser, when string) {
 	}
 }
 
-// showLinkCode starts linking a fresh browser from the welcome screen and
-// returns the link code it shows.
-func showLinkCode(t *testing.T, b *Browser, url, device string) string {
-	t.Helper()
-	b.Navigate(url)
-	waitUI(t, b, "onboarding", visible("#form-link"))
-	typeInto(t, b, "#link-device", device)
-	click(t, b, "#form-link button[type=submit]")
-	waitUI(t, b, "the link code", visible("#link-qr")+` && document.getElementById('link-payload').value.startsWith('parley-link:')`)
-	return MustEval[string](b, `document.getElementById('link-payload').value`)
-}
-
 // pasteLinkCode answers a link code on the primary, as a person pastes it.
 func pasteLinkCode(t *testing.T, primary *Browser, payload string) {
 	t.Helper()
@@ -58,7 +46,7 @@ func TestUILinkRetriesThroughRelayOutage(t *testing.T) {
 	createAccountUI(t, a1, srv.URL, "alice", "Alice's phone")
 	a2 := NewBrowser(t)
 	phone(t, a2)
-	payload := showLinkCode(t, a2, srv.URL, "Alice's browser")
+	payload := startLinkUI(t, a2, srv.URL, "Alice's browser")
 
 	srv.Stop()
 	waitUI(t, a2, "the companion reconnecting", visible("#link-status")+` && document.getElementById('link-status').textContent.includes('Reconnecting…')`)
@@ -94,7 +82,7 @@ func TestUILinkCodeExpiredOffersANewOne(t *testing.T) {
 	srv := startUIServer(t, serverOptions{})
 	a2 := NewBrowser(t)
 	phone(t, a2)
-	old := showLinkCode(t, a2, srv.URL, "Alice's browser")
+	old := startLinkUI(t, a2, srv.URL, "Alice's browser")
 
 	// Go's wasm reads the wall clock through new Date(): eleven minutes on.
 	MustEval[chromedp.Void](a2, `(() => {
